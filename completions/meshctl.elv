@@ -1,0 +1,341 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[meshctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'meshctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'meshctl'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand render 'Print the Gateway, VirtualService and DestinationRule for a service'
+            cand apply 'Apply the rendered resources to the target (server-side apply)'
+            cand rollout 'Start or inspect a canary rollout'
+            cand promote 'Finish a rollout now: send 100% to the new version'
+            cand rollback 'Abort a rollout now: send 100% back to the stable version'
+            cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
+            cand certs 'Create a development CA and workload certificates for mTLS'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;render'= {
+            cand -f 'Spec file (default: ./meshctl.yaml when present)'
+            cand --file 'Spec file (default: ./meshctl.yaml when present)'
+            cand --host 'External host routed to the service (repeatable)'
+            cand --gateway 'Gateway name (default: `<service>-gateway` when hosts are given)'
+            cand --port 'Service port'
+            cand --versions 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)'
+            cand --weight 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)'
+            cand --templates 'Directory of templates overriding the embedded ones'
+            cand --istio-api 'Istio API version to emit: v1 (default), v1beta1'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;apply'= {
+            cand -f 'Spec file (default: ./meshctl.yaml when present)'
+            cand --file 'Spec file (default: ./meshctl.yaml when present)'
+            cand --host 'External host routed to the service (repeatable)'
+            cand --gateway 'Gateway name (default: `<service>-gateway` when hosts are given)'
+            cand --port 'Service port'
+            cand --versions 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)'
+            cand --weight 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)'
+            cand --templates 'Directory of templates overriding the embedded ones'
+            cand --istio-api 'Istio API version to emit: v1 (default), v1beta1'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --dry-run 'Ask the server to validate without persisting (server-side dry run)'
+            cand --force-conflicts 'Take ownership of fields another field manager owns'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;rollout'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand start 'Start a canary rollout and drive it to the end'
+            cand status 'Show the state of a rollout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;rollout;start'= {
+            cand -f 'Spec file (default: ./meshctl.yaml when present)'
+            cand --file 'Spec file (default: ./meshctl.yaml when present)'
+            cand --host 'External host routed to the service (repeatable)'
+            cand --gateway 'Gateway name (default: `<service>-gateway` when hosts are given)'
+            cand --port 'Service port'
+            cand --versions 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)'
+            cand --weight 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)'
+            cand --templates 'Directory of templates overriding the embedded ones'
+            cand --istio-api 'Istio API version to emit: v1 (default), v1beta1'
+            cand --to 'The new version'
+            cand --from 'The stable version (default: the one taking traffic now)'
+            cand --steps 'Canary weights per step, comma-separated (e.g. `10,25,50,100`)'
+            cand --step-weight 'Weight added per step (with --max-weight)'
+            cand --max-weight 'Last canary weight before promotion (with --step-weight)'
+            cand --interval 'Time between steps / analysis windows (e.g. `30s`)'
+            cand --threshold 'Failed checks tolerated before rolling back'
+            cand --success-rate 'Minimum canary success rate, percent (non-5xx share)'
+            cand --max-p99 'Maximum canary p99 latency (e.g. `500ms`)'
+            cand --min-requests 'Minimum canary requests per window; fewer holds the step'
+            cand --metrics 'meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`)'
+            cand --prometheus 'Prometheus server URL, queried with PromQL over Istio metrics'
+            cand --on-interrupt 'On SIGINT/SIGTERM: roll back (default) or pause'
+            cand --timeout 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --manual-promotion 'Hold at the last step (Paused) until `meshctl promote`'
+            cand --no-wait-on-pause 'Exit 5 when paused instead of waiting for `meshctl promote`'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;rollout;status'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --watch 'Keep printing as the rollout changes'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;rollout;help'= {
+            cand start 'Start a canary rollout and drive it to the end'
+            cand status 'Show the state of a rollout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;rollout;help;start'= {
+        }
+        &'meshctl;rollout;help;status'= {
+        }
+        &'meshctl;rollout;help;help'= {
+        }
+        &'meshctl;promote'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;rollback'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;demo'= {
+            cand --interval 'Analysis interval'
+            cand --dir 'Keep the demo''s files here instead of a temporary directory'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --bad-canary 'Make v2 fail (fault injection) so the rollout rolls back'
+            cand --mtls 'Encrypt proxy traffic with mTLS (certificates from `meshctl certs`)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;certs'= {
+            cand --out 'Output directory'
+            cand --name 'Workload name to issue a certificate for (repeatable)'
+            cand --identity-namespace 'Namespace in the SPIFFE identity'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;completions'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;man'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;help'= {
+            cand render 'Print the Gateway, VirtualService and DestinationRule for a service'
+            cand apply 'Apply the rendered resources to the target (server-side apply)'
+            cand rollout 'Start or inspect a canary rollout'
+            cand promote 'Finish a rollout now: send 100% to the new version'
+            cand rollback 'Abort a rollout now: send 100% back to the stable version'
+            cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
+            cand certs 'Create a development CA and workload certificates for mTLS'
+            cand completions 'Print a shell completion script'
+            cand man 'Print the man page (roff)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;help;render'= {
+        }
+        &'meshctl;help;apply'= {
+        }
+        &'meshctl;help;rollout'= {
+            cand start 'Start a canary rollout and drive it to the end'
+            cand status 'Show the state of a rollout'
+        }
+        &'meshctl;help;rollout;start'= {
+        }
+        &'meshctl;help;rollout;status'= {
+        }
+        &'meshctl;help;promote'= {
+        }
+        &'meshctl;help;rollback'= {
+        }
+        &'meshctl;help;demo'= {
+        }
+        &'meshctl;help;certs'= {
+        }
+        &'meshctl;help;completions'= {
+        }
+        &'meshctl;help;man'= {
+        }
+        &'meshctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

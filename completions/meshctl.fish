@@ -1,0 +1,237 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_meshctl_global_optspecs
+    string join \n target= context= n/namespace= kubeconfig= o/output= q/quiet v/verbose h/help V/version
+end
+
+function __fish_meshctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_meshctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_meshctl_using_subcommand
+    set -l cmd (__fish_meshctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c meshctl -n "__fish_meshctl_needs_command" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_needs_command" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_needs_command" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_needs_command" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_needs_command" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_needs_command" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_needs_command" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_needs_command" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "render" -d 'Print the Gateway, VirtualService and DestinationRule for a service'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "apply" -d 'Apply the rendered resources to the target (server-side apply)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "rollout" -d 'Start or inspect a canary rollout'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "promote" -d 'Finish a rollout now: send 100% to the new version'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "rollback" -d 'Abort a rollout now: send 100% back to the stable version'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "man" -d 'Print the man page (roff)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s f -l file -d 'Spec file (default: ./meshctl.yaml when present)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l host -d 'External host routed to the service (repeatable)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l gateway -d 'Gateway name (default: `<service>-gateway` when hosts are given)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l port -d 'Service port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l versions -d 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s f -l file -d 'Spec file (default: ./meshctl.yaml when present)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l host -d 'External host routed to the service (repeatable)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l gateway -d 'Gateway name (default: `<service>-gateway` when hosts are given)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l port -d 'Service port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l versions -d 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l dry-run -d 'Ask the server to validate without persisting (server-side dry run)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l force-conflicts -d 'Take ownership of fields another field manager owns'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -f -a "start" -d 'Start a canary rollout and drive it to the end'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -f -a "status" -d 'Show the state of a rollout'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and not __fish_seen_subcommand_from start status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s f -l file -d 'Spec file (default: ./meshctl.yaml when present)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l host -d 'External host routed to the service (repeatable)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l gateway -d 'Gateway name (default: `<service>-gateway` when hosts are given)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l port -d 'Service port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l versions -d 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l to -d 'The new version' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l from -d 'The stable version (default: the one taking traffic now)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l steps -d 'Canary weights per step, comma-separated (e.g. `10,25,50,100`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l step-weight -d 'Weight added per step (with --max-weight)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l max-weight -d 'Last canary weight before promotion (with --step-weight)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l interval -d 'Time between steps / analysis windows (e.g. `30s`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l threshold -d 'Failed checks tolerated before rolling back' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l success-rate -d 'Minimum canary success rate, percent (non-5xx share)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l max-p99 -d 'Maximum canary p99 latency (e.g. `500ms`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l min-requests -d 'Minimum canary requests per window; fewer holds the step' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l metrics -d 'meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l prometheus -d 'Prometheus server URL, queried with PromQL over Istio metrics' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l on-interrupt -d 'On SIGINT/SIGTERM: roll back (default) or pause' -r -f -a "rollback\t'Send 100% back to the stable version (default)'
+pause\t'Leave the weights where they are, phase Paused'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l timeout -d 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l manual-promotion -d 'Hold at the last step (Paused) until `meshctl promote`'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l no-wait-on-pause -d 'Exit 5 when paused instead of waiting for `meshctl promote`'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -l watch -d 'Keep printing as the rollout changes'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from help" -f -a "start" -d 'Start a canary rollout and drive it to the end'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the state of a rollout'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand promote" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l interval -d 'Analysis interval' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Keep the demo\'s files here instead of a temporary directory' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l bad-canary -d 'Make v2 fail (fault injection) so the rollout rolls back'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l mtls -d 'Encrypt proxy traffic with mTLS (certificates from `meshctl certs`)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -l out -d 'Output directory' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -l name -d 'Workload name to issue a certificate for (repeatable)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -l identity-namespace -d 'Namespace in the SPIFFE identity' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "render" -d 'Print the Gateway, VirtualService and DestinationRule for a service'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "apply" -d 'Apply the rendered resources to the target (server-side apply)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "rollout" -d 'Start or inspect a canary rollout'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "promote" -d 'Finish a rollout now: send 100% to the new version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "rollback" -d 'Abort a rollout now: send 100% back to the stable version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from rollout" -f -a "start" -d 'Start a canary rollout and drive it to the end'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from rollout" -f -a "status" -d 'Show the state of a rollout'

@@ -1,0 +1,498 @@
+//! Semantic validation of a set of Istio resources, beyond what the types hold.
+//!
+//! Used by `meshctl render` before anything is printed or applied, and by
+//! `meshproxy` before a new configuration is swapped in. Every problem names
+//! the object, the field path and what is expected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::{DestinationRule, Resource, VirtualService};
+
+/// One problem found in a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// `VirtualService/discounts`.
+    pub object: String,
+    /// `spec.http[0].route[1].weight`.
+    pub field: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.object, self.field, self.message)
+    }
+}
+
+/// All problems found in a set of resources.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationError {
+    /// Each problem, in document order.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(f, "{n} invalid field{}", if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Is `s` a DNS-1123 subdomain (a valid Kubernetes object name)?
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+/// Is `s` a DNS-1123 label (lowercase alphanumerics and `-`, at most 63)?
+pub fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Is `s` a host Istio accepts in `hosts`: a DNS name (case-insensitive),
+/// optionally with a leading `*.` wildcard, or `*` alone.
+pub fn is_valid_host(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    let lower = name.to_ascii_lowercase();
+    name.len() <= 253 && is_dns1123_subdomain(&lower)
+}
+
+/// The short service name of a host: `discounts` for `discounts`,
+/// `discounts.default` and `discounts.default.svc.cluster.local`.
+pub fn short_host(host: &str) -> &str {
+    if host.contains(".svc") || host.split('.').count() == 2 {
+        host.split('.').next().unwrap_or(host)
+    } else {
+        host
+    }
+}
+
+struct Collector {
+    problems: Vec<Problem>,
+}
+
+impl Collector {
+    fn push(&mut self, object: &str, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            object: object.to_owned(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates a set of resources together: names, hosts, ports, weights and
+/// that every routed subset exists in a DestinationRule for its host.
+pub fn validate(resources: &[Resource]) -> Result<(), ValidationError> {
+    let mut c = Collector {
+        problems: Vec::new(),
+    };
+    let mut subsets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in resources {
+        if let Resource::DestinationRule(dr) = r {
+            subsets
+                .entry(short_host(&dr.spec.host).to_owned())
+                .or_default()
+                .extend(dr.spec.subsets.iter().map(|s| s.name.clone()));
+        }
+    }
+    for r in resources {
+        let object = format!("{}/{}", r.kind(), r.metadata().name);
+        if !is_dns1123_subdomain(&r.metadata().name) {
+            c.push(
+                &object,
+                "metadata.name",
+                format!(
+                    "{:?} is not a valid Kubernetes name: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters",
+                    r.metadata().name
+                ),
+            );
+        }
+        if let Some(ns) = &r.metadata().namespace
+            && !is_dns1123_label(ns)
+        {
+            c.push(
+                    &object,
+                    "metadata.namespace",
+                    format!("{ns:?} is not a valid namespace: use lowercase letters, digits and '-', at most 63 characters"),
+                );
+        }
+        match r {
+            Resource::Gateway(gw) => {
+                for (i, s) in gw.spec.servers.iter().enumerate() {
+                    check_port(
+                        &mut c,
+                        &object,
+                        &format!("spec.servers[{i}].port.number"),
+                        s.port.number,
+                    );
+                    for (j, h) in s.hosts.iter().enumerate() {
+                        // Gateway hosts may carry a `namespace/` prefix.
+                        let host = h.rsplit('/').next().unwrap_or(h);
+                        if !is_valid_host(host) {
+                            c.push(
+                                &object,
+                                format!("spec.servers[{i}].hosts[{j}]"),
+                                format!("{h:?} is not a valid DNS host name"),
+                            );
+                        }
+                    }
+                    if s.hosts.is_empty() {
+                        c.push(
+                            &object,
+                            format!("spec.servers[{i}].hosts"),
+                            "at least one host is required",
+                        );
+                    }
+                }
+            }
+            Resource::VirtualService(vs) => validate_vs(&mut c, &object, vs, &subsets),
+            Resource::DestinationRule(dr) => validate_dr(&mut c, &object, dr),
+        }
+    }
+    if c.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError {
+            problems: c.problems,
+        })
+    }
+}
+
+fn check_port(c: &mut Collector, object: &str, field: &str, port: u32) {
+    if !(1..=65535).contains(&port) {
+        c.push(
+            object,
+            field,
+            format!("port {port} is out of range: use 1 to 65535"),
+        );
+    }
+}
+
+fn validate_vs(
+    c: &mut Collector,
+    object: &str,
+    vs: &VirtualService,
+    subsets: &BTreeMap<String, BTreeSet<String>>,
+) {
+    if vs.spec.hosts.is_empty() {
+        c.push(object, "spec.hosts", "at least one host is required");
+    }
+    for (i, h) in vs.spec.hosts.iter().enumerate() {
+        if !is_valid_host(h) {
+            c.push(
+                object,
+                format!("spec.hosts[{i}]"),
+                format!("{h:?} is not a valid DNS host name"),
+            );
+        }
+    }
+    let mut names = BTreeSet::new();
+    for (i, route) in vs.spec.http.iter().enumerate() {
+        let at = format!("spec.http[{i}]");
+        if let Some(name) = &route.name
+            && !names.insert(name.as_str())
+        {
+            c.push(
+                object,
+                format!("{at}.name"),
+                format!("route name {name:?} is used twice: route names must be unique"),
+            );
+        }
+        if route.route.is_empty() {
+            c.push(
+                object,
+                format!("{at}.route"),
+                "at least one destination is required",
+            );
+        }
+        let mut sum = 0u32;
+        let single = route.route.len() == 1;
+        for (j, dest) in route.route.iter().enumerate() {
+            let at = format!("{at}.route[{j}]");
+            match dest.weight {
+                Some(w) if w > 100 => {
+                    c.push(
+                        object,
+                        format!("{at}.weight"),
+                        format!("weight {w} is out of range: use 0 to 100"),
+                    );
+                }
+                Some(w) => sum += w,
+                None if single => sum += 100,
+                None => {
+                    c.push(
+                        object,
+                        format!("{at}.weight"),
+                        "a weight is required when a route has more than one destination",
+                    );
+                }
+            }
+            let d = &dest.destination;
+            if !is_valid_host(&d.host) {
+                c.push(
+                    object,
+                    format!("{at}.destination.host"),
+                    format!("{:?} is not a valid DNS host name", d.host),
+                );
+            }
+            if let Some(p) = &d.port {
+                check_port(
+                    c,
+                    object,
+                    &format!("{at}.destination.port.number"),
+                    p.number,
+                );
+            }
+            if let Some(subset) = &d.subset {
+                let known = subsets.get(short_host(&d.host));
+                if !known.is_some_and(|s| s.contains(subset)) {
+                    let have = known
+                        .map(|s| s.iter().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    c.push(
+                        object,
+                        format!("{at}.destination.subset"),
+                        if have.is_empty() {
+                            format!("subset {subset:?} of host {:?} is not defined: add a DestinationRule for the host with that subset", d.host)
+                        } else {
+                            format!("subset {subset:?} of host {:?} is not defined in its DestinationRule (defined: {have})", d.host)
+                        },
+                    );
+                }
+            }
+        }
+        if !route.route.is_empty()
+            && sum != 100
+            && route
+                .route
+                .iter()
+                .all(|d| d.weight.is_some_and(|w| w <= 100) || single)
+        {
+            c.push(
+                object,
+                format!("{at}.route"),
+                format!("weights sum to {sum}: they must sum to 100"),
+            );
+        }
+        if let Some(t) = &route.timeout {
+            check_duration(c, object, &format!("{at}.timeout"), t);
+        }
+        if let Some(r) = &route.retries
+            && let Some(t) = &r.per_try_timeout
+        {
+            check_duration(c, object, &format!("{at}.retries.perTryTimeout"), t);
+        }
+        if let Some(f) = &route.fault {
+            if let Some(d) = &f.delay {
+                check_duration(
+                    c,
+                    object,
+                    &format!("{at}.fault.delay.fixedDelay"),
+                    &d.fixed_delay,
+                );
+                check_percent(
+                    c,
+                    object,
+                    &format!("{at}.fault.delay.percentage.value"),
+                    d.percentage,
+                );
+            }
+            if let Some(a) = &f.abort {
+                if !(200..=599).contains(&a.http_status) {
+                    c.push(
+                        object,
+                        format!("{at}.fault.abort.httpStatus"),
+                        format!("{} is not an HTTP status: use 200 to 599", a.http_status),
+                    );
+                }
+                check_percent(
+                    c,
+                    object,
+                    &format!("{at}.fault.abort.percentage.value"),
+                    a.percentage,
+                );
+            }
+        }
+        check_percent(
+            c,
+            object,
+            &format!("{at}.mirrorPercentage.value"),
+            route.mirror_percentage,
+        );
+    }
+}
+
+fn check_percent(c: &mut Collector, object: &str, field: &str, p: Option<super::Percent>) {
+    if let Some(p) = p
+        && !(0.0..=100.0).contains(&p.value)
+    {
+        c.push(
+            object,
+            field,
+            format!("{} is out of range: use 0 to 100", p.value),
+        );
+    }
+}
+
+fn check_duration(c: &mut Collector, object: &str, field: &str, value: &str) {
+    if parse_duration(value).is_none() {
+        c.push(object, field, format!("{value:?} is not a duration: use a number with a unit, e.g. \"500ms\", \"5s\" or \"1m\""));
+    }
+}
+
+/// Parses an Istio duration (`"1.5s"`, `"500ms"`, `"1m"`, `"1h"`, `"10us"`),
+/// as protobuf's `Duration` JSON form and Istio's Go parser accept.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "h" => value * 3600.0,
+        "m" => value * 60.0,
+        "s" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs))
+}
+
+fn validate_dr(c: &mut Collector, object: &str, dr: &DestinationRule) {
+    if !is_valid_host(&dr.spec.host) {
+        c.push(
+            object,
+            "spec.host",
+            format!("{:?} is not a valid DNS host name", dr.spec.host),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, s) in dr.spec.subsets.iter().enumerate() {
+        if !is_dns1123_label(&s.name) {
+            c.push(
+                object,
+                format!("spec.subsets[{i}].name"),
+                format!(
+                    "{:?} is not a valid subset name: use lowercase letters, digits and '-'",
+                    s.name
+                ),
+            );
+        }
+        if !seen.insert(s.name.as_str()) {
+            c.push(
+                object,
+                format!("spec.subsets[{i}].name"),
+                format!("subset {:?} is defined twice", s.name),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::yaml::parse_resources;
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        let rs = parse_resources(text).unwrap();
+        match validate(&rs) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: discounts}\nspec:\n  host: discounts\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
+
+    fn vs(route: &str) -> String {
+        format!(
+            "{DR}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: discounts}}\nspec:\n  hosts: [discounts]\n  http:\n  - route:\n{route}"
+        )
+    }
+
+    #[test]
+    fn accepts_a_valid_split() {
+        let text = vs(
+            "    - {destination: {host: discounts, subset: v1}, weight: 90}\n    - {destination: {host: discounts, subset: v2}, weight: 10}\n",
+        );
+        assert_eq!(problems(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rejects_weights_not_summing_to_100() {
+        let text = vs(
+            "    - {destination: {host: discounts, subset: v1}, weight: 90}\n    - {destination: {host: discounts, subset: v2}, weight: 20}\n",
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "VirtualService/discounts spec.http[0].route: weights sum to 110: they must sum to 100"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_subset() {
+        let text = vs("    - {destination: {host: discounts, subset: v3}}\n");
+        assert_eq!(
+            problems(&text),
+            [
+                "VirtualService/discounts spec.http[0].route[0].destination.subset: subset \"v3\" of host \"discounts\" is not defined in its DestinationRule (defined: v1, v2)"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_names_and_hosts() {
+        let text = DR
+            .replace("name: discounts}", "name: Discounts_1}")
+            .replace("host: discounts", "host: \"bad host\"");
+        assert_eq!(problems(&text).len(), 2, "{:?}", problems(&text));
+    }
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(
+            parse_duration("1.5s"),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_duration("500ms"),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_duration("2m"),
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(is_valid_host("discounts.example.com"));
+        assert!(is_valid_host("*.example.com"));
+        assert!(is_valid_host("Discounts.Example.com"));
+        assert!(!is_valid_host("bad host"));
+        assert_eq!(
+            short_host("discounts.default.svc.cluster.local"),
+            "discounts"
+        );
+        assert_eq!(short_host("discounts.example.com"), "discounts.example.com");
+    }
+}

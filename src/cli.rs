@@ -1,0 +1,298 @@
+//! The command line, declared with clap derive. No logic lives here: commands
+//! turn these raw values into validated domain types (`spec`, `rollout`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Progressive delivery for Istio-style service meshes: render and apply
+/// Gateway / VirtualService / DestinationRule, and drive canary rollouts.
+#[derive(Debug, Parser)]
+#[command(name = "meshctl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where resources and rollout state live: `kube` (the current cluster) or
+    /// `local:DIR` (a directory watched by meshproxy).
+    #[arg(long, global = true, env = "MESHCTL_TARGET", default_value = "kube")]
+    pub target: String,
+    /// Kubernetes connection options.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Kubernetes connection options (standard kubeconfig inference otherwise).
+#[derive(Debug, Args, Clone, Default)]
+pub struct KubeArgs {
+    /// Kubeconfig context to use (default: the current context).
+    #[arg(long, global = true, env = "MESHCTL_CONTEXT")]
+    pub context: Option<String>,
+    /// Namespace (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long, global = true, env = "MESHCTL_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Human-readable text; YAML for `render`.
+    #[default]
+    Text,
+    /// YAML (for `render`; same as text there).
+    Yaml,
+    /// JSON: a list for `render`, one event per line for `rollout`.
+    Json,
+}
+
+/// meshctl's subcommands.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
+pub enum Command {
+    /// Print the Gateway, VirtualService and DestinationRule for a service.
+    Render(RenderArgs),
+    /// Apply the rendered resources to the target (server-side apply).
+    Apply(ApplyArgs),
+    /// Start or inspect a canary rollout.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Finish a rollout now: send 100% to the new version.
+    Promote(ServiceArg),
+    /// Abort a rollout now: send 100% back to the stable version.
+    Rollback(ServiceArg),
+    /// Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed.
+    Demo(DemoArgs),
+    /// Create a development CA and workload certificates for mTLS.
+    Certs(CertsArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+/// Inputs that describe a service: a spec file and/or flags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SpecArgs {
+    /// Service name (default: the spec file's `service`).
+    pub service: Option<String>,
+    /// Spec file (default: ./meshctl.yaml when present).
+    #[arg(short = 'f', long = "file", env = "MESHCTL_FILE")]
+    pub file: Option<PathBuf>,
+    /// External host routed to the service (repeatable).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Gateway name (default: `<service>-gateway` when hosts are given).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Service port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Versions (subsets), comma-separated, stable first (e.g. `v1,v2`).
+    #[arg(long, value_delimiter = ',')]
+    pub versions: Vec<String>,
+    /// Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100).
+    #[arg(long = "weight")]
+    pub weights: Vec<String>,
+    /// Directory of templates overriding the embedded ones.
+    #[arg(long, env = "MESHCTL_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+    /// Istio API version to emit: v1 (default), v1beta1.
+    #[arg(long)]
+    pub istio_api: Option<String>,
+}
+
+/// `meshctl render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// What to render.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+/// `meshctl apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// What to apply.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Ask the server to validate without persisting (server-side dry run).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take ownership of fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+/// A service name, optional when exactly one rollout is active.
+#[derive(Debug, Args)]
+pub struct ServiceArg {
+    /// Service name.
+    pub service: Option<String>,
+}
+
+/// `meshctl rollout ...`.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
+pub enum RolloutCommand {
+    /// Start a canary rollout and drive it to the end.
+    Start(RolloutStartArgs),
+    /// Show the state of a rollout.
+    Status(RolloutStatusArgs),
+}
+
+/// What to do when the driver is interrupted (SIGINT/SIGTERM).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInterrupt {
+    /// Send 100% back to the stable version (default).
+    #[default]
+    Rollback,
+    /// Leave the weights where they are, phase Paused.
+    Pause,
+}
+
+/// Analysis thresholds.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AnalysisArgs {
+    /// Time between steps / analysis windows (e.g. `30s`).
+    #[arg(long)]
+    pub interval: Option<String>,
+    /// Failed checks tolerated before rolling back.
+    #[arg(long)]
+    pub threshold: Option<u32>,
+    /// Minimum canary success rate, percent (non-5xx share).
+    #[arg(long)]
+    pub success_rate: Option<f64>,
+    /// Maximum canary p99 latency (e.g. `500ms`).
+    #[arg(long)]
+    pub max_p99: Option<String>,
+    /// Minimum canary requests per window; fewer holds the step.
+    #[arg(long)]
+    pub min_requests: Option<u64>,
+    /// meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`).
+    #[arg(long, conflicts_with = "prometheus")]
+    pub metrics: Option<String>,
+    /// Prometheus server URL, queried with PromQL over Istio metrics.
+    #[arg(long)]
+    pub prometheus: Option<String>,
+}
+
+/// `meshctl rollout start`.
+#[derive(Debug, Args)]
+pub struct RolloutStartArgs {
+    /// What to roll out.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// The new version.
+    #[arg(long)]
+    pub to: String,
+    /// The stable version (default: the one taking traffic now).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Canary weights per step, comma-separated (e.g. `10,25,50,100`).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["step_weight", "max_weight"])]
+    pub steps: Vec<u8>,
+    /// Weight added per step (with --max-weight).
+    #[arg(long)]
+    pub step_weight: Option<u8>,
+    /// Last canary weight before promotion (with --step-weight).
+    #[arg(long)]
+    pub max_weight: Option<u8>,
+    /// Analysis thresholds and metrics source.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Hold at the last step (Paused) until `meshctl promote`.
+    #[arg(long)]
+    pub manual_promotion: bool,
+    /// Exit 5 when paused instead of waiting for `meshctl promote`.
+    #[arg(long)]
+    pub no_wait_on_pause: bool,
+    /// On SIGINT/SIGTERM: roll back (default) or pause.
+    #[arg(long, value_enum)]
+    pub on_interrupt: Option<OnInterrupt>,
+    /// Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4).
+    #[arg(long)]
+    pub timeout: Option<String>,
+}
+
+/// `meshctl rollout status`.
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    /// Service name (optional when one rollout is active).
+    pub service: Option<String>,
+    /// Keep printing as the rollout changes.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+/// `meshctl demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Make v2 fail (fault injection) so the rollout rolls back.
+    #[arg(long)]
+    pub bad_canary: bool,
+    /// Analysis interval.
+    #[arg(long, default_value = "2s")]
+    pub interval: String,
+    /// Encrypt proxy traffic with mTLS (certificates from `meshctl certs`).
+    #[arg(long)]
+    pub mtls: bool,
+    /// Keep the demo's files here instead of a temporary directory.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `meshctl certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Workload name to issue a certificate for (repeatable).
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+    /// Namespace in the SPIFFE identity.
+    #[arg(long = "identity-namespace", default_value = "default")]
+    pub identity_namespace: String,
+}
+
+/// `meshctl completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

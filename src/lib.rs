@@ -1,0 +1,57 @@
+//! meshctl: the control plane of a service mesh as a command line.
+//!
+//! `run` is the whole program; `main` only parses arguments and maps the
+//! returned [`Outcome`] to the exit-code contract in DESIGN.md, so tests drive
+//! `run` in-process as well as through the binary.
+
+pub mod cli;
+pub mod commands;
+pub mod logging;
+pub mod target;
+pub mod traffic;
+
+use cli::Cli;
+
+/// How a command ended, as the CI exit-code contract sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// 0: rendered, applied, promoted.
+    Success,
+    /// 1: bad input, cluster unreachable, metrics misconfigured, ...
+    Error,
+    /// 3: the rollout was rolled back.
+    RolledBack,
+    /// 4: the progress deadline passed; rolled back.
+    TimedOut,
+    /// 5: paused, waiting for `meshctl promote` (with `--no-wait-on-pause`).
+    Paused,
+}
+
+// === impl Outcome ===
+
+impl Outcome {
+    /// The process exit code (2 is clap's usage error and never returned here).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Error => 1,
+            Self::RolledBack => 3,
+            Self::TimedOut => 4,
+            Self::Paused => 5,
+        }
+    }
+}
+
+/// Runs one meshctl command.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    commands::run(cli).await
+}
+
+/// Was this error caused by writing to a closed pipe (`meshctl render | head`)?
+/// Such a run counts as success, as in ripgrep.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,25 @@
+//! Log set-up: tracing to stderr, quiet by default so stdout stays clean.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::GlobalArgs;
+
+/// Installs the global tracing subscriber. `RUST_LOG` overrides `-v`/`-q`.
+pub fn init(args: &GlobalArgs) {
+    let level = if args.quiet {
+        "error"
+    } else {
+        match args.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

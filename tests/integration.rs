@@ -1,0 +1,7 @@
+//! meshctl's end-to-end tests: one binary (see `[[test]]` in Cargo.toml) so
+//! CI links a single executable. Only `mod` lines live here.
+
+// Shared harness: run the real binaries, temp dirs, loopback servers.
+mod util;
+// `meshctl completions` and the man page match the committed files.
+mod completions;
