@@ -4,6 +4,7 @@
 //! returned [`Outcome`] to the exit-code contract in DESIGN.md, so tests drive
 //! `run` in-process as well as through the binary.
 
+pub mod certs;
 pub mod cli;
 pub mod commands;
 pub mod logging;

@@ -5,3 +5,5 @@
 mod util;
 // `meshctl completions` and the man page match the committed files.
 mod completions;
+// `meshctl certs`: development CA and workload certificates for mTLS.
+mod certs;

@@ -6,3 +6,4 @@
 //! ([`istio`]) that `meshctl` renders and applies.
 
 pub mod istio;
+pub mod tls;

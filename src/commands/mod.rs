@@ -4,6 +4,8 @@
 use crate::Outcome;
 use crate::cli::{Cli, Command};
 
+mod certs;
+
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let Cli { global, command } = cli;
@@ -14,6 +16,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             clap_complete::generate(args.shell, &mut cmd, "meshctl", &mut std::io::stdout());
             Ok(Outcome::Success)
         }
+        Command::Certs(args) => certs::run(args, &global),
         other => anyhow::bail!("{other:?} is not implemented yet"),
     }
 }
