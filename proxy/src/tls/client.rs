@@ -23,6 +23,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -107,6 +109,7 @@ pub struct ClientTls {
 /// How to open TLS to one upstream: a connector and the server name (SNI).
 #[derive(Clone)]
 pub struct UpstreamTls {
+    config: Arc<ClientConfig>,
     connector: TlsConnector,
     server_name: ServerName<'static>,
     policy: SecurityPolicy,
@@ -178,7 +181,8 @@ impl ClientTls {
         let key = self.key(settings)?;
         let config = self.config(&key)?;
         Ok(Some(UpstreamTls {
-            connector: TlsConnector::from(config),
+            connector: TlsConnector::from(config.clone()),
+            config,
             server_name,
             policy,
         }))
@@ -405,6 +409,27 @@ impl UpstreamTls {
     /// no `subjectAltNames` are configured.
     pub fn server_name(&self) -> &ServerName<'static> {
         &self.server_name
+    }
+
+    /// Wraps `http` so `https://` URIs get this TLS, verified against the
+    /// server name above whatever address the URI holds (endpoints are IPs).
+    /// For a pooled hyper-util client; `http://` URIs are refused, so a
+    /// routing mistake cannot silently fall back to plain text. (`http` is
+    /// told to accept `https://` URIs: it only opens the TCP connection.)
+    pub fn https_connector(&self, mut http: HttpConnector) -> HttpsConnector<HttpConnector> {
+        http.enforce_http(false);
+        HttpsConnector::new(
+            http,
+            self.config.clone(),
+            true,
+            Arc::new(FixedServerNameResolver::new(self.server_name.clone())),
+        )
+    }
+
+    /// Is this the same TLS configuration as `other`? A config is rebuilt
+    /// when its files rotate; callers caching clients rebuild them then.
+    pub fn same_config(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
     }
 
     /// `mutual_tls` for `MUTUAL` and `ISTIO_MUTUAL`.
@@ -726,6 +751,74 @@ mod tests {
         pki.workload("checkout-v2").write(dir.path(), "client");
         tls.poll();
         assert!(who().await.contains("/sa/checkout-v2 "));
+    }
+
+    #[tokio::test]
+    async fn pooled_hyper_client_speaks_https_to_an_ip_endpoint() {
+        use http_body_util::{BodyExt, Empty};
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new();
+        // An HTTPS server that answers with the client's identity.
+        let config = Arc::new(server_config(&pki.workload("payments"), Some(&pki)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let who = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(crate::tls::spiffe_id_of);
+                    let who = who.map_or("anonymous".to_string(), |id| id.to_string());
+                    let svc = hyper::service::service_fn(move |_req| {
+                        let who = who.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(who)),
+                            ))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+
+        let tls = ClientTls::new(Some(mesh(dir.path(), &pki)), None).unwrap();
+        let upstream = tls
+            .connector_for(&settings(TlsMode::IstioMutual), "payments")
+            .unwrap()
+            .unwrap();
+        let again = tls
+            .connector_for(&settings(TlsMode::IstioMutual), "payments")
+            .unwrap()
+            .unwrap();
+        assert!(upstream.same_config(&again));
+        let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+            .build(upstream.https_connector(HttpConnector::new()));
+        for _ in 0..3 {
+            let uri: http::Uri = format!("https://{addr}/").parse().unwrap();
+            let resp = tokio::time::timeout(TIMEOUT, client.get(uri))
+                .await
+                .unwrap()
+                .unwrap();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "spiffe://cluster.local/ns/default/sa/proxy");
+        }
+        // Plain http:// through a TLS client is an error, never plain text.
+        let plain: http::Uri = format!("http://{addr}/").parse().unwrap();
+        assert!(client.get(plain).await.is_err());
     }
 
     #[test]
