@@ -4,6 +4,230 @@
 //! `DestinationRule`, and exports Istio's standard metrics. This crate is the
 //! bottom layer of the workspace: it owns the Istio resource model
 //! ([`istio`]) that `meshctl` renders and applies.
+//!
+//! [`start`] runs a proxy in-process and returns a [`Handle`] (tests use it);
+//! [`run`] is what the binary calls: start, wait for SIGTERM/SIGINT, drain.
 
+pub mod admin;
+pub mod args;
+pub mod body;
+pub mod endpoints;
+pub mod forward;
 pub mod istio;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod signal;
+pub mod source;
+pub mod split;
 pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use args::Args;
+
+use crate::forward::{ForwardSettings, Forwarder};
+use crate::metrics::ProxyMetrics;
+use crate::server::Limits;
+use crate::source::Live;
+
+/// Validated settings of one proxy.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The watched configuration directory.
+    pub config_dir: PathBuf,
+    /// Proxy listener address (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Admin listener address (port 0 picks one).
+    pub admin: SocketAddr,
+    /// Worker threads for the binary's runtime (`None`: one per CPU).
+    pub workers: Option<usize>,
+    /// Client connection limits.
+    pub limits: Limits,
+    /// Request path settings.
+    pub forward: ForwardSettings,
+    /// How long a drain may take.
+    pub drain_timeout: Duration,
+    /// Quiet time after a file change before reloading.
+    pub reload_debounce: Duration,
+}
+
+// === impl Settings ===
+
+impl Settings {
+    /// Settings for a proxy on ephemeral loopback ports with default limits.
+    pub fn local(config_dir: impl Into<PathBuf>) -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            config_dir: config_dir.into(),
+            listen: any,
+            admin: any,
+            workers: None,
+            limits: Limits::default(),
+            forward: ForwardSettings::default(),
+            drain_timeout: Duration::from_secs(15),
+            reload_debounce: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listener address could not be bound.
+    #[error(
+        "--{flag} {addr}: cannot listen: {source} (pick a free port or stop the process using it)"
+    )]
+    Bind {
+        /// `listen` or `admin`.
+        flag: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The initial configuration is invalid.
+    #[error("--config {}: {source}", dir.display())]
+    Config {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong, naming the file.
+        #[source]
+        source: source::ConfigError,
+    },
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Handle {
+    listen_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    live: Arc<Live>,
+    admin: Arc<admin::Admin>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    drain_timeout: Duration,
+}
+
+// === impl Handle ===
+
+impl Handle {
+    /// The proxy listener's bound address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// The admin listener's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The live configuration.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    /// Stops accepting, lets in-flight requests finish up to the drain
+    /// timeout, then stops. Returns whether every connection drained in time.
+    pub async fn shutdown(self) -> bool {
+        self.admin.draining.store(true, Ordering::Release);
+        let _ = self.shutdown.send(true);
+        let drained = tokio::time::timeout(self.drain_timeout, self.server)
+            .await
+            .is_ok();
+        if drained {
+            tracing::info!("drained");
+        } else {
+            tracing::warn!(timeout = ?self.drain_timeout, "drain deadline passed; closing remaining connections");
+        }
+        drained
+    }
+}
+
+/// Loads the configuration, binds both listeners and starts serving.
+pub async fn start(settings: Settings) -> Result<Handle, Error> {
+    let mut registry = Registry::default();
+    let metrics = ProxyMetrics::register(&mut registry);
+    let live = Arc::new(Live::new(metrics.clone()));
+    let (generation, fingerprint) =
+        source::dir::load_into(&live, &settings.config_dir).map_err(|source| Error::Config {
+            dir: settings.config_dir.clone(),
+            source,
+        })?;
+    tracing::info!(dir = %settings.config_dir.display(), generation, "configuration loaded");
+
+    let bind = |flag, addr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { flag, addr, source })
+    };
+    let listener = bind("listen", settings.listen).await?;
+    let admin_listener = bind("admin", settings.admin).await?;
+    let listen_addr = listener.local_addr().map_err(|source| Error::Bind {
+        flag: "listen",
+        addr: settings.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| Error::Bind {
+        flag: "admin",
+        addr: settings.admin,
+        source,
+    })?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let forwarder = Arc::new(Forwarder::new(live.clone(), settings.forward.clone()));
+    let shared = Arc::new(server::Shared::new(
+        forwarder,
+        metrics,
+        settings.limits.clone(),
+    ));
+    let admin = Arc::new(admin::Admin {
+        registry,
+        live: live.clone(),
+        draining: AtomicBool::new(false),
+    });
+    tokio::spawn(source::dir::watch(
+        live.clone(),
+        settings.config_dir.clone(),
+        fingerprint,
+        settings.reload_debounce,
+        shutdown_rx.clone(),
+    ));
+    tokio::spawn(admin::serve(
+        admin_listener,
+        admin.clone(),
+        shutdown_rx.clone(),
+    ));
+    let server = tokio::spawn(server::serve(listener, shared, shutdown_rx));
+    tracing::info!(%listen_addr, %admin_addr, "meshproxy listening");
+    Ok(Handle {
+        listen_addr,
+        admin_addr,
+        live,
+        admin,
+        shutdown,
+        server,
+        drain_timeout: settings.drain_timeout,
+    })
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains. A second signal
+/// during the drain stops at once.
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    let handle = start(settings).await?;
+    signal::shutdown().await;
+    tokio::select! {
+        _ = handle.shutdown() => {}
+        () = signal::shutdown() => tracing::warn!("second signal: stopping without waiting for the drain"),
+    }
+    Ok(())
+}

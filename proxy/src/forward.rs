@@ -1,0 +1,567 @@
+//! The request path: route, inject faults, forward with timeouts and
+//! retries, and count the result.
+//!
+//! Upstream connections come from one pooled hyper-util `Client` (HTTP/1.1
+//! keep-alive to each endpoint). Bodies stream in both directions; the only
+//! buffering is the retry rule below.
+//!
+//! **Retries replay the request body**, so a request is retried only when
+//! its body is empty or has a `content-length` of at most
+//! [`ForwardSettings::max_replay_body`] (64 KiB by default); such a body is
+//! read whole before the first try. A larger or chunked body is streamed
+//! and tried once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::body::{ResponseBody, UpstreamBody};
+use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
+use crate::routes::{Backend, RetryOn, Route};
+use crate::source::Live;
+
+/// Settings of the request path.
+#[derive(Clone, Debug)]
+pub struct ForwardSettings {
+    /// Timeout for routes that set none (Envoy's default is 15 s); zero disables.
+    pub default_timeout: Duration,
+    /// Upstream TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Largest request body buffered so the request can be retried.
+    pub max_replay_body: u64,
+    /// Log one line per request.
+    pub access_log: bool,
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        Self {
+            default_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            max_replay_body: 64 * 1024,
+            access_log: false,
+        }
+    }
+}
+
+/// What the listener knows about a client connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the client authenticated with mTLS.
+    pub security: Security,
+}
+
+/// The upstream client: a pooled HTTP/1.1 client over plain TCP.
+///
+/// Per-destination TLS (DestinationRule `trafficPolicy.tls`) plugs in here
+/// as a second client whose connector wraps `HttpConnector` in a rustls
+/// handshake, chosen by the backend's TLS settings.
+pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
+/// The request handler shared by all connections.
+#[derive(Debug)]
+pub struct Forwarder {
+    live: Arc<Live>,
+    client: UpstreamClient,
+    settings: ForwardSettings,
+    no_route: DestinationMetrics,
+}
+
+/// Why no upstream response came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// No endpoint for the destination.
+    NoHealthy,
+    /// TCP connect failed or timed out.
+    Connect,
+    /// The connection broke before a response arrived.
+    Reset,
+    /// A per-try or the route timeout fired.
+    Timeout,
+}
+
+// === impl Failure ===
+
+impl Failure {
+    fn reply(self) -> (StatusCode, Flags, &'static str) {
+        match self {
+            Self::NoHealthy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UH,
+                "no healthy upstream\n",
+            ),
+            Self::Connect => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UF,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n",
+            ),
+            Self::Reset => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UC,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
+            ),
+            Self::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                Flags::UT,
+                "upstream request timeout\n",
+            ),
+        }
+    }
+}
+
+// === impl RetryOn ===
+
+impl RetryOn {
+    fn status(self, s: StatusCode) -> bool {
+        (self.server_error && s.is_server_error())
+            || (self.gateway_error
+                && matches!(
+                    s,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                ))
+            || (self.conflict && s == StatusCode::CONFLICT)
+    }
+
+    fn failure(self, f: Failure) -> bool {
+        match f {
+            Failure::Connect => self.connect_failure,
+            Failure::Reset => self.reset || self.server_error || self.gateway_error,
+            Failure::Timeout => self.server_error || self.gateway_error,
+            Failure::NoHealthy => false,
+        }
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+// === impl Forwarder ===
+
+impl Forwarder {
+    /// A forwarder reading routes from `live`.
+    pub fn new(live: Arc<Live>, settings: ForwardSettings) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        http.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(http);
+        let no_route = live.metrics().destination(DestinationId::unknown());
+        Self {
+            live,
+            client,
+            settings,
+            no_route,
+        }
+    }
+
+    /// Handles one client request; never fails (errors become responses).
+    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let table = self.live.table();
+        let (mut parts, body) = req.into_parts();
+        let protocol = if parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        {
+            Protocol::Grpc
+        } else {
+            Protocol::Http
+        };
+        let authority = match parts.uri.authority() {
+            Some(a) => a.as_str(),
+            None => parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
+        };
+        let route = table
+            .host(authority)
+            .and_then(|vh| vh.route(&parts.method, &parts.uri, &parts.headers));
+        let Some(route) = route else {
+            let resp = local_reply(StatusCode::NOT_FOUND, "no route\n");
+            self.finish(
+                &self.no_route,
+                &parts,
+                &resp,
+                Flags::NR,
+                protocol,
+                conn,
+                start,
+                None,
+            );
+            return resp;
+        };
+        let backend = route.pick().clone();
+
+        let mut flags = Flags::NONE;
+        if let Some((delay, share)) = route.fault.delay
+            && hit(share)
+        {
+            tokio::time::sleep(delay).await;
+            flags = flags.with(Flags::DI);
+        }
+        if let Some((status, share)) = route.fault.abort
+            && hit(share)
+        {
+            let resp = local_reply(status, "fault filter abort\n");
+            let flags = flags.with(Flags::FI);
+            self.finish(
+                &backend.metrics,
+                &parts,
+                &resp,
+                flags,
+                protocol,
+                conn,
+                start,
+                Some(route),
+            );
+            return resp;
+        }
+
+        prepare_upstream_headers(&mut parts, conn);
+        let result = self.forward(route, &backend, &mut parts, body).await;
+        let resp = match result {
+            Ok(resp) => {
+                let (mut rp, body) = resp.into_parts();
+                strip_hop_by_hop(&mut rp.headers);
+                Response::from_parts(rp, ResponseBody::stream(body))
+            }
+            Err(f) => {
+                let (status, flag, text) = f.reply();
+                flags = flags.with(flag);
+                local_reply(status, text)
+            }
+        };
+        self.finish(
+            &backend.metrics,
+            &parts,
+            &resp,
+            flags,
+            protocol,
+            conn,
+            start,
+            Some(route),
+        );
+        resp
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
+    fn finish(
+        &self,
+        metrics: &DestinationMetrics,
+        parts: &http::request::Parts,
+        resp: &Response<ResponseBody>,
+        flags: Flags,
+        protocol: Protocol,
+        conn: &ConnInfo,
+        start: Instant,
+        route: Option<&Route>,
+    ) {
+        let elapsed = start.elapsed();
+        metrics.record(
+            resp.status().as_u16(),
+            flags,
+            protocol,
+            conn.security,
+            elapsed,
+        );
+        if self.settings.access_log {
+            let id = metrics.id();
+            tracing::info!(
+                target: "meshproxy::access",
+                method = %parts.method,
+                path = parts.uri.path(),
+                status = resp.status().as_u16(),
+                flags = flags.as_str(),
+                route = route.map_or("-", |r| r.name.as_str()),
+                destination = %id.name,
+                version = %id.version,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                peer = %conn.peer,
+            );
+        }
+    }
+
+    /// Sends the request to the backend, retrying by the route's policy,
+    /// all within the route timeout.
+    async fn forward(
+        &self,
+        route: &Route,
+        backend: &Backend,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+    ) -> Result<Response<Incoming>, Failure> {
+        let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
+        let tries = self.tries(route, backend, parts, body);
+        if timeout.is_zero() {
+            tries.await
+        } else {
+            tokio::time::timeout(timeout, tries)
+                .await
+                .unwrap_or(Err(Failure::Timeout))
+        }
+    }
+
+    async fn tries(
+        &self,
+        route: &Route,
+        backend: &Backend,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+    ) -> Result<Response<Incoming>, Failure> {
+        let policy = route.retry;
+        // Decide once whether the body can be replayed (see the module docs).
+        let (mut stream, replay) = if body.is_end_stream() {
+            (None, Some(Bytes::new()))
+        } else if policy.attempts > 0
+            && UpstreamBody::replayable(&body, self.settings.max_replay_body)
+        {
+            match UpstreamBody::buffer(body).await {
+                Ok(b) => (None, Some(b)),
+                // The client went away mid-body; nothing can be sent.
+                Err(_) => return Err(Failure::Reset),
+            }
+        } else {
+            (Some(body), None)
+        };
+        let max_attempts = if replay.is_some() { policy.attempts } else { 0 };
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str)
+            .to_owned();
+        let mut attempt = 0;
+        loop {
+            let Some(endpoint) = backend.next_endpoint() else {
+                return Err(Failure::NoHealthy);
+            };
+            let uri = Uri::builder()
+                .scheme("http")
+                .authority(endpoint.clone())
+                .path_and_query(path.as_str())
+                .build()
+                .map_err(|_| Failure::Connect)?;
+            let body = match (&replay, stream.take()) {
+                (Some(b), _) if b.is_empty() => UpstreamBody::Empty,
+                (Some(b), _) => UpstreamBody::Full(Some(b.clone())),
+                (None, Some(s)) => UpstreamBody::Stream(s),
+                (None, None) => UpstreamBody::Empty,
+            };
+            let mut req = Request::new(body);
+            *req.method_mut() = parts.method.clone();
+            *req.uri_mut() = uri;
+            *req.version_mut() = Version::HTTP_11;
+            *req.headers_mut() = if attempt < max_attempts {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
+            let fut = self.client.request(req);
+            let result = match policy.per_try_timeout {
+                Some(t) => match tokio::time::timeout(t, fut).await {
+                    Ok(r) => r.map_err(classify),
+                    Err(_) => Err(Failure::Timeout),
+                },
+                None => fut.await.map_err(classify),
+            };
+            let retry = attempt < max_attempts
+                && match &result {
+                    Ok(resp) => policy.on.status(resp.status()),
+                    Err(f) => policy.on.failure(*f),
+                };
+            if !retry {
+                return result;
+            }
+            tracing::debug!(backend = %backend.name, attempt, "retrying");
+            attempt += 1;
+            drop(result);
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+/// Envoy's retry back-off: 25 ms base, doubling, full jitter, capped at 250 ms.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 25u64.saturating_mul(1 << attempt.min(4)).min(250);
+    Duration::from_millis(fastrand::u64(0..=cap))
+}
+
+fn classify(e: hyper_util::client::legacy::Error) -> Failure {
+    if e.is_connect() {
+        Failure::Connect
+    } else {
+        Failure::Reset
+    }
+}
+
+/// Draws whether a request falls in a `share` (0.0..=1.0) of traffic.
+fn hit(share: f64) -> bool {
+    share >= 1.0 || (share > 0.0 && fastrand::f64() < share)
+}
+
+fn local_reply(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::text(text));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// Turns the client's request head into the upstream's: hop-by-hop headers
+/// removed, `Host` kept (taken from `:authority` for HTTP/2 clients),
+/// `x-forwarded-for` appended, `x-forwarded-proto` and `x-request-id` set.
+fn prepare_upstream_headers(parts: &mut http::request::Parts, conn: &ConnInfo) {
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(a) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    let ip = conn.peer.ip().to_string();
+    let xff = match parts.headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
+        Some(Ok(prev)) => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        parts.headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !parts.headers.contains_key(&X_REQUEST_ID) {
+        parts.headers.insert(X_REQUEST_ID.clone(), request_id());
+    }
+}
+
+/// A random UUIDv4-formatted request id.
+fn request_id() -> HeaderValue {
+    let n = fastrand::u128(..);
+    let n = (n & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let s = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (n >> 96) as u32,
+        (n >> 80) as u16,
+        (n >> 64) as u16,
+        (n >> 48) as u16,
+        n & 0xffff_ffff_ffff
+    );
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): `Connection`, the headers
+/// it names, and the well-known ones (`Keep-Alive`, `Proxy-Connection`,
+/// `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(conn) = headers.remove(header::CONNECTION) {
+        let mut named: Vec<HeaderName> = Vec::new();
+        if let Ok(s) = conn.to_str() {
+            named.extend(
+                s.split(',')
+                    .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+            );
+        }
+        for extra in headers.get_all(header::CONNECTION).iter() {
+            if let Ok(s) = extra.to_str() {
+                named.extend(
+                    s.split(',')
+                        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+                );
+            }
+        }
+        headers.remove(header::CONNECTION);
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for h in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ] {
+        if headers.contains_key(h) {
+            headers.remove(h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn request_ids_look_like_uuid_v4() {
+        let id = request_id();
+        let s = id.to_str().unwrap();
+        assert_eq!(s.len(), 36, "{s}");
+        assert_eq!(&s[14..15], "4", "{s}");
+        assert_ne!(request_id(), id);
+    }
+
+    #[test]
+    fn retry_conditions() {
+        let on = RetryOn {
+            gateway_error: true,
+            connect_failure: true,
+            ..RetryOn::default()
+        };
+        assert!(on.status(StatusCode::BAD_GATEWAY));
+        assert!(!on.status(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(on.failure(Failure::Connect));
+        assert!(on.failure(Failure::Timeout));
+        assert!(!RetryOn::default().failure(Failure::Connect));
+    }
+
+    #[test]
+    fn fault_shares() {
+        assert!(hit(1.0));
+        assert!(!hit(0.0));
+        let n = (0..10_000).filter(|_| hit(0.3)).count();
+        assert!((2_700..3_300).contains(&n), "{n}");
+    }
+}
