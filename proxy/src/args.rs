@@ -9,6 +9,7 @@ use clap::Parser;
 use crate::Settings;
 use crate::forward::ForwardSettings;
 use crate::server::Limits;
+use crate::tls::{MeshIdentityFiles, ServerTlsFiles, SpiffeId, TlsSettings};
 
 /// meshproxy: an HTTP proxy that routes by Istio VirtualServices and
 /// DestinationRules and exports Istio's metrics.
@@ -51,6 +52,34 @@ pub struct Args {
     /// Log one line per request (target `meshproxy::access`).
     #[arg(long)]
     pub access_log: bool,
+    /// Serve TLS on the proxy listener with this PEM certificate chain (ALPN h2, http/1.1).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (keep it mode 0600; never logged).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: require client certificates signed by this PEM CA.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Accept only clients whose certificate carries this SPIFFE ID (repeatable).
+    #[arg(
+        long = "tls-allow-identity",
+        value_name = "SPIFFE_ID",
+        requires = "tls_client_ca"
+    )]
+    pub tls_allow_identities: Vec<String>,
+    /// Certificate presented to ISTIO_MUTUAL upstreams (default: --tls-cert when --tls-client-ca is set).
+    #[arg(long, value_name = "FILE", requires_all = ["workload_key", "mesh_ca"])]
+    pub workload_cert: Option<PathBuf>,
+    /// PEM private key of --workload-cert (default: --tls-key).
+    #[arg(long, value_name = "FILE", requires_all = ["workload_cert", "mesh_ca"])]
+    pub workload_key: Option<PathBuf>,
+    /// Mesh CA verifying ISTIO_MUTUAL upstreams and SIMPLE/MUTUAL ones without caCertificates (default: --tls-client-ca).
+    #[arg(long, value_name = "FILE", requires_all = ["workload_cert", "workload_key"])]
+    pub mesh_ca: Option<PathBuf>,
+    /// How often certificate and key files are re-read to pick up rotations.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
 }
 
 /// A flag value that cannot work.
@@ -81,6 +110,14 @@ impl Args {
             connect_timeout,
             drain_timeout,
             access_log,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            tls_allow_identities,
+            workload_cert,
+            workload_key,
+            mesh_ca,
+            tls_reload_interval,
         } = self;
         if max_header_bytes < 8192 {
             return Err(ArgsError {
@@ -104,6 +141,7 @@ impl Args {
             ("header-read-timeout", header_read_timeout),
             ("idle-timeout", idle_timeout),
             ("connect-timeout", connect_timeout),
+            ("tls-reload-interval", tls_reload_interval),
         ] {
             if d.is_zero() {
                 return Err(ArgsError {
@@ -112,6 +150,39 @@ impl Args {
                 });
             }
         }
+        let allowed_identities = tls_allow_identities
+            .iter()
+            .map(|id| id.parse::<SpiffeId>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ArgsError {
+                flag: "tls-allow-identity",
+                // The message starts with the flag already.
+                message: e
+                    .to_string()
+                    .trim_start_matches("--tls-allow-identity ")
+                    .to_string(),
+            })?;
+        let inbound = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTlsFiles {
+                cert,
+                key,
+                client_ca: tls_client_ca,
+                allowed_identities,
+            }),
+            _ => None,
+        };
+        // The proxy's identity towards ISTIO_MUTUAL upstreams: explicit
+        // flags, else the inbound mTLS certificate and client CA.
+        let mesh = match (workload_cert, workload_key, mesh_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(MeshIdentityFiles { cert, key, ca }),
+            _ => inbound.as_ref().and_then(|i| {
+                i.client_ca.clone().map(|ca| MeshIdentityFiles {
+                    cert: i.cert.clone(),
+                    key: i.key.clone(),
+                    ca,
+                })
+            }),
+        };
         Ok(Settings {
             config_dir: config,
             listen,
@@ -131,6 +202,11 @@ impl Args {
             },
             drain_timeout,
             reload_debounce: Duration::from_millis(100),
+            tls: TlsSettings {
+                inbound,
+                mesh,
+                reload_interval: tls_reload_interval,
+            },
         })
     }
 }

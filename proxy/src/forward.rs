@@ -25,9 +25,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use crate::body::{ResponseBody, UpstreamBody};
+use crate::istio::TlsMode;
 use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
 use crate::routes::{Backend, RetryOn, Route};
 use crate::source::Live;
+use crate::tls::{ClientTls, UpstreamClients};
 
 /// Settings of the request path.
 #[derive(Clone, Debug)]
@@ -60,13 +62,28 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Whether the client authenticated with mTLS.
     pub security: Security,
+    /// The client's SPIFFE ID (`source_principal`), `unknown` without mTLS.
+    pub principal: Arc<str>,
+}
+
+// === impl ConnInfo ===
+
+impl ConnInfo {
+    /// A plain-text client connection.
+    pub fn plaintext(peer: SocketAddr) -> Self {
+        static UNKNOWN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        Self {
+            peer,
+            security: Security::None,
+            principal: UNKNOWN.get_or_init(|| Arc::from("unknown")).clone(),
+        }
+    }
 }
 
 /// The upstream client: a pooled HTTP/1.1 client over plain TCP.
 ///
-/// Per-destination TLS (DestinationRule `trafficPolicy.tls`) plugs in here
-/// as a second client whose connector wraps `HttpConnector` in a rustls
-/// handshake, chosen by the backend's TLS settings.
+/// Destinations with DestinationRule `trafficPolicy.tls` use a client from
+/// [`UpstreamClients`] instead: same pool settings, a rustls handshake on top.
 pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 /// The request handler shared by all connections.
@@ -74,6 +91,7 @@ pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 pub struct Forwarder {
     live: Arc<Live>,
     client: UpstreamClient,
+    tls: Option<UpstreamClients<UpstreamBody>>,
     settings: ForwardSettings,
     no_route: DestinationMetrics,
 }
@@ -170,9 +188,20 @@ impl Forwarder {
         Self {
             live,
             client,
+            tls: None,
             settings,
             no_route,
         }
+    }
+
+    /// Enables TLS to upstreams whose DestinationRule asks for it.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Arc<ClientTls>) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(self.settings.connect_timeout));
+        self.tls = Some(UpstreamClients::new(tls, http, Duration::from_secs(90)));
+        self
     }
 
     /// Handles one client request; never fails (errors become responses).
@@ -286,6 +315,7 @@ impl Forwarder {
             flags,
             protocol,
             conn.security,
+            &conn.principal,
             elapsed,
         );
         if self.settings.access_log {
@@ -353,13 +383,30 @@ impl Forwarder {
             .path_and_query()
             .map_or("/", http::uri::PathAndQuery::as_str)
             .to_owned();
+        // DestinationRule TLS: a pooled client per setting; failures to set
+        // it up are logged by the pool and answered like a failed connect.
+        let tls_client = match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
+            None => None,
+            Some(settings) => {
+                let pool = self.tls.as_ref().ok_or(Failure::Connect)?;
+                let (client, _) = pool
+                    .client(settings, &backend.metrics.id().name)
+                    .map_err(|_| Failure::Connect)?;
+                Some(client)
+            }
+        };
+        let scheme = if tls_client.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut attempt = 0;
         loop {
             let Some(endpoint) = backend.next_endpoint() else {
                 return Err(Failure::NoHealthy);
             };
             let uri = Uri::builder()
-                .scheme("http")
+                .scheme(scheme)
                 .authority(endpoint.clone())
                 .path_and_query(path.as_str())
                 .build()
@@ -379,7 +426,10 @@ impl Forwarder {
             } else {
                 std::mem::take(&mut parts.headers)
             };
-            let fut = self.client.request(req);
+            let fut = match &tls_client {
+                Some(client) => client.request(req),
+                None => self.client.request(req),
+            };
             let result = match policy.per_try_timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => r.map_err(classify),

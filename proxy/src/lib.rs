@@ -58,6 +58,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Quiet time after a file change before reloading.
     pub reload_debounce: Duration,
+    /// Inbound and outbound TLS.
+    pub tls: tls::TlsSettings,
 }
 
 // === impl Settings ===
@@ -75,6 +77,7 @@ impl Settings {
             forward: ForwardSettings::default(),
             drain_timeout: Duration::from_secs(15),
             reload_debounce: Duration::from_millis(100),
+            tls: tls::TlsSettings::default(),
         }
     }
 }
@@ -94,6 +97,15 @@ pub enum Error {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// A certificate, key or CA file is unusable.
+    #[error("{what}: {source}")]
+    Tls {
+        /// Which flags.
+        what: &'static str,
+        /// What is wrong, naming the file and the fix.
+        #[source]
+        source: tls::TlsError,
     },
     /// The initial configuration is invalid.
     #[error("--config {}: {source}", dir.display())]
@@ -183,13 +195,49 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         source,
     })?;
 
+    let server_tls = settings
+        .tls
+        .inbound
+        .clone()
+        .map(|files| tls::ServerTls::load(files).map(Arc::new))
+        .transpose()
+        .map_err(|source| Error::Tls {
+            what: "--tls-cert/--tls-key/--tls-client-ca",
+            source,
+        })?;
+    let client_tls = Arc::new(
+        tls::ClientTls::new(settings.tls.mesh.clone(), Some(settings.config_dir.clone())).map_err(
+            |source| Error::Tls {
+                what: "--workload-cert/--workload-key/--mesh-ca",
+                source,
+            },
+        )?,
+    );
+
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let forwarder = Arc::new(Forwarder::new(live.clone(), settings.forward.clone()));
-    let shared = Arc::new(server::Shared::new(
-        forwarder,
-        metrics,
-        settings.limits.clone(),
-    ));
+    // Certificate rotation: poll the files until shutdown.
+    let mut watchers = vec![tls::spawn_watcher(
+        client_tls.clone(),
+        settings.tls.reload_interval,
+    )];
+    if let Some(server_tls) = &server_tls {
+        watchers.push(tls::spawn_watcher(
+            server_tls.reloadable(),
+            settings.tls.reload_interval,
+        ));
+    }
+    let mut watch_shutdown = shutdown_rx.clone();
+    tokio::spawn(async move {
+        let _ = watch_shutdown.changed().await;
+        watchers.iter().for_each(JoinHandle::abort);
+    });
+    let forwarder =
+        Arc::new(Forwarder::new(live.clone(), settings.forward.clone()).with_tls(client_tls));
+    let mut shared = server::Shared::new(forwarder, metrics, settings.limits.clone());
+    if let Some(server_tls) = server_tls {
+        shared = shared.with_tls(server_tls);
+    }
+    let shared = Arc::new(shared);
     let admin = Arc::new(admin::Admin {
         registry,
         live: live.clone(),

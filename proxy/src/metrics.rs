@@ -149,6 +149,8 @@ pub struct ProxyMetrics {
     pub config_reload_failures: Counter,
     /// Client connections refused or closed because `--max-connections` was reached.
     pub connections_rejected: Counter,
+    /// Client TLS handshakes that failed (no or bad client certificate, plain text, ...).
+    pub tls_handshake_failures: Counter,
 }
 
 // === impl ProxyMetrics ===
@@ -163,6 +165,7 @@ impl ProxyMetrics {
             config_generation: Gauge::default(),
             config_reload_failures: Counter::default(),
             connections_rejected: Counter::default(),
+            tls_handshake_failures: Counter::default(),
         };
         // prometheus-client appends `_total` to counters.
         registry.register(
@@ -194,6 +197,11 @@ impl ProxyMetrics {
             "meshproxy_connections_rejected",
             "Client connections closed at once because the connection limit was reached",
             m.connections_rejected.clone(),
+        );
+        registry.register(
+            "meshproxy_tls_handshake_failures",
+            "Client TLS handshakes refused: no or untrusted client certificate, identity not allowed, not TLS",
+            m.tls_handshake_failures.clone(),
         );
         m
     }
@@ -265,12 +273,13 @@ struct Slot {
     histogram: DurationHistogram,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct SlotKey {
     code: u16,
     flags: Flags,
     protocol: Protocol,
     security: Security,
+    principal: Arc<str>,
 }
 
 // === impl DestinationMetrics ===
@@ -281,13 +290,15 @@ impl DestinationMetrics {
         &self.inner.id
     }
 
-    /// Counts one finished request.
+    /// Counts one finished request from a client identified as
+    /// `principal` (`unknown` without mTLS).
     pub fn record(
         &self,
         code: u16,
         flags: Flags,
         protocol: Protocol,
         security: Security,
+        principal: &Arc<str>,
         elapsed: Duration,
     ) {
         let key = SlotKey {
@@ -295,6 +306,7 @@ impl DestinationMetrics {
             flags,
             protocol,
             security,
+            principal: principal.clone(),
         };
         {
             let cache = self.inner.cache.load();
@@ -306,7 +318,7 @@ impl DestinationMetrics {
         }
         // First request with this code/flag combination: resolve the series
         // once and publish it for the next requests.
-        let labels = self.labels(key);
+        let labels = self.labels(key.clone());
         let counter = self.inner.requests.get_or_create_owned(&labels);
         let histogram = self.inner.durations.get_or_create_owned(&labels);
         counter.inc();
@@ -315,14 +327,14 @@ impl DestinationMetrics {
             let mut v: Vec<Slot> = old
                 .iter()
                 .map(|s| Slot {
-                    key: s.key,
+                    key: s.key.clone(),
                     counter: s.counter.clone(),
                     histogram: s.histogram.clone(),
                 })
                 .collect();
             if !v.iter().any(|s| s.key == key) {
                 v.push(Slot {
-                    key,
+                    key: key.clone(),
                     counter: counter.clone(),
                     histogram: histogram.clone(),
                 });
@@ -344,6 +356,7 @@ impl DestinationMetrics {
             response_code: key.code,
             response_flags: key.flags.as_str(),
             connection_security_policy: key.security.as_str(),
+            source_principal: key.principal,
         }
     }
 }
@@ -417,12 +430,14 @@ mod tests {
         let mut registry = Registry::default();
         let m = ProxyMetrics::register(&mut registry);
         let d = m.destination(dest());
+        let unknown: Arc<str> = Arc::from("unknown");
         for _ in 0..3 {
             d.record(
                 200,
                 Flags::NONE,
                 Protocol::Http,
                 Security::None,
+                &unknown,
                 Duration::from_millis(2),
             );
         }
@@ -431,6 +446,16 @@ mod tests {
             Flags::UF,
             Protocol::Http,
             Security::None,
+            &unknown,
+            Duration::from_millis(1),
+        );
+        let peer: Arc<str> = Arc::from("spiffe://cluster.local/ns/default/sa/web");
+        d.record(
+            200,
+            Flags::NONE,
+            Protocol::Http,
+            Security::MutualTls,
+            &peer,
             Duration::from_millis(1),
         );
         let labels = d.labels(SlotKey {
@@ -438,6 +463,7 @@ mod tests {
             flags: Flags::NONE,
             protocol: Protocol::Http,
             security: Security::None,
+            principal: unknown.clone(),
         });
         assert_eq!(m.requests_for(&labels), 3);
 
@@ -447,7 +473,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("istio_requests_total{reporter=\"source\",source_workload=\"meshproxy\",destination_service=\"discounts.default.svc.cluster.local\",destination_service_name=\"discounts\",destination_service_namespace=\"default\",destination_version=\"v2\",request_protocol=\"http\",response_code=\"503\",response_flags=\"UF\",connection_security_policy=\"none\"} 1\n"),
+            text.contains("istio_requests_total{reporter=\"source\",source_workload=\"meshproxy\",destination_service=\"discounts.default.svc.cluster.local\",destination_service_name=\"discounts\",destination_service_namespace=\"default\",destination_version=\"v2\",request_protocol=\"http\",response_code=\"503\",response_flags=\"UF\",connection_security_policy=\"none\",source_principal=\"unknown\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("connection_security_policy=\"mutual_tls\",source_principal=\"spiffe://cluster.local/ns/default/sa/web\"} 1\n"),
             "{text}"
         );
         assert!(

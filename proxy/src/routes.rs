@@ -137,6 +137,9 @@ pub struct Backend {
     next: AtomicUsize,
     /// Metric handles for this destination.
     pub metrics: DestinationMetrics,
+    /// DestinationRule `trafficPolicy.tls` (the subset's overrides the
+    /// rule's); `None` or `DISABLE` means plain text.
+    pub tls: Option<crate::istio::ClientTlsSettings>,
 }
 
 /// Which failures are retried.
@@ -672,10 +675,16 @@ impl Compiler<'_> {
             .and_then(|r| r.metadata.namespace.as_deref())
             .unwrap_or(vs_ns)
             .to_owned();
-        let selector = subset
-            .and_then(|s| rule.and_then(|r| r.spec.subsets.iter().find(|x| x.name == s)))
-            .map(|s| s.labels.clone())
-            .unwrap_or_default();
+        let subset_rule =
+            subset.and_then(|s| rule.and_then(|r| r.spec.subsets.iter().find(|x| x.name == s)));
+        let selector = subset_rule.map(|s| s.labels.clone()).unwrap_or_default();
+        let tls = subset_rule
+            .and_then(|s| s.traffic_policy.as_ref())
+            .and_then(|p| p.tls.clone())
+            .or_else(|| {
+                rule.and_then(|r| r.spec.traffic_policy.as_ref())
+                    .and_then(|p| p.tls.clone())
+            });
         let endpoints = self.endpoints.select(&short, &selector);
         let service = if short.contains('.') {
             short.clone()
@@ -693,6 +702,7 @@ impl Compiler<'_> {
             endpoints: endpoints.into_boxed_slice(),
             next: AtomicUsize::new(0),
             metrics: self.metrics.destination(id),
+            tls,
         });
         self.backends.insert(key, b.clone());
         b

@@ -8,11 +8,13 @@
 //! flight for `idle_timeout` is closed; past `max_connections` a new
 //! connection is closed at once and counted.
 //!
-//! TLS plugs in per connection: [`serve_connection`] takes any
-//! `AsyncRead + AsyncWrite` stream, so the accept loop can run a
-//! `tokio_rustls::TlsAcceptor` (loaded fresh from an `ArcSwap` for each
-//! connection) inside the connection task and pass the TLS stream on with
-//! `Security::MutualTls` in its [`ConnInfo`].
+//! TLS plugs in per connection: with [`Shared::with_tls`] the accept loop
+//! runs the handshake (config loaded fresh for each connection, so
+//! rotations apply to new connections only) inside the connection task and
+//! passes the TLS stream to [`serve_connection`], which takes any
+//! `AsyncRead + AsyncWrite` stream, with the peer's identity in its
+//! [`ConnInfo`]. A refused handshake closes the connection and counts in
+//! `meshproxy_tls_handshake_failures_total`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,7 +30,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::forward::{ConnInfo, Forwarder};
-use crate::metrics::{ProxyMetrics, Security};
+use crate::metrics::ProxyMetrics;
+use crate::tls::ServerTls;
 
 /// Limits applied to client connections.
 #[derive(Clone, Debug)]
@@ -103,6 +106,8 @@ pub struct Shared {
     pub metrics: ProxyMetrics,
     /// Limits.
     pub limits: Limits,
+    /// Inbound TLS; `None` serves plain text.
+    pub tls: Option<Arc<ServerTls>>,
     builder: auto::Builder<TokioExecutor>,
 }
 
@@ -127,8 +132,16 @@ impl Shared {
             forwarder,
             metrics,
             limits,
+            tls: None,
             builder,
         }
+    }
+
+    /// Serves TLS (ALPN `h2`/`http/1.1`, optional mTLS) instead of plain text.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Arc<ServerTls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -168,11 +181,26 @@ pub async fn serve(
         let drain = shutdown.clone();
         let alive = alive_tx.clone();
         tokio::spawn(async move {
-            let info = ConnInfo {
-                peer,
-                security: Security::None,
-            };
-            serve_connection(tcp, info, &shared, drain).await;
+            match &shared.tls {
+                None => serve_connection(tcp, ConnInfo::plaintext(peer), &shared, drain).await,
+                // The handshake runs in the connection task, bounded like a
+                // request head; the config in use now serves the whole
+                // connection, so a rotation never disturbs it.
+                Some(tls) => match tls.accept(tcp, shared.limits.header_read_timeout).await {
+                    Ok((stream, peer_info)) => {
+                        let mut info = ConnInfo::plaintext(peer);
+                        info.security = peer_info.security_policy;
+                        if let Some(id) = &peer_info.principal {
+                            info.principal = Arc::from(id.as_str());
+                        }
+                        serve_connection(stream, info, &shared, drain).await;
+                    }
+                    Err(e) => {
+                        shared.metrics.tls_handshake_failures.inc();
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed; connection refused");
+                    }
+                },
+            }
             drop(permit);
             drop(alive);
         });

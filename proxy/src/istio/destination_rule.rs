@@ -56,7 +56,7 @@ pub struct TrafficPolicy {
 }
 
 /// Outbound TLS mode (`trafficPolicy.tls.mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TlsMode {
     /// Plain text.
@@ -71,7 +71,7 @@ pub enum TlsMode {
 }
 
 /// `trafficPolicy.tls`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientTlsSettings {
     /// TLS mode.

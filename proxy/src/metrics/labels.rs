@@ -30,4 +30,6 @@ pub struct RequestLabels {
     pub response_flags: &'static str,
     /// `none` or `mutual_tls`.
     pub connection_security_policy: &'static str,
+    /// The client's SPIFFE ID from its verified certificate, or `unknown`.
+    pub source_principal: Arc<str>,
 }

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
@@ -39,9 +40,9 @@ use tokio_rustls::client::TlsStream;
 
 use super::files::{CertKeyPair, Files, Poll, Reloadable, roots};
 use super::identity::cert_names;
-use super::server::SecurityPolicy;
 use super::{TlsError, error_chain, provider};
 use crate::istio::{ClientTlsSettings, TlsMode};
+use crate::metrics::Security;
 
 /// The proxy's own workload identity, used for `ISTIO_MUTUAL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +105,8 @@ pub struct ClientTls {
     mesh: Option<Arc<Reloadable<MeshIdentity>>>,
     alpn: Vec<Vec<u8>>,
     cache: Mutex<HashMap<Key, Entry>>,
+    /// Incremented whenever a cached config is rebuilt by [`Poll::poll`].
+    rebuilds: AtomicU64,
 }
 
 /// How to open TLS to one upstream: a connector and the server name (SNI).
@@ -112,7 +115,7 @@ pub struct UpstreamTls {
     config: Arc<ClientConfig>,
     connector: TlsConnector,
     server_name: ServerName<'static>,
-    policy: SecurityPolicy,
+    policy: Security,
 }
 
 // === impl ClientTls ===
@@ -151,6 +154,7 @@ impl ClientTls {
             mesh,
             alpn: Vec::new(),
             cache: Mutex::new(HashMap::new()),
+            rebuilds: AtomicU64::new(0),
         })
     }
 
@@ -171,8 +175,8 @@ impl ClientTls {
     ) -> Result<Option<UpstreamTls>, TlsError> {
         let policy = match settings.mode {
             TlsMode::Disable => return Ok(None),
-            TlsMode::Simple => SecurityPolicy::None,
-            TlsMode::Mutual | TlsMode::IstioMutual => SecurityPolicy::MutualTls,
+            TlsMode::Simple => Security::None,
+            TlsMode::Mutual | TlsMode::IstioMutual => Security::MutualTls,
         };
         let server_name = match &settings.sni {
             Some(sni) => server_name("trafficPolicy.tls.sni", sni)?,
@@ -262,6 +266,12 @@ impl ClientTls {
             ca,
             subject_alt_names: settings.subject_alt_names.clone(),
         })
+    }
+
+    /// Changes whenever a config [`Self::connector_for`] may return has been
+    /// rebuilt (file rotation), so callers caching connectors know to refresh.
+    pub fn generation(&self) -> u64 {
+        self.rebuilds.load(Ordering::Acquire) + self.mesh_generation()
     }
 
     fn mesh_generation(&self) -> u64 {
@@ -368,6 +378,7 @@ impl Poll for ClientTls {
                 Ok(config) => {
                     entry.config = Arc::new(config);
                     entry.mesh_generation = self.mesh_generation();
+                    self.rebuilds.fetch_add(1, Ordering::AcqRel);
                     tracing::info!(files = ?key.paths(), "reloaded outbound TLS ({})", key.mode);
                 }
                 Err(e) => tracing::error!(
@@ -433,7 +444,7 @@ impl UpstreamTls {
     }
 
     /// `mutual_tls` for `MUTUAL` and `ISTIO_MUTUAL`.
-    pub fn security_policy(&self) -> SecurityPolicy {
+    pub fn security_policy(&self) -> Security {
         self.policy
     }
 
@@ -596,7 +607,7 @@ mod tests {
         simple.ca_certificates = Some("ca.crt".to_string());
 
         let ok = tls.connector_for(&simple, "reviews").unwrap().unwrap();
-        assert_eq!(ok.security_policy(), SecurityPolicy::None);
+        assert_eq!(ok.security_policy(), Security::None);
         assert_eq!(call(&ok, addr).await.unwrap(), "anonymous reviews");
 
         // The wrong name is refused, whether from the host or from `sni`.
@@ -655,7 +666,7 @@ mod tests {
         mutual.client_certificate = Some(cert.display().to_string());
         mutual.private_key = Some(key.display().to_string());
         let conn = tls.connector_for(&mutual, "payments").unwrap().unwrap();
-        assert_eq!(conn.security_policy(), SecurityPolicy::MutualTls);
+        assert_eq!(conn.security_policy(), Security::MutualTls);
         assert_eq!(
             call(&conn, addr).await.unwrap(),
             "spiffe://cluster.local/ns/default/sa/checkout payments"

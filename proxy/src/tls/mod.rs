@@ -21,6 +21,7 @@
 mod client;
 mod files;
 mod identity;
+mod pool;
 mod server;
 
 #[cfg(test)]
@@ -28,16 +29,40 @@ pub(crate) mod testing;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 pub use client::{ClientTls, MeshIdentityFiles, UpstreamTls};
 pub use files::{CertKeyPair, Reload, Reloadable, pem_certificates, spawn_watcher};
 pub use identity::{CertNames, SpiffeId, cert_names, spiffe_id_of};
-pub use server::{PeerInfo, SecurityPolicy, ServerTls, ServerTlsFiles};
+pub use pool::{TlsClient, UpstreamClients};
+pub use server::{PeerInfo, ServerTls, ServerTlsFiles};
 
 /// ALPN protocol id of HTTP/2.
 pub const ALPN_H2: &[u8] = b"h2";
 /// ALPN protocol id of HTTP/1.1.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// TLS settings of one proxy, from its flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Inbound TLS on the proxy listener (`--tls-cert`, `--tls-key`, ...).
+    pub inbound: Option<ServerTlsFiles>,
+    /// The proxy's workload identity for `ISTIO_MUTUAL` upstreams (and the
+    /// default CA for `SIMPLE`/`MUTUAL` ones).
+    pub mesh: Option<MeshIdentityFiles>,
+    /// How often certificate and key files are checked for rotation.
+    pub reload_interval: Duration,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            inbound: None,
+            mesh: None,
+            reload_interval: Duration::from_secs(2),
+        }
+    }
+}
 
 /// The crypto provider every config in this module uses: rustls' `ring`
 /// backend (the workspace does not build aws-lc).

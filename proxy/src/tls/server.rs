@@ -20,6 +20,7 @@ use tokio_rustls::server::TlsStream;
 use super::files::{CertKeyPair, Files, Reloadable, roots};
 use super::identity::{SpiffeId, spiffe_id_of};
 use super::{ALPN_H2, ALPN_HTTP11, TlsError, provider};
+use crate::metrics::Security;
 
 /// Where the inbound certificate, key and client CA live, and which client
 /// identities are allowed.
@@ -154,32 +155,11 @@ impl ClientCertVerifier for AllowList {
     }
 }
 
-/// Istio's `connection_security_policy` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SecurityPolicy {
-    /// Plain text, or TLS without a verified client certificate.
-    None,
-    /// TLS with a client certificate verified against the client CA.
-    MutualTls,
-}
-
-// === impl SecurityPolicy ===
-
-impl SecurityPolicy {
-    /// The label value: `none` or `mutual_tls`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::MutualTls => "mutual_tls",
-        }
-    }
-}
-
 /// What the handshake established about the peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
     /// `mutual_tls` when the client presented a verified certificate.
-    pub security_policy: SecurityPolicy,
+    pub security_policy: Security,
     /// The client's SPIFFE ID, when its certificate carries one.
     pub principal: Option<SpiffeId>,
     /// Did ALPN select HTTP/2?
@@ -192,7 +172,7 @@ impl PeerInfo {
     /// A plain-text connection.
     pub fn plaintext() -> Self {
         Self {
-            security_policy: SecurityPolicy::None,
+            security_policy: Security::None,
             principal: None,
             h2: false,
         }
@@ -204,9 +184,9 @@ impl PeerInfo {
         Self {
             // rustls only exposes peer certificates it verified.
             security_policy: if leaf.is_some() {
-                SecurityPolicy::MutualTls
+                Security::MutualTls
             } else {
-                SecurityPolicy::None
+                Security::None
             },
             principal: leaf.and_then(spiffe_id_of),
             h2: conn.alpn_protocol() == Some(ALPN_H2),
@@ -397,7 +377,7 @@ mod tests {
             "mutual_tls spiffe://cluster.local/ns/default/sa/frontend false\n"
         );
         let info = results.recv().await.unwrap().unwrap();
-        assert_eq!(info.security_policy, SecurityPolicy::MutualTls);
+        assert_eq!(info.security_policy, Security::MutualTls);
     }
 
     #[tokio::test]
