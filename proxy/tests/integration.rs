@@ -16,3 +16,5 @@ mod limits;
 mod admin;
 // The real binary: SIGTERM drain, start-up errors.
 mod binary;
+// mTLS: inbound refusals, ALPN, outbound DestinationRule modes, rotation, curl/openssl.
+mod tls;

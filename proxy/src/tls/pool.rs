@@ -25,7 +25,7 @@ const RETRY_FAILED: Duration = Duration::from_secs(5);
 enum Slot<B> {
     Ready {
         generation: u64,
-        client: TlsClient<B>,
+        client: Box<TlsClient<B>>,
         security: Security,
     },
     Failed {
@@ -81,7 +81,7 @@ where
                 generation: g,
                 client,
                 security,
-            }) if *g == generation => return Ok((client.clone(), *security)),
+            }) if *g == generation => return Ok((TlsClient::clone(client), *security)),
             Some(Slot::Failed { at, error }) if at.elapsed() < RETRY_FAILED => {
                 return Err(error.clone());
             }
@@ -99,7 +99,7 @@ where
                     key,
                     Slot::Ready {
                         generation,
-                        client: client.clone(),
+                        client: Box::new(client.clone()),
                         security,
                     },
                 );

@@ -1,0 +1,807 @@
+//! mTLS end to end: inbound handshakes (refusals, ALPN, identities in the
+//! metrics), every outbound DestinationRule TLS mode against TLS upstreams,
+//! certificate rotation under load, and curl/openssl as independent clients.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use meshproxy::tls::{MeshIdentityFiles, ServerTlsFiles, TlsSettings};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, date_time_ymd,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::util::*;
+
+// === test PKI ===
+
+/// A CA writing its certificate to `DIR/<name>-ca.crt`.
+struct Pki {
+    issuer: Issuer<'static, KeyPair>,
+    ca_pem: String,
+    ca_path: PathBuf,
+}
+
+/// A certificate and key.
+struct Issued {
+    cert_pem: String,
+    key_pem: String,
+    key_der: Vec<u8>,
+    cert_der: CertificateDer<'static>,
+}
+
+impl Pki {
+    fn new(dir: &Path, name: &str) -> Self {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_pem = params.self_signed(&key).unwrap().pem();
+        let ca_path = dir.join(format!("{name}-ca.crt"));
+        std::fs::write(&ca_path, &ca_pem).unwrap();
+        Self {
+            issuer: Issuer::new(params, key),
+            ca_pem,
+            ca_path,
+        }
+    }
+
+    /// A workload certificate like `meshctl certs` issues, valid now.
+    fn workload(&self, name: &str) -> Issued {
+        self.issue(name, 2000, 4000)
+    }
+
+    fn issue(&self, name: &str, from: i32, to: i32) -> Issued {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![
+            SanType::URI(
+                format!("spiffe://cluster.local/ns/default/sa/{name}")
+                    .try_into()
+                    .unwrap(),
+            ),
+            SanType::DnsName(name.try_into().unwrap()),
+            SanType::DnsName("localhost".try_into().unwrap()),
+            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = date_time_ymd(from, 1, 1);
+        params.not_after = date_time_ymd(to, 1, 1);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            key_der: key.serialize_der(),
+            cert_der: cert.der().clone(),
+        }
+    }
+
+    fn roots(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in meshproxy::tls::pem_certificates(self.ca_pem.as_bytes()).unwrap() {
+            roots.add(c).unwrap();
+        }
+        roots
+    }
+}
+
+impl Issued {
+    /// Writes `DIR/STEM.crt` and `DIR/STEM.key` (mode 0600), each atomically.
+    fn write(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let cert = dir.join(format!("{stem}.crt"));
+        let key = dir.join(format!("{stem}.key"));
+        let tmp = dir.join(format!(".{stem}.key.tmp"));
+        std::fs::write(&tmp, &self.key_pem).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &key).unwrap();
+        let tmp = dir.join(format!(".{stem}.crt.tmp"));
+        std::fs::write(&tmp, &self.cert_pem).unwrap();
+        std::fs::rename(&tmp, &cert).unwrap();
+        (cert, key)
+    }
+
+    fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::try_from(self.key_der.clone()).unwrap()
+    }
+}
+
+/// Config routing every host to `svc` v1 at `upstream`: over HTTP/2 the
+/// authority is the proxy's address, not `svc`.
+fn config(upstream: SocketAddr) -> ConfigDir {
+    let cfg = ConfigDir::new(&split(100, 0), &[upstream], &[]);
+    cfg.write(
+        "svc.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: svc}\nspec:\n  host: svc\n  subsets:\n  - {name: v1, labels: {version: v1}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: svc}\nspec:\n  hosts: [svc, \"*\"]\n  http:\n  - route:\n    - destination: {host: svc, subset: v1}\n",
+    );
+    cfg
+}
+
+// === clients and servers ===
+
+type TlsHttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+fn client_config(pki: &Pki, identity: Option<&Issued>) -> rustls::ClientConfig {
+    let builder = rustls::ClientConfig::builder_with_provider(meshproxy::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(pki.roots());
+    match identity {
+        Some(id) => builder
+            .with_client_auth_cert(vec![id.cert_der.clone()], id.key())
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    }
+}
+
+/// An HTTPS client verifying the proxy as `localhost`, offering h2 when asked.
+fn tls_client(pki: &Pki, identity: Option<&Issued>, h2: bool) -> TlsHttpClient {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_config(pki, identity))
+        .https_only()
+        .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            ServerName::try_from("localhost").unwrap(),
+        ));
+    let connector = if h2 {
+        builder.enable_all_versions().build()
+    } else {
+        builder.enable_http1().build()
+    };
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// `GET /` with `Host: svc` over TLS; `Err` when the connection fails.
+async fn tls_get(
+    client: &TlsHttpClient,
+    proxy: SocketAddr,
+) -> Result<(StatusCode, Version, String), String> {
+    let req = Request::get(format!("https://{proxy}/"))
+        .header("host", "svc")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, client.request(req))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| format!("{e:?}"))?;
+    let (status, version) = (resp.status(), resp.version());
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, version, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// An HTTPS upstream answering `<client SPIFFE ID or anonymous> <SNI or ->`.
+async fn tls_upstream(cert: &Issued, client_ca: Option<&Pki>) -> SocketAddr {
+    let builder = rustls::ServerConfig::builder_with_provider(meshproxy::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pki) => builder.with_client_cert_verifier(
+            rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(pki.roots()),
+                meshproxy::tls::provider(),
+            )
+            .build()
+            .unwrap(),
+        ),
+    };
+    let config = builder
+        .with_single_cert(vec![cert.cert_der.clone()], cert.key())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let conn = tls.get_ref().1;
+                let who = conn
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(meshproxy::tls::spiffe_id_of)
+                    .map_or("anonymous".to_string(), |id| id.to_string());
+                let answer = format!("{who} {}", conn.server_name().unwrap_or("-"));
+                let svc = hyper::service::service_fn(move |_req| {
+                    let answer = answer.clone();
+                    async move {
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(answer))))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The leaf certificate the proxy serves to a new connection.
+async fn served_leaf(proxy: SocketAddr, pki: &Pki, client: &Issued) -> CertificateDer<'static> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(pki, Some(client))));
+    let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let tls = tokio::time::timeout(
+        WAIT,
+        connector.connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+/// A proxy with mTLS on its listener: server certificate `proxy`, clients
+/// verified against `pki`.
+struct MtlsProxy {
+    handle: meshproxy::Handle,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+async fn mtls_proxy(
+    cfg: &ConfigDir,
+    certs: &Path,
+    pki: &Pki,
+    allowed: &[&str],
+    mesh: Option<MeshIdentityFiles>,
+) -> MtlsProxy {
+    let (cert, key) = pki.workload("proxy").write(certs, "proxy");
+    let inbound = ServerTlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: Some(pki.ca_path.clone()),
+        allowed_identities: allowed.iter().map(|id| id.parse().unwrap()).collect(),
+    };
+    let handle = proxy_with(cfg.path(), |s| {
+        s.tls = TlsSettings {
+            inbound: Some(inbound),
+            mesh,
+            reload_interval: Duration::from_millis(50),
+        };
+    })
+    .await;
+    MtlsProxy { handle, cert, key }
+}
+
+async fn metrics(handle: &meshproxy::Handle) -> String {
+    admin_get(handle.admin_addr(), "/metrics").await.body
+}
+
+// === inbound ===
+
+#[tokio::test]
+async fn mutual_tls_reaches_the_upstream_and_labels_the_metrics() {
+    let up = upstream().body("hello").run().await;
+    let cfg = config(up.addr);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
+    let addr = proxy.handle.listen_addr();
+
+    let frontend = pki.workload("frontend");
+    let (status, version, body) = tls_get(&tls_client(&pki, Some(&frontend), false), addr)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, version, body.as_str()),
+        (StatusCode::OK, Version::HTTP_11, "hello")
+    );
+
+    let text = metrics(&proxy.handle).await;
+    let labels = [
+        ("destination_service_name", "svc"),
+        ("connection_security_policy", "mutual_tls"),
+        (
+            "source_principal",
+            "spiffe://cluster.local/ns/default/sa/frontend",
+        ),
+        ("response_code", "200"),
+    ];
+    assert_eq!(
+        metric_value(&text, "istio_requests_total", &labels),
+        1.0,
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn h2_is_negotiated_by_alpn() {
+    let up = upstream().run().await;
+    let cfg = config(up.addr);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
+    let client = tls_client(&pki, Some(&pki.workload("frontend")), true);
+    let (status, version, _) = tls_get(&client, proxy.handle.listen_addr()).await.unwrap();
+    assert_eq!((status, version), (StatusCode::OK, Version::HTTP_2));
+}
+
+#[tokio::test]
+async fn handshakes_without_an_acceptable_client_certificate_are_refused() {
+    let up = upstream().run().await;
+    let cfg = config(up.addr);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let other = Pki::new(certs.path(), "other");
+    let allowed = ["spiffe://cluster.local/ns/default/sa/frontend"];
+    let proxy = mtls_proxy(&cfg, certs.path(), &pki, &allowed, None).await;
+    let addr = proxy.handle.listen_addr();
+
+    // Plain HTTP to the TLS port: no HTTP answer.
+    let plain = get_plain_result(addr).await;
+    assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+
+    let cases = [
+        ("no client certificate", None),
+        (
+            "a certificate from another CA",
+            Some(other.workload("frontend")),
+        ),
+        (
+            "an expired certificate",
+            Some(pki.issue("frontend", 2000, 2001)),
+        ),
+        (
+            "an identity not on the allow-list",
+            Some(pki.workload("batch")),
+        ),
+    ];
+    for (case, identity) in &cases {
+        let result = tls_get(&tls_client(&pki, identity.as_ref(), false), addr).await;
+        assert!(result.is_err(), "{case}: served {result:?}");
+    }
+    assert_eq!(up.hits(), 0, "a refused client reached the upstream");
+    let text = metrics(&proxy.handle).await;
+    assert_eq!(
+        metric_value(&text, "meshproxy_tls_handshake_failures_total", &[]),
+        (cases.len() + 1) as f64,
+        "{text}"
+    );
+
+    // The allowed identity still gets through.
+    let ok = tls_get(
+        &tls_client(&pki, Some(&pki.workload("frontend")), false),
+        addr,
+    )
+    .await;
+    assert_eq!(ok.unwrap().0, StatusCode::OK);
+}
+
+/// A plain HTTP/1.1 request to `addr`; `Err` unless an HTTP response came back.
+async fn get_plain_result(addr: SocketAddr) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut out)).await;
+    if out.starts_with(b"HTTP/") {
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    } else {
+        Err(format!("{} bytes, not HTTP", out.len()))
+    }
+}
+
+// === outbound ===
+
+/// Routes `svc` to `upstream` (subset v1) with `tls` as the DestinationRule's
+/// `trafficPolicy.tls` (YAML flow mapping).
+fn route_with_tls(cfg: &ConfigDir, upstream: SocketAddr, tls: &str) {
+    cfg.write_endpoints(&[upstream], &[]);
+    cfg.write(
+        "svc.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: svc}}\nspec:\n  host: svc\n  trafficPolicy:\n    tls: {tls}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc}}\nspec:\n  hosts: [svc]\n  http:\n  - route:\n    - destination: {{host: svc, subset: v1}}\n"
+        ),
+    );
+}
+
+#[tokio::test]
+async fn every_outbound_mode_against_tls_upstreams() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let (client_cert, client_key) = pki.workload("checkout").write(certs.path(), "checkout");
+    let (mesh_cert, mesh_key) = pki.workload("meshproxy").write(certs.path(), "meshproxy");
+    let one_way = tls_upstream(&pki.workload("svc"), None).await;
+    let mutual = tls_upstream(&pki.workload("svc"), Some(&pki)).await;
+    let plain = upstream().body("plain").run().await;
+
+    let cfg = ConfigDir::new(&split(100, 0), &[plain.addr], &[]);
+    // The CA file, relative to the config directory.
+    std::fs::copy(&pki.ca_path, cfg.path().join("ca.pem")).unwrap();
+    let handle = proxy_with(cfg.path(), |s| {
+        s.tls.mesh = Some(MeshIdentityFiles {
+            cert: mesh_cert.clone(),
+            key: mesh_key.clone(),
+            ca: pki.ca_path.clone(),
+        });
+    })
+    .await;
+    let addr = handle.listen_addr();
+    let http = client();
+
+    let cases: Vec<(&str, SocketAddr, String, u16, &str)> = vec![
+        ("DISABLE", plain.addr, "{mode: DISABLE}".into(), 200, "plain"),
+        (
+            "SIMPLE verifies the name",
+            one_way,
+            "{mode: SIMPLE, caCertificates: ca.pem}".into(),
+            200,
+            "anonymous svc",
+        ),
+        (
+            "SIMPLE refuses another name",
+            one_way,
+            "{mode: SIMPLE, caCertificates: ca.pem, sni: ratings}".into(),
+            503,
+            "upstream connect error",
+        ),
+        (
+            "SIMPLE with subjectAltNames",
+            one_way,
+            "{mode: SIMPLE, sni: svc.default.svc.cluster.local, subjectAltNames: [\"spiffe://cluster.local/ns/default/sa/svc\"]}".into(),
+            200,
+            "anonymous svc.default.svc.cluster.local",
+        ),
+        (
+            "SIMPLE to an mTLS upstream is refused",
+            mutual,
+            "{mode: SIMPLE, caCertificates: ca.pem}".into(),
+            503,
+            "upstream connect error",
+        ),
+        (
+            "MUTUAL presents the configured certificate",
+            mutual,
+            format!(
+                "{{mode: MUTUAL, caCertificates: ca.pem, clientCertificate: {}, privateKey: {}}}",
+                client_cert.display(),
+                client_key.display()
+            ),
+            200,
+            "spiffe://cluster.local/ns/default/sa/checkout svc",
+        ),
+        (
+            "ISTIO_MUTUAL presents the proxy's own certificate",
+            mutual,
+            "{mode: ISTIO_MUTUAL}".into(),
+            200,
+            "spiffe://cluster.local/ns/default/sa/meshproxy svc",
+        ),
+        (
+            "MUTUAL without its files is a 503",
+            mutual,
+            "{mode: MUTUAL, caCertificates: ca.pem}".into(),
+            503,
+            "upstream connect error",
+        ),
+    ];
+    // Consecutive cases answer differently, so seeing the expected answer
+    // also shows the new DestinationRule is live.
+    for (case, upstream, tls, status, body) in cases {
+        route_with_tls(&cfg, upstream, &tls);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = get(&http, addr, "svc", "/").await;
+            if r.status.as_u16() == status && r.body.starts_with(body) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{case}: expected {status} {body:?}, got {} {:?}",
+                r.status,
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let text = metrics(&handle).await;
+    assert!(
+        metric_value(&text, "istio_requests_total", &[("response_flags", "UF")]) >= 3.0,
+        "{text}"
+    );
+}
+
+// === rotation ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_load_fails_no_request() {
+    let up = upstream().run().await;
+    let cfg = config(up.addr);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Arc::new(Pki::new(certs.path(), "mesh"));
+    let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
+    let addr = proxy.handle.listen_addr();
+    let frontend = Arc::new(pki.workload("frontend"));
+
+    // Bounded load: 4 clients, at most 3000 requests or 60 s. Two reuse
+    // their connections (in flight across rotations); two open a new
+    // connection every few requests (handshakes during rotations).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut load = Vec::new();
+    for worker in 0..4u64 {
+        let (stop, ok, failed, pki, frontend) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            pki.clone(),
+            frontend.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let mut client = tls_client(&pki, Some(&frontend), worker == 0);
+            for i in 0..750u64 {
+                if stop.load(Ordering::Acquire) || tokio::time::Instant::now() > deadline {
+                    break;
+                }
+                if worker >= 2 && i % 4 == 0 {
+                    client = tls_client(&pki, Some(&frontend), false);
+                }
+                match tls_get(&client, addr).await {
+                    Ok((StatusCode::OK, _, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("request failed: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+
+    let before = served_leaf(addr, &pki, &frontend).await;
+    for round in 0..3 {
+        let next = pki.workload("proxy");
+        // The key lands first: for a moment the pair does not match, which
+        // is rejected while the old pair keeps serving.
+        std::fs::write(&proxy.key, &next.key_pem).unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        if round == 1 {
+            // A broken certificate file, then the right one.
+            std::fs::write(&proxy.cert, "-----BEGIN CERTIFICATE-----\nnope\n").unwrap();
+            tokio::time::sleep(Duration::from_millis(120)).await;
+        }
+        std::fs::write(&proxy.cert, &next.cert_pem).unwrap();
+        eventually("the new certificate is served", || async {
+            served_leaf(addr, &pki, &frontend).await == next.cert_der
+        })
+        .await;
+    }
+    assert_ne!(served_leaf(addr, &pki, &frontend).await, before);
+    // Let the load run on the final certificate for a moment, then stop it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Release);
+    for task in load {
+        task.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert_eq!(
+        failed, 0,
+        "{failed} requests failed during rotation ({ok} succeeded)"
+    );
+    assert!(ok >= 40, "too little load to prove anything: {ok} requests");
+}
+
+// === independent clients ===
+
+/// Runs a command to completion off the async runtime.
+async fn run(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_and_openssl_as_independent_clients() {
+    if !require_tool("curl") || !require_tool("openssl") {
+        return;
+    }
+    let up = upstream().body("from upstream").run().await;
+    let cfg = config(up.addr);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let other = Pki::new(certs.path(), "other");
+    let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
+    let port = proxy.handle.listen_addr().port();
+    let (good_cert, good_key) = pki.workload("frontend").write(certs.path(), "frontend");
+    let (rogue_cert, rogue_key) = other.workload("frontend").write(certs.path(), "rogue");
+    let (old_cert, old_key) = pki.issue("frontend", 2000, 2001).write(certs.path(), "old");
+
+    let curl = |client: Option<(&Path, &Path)>, extra: &[&str]| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(&pki.ca_path)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .args(["-H", "host: svc", "-w", "\n%{http_version}"])
+            .args(extra)
+            .arg(format!("https://localhost:{port}/"));
+        if let Some((cert, key)) = client {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        cmd
+    };
+    let out = run(curl(Some((&good_cert, &good_key)), &["--http2"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, "from upstream\n2", "curl over h2");
+    let out = run(curl(Some((&good_cert, &good_key)), &["--http1.1"])).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from upstream\n1.1");
+
+    for (case, client) in [
+        ("no client certificate", None),
+        (
+            "another CA",
+            Some((rogue_cert.as_path(), rogue_key.as_path())),
+        ),
+        ("expired", Some((old_cert.as_path(), old_key.as_path()))),
+    ] {
+        let out = run(curl(client, &[])).await;
+        assert!(
+            !out.status.success(),
+            "curl with {case} was served: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("from upstream"),
+            "{case}"
+        );
+    }
+    // Plain HTTP to the TLS port.
+    let mut plain = Command::new("curl");
+    plain
+        .args(["-sS", "--max-time", "20", "-H", "host: svc"])
+        .arg(format!("http://127.0.0.1:{port}/"));
+    let out = run(plain).await;
+    assert!(!out.status.success(), "plain HTTP was served");
+
+    // openssl s_client: verifies the proxy's certificate and negotiates h2.
+    let s_client = |cert: &Path, key: &Path| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+            .args(["-verify_return_error", "-alpn", "h2,http/1.1", "-CAfile"])
+            .arg(&pki.ca_path)
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .stdin(std::process::Stdio::null());
+        cmd
+    };
+    let out = run(s_client(&good_cert, &good_key)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ALPN protocol: h2"), "{text}");
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    // Refused: reading on (-ign_eof) shows the server's alert, TLS 1.3 included.
+    let mut rogue = s_client(&rogue_cert, &rogue_key);
+    rogue.arg("-ign_eof");
+    let out = run(rogue).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("alert"),
+        "openssl with a foreign CA's certificate: {text}"
+    );
+}
+
+// === the real binary ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_mtls_and_names_bad_files() {
+    const BIN: &str = env!("CARGO_BIN_EXE_meshproxy");
+    let up = upstream().body("via binary").run().await;
+    let cfg = config(up.addr);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let (cert, key) = pki.workload("proxy").write(certs.path(), "proxy");
+    let frontend = pki.workload("frontend");
+
+    // A missing key file: exit 1, naming the file and the fix.
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg.path())
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(certs.path().join("missing.key"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("missing.key"), "{stderr}");
+    assert!(stderr.contains("check the path"), "{stderr}");
+
+    // A bad allow-list entry: usage error naming the flag.
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg.path())
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--tls-client-ca")
+        .arg(&pki.ca_path)
+        .args(["--tls-allow-identity", "frontend"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--tls-allow-identity: \"frontend\": not a SPIFFE ID; use spiffe://"),
+        "{stderr}"
+    );
+
+    // Serving mTLS.
+    let (listen, admin) = (closed_port().await, closed_port().await);
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg.path())
+        .args([
+            "--listen",
+            &listen.to_string(),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--tls-client-ca")
+        .arg(&pki.ca_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = tls_client(&pki, Some(&frontend), false);
+    let mut served = None;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = tls_get(&client, listen).await {
+            served = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (status, _, body) = served.expect("the binary never served mTLS");
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "via binary"));
+}
