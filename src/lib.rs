@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod render;
+pub mod spec;
 pub mod target;
 pub mod traffic;
 
