@@ -426,9 +426,9 @@ struct RawTls {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawRollout {
-    steps: Option<Vec<Weight>>,
-    step_weight: Option<Weight>,
-    max_weight: Option<Weight>,
+    steps: Option<Vec<WeightValue>>,
+    step_weight: Option<WeightValue>,
+    max_weight: Option<WeightValue>,
     interval: Option<DurationValue>,
     threshold: Option<u32>,
     success_rate: Option<Percent>,
@@ -481,6 +481,82 @@ fn parse_istio_api(s: &str) -> Result<ApiVersion, String> {
     }
 }
 
+/// Deserializes a string scalar through `FromStr`. The parse runs inside
+/// the visitor, so the YAML parser reports the scalar's own line and column.
+fn parse_str<'de, D, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    struct V<T>(&'static str, std::marker::PhantomData<T>);
+    impl<T: FromStr> Visitor<'_> for V<T>
+    where
+        T::Err: fmt::Display,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            s.parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(expecting, std::marker::PhantomData))
+}
+
+/// Deserializes an integer scalar through `check`, inside the visitor (see
+/// [`parse_str`]).
+fn parse_int<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    check: fn(i128) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T>(&'static str, fn(i128) -> Result<T, String>);
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            (self.1)(i128::from(v)).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            (self.1)(i128::from(v)).map_err(E::custom)
+        }
+    }
+    d.deserialize_i64(V(expecting, check))
+}
+
+/// A version name, checked where it is written.
+#[derive(Debug)]
+struct VersionName(Version);
+
+impl<'de> Deserialize<'de> for VersionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a version name such as v1").map(Self)
+    }
+}
+
+/// A weight 0..=100, checked where it is written.
+#[derive(Debug)]
+struct WeightValue(Weight);
+
+impl<'de> Deserialize<'de> for WeightValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_int(d, "a whole percentage from 0 to 100", |n| {
+            u64::try_from(n)
+                .map_err(|_| TrafficError::WeightRange(0))
+                .and_then(Weight::try_from)
+                .map(Self)
+                .map_err(|_| format!("weight {n} is out of range: use 0 to 100"))
+        })
+    }
+}
+
 /// Leaf values that validate themselves while parsing, so the YAML parser
 /// reports the position; `FromStr` gives flags the same rules and messages.
 macro_rules! checked_string {
@@ -499,8 +575,7 @@ macro_rules! checked_string {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(de::Error::custom)
+                parse_str(d, "a string")
             }
         }
     };
@@ -562,11 +637,11 @@ fn port_from_u64(n: u64) -> Result<Port, String> {
 
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        u64::try_from(n)
-            .map_err(|_| format!("port {n} is out of range: use 1 to 65535"))
-            .and_then(port_from_u64)
-            .map_err(de::Error::custom)
+        parse_int(d, "a port number from 1 to 65535", |n| {
+            u64::try_from(n)
+                .map_err(|_| format!("port {n} is out of range: use 1 to 65535"))
+                .and_then(port_from_u64)
+        })
     }
 }
 
@@ -576,14 +651,31 @@ struct Percent(f64);
 
 impl<'de> Deserialize<'de> for Percent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
-        if (0.0..=100.0).contains(&v) {
-            Ok(Self(v))
-        } else {
-            Err(de::Error::custom(format!(
-                "{v} is out of range: use a percentage from 0 to 100 (e.g. 99.5)"
-            )))
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a percentage from 0 to 100")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Percent, E> {
+                if (0.0..=100.0).contains(&v) {
+                    Ok(Percent(v))
+                } else {
+                    Err(E::custom(format!(
+                        "{v} is out of range: use a percentage from 0 to 100 (e.g. 99.5)"
+                    )))
+                }
+            }
+            #[allow(clippy::cast_precision_loss, reason = "checked against 0..=100 next")]
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+                self.visit_f64(v as f64)
+            }
+            #[allow(clippy::cast_precision_loss, reason = "checked against 0..=100 next")]
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+                self.visit_f64(v as f64)
+            }
         }
+        d.deserialize_f64(V)
     }
 }
 
@@ -606,17 +698,10 @@ impl FromStr for DurationValue {
 
 impl<'de> Deserialize<'de> for DurationValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = DurationValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<DurationValue, E> {
-                s.parse().map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
+        parse_str(
+            d,
+            "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\"",
+        )
     }
 }
 
@@ -639,8 +724,7 @@ impl FromStr for HttpUrl {
 
 impl<'de> Deserialize<'de> for HttpUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(de::Error::custom)
+        parse_str(d, "an http(s) URL")
     }
 }
 
@@ -718,14 +802,14 @@ impl<'de> Deserialize<'de> for RawVersions {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawVersions, A::Error> {
                 let mut out = Vec::new();
-                while let Some(v) = seq.next_element::<Version>()? {
+                while let Some(VersionName(v)) = seq.next_element()? {
                     push(&mut out, v, None)?;
                 }
                 Ok(RawVersions(out))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawVersions, A::Error> {
                 let mut out = Vec::new();
-                while let Some(v) = map.next_key::<Version>()? {
+                while let Some(VersionName(v)) = map.next_key()? {
                     let labels = map.next_value::<Option<Labels>>()?;
                     push(&mut out, v, labels)?;
                 }
@@ -750,8 +834,8 @@ impl<'de> Deserialize<'de> for RawWeights {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawWeights, A::Error> {
                 let mut pairs = Vec::new();
-                while let Some(v) = map.next_key::<Version>()? {
-                    let w = map.next_value::<Weight>()?;
+                while let Some(VersionName(v)) = map.next_key()? {
+                    let WeightValue(w) = map.next_value()?;
                     pairs.push((v, w));
                 }
                 Split::new(pairs)
@@ -1125,11 +1209,12 @@ fn build_rollout(raw: RawRollout, file: FileCtx<'_>) -> Result<RolloutDefaults, 
             ));
         }
         (Some(steps), None, None) => {
+            let steps: Vec<Weight> = steps.into_iter().map(|w| w.0).collect();
             check_steps(&steps).map_err(|m| file.invalid(&["rollout", "steps"], m))?;
             steps
         }
-        (None, Some(step), max) => {
-            let max = max.unwrap_or(Weight::FULL);
+        (None, Some(WeightValue(step)), max) => {
+            let max = max.map_or(Weight::FULL, |w| w.0);
             step_weights(step, max).map_err(|m| file.invalid(&["rollout", "stepWeight"], m))?
         }
         (None, None, Some(_)) => {

@@ -5,3 +5,9 @@
 mod util;
 // `meshctl completions` and the man page match the committed files.
 mod completions;
+// `meshctl render`: golden files for a broad set of specs.
+mod render;
+// `meshctl render` error paths, each with its exact message.
+mod render_errors;
+// Rendered resources against Istio's CRD schemas.
+mod render_schema;

@@ -71,11 +71,11 @@ pub enum RenderError {
     },
     /// The template's output is not YAML, or not a Gateway, VirtualService or
     /// DestinationRule with fields of the right types.
-    #[error("{origin}: the output is not a valid Istio resource: {source}{excerpt}")]
+    #[error("{origin}: the output is not a valid Istio resource{excerpt}")]
     Output {
         /// The template.
         origin: TemplateOrigin,
-        /// The offending output line, `\n  output line N: TEXT`, when known.
+        /// The offending output line, ` (output line N: TEXT)`, when known.
         excerpt: String,
         /// The parser's message, with position in the output and field path.
         #[source]
@@ -95,7 +95,7 @@ pub enum RenderError {
         fields: Vec<String>,
     },
     /// The rendered resources are invalid (names, hosts, ports, weights, subsets).
-    #[error("{origins}: rendered resources are invalid: {source}")]
+    #[error("{origins}: rendered resources are invalid")]
     Invalid {
         /// The templates that produced the invalid objects.
         origins: String,
@@ -295,7 +295,7 @@ fn parse_output(text: &str, origin: &TemplateOrigin) -> Result<Vec<Resource>, Re
         let excerpt = source
             .line()
             .and_then(|n| text.lines().nth(n - 1).map(|l| (n, l)))
-            .map(|(n, l)| format!("\n  output line {n}: {l}"))
+            .map(|(n, l)| format!(" (output line {n}: `{}`)", l.trim()))
             .unwrap_or_default();
         RenderError::Output {
             origin: origin.clone(),

@@ -84,6 +84,11 @@ impl YamlError {
         {
             message = rest.to_owned();
         }
+        // serde_path_to_error spells a not-yet-known key as `?`.
+        let path = match path.trim_end_matches(".?") {
+            "?" => String::new(),
+            p => p.to_owned(),
+        };
         let field_msg = if path.is_empty() || path == "." {
             String::new()
         } else {
