@@ -344,3 +344,126 @@ pub fn to_json(resources: &[Resource]) -> Result<String, RenderError> {
     text.push('\n');
     Ok(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use meshproxy::istio::VirtualService;
+
+    use super::*;
+
+    fn spec(text: &str) -> ServiceSpec {
+        ServiceSpec::from_yaml(text, Path::new("meshctl.yaml")).unwrap()
+    }
+
+    fn vs(resources: &[Resource]) -> &VirtualService {
+        resources
+            .iter()
+            .find_map(|r| match r {
+                Resource::VirtualService(vs) => Some(vs),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn weights(vs: &VirtualService) -> Vec<(String, u32)> {
+        vs.spec.http[0]
+            .route
+            .iter()
+            .map(|d| (d.destination.subset.clone().unwrap(), d.weight.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn stable_takes_all_traffic_by_default() {
+        let s = spec("service: discounts\nversions: [v1, v2]\n");
+        let out = render(&s, &Templates::embedded(), &Overrides::default()).unwrap();
+        let kinds: Vec<_> = out.iter().map(Resource::kind).collect();
+        assert_eq!(kinds, ["DestinationRule", "VirtualService"]);
+        assert_eq!(weights(vs(&out)), [("v1".to_owned(), 100)]);
+        assert_eq!(vs(&out).spec.http[0].name.as_deref(), Some(PRIMARY_ROUTE));
+        assert!(vs(&out).spec.gateways.is_empty());
+    }
+
+    #[test]
+    fn overrides_render_a_rollout_step() {
+        let s =
+            spec("service: discounts\nhosts: [d.example.com]\nport: 8080\nversions: [v1, v2]\n");
+        let step = Split::parse_pairs(&["v1=75", "v2=25"]).unwrap();
+        let out = render(&s, &Templates::embedded(), &Overrides { split: Some(step) }).unwrap();
+        let vs = vs(&out);
+        assert_eq!(weights(vs), [("v1".to_owned(), 75), ("v2".to_owned(), 25)]);
+        assert_eq!(vs.spec.gateways, ["discounts-gateway", "mesh"]);
+        assert_eq!(vs.spec.hosts, ["discounts", "d.example.com"]);
+        assert_eq!(
+            vs.spec.http[0].route[0]
+                .destination
+                .port
+                .as_ref()
+                .unwrap()
+                .number,
+            8080
+        );
+        assert_eq!(out[0].kind(), "Gateway");
+    }
+
+    #[test]
+    fn override_naming_an_unknown_version_is_refused() {
+        let s = spec("service: discounts\nversions: [v1, v2]\n");
+        let err = render(
+            &s,
+            &Templates::embedded(),
+            &Overrides {
+                split: Some(Split::all_to("v3".parse().unwrap())),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "weights name version \"v3\", which is not one of the versions (v1, v2)"
+        );
+    }
+
+    #[test]
+    fn values_cannot_break_the_yaml() {
+        // Labels may hold characters that mean something in YAML; the JSON
+        // auto-escaping keeps them scalars.
+        let s = spec(
+            "service: discounts\nversions:\n  v1: {\"app.kubernetes.io/version\": \"1.0_rc-1\"}\n",
+        );
+        let out = render(&s, &Templates::embedded(), &Overrides::default()).unwrap();
+        let Resource::DestinationRule(dr) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            dr.spec.subsets[0].labels["app.kubernetes.io/version"],
+            "1.0_rc-1"
+        );
+    }
+
+    #[test]
+    fn unmodelled_fields_are_found_and_empty_ones_ignored() {
+        let raw = serde_json::json!({"spec": {"http": [{"route": [], "corsPolicy": {"a": 1}, "gateways": []}], "exportTo": ["."]}, "kind": "X"});
+        let typed = serde_json::json!({"spec": {"http": [{"route": []}]}, "kind": "X"});
+        let mut found = Vec::new();
+        check::unmodelled(&raw, &typed, &mut String::new(), &mut |p| {
+            found.push(p.to_owned());
+        });
+        assert_eq!(found, ["spec.exportTo", "spec.http[0].corsPolicy"]);
+    }
+
+    #[test]
+    fn json_output_is_a_kubernetes_list() {
+        let s = spec("service: discounts\nversions: [v1]\n");
+        let out = render(&s, &Templates::embedded(), &Overrides::default()).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&to_json(&out).unwrap()).unwrap();
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"].as_array().unwrap().len(), 2);
+        assert!(
+            to_yaml(&out)
+                .unwrap()
+                .starts_with("---\nkind: DestinationRule\n")
+        );
+    }
+}
