@@ -26,7 +26,7 @@ use meshproxy::istio::yaml::{self, YamlError};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{OnInterrupt, SpecArgs};
+use crate::cli::{AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs};
 use crate::traffic::{Split, TrafficError, Version, Weight};
 
 /// The spec file used when `-f` is not given and the file exists.
@@ -200,6 +200,11 @@ impl ServiceSpec {
         &self.versions[0].name
     }
 
+    /// The canary: the last version (the stable one when there is only one).
+    pub fn canary(&self) -> &Version {
+        &self.versions[self.versions.len() - 1].name
+    }
+
     /// The version named `name`, if the spec has it.
     pub fn version(&self, name: &Version) -> Option<&VersionSpec> {
         self.versions.iter().find(|v| &v.name == name)
@@ -222,6 +227,117 @@ impl ServiceSpec {
 }
 
 // === impl RolloutDefaults ===
+
+impl RolloutDefaults {
+    /// Replaces defaults with the flags of `meshctl rollout start` that are
+    /// given (`--steps` or `--step-weight`/`--max-weight`, `--interval`,
+    /// `--threshold`, `--success-rate`, `--max-p99`, `--min-requests`,
+    /// `--timeout`, `--manual-promotion`, `--on-interrupt`). Errors name the flag.
+    pub fn apply_flags(&mut self, args: &RolloutStartArgs) -> Result<(), SpecError> {
+        let RolloutStartArgs {
+            steps,
+            step_weight,
+            max_weight,
+            analysis,
+            manual_promotion,
+            on_interrupt,
+            timeout,
+            ..
+        } = args;
+        let AnalysisArgs {
+            interval,
+            threshold,
+            success_rate,
+            max_p99,
+            min_requests,
+            ..
+        } = analysis;
+        let weight = |flag: &str, w: u8| {
+            Weight::try_from(w).map_err(|e| flag_error(flag, &w.to_string(), e))
+        };
+        if !steps.is_empty() {
+            let joined = steps
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let parsed = steps
+                .iter()
+                .map(|w| weight("--steps", *w))
+                .collect::<Result<Vec<_>, _>>()?;
+            check_steps(&parsed).map_err(|m| flag_error("--steps", &joined, m))?;
+            self.steps = parsed;
+        } else if let Some(step) = step_weight {
+            let step = weight("--step-weight", *step)?;
+            let max = max_weight.map_or(Ok(Weight::FULL), |m| weight("--max-weight", m))?;
+            self.steps = step_weights(step, max)
+                .map_err(|m| flag_error("--step-weight", &step.to_string(), m))?;
+        } else if let Some(max) = max_weight {
+            return Err(flag_error(
+                "--max-weight",
+                &max.to_string(),
+                "--max-weight needs --step-weight (e.g. --step-weight 10 --max-weight 50)",
+            ));
+        }
+        let duration = |flag: &str, v: &str| {
+            let d = v
+                .parse::<DurationValue>()
+                .map_err(|m| flag_error(flag, v, m))?
+                .0;
+            if d.is_zero() {
+                return Err(flag_error(flag, v, "must be longer than zero (e.g. 30s)"));
+            }
+            Ok(d)
+        };
+        if let Some(v) = interval {
+            self.interval = duration("--interval", v)?;
+        }
+        if let Some(v) = max_p99 {
+            self.max_p99 = duration("--max-p99", v)?;
+        }
+        if let Some(v) = timeout {
+            self.timeout = duration("--timeout", v)?;
+        }
+        if let Some(t) = threshold {
+            self.threshold = *t;
+        }
+        if let Some(r) = success_rate {
+            if !(0.0..=100.0).contains(r) {
+                return Err(flag_error(
+                    "--success-rate",
+                    &r.to_string(),
+                    "out of range: use a percentage from 0 to 100 (e.g. 99.5)",
+                ));
+            }
+            self.success_rate = *r;
+        }
+        if let Some(n) = min_requests {
+            self.min_requests = *n;
+        }
+        if *manual_promotion {
+            self.manual_promotion = true;
+        }
+        if let Some(o) = on_interrupt {
+            self.on_interrupt = *o;
+        }
+        Ok(())
+    }
+}
+
+/// The metrics source from `--metrics URL` / `--prometheus URL`, when given
+/// (they replace the file's `metrics`).
+pub fn metrics_flag(args: &AnalysisArgs) -> Result<Option<MetricsSource>, SpecError> {
+    let parse = |flag: &str, v: &str| {
+        v.parse::<HttpUrl>()
+            .map(|u| u.0)
+            .map_err(|m| flag_error(flag, v, m))
+    };
+    Ok(match (&args.metrics, &args.prometheus) {
+        (Some(u), _) => Some(MetricsSource::Proxy(parse("--metrics", u)?)),
+        (None, Some(u)) => Some(MetricsSource::Prometheus(parse("--prometheus", u)?)),
+        (None, None) => None,
+    })
+}
 
 impl Default for RolloutDefaults {
     fn default() -> Self {
@@ -1379,6 +1495,60 @@ mod tests {
         assert_eq!(
             step_weights(w(&[25])[0], Weight::FULL).unwrap(),
             w(&[25, 50, 75, 100])
+        );
+    }
+
+    #[test]
+    fn rollout_flags_replace_file_values() {
+        use clap::Parser;
+        let mut d = RolloutDefaults::default();
+        let cli = crate::cli::Cli::try_parse_from([
+            "meshctl",
+            "rollout",
+            "start",
+            "d",
+            "--to",
+            "v2",
+            "--step-weight",
+            "30",
+            "--interval",
+            "2s",
+            "--success-rate",
+            "95",
+            "--on-interrupt",
+            "pause",
+        ])
+        .unwrap();
+        let crate::cli::Command::Rollout(crate::cli::RolloutCommand::Start(args)) = cli.command
+        else {
+            panic!("parsed another command")
+        };
+        d.apply_flags(&args).unwrap();
+        let steps: Vec<u8> = d.steps.iter().map(|w| w.get()).collect();
+        assert_eq!(steps, [30, 60, 90]);
+        assert_eq!(d.interval, Duration::from_secs(2));
+        assert_eq!(d.success_rate, 95.0);
+        assert_eq!(d.on_interrupt, OnInterrupt::Pause);
+        assert_eq!(d.threshold, 2, "untouched");
+
+        let mut bad = args;
+        bad.analysis.interval = Some("2 sec".into());
+        let err = d.apply_flags(&bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--interval \"2 sec\": \"2 sec\" is not a duration: use a number with a unit, e.g. \"30s\", \"500ms\" or \"5m\""
+        );
+        bad.analysis.interval = None;
+        bad.step_weight = None;
+        bad.steps = vec![50, 20];
+        assert_eq!(
+            d.apply_flags(&bad).unwrap_err().to_string(),
+            "--steps \"50,20\": steps must increase: 20 comes after 50 (e.g. [10, 25, 50, 100])"
+        );
+        bad.analysis.prometheus = Some("prometheus:9090".into());
+        assert_eq!(
+            metrics_flag(&bad.analysis).unwrap_err().to_string(),
+            "--prometheus \"prometheus:9090\": \"prometheus:9090\" is not an http(s) URL: use an absolute http(s) URL, e.g. http://127.0.0.1:15000/metrics"
         );
     }
 

@@ -32,6 +32,11 @@ pub const CASES: &[Case] = &[
         spec: None,
     },
     Case {
+        name: "example-promoted",
+        args: &["-f", "examples/meshctl.yaml", "--promoted"],
+        spec: None,
+    },
+    Case {
         name: "one-version",
         args: &["discounts", "--versions", "v1"],
         spec: None,
@@ -176,6 +181,68 @@ fn example() {
 #[test]
 fn example_json() {
     check("example-json");
+}
+
+#[test]
+fn example_promoted() {
+    check("example-promoted");
+}
+
+#[test]
+fn promoted_sends_everything_to_the_last_version() {
+    let out = meshctl()
+        .args([
+            "render",
+            "reviews",
+            "--versions",
+            "v1,v2,v3",
+            "--promoted",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vs = &list["items"][1];
+    assert_eq!(vs["kind"], "VirtualService");
+    assert_eq!(
+        vs["spec"]["http"][0]["route"],
+        serde_json::json!([{"destination": {"host": "reviews", "subset": "v3"}, "weight": 100}])
+    );
+    assert_eq!(
+        list["items"][0]["spec"]["subsets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // --promoted states the weights; --weight would contradict it.
+    let out = meshctl()
+        .args([
+            "render",
+            "reviews",
+            "--versions",
+            "v1,v2",
+            "--promoted",
+            "--weight",
+            "v1=100",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(
+            "error: the argument '--promoted' cannot be used with '--weight <WEIGHTS>'"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

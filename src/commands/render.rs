@@ -9,13 +9,20 @@ use crate::Outcome;
 use crate::cli::{GlobalArgs, OutputFormat, RenderArgs};
 use crate::render::{self, Overrides, Templates};
 use crate::spec;
+use crate::traffic::Split;
 
 /// Runs `meshctl render`.
 pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
-    let RenderArgs { spec: spec_args } = args;
+    let RenderArgs {
+        spec: spec_args,
+        promoted,
+    } = args;
     let spec = spec::resolve(spec_args, global.kube.namespace.as_deref())?;
     let templates = Templates::load(spec_args.templates.as_deref())?;
-    let resources = render::render(&spec, &templates, &Overrides::default())?;
+    let overrides = Overrides {
+        split: promoted.then(|| Split::all_to(spec.canary().clone())),
+    };
+    let resources = render::render(&spec, &templates, &overrides)?;
     let text = match global.output {
         OutputFormat::Json => render::to_json(&resources)?,
         OutputFormat::Text | OutputFormat::Yaml => render::to_yaml(&resources)?,
