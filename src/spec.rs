@@ -665,10 +665,10 @@ impl<'de> Deserialize<'de> for WeightValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_int(d, "a whole percentage from 0 to 100", |n| {
             u64::try_from(n)
-                .map_err(|_| TrafficError::WeightRange(0))
-                .and_then(Weight::try_from)
+                .ok()
+                .and_then(|v| Weight::try_from(v).ok())
                 .map(Self)
-                .map_err(|_| format!("weight {n} is out of range: use 0 to 100"))
+                .ok_or_else(|| format!("weight {n} is out of range: use 0 to 100"))
         })
     }
 }
