@@ -7,6 +7,9 @@
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod metrics;
+pub mod output;
+pub mod rollout;
 pub mod target;
 pub mod traffic;
 
