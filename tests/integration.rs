@@ -5,3 +5,7 @@
 mod util;
 // `meshctl completions` and the man page match the committed files.
 mod completions;
+// Harness for the rollout tests: local target, traffic simulator, metrics server.
+mod rollout_harness;
+// `meshctl rollout start/status`, `promote`, `rollback` end to end (issue 5).
+mod rollout;

@@ -326,7 +326,12 @@ impl Target for LocalTarget {
     async fn virtual_service(&self, name: &str) -> Result<VirtualService, TargetError> {
         match self.find("VirtualService", name)? {
             Some((_, mut res, i)) => match res.swap_remove(i) {
-                Resource::VirtualService(vs) => Ok(vs),
+                Resource::VirtualService(mut vs) => {
+                    vs.metadata
+                        .resource_version
+                        .get_or_insert_with(|| "0".to_owned());
+                    Ok(vs)
+                }
                 _ => Err(self.not_found("VirtualService", name)),
             },
             None => Err(self.not_found("VirtualService", name)),
@@ -353,7 +358,11 @@ impl Target for LocalTarget {
             .find("VirtualService", name)?
             .ok_or_else(|| self.not_found("VirtualService", name))?;
         let current = rv(&resources[i]);
-        let expected = vs.metadata.resource_version.clone().unwrap_or_default();
+        let expected = vs
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_else(|| "0".to_owned());
         if expected != current.to_string() {
             return Err(TargetError::Conflict {
                 kind: "VirtualService".to_owned(),
