@@ -171,10 +171,10 @@ impl Mesh {
     /// Waits (bounded) until the state satisfies `pred`.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&RolloutState) -> bool) -> RolloutState {
         for _ in 0..600 {
-            if let Some(s) = self.state() {
-                if pred(&s) {
-                    return s;
-                }
+            if let Some(s) = self.state()
+                && pred(&s)
+            {
+                return s;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
