@@ -9,3 +9,5 @@ mod completions;
 mod rollout_harness;
 // `meshctl rollout start/status`, `promote`, `rollback` end to end (issue 5).
 mod rollout;
+// The rollout driver in-process: paused clock, webhooks against loopback servers.
+mod rollout_driver;
