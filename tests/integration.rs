@@ -11,3 +11,9 @@ mod rollout_harness;
 mod rollout;
 // The rollout driver in-process: paused clock, webhooks against loopback servers.
 mod rollout_driver;
+// `meshctl render`: golden files for a broad set of specs.
+mod render;
+// `meshctl render` error paths, each with its exact message.
+mod render_errors;
+// Rendered resources against Istio's CRD schemas.
+mod render_schema;

@@ -339,13 +339,13 @@ fn bad_flags_name_the_flag_and_the_fix() {
     let (code, _, err) = run(mesh.rollout(&["--steps", "50,20"]));
     assert_eq!(code, 1);
     assert!(
-        err.contains("--steps must be increasing weights from 1 to 100 (got 50,20)"),
+        err.contains("--steps \"50,20\": steps must increase: 20 comes after 50"),
         "{err}"
     );
     let (code, _, err) = run(mesh.rollout(&["--interval", "soon"]));
     assert_eq!(code, 1);
     assert!(
-        err.contains("--interval \"soon\" is not a duration"),
+        err.contains("--interval \"soon\": \"soon\" is not a duration"),
         "{err}"
     );
     let (code, _, err) = run(mesh.meshctl(&[
@@ -376,7 +376,7 @@ fn bad_flags_name_the_flag_and_the_fix() {
     ]));
     assert_eq!(code, 1);
     assert!(
-        err.contains("--metrics \"localhost:15000\" is not a URL"),
+        err.contains("--metrics \"localhost:15000\": \"localhost:15000\" is not an http(s) URL"),
         "{err}"
     );
     let mut cmd = crate::util::meshctl();
@@ -385,4 +385,29 @@ fn bad_flags_name_the_flag_and_the_fix() {
     assert_eq!(code, 1);
     assert!(err.contains("--target \"local:\" is not valid"), "{err}");
     let _ = mesh.path();
+}
+
+#[test]
+fn defaults_come_from_the_spec_file() {
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.5));
+    let spec = mesh.path().join("spec").join("meshctl.yaml");
+    std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
+    std::fs::write(
+        &spec,
+        format!(
+            "service: discounts\nversions: [v1, v2]\nrollout:\n  steps: [40, 100]\n  interval: 200ms\n  threshold: 1\n  minRequests: 5\nmetrics:\n  proxy: {}\n",
+            mesh.metrics_url
+        ),
+    )
+    .unwrap();
+    let mut cmd = mesh.meshctl(&["rollout", "start", "--to", "v2", "-o", "json"]);
+    cmd.current_dir(spec.parent().unwrap());
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 3, "{out}{err}");
+    let started: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(started["steps"], serde_json::json!([40, 100]));
+    assert_eq!(started["interval_ms"], 200);
+    assert_eq!(started["metrics"], mesh.metrics_url);
+    let s = mesh.state().unwrap();
+    assert_eq!((s.settings.threshold, s.failed_checks), (1, 1));
 }

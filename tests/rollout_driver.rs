@@ -16,7 +16,7 @@ use meshctl::rollout::engine::{
 use meshctl::rollout::machine::Plan;
 use meshctl::rollout::routes;
 use meshctl::rollout::state::{Ending, Phase, RolloutState};
-use meshctl::rollout::webhook::Webhooks;
+use meshctl::rollout::webhook::{Hook, WebhookConfig, Webhooks};
 use meshctl::target::Target;
 use meshctl::target::local::LocalTarget;
 use meshctl::traffic::Weight;
@@ -252,12 +252,19 @@ async fn hook_server(status: BTreeMap<&'static str, u16>) -> Hooks {
 }
 
 fn webhooks(h: &Hooks) -> Webhooks {
+    let hook = |name: &str, hook: Hook| WebhookConfig {
+        name: name.to_owned(),
+        hook,
+        url: format!("{}/{name}", h.url),
+        timeout: Duration::from_secs(5),
+    };
     Webhooks {
-        pre_rollout: Some(format!("{}/pre-rollout", h.url)),
-        rollout: Some(format!("{}/rollout", h.url)),
-        post_rollout: Some(format!("{}/post-rollout", h.url)),
-        rollback: Some(format!("{}/rollback", h.url)),
-        timeout: Some(Duration::from_secs(5)),
+        hooks: vec![
+            hook("pre-rollout", Hook::PreRollout),
+            hook("rollout", Hook::Rollout),
+            hook("post-rollout", Hook::PostRollout),
+            hook("rollback", Hook::Rollback),
+        ],
     }
 }
 
@@ -324,7 +331,7 @@ async fn a_rejected_pre_rollout_hook_changes_nothing() {
     assert!(matches!(e, EngineError::PreRollout(_)), "{e}");
     assert!(
         e.to_string()
-            .starts_with("the rollout was not started: PreRollout webhook"),
+            .starts_with("the rollout was not started: PreRollout webhook \"pre-rollout\""),
         "{e}"
     );
     assert_eq!(

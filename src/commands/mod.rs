@@ -1,7 +1,9 @@
 //! One file per subcommand. This is where raw arguments become validated
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
+mod completions;
 pub mod promote;
+mod render;
 pub mod rollback;
 pub mod rollout;
 
@@ -16,11 +18,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollout(RolloutCommand::Status(args)) => rollout::status(&global, args).await,
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => rollback::run(&global, args).await,
-        Command::Completions(args) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "meshctl", &mut std::io::stdout());
-            Ok(Outcome::Success)
-        }
+        Command::Render(args) => render::run(&global, &args),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man => completions::man(),
         other => anyhow::bail!("{other:?} is not implemented yet"),
     }
 }

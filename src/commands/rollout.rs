@@ -8,9 +8,7 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::Outcome;
-use crate::cli::{
-    AnalysisArgs, GlobalArgs, OnInterrupt, OutputFormat, RolloutStartArgs, RolloutStatusArgs,
-};
+use crate::cli::{GlobalArgs, OnInterrupt, OutputFormat, RolloutStartArgs, RolloutStatusArgs};
 use crate::metrics::prometheus::Prometheus;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::metrics::{MetricsError, MetricsSource, Snapshot};
@@ -20,7 +18,8 @@ use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
 use crate::rollout::routes;
 use crate::rollout::state::{Ending, Phase, RolloutState};
-use crate::rollout::webhook::Webhooks;
+use crate::rollout::webhook::{Hook, WebhookConfig, Webhooks};
+use crate::spec::{self, RolloutDefaults};
 use crate::target::Target;
 use crate::target::local::LocalTarget;
 use crate::traffic::{Version, Weight};
@@ -92,77 +91,6 @@ impl MetricsSource for AnySource {
             Self::Prometheus(p) => p.scrape(service).await,
         }
     }
-}
-
-fn parse_duration(flag: &str, s: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(s).map_err(|e| {
-        anyhow::anyhow!("{flag} {s:?} is not a duration ({e}): use e.g. 500ms, 30s or 10m")
-    })
-}
-
-fn check_url(flag: &str, s: &str) -> anyhow::Result<()> {
-    if !(s.starts_with("http://") || s.starts_with("https://")) || s.len() <= "http://".len() {
-        bail!("{flag} {s:?} is not a URL: use http://HOST:PORT/... (e.g. {DEFAULT_METRICS_URL})");
-    }
-    Ok(())
-}
-
-/// The metrics source from `--metrics` / `--prometheus` (default: meshproxy on loopback).
-pub fn metrics_source(a: &AnalysisArgs, timeout: Duration) -> anyhow::Result<AnySource> {
-    if let Some(url) = &a.prometheus {
-        check_url("--prometheus", url)?;
-        return Ok(AnySource::Prometheus(Prometheus::new(url, timeout)?));
-    }
-    let url = a.metrics.as_deref().unwrap_or(DEFAULT_METRICS_URL);
-    check_url("--metrics", url)?;
-    Ok(AnySource::Proxy(ProxyMetrics::new(url, timeout)?))
-}
-
-/// The canary weights per step from `--steps` or `--step-weight`/`--max-weight`.
-pub fn steps(args: &RolloutStartArgs) -> anyhow::Result<Vec<Weight>> {
-    let raw: Vec<u8> = if !args.steps.is_empty() {
-        args.steps.clone()
-    } else if let Some(sw) = args.step_weight {
-        let max = args.max_weight.unwrap_or(100);
-        if sw == 0 || sw > max {
-            bail!("--step-weight {sw} must be from 1 to --max-weight ({max})");
-        }
-        let mut v: Vec<u8> = (1..)
-            .map(|i| sw.saturating_mul(i))
-            .take_while(|w| *w < max)
-            .collect();
-        v.push(max);
-        v
-    } else if args.max_weight.is_some() {
-        bail!("--max-weight needs --step-weight (e.g. --step-weight 10 --max-weight 50)");
-    } else {
-        vec![10, 25, 50, 100]
-    };
-    raw.iter()
-        .map(|w| Weight::try_from(*w).map_err(|e| anyhow::anyhow!("--steps: {e}")))
-        .collect()
-}
-
-/// Analysis settings from flags (defaults as documented in the README).
-pub fn thresholds(a: &AnalysisArgs) -> anyhow::Result<Thresholds> {
-    let d = Thresholds::default();
-    let success_rate = a.success_rate.unwrap_or(d.success_rate);
-    if !(0.0..=100.0).contains(&success_rate) {
-        bail!(
-            "--success-rate {success_rate} is not a percentage: use a number from 0 to 100 (e.g. 99)"
-        );
-    }
-    Ok(Thresholds {
-        success_rate,
-        max_p99: a
-            .max_p99
-            .as_deref()
-            .map(|s| parse_duration("--max-p99", s))
-            .transpose()?
-            .unwrap_or(d.max_p99),
-        min_requests: a.min_requests.unwrap_or(d.min_requests),
-        confidence: d.confidence,
-    })
 }
 
 /// This process's identity as lease holder.
@@ -294,14 +222,69 @@ pub async fn drive<T: Target, M: MetricsSource>(
     Ok((outcome(finish), state))
 }
 
+/// Rollout settings: `meshctl.yaml` (when given with `-f` or present in
+/// the working directory) overridden by flags.
+pub fn settings(
+    global: &GlobalArgs,
+    args: &RolloutStartArgs,
+) -> anyhow::Result<(
+    String,
+    RolloutDefaults,
+    Option<spec::MetricsSource>,
+    Webhooks,
+)> {
+    let has_file = args.spec.file.is_some() || std::path::Path::new(spec::DEFAULT_FILE).is_file();
+    let (service, mut defaults, metrics, hooks) = if has_file {
+        let s = spec::resolve(&args.spec, global.kube.namespace.as_deref())?;
+        (Some(s.service), s.rollout, s.metrics, s.webhooks)
+    } else {
+        (
+            args.spec.service.clone(),
+            RolloutDefaults::default(),
+            None,
+            Vec::new(),
+        )
+    };
+    defaults.apply_flags(args)?;
+    let metrics = spec::metrics_flag(&args.analysis)?.or(metrics);
+    let service = service
+        .context("rollout start needs a SERVICE: `meshctl rollout start SERVICE --to v2`")?;
+    let webhooks = Webhooks {
+        hooks: hooks
+            .into_iter()
+            .map(|h| WebhookConfig {
+                name: h.name,
+                hook: match h.kind {
+                    spec::WebhookType::PreRollout => Hook::PreRollout,
+                    spec::WebhookType::Rollout => Hook::Rollout,
+                    spec::WebhookType::PostRollout => Hook::PostRollout,
+                    spec::WebhookType::Rollback => Hook::Rollback,
+                },
+                url: h.url.to_string(),
+                timeout: h.timeout,
+            })
+            .collect(),
+    };
+    Ok((service, defaults, metrics, webhooks))
+}
+
+/// The metrics source (default: meshproxy's admin endpoint on loopback).
+pub fn source(m: Option<&spec::MetricsSource>, timeout: Duration) -> anyhow::Result<AnySource> {
+    Ok(match m {
+        Some(spec::MetricsSource::Prometheus(u)) => {
+            AnySource::Prometheus(Prometheus::new(u.as_str(), timeout)?)
+        }
+        Some(spec::MetricsSource::Proxy(u)) => {
+            AnySource::Proxy(ProxyMetrics::new(u.as_str(), timeout)?)
+        }
+        None => AnySource::Proxy(ProxyMetrics::new(DEFAULT_METRICS_URL, timeout)?),
+    })
+}
+
 /// `meshctl rollout start`.
 pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Result<Outcome> {
     let target = local_target(global)?;
-    let service = args
-        .spec
-        .service
-        .clone()
-        .context("rollout start needs a SERVICE: `meshctl rollout start SERVICE --to v2`")?;
+    let (service, d, metrics, webhooks) = settings(global, &args)?;
     let to: Version = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
     let from = args
         .from
@@ -311,28 +294,29 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
                 .map_err(|e| anyhow::anyhow!("--from: {e}"))
         })
         .transpose()?;
-    let interval = parse_duration(
-        "--interval",
-        args.analysis.interval.as_deref().unwrap_or("30s"),
-    )?;
-    let step_timeout = parse_duration("--timeout", args.timeout.as_deref().unwrap_or("10m"))?;
-    let metrics = metrics_source(
-        &args.analysis,
-        interval.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+    let metrics = source(
+        metrics.as_ref(),
+        d.interval
+            .clamp(Duration::from_secs(1), Duration::from_secs(10)),
     )?;
     let req = StartRequest {
         service,
         to,
         from,
-        steps: steps(&args)?,
-        interval,
-        threshold: args.analysis.threshold.unwrap_or(2),
-        step_timeout,
-        manual_promotion: args.manual_promotion,
-        thresholds: thresholds(&args.analysis)?,
-        on_interrupt: args.on_interrupt.unwrap_or_default(),
+        steps: d.steps,
+        interval: d.interval,
+        threshold: d.threshold,
+        step_timeout: d.timeout,
+        manual_promotion: d.manual_promotion,
+        thresholds: Thresholds {
+            success_rate: d.success_rate,
+            max_p99: d.max_p99,
+            min_requests: d.min_requests,
+            confidence: Thresholds::default().confidence,
+        },
+        on_interrupt: d.on_interrupt,
         no_wait_on_pause: args.no_wait_on_pause,
-        webhooks: Webhooks::default(),
+        webhooks,
     };
     let reporter = Reporter::new(format(global), Term::detect());
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;

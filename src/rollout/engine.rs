@@ -364,7 +364,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             };
             match self.options.webhooks.call(&pre).await {
                 Ok(called) => {
-                    if called {
+                    if called > 0 {
                         self.emit(RolloutEvent::Webhook {
                             service: service.clone(),
                             hook: Hook::PreRollout,
@@ -741,8 +741,8 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             reason: s.reason.as_deref(),
         };
         match self.options.webhooks.call(&payload).await {
-            Ok(false) => {}
-            Ok(true) => self.emit(RolloutEvent::Webhook {
+            Ok(0) => {}
+            Ok(_) => self.emit(RolloutEvent::Webhook {
                 service: self.service(),
                 hook,
                 ok: true,

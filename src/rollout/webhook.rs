@@ -10,47 +10,26 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// Webhook URLs (all optional) and their timeout.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Webhooks {
-    /// Called once before the rollout starts.
-    pub pre_rollout: Option<String>,
-    /// Called before each analysis; a non-2xx answer fails the check.
-    pub rollout: Option<String>,
-    /// Called after the rollout finished (promoted or rolled back).
-    pub post_rollout: Option<String>,
-    /// Called after a rollback.
-    pub rollback: Option<String>,
-    /// Timeout per call (default 10 s).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "opt_duration"
-    )]
-    pub timeout: Option<Duration>,
+/// One configured webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Name, used in events and errors.
+    pub name: String,
+    /// When it is called.
+    pub hook: Hook,
+    /// Where to POST.
+    pub url: String,
+    /// How long to wait for the answer.
+    pub timeout: Duration,
 }
 
-mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    #[allow(clippy::ref_option, reason = "serde's `with` passes &Option")]
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s = Option::<String>::deserialize(d)?;
-        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
+/// The webhooks of a rollout, in spec order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Webhooks {
+    /// Every configured webhook.
+    pub hooks: Vec<WebhookConfig>,
 }
 
 /// Which hook.
@@ -93,10 +72,12 @@ pub struct Payload<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// Connection failed or timed out.
-    #[error("{hook:?} webhook {url} is unreachable: {source}")]
+    #[error("{hook:?} webhook {name:?} ({url}) is unreachable: {source}")]
     Unreachable {
         /// Hook.
         hook: Hook,
+        /// Webhook name.
+        name: String,
         /// URL.
         url: String,
         /// Cause.
@@ -104,10 +85,12 @@ pub enum WebhookError {
         source: reqwest::Error,
     },
     /// A non-2xx answer.
-    #[error("{hook:?} webhook {url} answered HTTP {status}: {body}")]
+    #[error("{hook:?} webhook {name:?} ({url}) answered HTTP {status}: {body}")]
     Rejected {
         /// Hook.
         hook: Hook,
+        /// Webhook name.
+        name: String,
         /// URL.
         url: String,
         /// Status.
@@ -120,45 +103,43 @@ pub enum WebhookError {
 // === impl Webhooks ===
 
 impl Webhooks {
-    /// The URL for a hook.
-    pub fn url(&self, hook: Hook) -> Option<&str> {
-        match hook {
-            Hook::PreRollout => self.pre_rollout.as_deref(),
-            Hook::Rollout => self.rollout.as_deref(),
-            Hook::PostRollout => self.post_rollout.as_deref(),
-            Hook::Rollback => self.rollback.as_deref(),
+    /// Calls every webhook of `payload.hook` in order; stops at the first
+    /// failure. `Ok(n)`: how many were called.
+    pub async fn call(&self, payload: &Payload<'_>) -> Result<usize, WebhookError> {
+        let mut n = 0;
+        for h in self.hooks.iter().filter(|h| h.hook == payload.hook) {
+            call_one(h, payload).await?;
+            n += 1;
         }
+        Ok(n)
     }
+}
 
-    /// Calls the hook if configured; `Ok(false)` when it is not.
-    pub async fn call(&self, payload: &Payload<'_>) -> Result<bool, WebhookError> {
-        let Some(url) = self.url(payload.hook) else {
-            return Ok(false);
-        };
-        let hook = payload.hook;
-        let timeout = self.timeout.unwrap_or(Duration::from_secs(10));
-        let unreachable = |source| WebhookError::Unreachable {
-            hook,
-            url: url.to_owned(),
-            source,
-        };
-        let client = crate::metrics::http_client(timeout).map_err(unreachable)?;
-        let resp = client
-            .post(url)
-            .json(payload)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(true);
-        }
-        let body = resp.text().await.unwrap_or_default();
-        Err(WebhookError::Rejected {
-            hook,
-            url: url.to_owned(),
-            status: status.as_u16(),
-            body: body.chars().take(200).collect(),
-        })
+async fn call_one(h: &WebhookConfig, payload: &Payload<'_>) -> Result<(), WebhookError> {
+    let hook = payload.hook;
+    let unreachable = |source| WebhookError::Unreachable {
+        hook,
+        name: h.name.clone(),
+        url: h.url.clone(),
+        source,
+    };
+    let client = crate::metrics::http_client(h.timeout).map_err(unreachable)?;
+    let resp = client
+        .post(&h.url)
+        .json(payload)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
     }
+    let body = resp.text().await.unwrap_or_default();
+    Err(WebhookError::Rejected {
+        hook,
+        name: h.name.clone(),
+        url: h.url.clone(),
+        status: status.as_u16(),
+        body: body.chars().take(200).collect(),
+    })
 }
