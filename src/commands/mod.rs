@@ -2,15 +2,22 @@
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
 mod completions;
+pub mod promote;
 mod render;
+pub mod rollback;
+pub mod rollout;
 
 use crate::Outcome;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RolloutCommand};
 
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let Cli { global, command } = cli;
     match command {
+        Command::Rollout(RolloutCommand::Start(args)) => rollout::start(&global, args).await,
+        Command::Rollout(RolloutCommand::Status(args)) => rollout::status(&global, args).await,
+        Command::Promote(args) => promote::run(&global, args).await,
+        Command::Rollback(args) => rollback::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
         Command::Completions(args) => completions::completions(&args),
         Command::Man => completions::man(),

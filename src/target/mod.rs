@@ -167,3 +167,5 @@ pub trait Target: Send + Sync {
         message: &str,
     ) -> impl Future<Output = Result<(), TargetError>> + Send;
 }
+
+pub mod local;
