@@ -8,6 +8,11 @@ pub mod certs;
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod metrics;
+pub mod output;
+pub mod render;
+pub mod rollout;
+pub mod spec;
 pub mod target;
 pub mod traffic;
 

@@ -5,5 +5,17 @@
 mod util;
 // `meshctl completions` and the man page match the committed files.
 mod completions;
+// Harness for the rollout tests: local target, traffic simulator, metrics server.
+mod rollout_harness;
+// `meshctl rollout start/status`, `promote`, `rollback` end to end (issue 5).
+mod rollout;
+// The rollout driver in-process: paused clock, webhooks against loopback servers.
+mod rollout_driver;
+// `meshctl render`: golden files for a broad set of specs.
+mod render;
+// `meshctl render` error paths, each with its exact message.
+mod render_errors;
+// Rendered resources against Istio's CRD schemas.
+mod render_schema;
 // `meshctl certs`: development CA and workload certificates for mTLS.
 mod certs;
