@@ -770,7 +770,12 @@ async fn binary_serves_mtls_and_names_bad_files() {
         "{stderr}"
     );
 
-    // Serving mTLS.
+    // Serving mTLS, with a key file others may read (warned about), then a
+    // broken rotation (rejected with a log line, the old pair keeps serving).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let (listen, admin) = (closed_port().await, closed_port().await);
     let mut child = Command::new(BIN)
         .arg("--config")
@@ -787,9 +792,20 @@ async fn binary_serves_mtls_and_names_bad_files() {
         .arg(&key)
         .arg("--tls-client-ca")
         .arg(&pki.ca_path)
-        .stderr(std::process::Stdio::null())
+        .args(["--tls-reload-interval", "100ms"])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     let client = tls_client(&pki, Some(&frontend), false);
     let mut served = None;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -800,8 +816,45 @@ async fn binary_serves_mtls_and_names_bad_files() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
     let (status, _, body) = served.expect("the binary never served mTLS");
     assert_eq!((status, body.as_str()), (StatusCode::OK, "via binary"));
+
+    let before = served_leaf(listen, &pki, &frontend).await;
+    let secret = pki.workload("proxy");
+    std::fs::write(&key, &secret.key_pem).unwrap();
+    // Give the watcher a few polls, then check the old pair still serves.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(served_leaf(listen, &pki, &frontend).await, before);
+    let fresh = tls_get(&tls_client(&pki, Some(&frontend), false), listen).await;
+    assert_eq!(fresh.unwrap().0, StatusCode::OK);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let log = log.join().unwrap();
+    assert!(
+        log.contains("private key file is readable by group or others"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("chmod 600 {}", key.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains("rejected new inbound TLS certificate"),
+        "{log}"
+    );
+    assert!(
+        log.contains("is not the private key of the certificate in"),
+        "{log}"
+    );
+    assert!(log.contains("still using the previous one"), "{log}");
+    // The key material itself is never logged.
+    let key_body: String = secret
+        .key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(!log.contains(&key_body[..40]), "key material in the log");
 }
