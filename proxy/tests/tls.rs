@@ -500,9 +500,12 @@ async fn every_outbound_mode_against_tls_upstreams() {
             "spiffe://cluster.local/ns/default/sa/meshproxy svc",
         ),
         (
-            "MUTUAL without its files is a 503",
+            "MUTUAL with a missing key file is a 503",
             mutual,
-            "{mode: MUTUAL, caCertificates: ca.pem}".into(),
+            format!(
+                "{{mode: MUTUAL, caCertificates: ca.pem, clientCertificate: {}, privateKey: missing.key}}",
+                client_cert.display()
+            ),
             503,
             "upstream connect error",
         ),
@@ -531,6 +534,14 @@ async fn every_outbound_mode_against_tls_upstreams() {
         metric_value(&text, "istio_requests_total", &[("response_flags", "UF")]) >= 3.0,
         "{text}"
     );
+
+    // MUTUAL without its files is an invalid configuration: rejected whole.
+    route_with_tls(&cfg, mutual, "{mode: MUTUAL, caCertificates: ca.pem}");
+    eventually("the invalid DestinationRule is rejected", || async {
+        let text = admin_get(handle.admin_addr(), "/metrics").await.body;
+        metric_value(&text, "meshproxy_config_reload_failures_total", &[]) >= 1.0
+    })
+    .await;
 }
 
 // === rotation ===

@@ -401,6 +401,64 @@ fn validate_dr(c: &mut Collector, object: &str, dr: &DestinationRule) {
                 format!("subset {:?} is defined twice", s.name),
             );
         }
+        if let Some(tls) = s.traffic_policy.as_ref().and_then(|p| p.tls.as_ref()) {
+            validate_client_tls(
+                c,
+                object,
+                &format!("spec.subsets[{i}].trafficPolicy.tls"),
+                tls,
+            );
+        }
+    }
+    if let Some(tls) = dr.spec.traffic_policy.as_ref().and_then(|p| p.tls.as_ref()) {
+        validate_client_tls(c, object, "spec.trafficPolicy.tls", tls);
+    }
+}
+
+/// `trafficPolicy.tls`: the fields each mode needs or forbids (as Istio
+/// checks them), and a usable `sni`.
+fn validate_client_tls(c: &mut Collector, object: &str, at: &str, tls: &super::ClientTlsSettings) {
+    use super::TlsMode;
+    if tls.mode == TlsMode::Mutual {
+        for (field, value) in [
+            ("clientCertificate", &tls.client_certificate),
+            ("privateKey", &tls.private_key),
+        ] {
+            if value.as_deref().is_none_or(str::is_empty) {
+                c.push(
+                    object,
+                    format!("{at}.{field}"),
+                    "mode MUTUAL needs clientCertificate and privateKey: set them to the PEM \
+                     files meshproxy presents to the upstream, or use ISTIO_MUTUAL",
+                );
+            }
+        }
+    }
+    if tls.mode == TlsMode::IstioMutual {
+        for (field, value) in [
+            ("clientCertificate", &tls.client_certificate),
+            ("privateKey", &tls.private_key),
+            ("caCertificates", &tls.ca_certificates),
+        ] {
+            if value.is_some() {
+                c.push(
+                    object,
+                    format!("{at}.{field}"),
+                    "must be empty with mode ISTIO_MUTUAL (the proxy's own certificate and \
+                     mesh CA are used): remove it, or use mode MUTUAL",
+                );
+            }
+        }
+    }
+    if let Some(sni) = &tls.sni
+        && !is_valid_host(sni)
+        && sni.parse::<std::net::IpAddr>().is_err()
+    {
+        c.push(
+            object,
+            format!("{at}.sni"),
+            format!("{sni:?} is not a valid DNS name: use the name on the upstream's certificate"),
+        );
     }
 }
 
@@ -463,6 +521,41 @@ mod tests {
             .replace("name: discounts}", "name: Discounts_1}")
             .replace("host: discounts", "host: \"bad host\"");
         assert_eq!(problems(&text).len(), 2, "{:?}", problems(&text));
+    }
+
+    #[test]
+    fn checks_destination_rule_tls() {
+        let policy = |tls: &str| {
+            DR.replace(
+                "  subsets:\n",
+                &format!("  trafficPolicy:\n    tls: {tls}\n  subsets:\n"),
+            )
+        };
+        assert!(problems(&policy("{mode: SIMPLE, sni: reviews.default}")).is_empty());
+        assert!(problems(&policy("{mode: ISTIO_MUTUAL}")).is_empty());
+        assert_eq!(
+            problems(&policy("{mode: MUTUAL, clientCertificate: c.pem}")),
+            [
+                "DestinationRule/discounts spec.trafficPolicy.tls.privateKey: mode MUTUAL needs clientCertificate and privateKey: set them to the PEM files meshproxy presents to the upstream, or use ISTIO_MUTUAL"
+            ]
+        );
+        assert_eq!(
+            problems(&policy(
+                "{mode: ISTIO_MUTUAL, caCertificates: ca.pem, sni: \"a b\"}"
+            )),
+            [
+                "DestinationRule/discounts spec.trafficPolicy.tls.caCertificates: must be empty with mode ISTIO_MUTUAL (the proxy's own certificate and mesh CA are used): remove it, or use mode MUTUAL",
+                "DestinationRule/discounts spec.trafficPolicy.tls.sni: \"a b\" is not a valid DNS name: use the name on the upstream's certificate",
+            ]
+        );
+        let subset = DR.replace(
+            "{name: v2, labels: {version: v2}}",
+            "{name: v2, labels: {version: v2}, trafficPolicy: {tls: {mode: MUTUAL}}}",
+        );
+        assert_eq!(problems(&subset).len(), 2, "{:?}", problems(&subset));
+        assert!(
+            problems(&subset)[0].contains("spec.subsets[1].trafficPolicy.tls.clientCertificate")
+        );
     }
 
     #[test]
