@@ -5,3 +5,7 @@
 mod util;
 // `meshctl completions` and the man page match the committed files.
 mod completions;
+// Kubernetes target: shared fake-cluster setup.
+mod kube_support;
+// Kubernetes target in process against the fake API server.
+mod kube_target;

@@ -1,6 +1,8 @@
 //! One file per subcommand. This is where raw arguments become validated
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
+pub mod apply;
+
 use crate::Outcome;
 use crate::cli::{Cli, Command};
 
