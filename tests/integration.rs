@@ -9,3 +9,5 @@ mod completions;
 mod kube_support;
 // Kubernetes target in process against the fake API server.
 mod kube_target;
+// deploy/rbac.yaml grants exactly the verbs meshctl uses.
+mod kube_rbac;

@@ -71,3 +71,53 @@ pub fn discounts_at(weight: u32) -> Vec<Resource> {
     }
     resources
 }
+
+/// `(group, resource, verb)` triples the Role in `deploy/rbac.yaml` grants.
+pub fn rbac_grants() -> std::collections::BTreeSet<(String, String, String)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml"))
+        .expect("deploy/rbac.yaml");
+    let mut grants = std::collections::BTreeSet::new();
+    for doc in meshproxy::istio::yaml::documents(&text) {
+        let value: serde_json::Value =
+            meshproxy::istio::yaml::from_str(doc.text).expect("rbac.yaml parses");
+        if value["kind"] != "Role" {
+            continue;
+        }
+        for rule in value["rules"].as_array().expect("rules") {
+            for group in rule["apiGroups"].as_array().expect("apiGroups") {
+                for resource in rule["resources"].as_array().expect("resources") {
+                    for verb in rule["verbs"].as_array().expect("verbs") {
+                        grants.insert((
+                            group.as_str().unwrap_or_default().to_owned(),
+                            resource.as_str().unwrap_or_default().to_owned(),
+                            verb.as_str().unwrap_or_default().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// The `(group, resource, verb)` triples of the resource requests a server saw.
+pub fn used_verbs(server: &FakeApiServer) -> std::collections::BTreeSet<(String, String, String)> {
+    server
+        .requests()
+        .into_iter()
+        .filter_map(|r| Some((r.group?, r.resource?, r.verb)))
+        .collect()
+}
+
+/// Fails if meshctl sent a request the CI Role does not allow.
+pub fn assert_rbac_allows(server: &FakeApiServer) {
+    let grants = rbac_grants();
+    let missing: Vec<_> = used_verbs(server)
+        .into_iter()
+        .filter(|u| !grants.contains(u))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/rbac.yaml lacks (group, resource, verb): {missing:?}"
+    );
+}

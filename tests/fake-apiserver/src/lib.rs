@@ -315,3 +315,6 @@ impl FakeApiServer {
         state.store.log.clear();
     }
 }
+
+#[cfg(test)]
+mod tests;

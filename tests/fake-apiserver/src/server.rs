@@ -294,6 +294,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         }
     };
     let ctx = WriteCtx {
+        manager_given: query.get("fieldManager").is_some_and(|m| !m.is_empty()),
         manager,
         dry_run,
         validation,
@@ -606,6 +607,7 @@ enum Write {
 
 struct WriteCtx {
     manager: String,
+    manager_given: bool,
     dry_run: bool,
     validation: FieldValidation,
 }
@@ -698,10 +700,8 @@ fn write(shared: &Shared, t: &Target, op: Write, body: &[u8], ctx: &WriteCtx) ->
             }],
         ));
     }
-    if matches!(op, Write::Apply { .. }) && ctx.manager.is_empty() {
-        return error_response(ApiError::bad_request(
-            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
-        ));
+    if matches!(op, Write::Apply { .. }) && !ctx.manager_given {
+        return error_response(ApiError::apply_needs_field_manager());
     }
     let key = Key {
         group: t.rt.group,

@@ -184,6 +184,19 @@ impl ApiError {
         )
     }
 
+    /// 422 for an apply patch without `fieldManager`.
+    pub fn apply_needs_field_manager() -> Self {
+        status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            Some(json!({
+                "group": "meta.k8s.io", "kind": "PatchOptions",
+                "causes": [{"reason": "FieldValueRequired", "message": "Required value: is required for apply patch", "field": "fieldManager"}]
+            })),
+        )
+    }
+
     /// 400 with a free-form message (strict decoding, bad patch bodies, ...).
     pub fn bad_request(message: &str) -> Self {
         status(StatusCode::BAD_REQUEST, "BadRequest", message, None)
