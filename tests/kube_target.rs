@@ -582,3 +582,123 @@ async fn events_regard_the_virtual_service() {
     assert_eq!(warning["type"], "Warning");
     assert_eq!(warning["note"], "success rate 80% < 99%");
 }
+
+#[tokio::test]
+async fn connection_honours_context_namespace_and_kubeconfig() {
+    let cluster = Cluster::start().await;
+    // A second context in the same file, pointing at the same server.
+    let mut text = std::fs::read_to_string(&cluster.kubeconfig).expect("kubeconfig");
+    text = text.replace(
+        "current-context: fake",
+        "- name: other\n  context:\n    cluster: fake\n    user: ci\n    namespace: staging\ncurrent-context: fake",
+    );
+    std::fs::write(&cluster.kubeconfig, text).expect("write");
+
+    let target = cluster.target().await;
+    assert_eq!(target.namespace(), NS);
+    assert_eq!(target.describe(), format!("kube:fake/{NS}"));
+    assert_eq!(target.server(), cluster.server.url());
+
+    let mut args = cluster.args();
+    args.context = Some("other".into());
+    let other = KubeTarget::connect(&args, None)
+        .await
+        .expect("context other");
+    assert_eq!(other.describe(), "kube:other/staging");
+    args.namespace = Some("prod".into());
+    let prod = KubeTarget::connect(&args, None).await.expect("-n prod");
+    assert_eq!(prod.namespace(), "prod");
+    prod.apply(&discounts(), ApplyOptions::default())
+        .await
+        .expect("apply");
+    assert!(
+        cluster
+            .server
+            .object(
+                "networking.istio.io",
+                "virtualservices",
+                "prod",
+                "discounts"
+            )
+            .is_some()
+    );
+
+    args.context = Some("nope".into());
+    let e = KubeTarget::connect(&args, None)
+        .await
+        .expect_err("unknown context");
+    assert!(e.to_string().contains("nope"), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&cluster.kubeconfig.display().to_string()),
+        "{e}"
+    );
+
+    let missing = meshctl::cli::KubeArgs {
+        kubeconfig: Some(cluster.kubeconfig.with_file_name("absent")),
+        ..meshctl::cli::KubeArgs::default()
+    };
+    let e = KubeTarget::connect(&missing, None)
+        .await
+        .expect_err("missing file");
+    assert!(e.to_string().starts_with("--kubeconfig "), "{e}");
+    assert!(e.to_string().contains("absent"), "{e}");
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_sees_weight_changes() {
+    use futures_util::StreamExt;
+    use kube::runtime::watcher;
+
+    let cluster = Cluster::start().await;
+    let target = cluster.target().await;
+    target
+        .apply(&discounts(), ApplyOptions::default())
+        .await
+        .expect("apply");
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig"),
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("config"),
+    )
+    .expect("client");
+    let ar = kube::core::ApiResource {
+        group: "networking.istio.io".into(),
+        version: "v1".into(),
+        api_version: "networking.istio.io/v1".into(),
+        kind: "VirtualService".into(),
+        plural: "virtualservices".into(),
+    };
+    let api: kube::Api<kube::core::DynamicObject> = kube::Api::namespaced_with(client, NS, &ar);
+    let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+    let weight_of = |obj: &kube::core::DynamicObject| {
+        obj.data["spec"]["http"][0]["route"][1]["weight"].as_u64()
+    };
+    let mut seen_initial = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let event = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("watch event within 20s")
+            .expect("stream open")
+            .expect("no watch error");
+        match event {
+            watcher::Event::InitApply(obj) => assert_eq!(weight_of(&obj), Some(0)),
+            watcher::Event::InitDone => {
+                seen_initial = true;
+                target
+                    .apply(&discounts_at(40), ApplyOptions::default())
+                    .await
+                    .expect("apply 40");
+            }
+            watcher::Event::Apply(obj) if seen_initial => {
+                assert_eq!(weight_of(&obj), Some(40));
+                break;
+            }
+            _ => {}
+        }
+    }
+}
