@@ -702,3 +702,17 @@ async fn kube_runtime_watcher_sees_weight_changes() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_resource_in_another_namespace_is_refused() {
+    let cluster = Cluster::start().await;
+    let target = cluster.target().await;
+    let mut resources = discounts();
+    if let Resource::VirtualService(vs) = &mut resources[1] {
+        vs.metadata.namespace = Some("elsewhere".into());
+    }
+    let msg = apply_err(&target, &resources, ApplyOptions::default()).await;
+    assert!(msg.contains("VirtualService \"discounts\" says namespace \"elsewhere\" but the target namespace is \"shop\""), "{msg}");
+    assert!(msg.contains("pass -n elsewhere"), "{msg}");
+    assert!(cluster.server.requests().is_empty(), "nothing was sent");
+}

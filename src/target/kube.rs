@@ -516,6 +516,7 @@ impl KubeTarget {
     }
 
     fn body_for(&self, resource: &Resource, version: ApiVersion) -> Result<Value, TargetError> {
+        self.check_namespace(resource)?;
         let mut value = serde_json::to_value(resource).map_err(|e| {
             other(
                 format!(
@@ -534,6 +535,21 @@ impl KubeTarget {
             m.remove("generation");
         }
         Ok(value)
+    }
+
+    /// Refuses a resource that names a namespace other than the target's.
+    fn check_namespace(&self, resource: &Resource) -> Result<(), TargetError> {
+        if let Some(ns) = resource.metadata().namespace.as_deref()
+            && ns != self.namespace
+        {
+            return Err(plain(format!(
+                "{} {:?} says namespace {ns:?} but the target namespace is {:?}; pass -n {ns} or remove metadata.namespace",
+                resource.kind(),
+                resource.metadata().name,
+                self.namespace
+            )));
+        }
+        Ok(())
     }
 
     /// Reads a VirtualService as raw JSON (and remembers it for replace).
@@ -613,8 +629,13 @@ impl Target for KubeTarget {
         resources: &[Resource],
         options: ApplyOptions,
     ) -> Result<Vec<Applied>, TargetError> {
+        for r in resources {
+            self.check_namespace(r)?;
+        }
         let version = self.istio_version().await?;
-        let mut params = PatchParams::apply(FIELD_MANAGER);
+        // Strict field validation, as `kubectl apply` sends: a field the
+        // cluster's CRD version does not know is an error, not silently dropped.
+        let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
         if options.force_conflicts {
             params = params.force();
         }
