@@ -6,6 +6,7 @@ pub mod promote;
 mod render;
 pub mod rollback;
 pub mod rollout;
+pub mod apply;
 
 use crate::Outcome;
 use crate::cli::{Cli, Command, RolloutCommand};
