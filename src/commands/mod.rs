@@ -1,12 +1,12 @@
 //! One file per subcommand. This is where raw arguments become validated
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
+pub mod apply;
 mod completions;
 pub mod promote;
 mod render;
 pub mod rollback;
 pub mod rollout;
-pub mod apply;
 
 use crate::Outcome;
 use crate::cli::{Cli, Command, RolloutCommand};
