@@ -17,5 +17,11 @@ mod render;
 mod render_errors;
 // Rendered resources against Istio's CRD schemas.
 mod render_schema;
+// Kubernetes target: shared fake-cluster setup.
+mod kube_support;
+// Kubernetes target in process against the fake API server.
+mod kube_target;
+// deploy/rbac.yaml grants exactly the verbs meshctl uses.
+mod kube_rbac;
 // `meshctl certs`: development CA and workload certificates for mTLS.
 mod certs;

@@ -1,6 +1,7 @@
 //! One file per subcommand. This is where raw arguments become validated
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
+pub mod apply;
 mod certs;
 mod completions;
 pub mod promote;
