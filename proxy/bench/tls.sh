@@ -3,7 +3,7 @@
 # same ECDSA P-256 certificate (from `meshctl certs`), the same worker count,
 # the same plain-HTTP upstream behind both, and the same load tools.
 #
-#   proxy/bench/tls.sh            # WORKERS=1 DURATION=10s CONNS=64 HS_CONNS=16
+#   proxy/bench/tls.sh            # WORKERS=1 DURATION=10s CONNS=64 HS_CONNS=16 SKIP_BUILD=0
 #
 # Measured per server:
 #   handshakes/s  tls_load --handshake: every request on a new TCP+TLS
@@ -34,7 +34,10 @@ for tool in nginx openssl wrk taskset curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
 done
 
-cargo build --release -q -p meshproxy --bin meshproxy --example tls_load
+# SKIP_BUILD=1 reuses the release binaries already built.
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  cargo build --release -q -p meshproxy --bin meshproxy --example tls_load
+fi
 [[ -x target/debug/meshctl ]] || cargo build -q -p meshctl --bin meshctl
 PROXY_BIN=target/release/meshproxy
 LOAD=target/release/examples/tls_load
@@ -129,10 +132,10 @@ services:
 CONF
 common=(--config "$work/config" --workers "$WORKERS"
   --tls-cert "$pki/bench-server.crt" --tls-key "$pki/bench-server.key")
-RUST_LOG=warn taskset -c 0 "$PROXY_BIN" "${common[@]}" --tls-client-ca "$pki/ca.crt" \
+RUST_LOG=error taskset -c 0 "$PROXY_BIN" "${common[@]}" --tls-client-ca "$pki/ca.crt" \
   --listen 127.0.0.1:$PROXY_MTLS --admin 127.0.0.1:$ADMIN_MTLS &
 pids+=($!)
-RUST_LOG=warn taskset -c 0 "$PROXY_BIN" "${common[@]}" \
+RUST_LOG=error taskset -c 0 "$PROXY_BIN" "${common[@]}" \
   --listen 127.0.0.1:$PROXY_TLS --admin 127.0.0.1:$ADMIN_TLS &
 pids+=($!)
 
@@ -172,7 +175,7 @@ for name in nginx meshproxy; do
   echo "   keep-alive mTLS: $out" >&2
   result[$name,rps]=$(field rate <<<"$out")
   result[$name,p99]=$(field p99 <<<"$out")
-  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" -H 'host: bench' "https://127.0.0.1:$tls/" 2>&1)
+  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" -H 'Host: bench' "https://127.0.0.1:$tls/" 2>&1)
   echo "   wrk TLS: $(grep -E 'Requests/sec|Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ' ')" >&2
   result[$name,wrk]=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
 done
