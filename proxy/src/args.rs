@@ -24,7 +24,7 @@ pub struct Args {
     /// Address of the admin listener (/metrics, /ready, /config).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15000")]
     pub admin: SocketAddr,
-    /// Worker threads (default: one per CPU).
+    /// Proxy worker threads, each with its own event loop, listener (SO_REUSEPORT) and upstream pool (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Largest request head (request line + headers) in bytes; larger gets 431.

@@ -60,6 +60,23 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// Whether the client authenticated with mTLS.
     pub security: Security,
+    /// The client's IP as a header value, formatted once per connection.
+    peer_ip: HeaderValue,
+}
+
+// === impl ConnInfo ===
+
+impl ConnInfo {
+    /// Describes a new client connection.
+    pub fn new(peer: SocketAddr, security: Security) -> Self {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            peer,
+            security,
+            peer_ip,
+        }
+    }
 }
 
 /// The upstream client: a pooled HTTP/1.1 client over plain TCP.
@@ -214,7 +231,7 @@ impl Forwarder {
             );
             return resp;
         };
-        let backend = route.pick().clone();
+        let backend = route.pick();
 
         let mut flags = Flags::NONE;
         if let Some((delay, share)) = route.fault.delay
@@ -242,7 +259,7 @@ impl Forwarder {
         }
 
         prepare_upstream_headers(&mut parts, conn);
-        let result = self.forward(route, &backend, &mut parts, body).await;
+        let result = self.forward(route, backend, &mut parts, body).await;
         let resp = match result {
             Ok(resp) => {
                 let (mut rp, body) = resp.into_parts();
@@ -348,22 +365,22 @@ impl Forwarder {
             (Some(body), None)
         };
         let max_attempts = if replay.is_some() { policy.attempts } else { 0 };
+        // Bytes-backed: cloning per try does not copy the path.
         let path = parts
             .uri
             .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str)
-            .to_owned();
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let mut attempt = 0;
         loop {
             let Some(endpoint) = backend.next_endpoint() else {
                 return Err(Failure::NoHealthy);
             };
-            let uri = Uri::builder()
-                .scheme("http")
-                .authority(endpoint.clone())
-                .path_and_query(path.as_str())
-                .build()
-                .map_err(|_| Failure::Connect)?;
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.authority = Some(endpoint.clone());
+            uri.path_and_query = Some(path.clone());
+            let uri = Uri::from_parts(uri).map_err(|_| Failure::Connect)?;
             let body = match (&replay, stream.take()) {
                 (Some(b), _) if b.is_empty() => UpstreamBody::Empty,
                 (Some(b), _) => UpstreamBody::Full(Some(b.clone())),
@@ -441,12 +458,11 @@ fn prepare_upstream_headers(parts: &mut http::request::Parts, conn: &ConnInfo) {
     {
         parts.headers.insert(header::HOST, v);
     }
-    let ip = conn.peer.ip().to_string();
     let xff = match parts.headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
-        Some(Ok(prev)) => format!("{prev}, {ip}"),
-        _ => ip,
+        Some(Ok(prev)) => HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok(),
+        _ => Some(conn.peer_ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         parts.headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
