@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -28,6 +29,9 @@ use crate::body::{ResponseBody, UpstreamBody};
 use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
 use crate::routes::{Backend, RetryOn, Route};
 use crate::source::Live;
+
+/// Responses up to this size are read whole before they are sent on.
+pub const SMALL_RESPONSE: u64 = 16 * 1024;
 
 /// Settings of the request path.
 #[derive(Clone, Debug)]
@@ -261,11 +265,7 @@ impl Forwarder {
         prepare_upstream_headers(&mut parts, conn);
         let result = self.forward(route, backend, &mut parts, body).await;
         let resp = match result {
-            Ok(resp) => {
-                let (mut rp, body) = resp.into_parts();
-                strip_hop_by_hop(&mut rp.headers);
-                Response::from_parts(rp, ResponseBody::stream(body))
-            }
+            Ok(resp) => resp,
             Err(f) => {
                 let (status, flag, text) = f.reply();
                 flags = flags.with(flag);
@@ -324,19 +324,35 @@ impl Forwarder {
 
     /// Sends the request to the backend, retrying by the route's policy,
     /// all within the route timeout.
+    ///
+    /// A response whose `content-length` is at most [`SMALL_RESPONSE`] is
+    /// read whole before it is returned, so its head and body reach the
+    /// client in one write (one wake-up of the client instead of two);
+    /// anything larger or of unknown length streams.
     async fn forward(
         &self,
         route: &Route,
         backend: &Backend,
         parts: &mut http::request::Parts,
         body: Incoming,
-    ) -> Result<Response<Incoming>, Failure> {
+    ) -> Result<Response<ResponseBody>, Failure> {
         let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
-        let tries = self.tries(route, backend, parts, body);
+        let exchange = async {
+            let resp = self.tries(route, backend, parts, body).await?;
+            let (mut head, body) = resp.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            let body = match body.size_hint().exact() {
+                Some(n) if n <= SMALL_RESPONSE => ResponseBody::bytes(
+                    body.collect().await.map_err(|_| Failure::Reset)?.to_bytes(),
+                ),
+                _ => ResponseBody::stream(body),
+            };
+            Ok(Response::from_parts(head, body))
+        };
         if timeout.is_zero() {
-            tries.await
+            exchange.await
         } else {
-            tokio::time::timeout(timeout, tries)
+            tokio::time::timeout(timeout, exchange)
                 .await
                 .unwrap_or(Err(Failure::Timeout))
         }
