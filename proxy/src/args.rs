@@ -51,6 +51,9 @@ pub struct Args {
     /// Log one line per request (target `meshproxy::access`).
     #[arg(long)]
     pub access_log: bool,
+    /// Sticky sessions: pin each client to the version it first got with this cookie, while that version keeps a weight above 0.
+    #[arg(long, value_name = "NAME")]
+    pub sticky_cookie: Option<String>,
 }
 
 /// A flag value that cannot work.
@@ -81,11 +84,25 @@ impl Args {
             connect_timeout,
             drain_timeout,
             access_log,
+            sticky_cookie,
         } = self;
         if max_header_bytes < 8192 {
             return Err(ArgsError {
                 flag: "max-header-bytes",
                 message: format!("{max_header_bytes} is too small: use at least 8192"),
+            });
+        }
+        if let Some(name) = &sticky_cookie
+            && (name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return Err(ArgsError {
+                flag: "sticky-cookie",
+                message: format!(
+                    "{name:?} is not a cookie name: use letters, digits, '-', '_' and '.'"
+                ),
             });
         }
         if max_connections == 0 {
@@ -127,6 +144,7 @@ impl Args {
                 default_timeout,
                 connect_timeout,
                 access_log,
+                sticky_cookie,
                 ..ForwardSettings::default()
             },
             drain_timeout,

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::body::{ResponseBody, UpstreamBody};
 use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
-use crate::routes::{Backend, RetryOn, Route};
+use crate::routes::{Backend, Mirror, RetryOn, Route};
 use crate::source::Live;
 
 /// Responses up to this size are read whole before they are sent on.
@@ -44,6 +44,9 @@ pub struct ForwardSettings {
     pub max_replay_body: u64,
     /// Log one line per request.
     pub access_log: bool,
+    /// Sticky sessions: the cookie that pins a client to the version it
+    /// first got (`--sticky-cookie NAME`).
+    pub sticky_cookie: Option<String>,
 }
 
 impl Default for ForwardSettings {
@@ -53,6 +56,7 @@ impl Default for ForwardSettings {
             connect_timeout: Duration::from_secs(5),
             max_replay_body: 64 * 1024,
             access_log: false,
+            sticky_cookie: None,
         }
     }
 }
@@ -97,6 +101,14 @@ pub struct Forwarder {
     client: UpstreamClient,
     settings: ForwardSettings,
     no_route: DestinationMetrics,
+}
+
+/// A request chosen for mirroring, with the labels its metrics need.
+#[derive(Clone, Copy, Debug)]
+struct Shadow<'a> {
+    mirror: &'a Mirror,
+    protocol: Protocol,
+    security: Security,
 }
 
 /// Why no upstream response came back.
@@ -235,7 +247,7 @@ impl Forwarder {
             );
             return resp;
         };
-        let backend = route.pick();
+        let (backend, pin) = self.choose(route, &parts.headers);
 
         let mut flags = Flags::NONE;
         if let Some((delay, share)) = route.fault.delay
@@ -247,7 +259,10 @@ impl Forwarder {
         if let Some((status, share)) = route.fault.abort
             && hit(share)
         {
-            let resp = local_reply(status, "fault filter abort\n");
+            let mut resp = local_reply(status, "fault filter abort\n");
+            if let Some(cookie) = pin {
+                resp.headers_mut().append(header::SET_COOKIE, cookie);
+            }
             let flags = flags.with(Flags::FI);
             self.finish(
                 &backend.metrics,
@@ -263,8 +278,17 @@ impl Forwarder {
         }
 
         prepare_upstream_headers(&mut parts, conn);
-        let result = self.forward(route, backend, &mut parts, body).await;
-        let resp = match result {
+        let shadow = route
+            .mirror
+            .as_ref()
+            .filter(|m| hit(m.fraction))
+            .map(|mirror| Shadow {
+                mirror,
+                protocol,
+                security: conn.security,
+            });
+        let result = self.forward(route, backend, &mut parts, body, shadow).await;
+        let mut resp = match result {
             Ok(resp) => resp,
             Err(f) => {
                 let (status, flag, text) = f.reply();
@@ -272,6 +296,9 @@ impl Forwarder {
                 local_reply(status, text)
             }
         };
+        if let Some(cookie) = pin {
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+        }
         self.finish(
             &backend.metrics,
             &parts,
@@ -283,6 +310,97 @@ impl Forwarder {
             Some(route),
         );
         resp
+    }
+
+    /// Picks the route's destination: by weight, or, with sticky sessions,
+    /// the version named in the client's cookie while that version still
+    /// gets traffic. Returns the `Set-Cookie` value when a client is
+    /// (re)pinned.
+    fn choose<'r>(
+        &self,
+        route: &'r Route,
+        headers: &HeaderMap,
+    ) -> (&'r Backend, Option<HeaderValue>) {
+        let Some(name) = &self.settings.sticky_cookie else {
+            return (route.pick(), None);
+        };
+        if let Some(b) = cookie(headers, name).and_then(|v| route.destination_for_version(v)) {
+            return (b, None);
+        }
+        let b = route.pick();
+        let version = &b.metrics.id().version;
+        let set =
+            HeaderValue::from_str(&format!("{name}={version}; Path=/; HttpOnly; SameSite=Lax"))
+                .ok();
+        (b, set)
+    }
+
+    /// Sends a copy of the request to the mirror destination in the
+    /// background. Its response is read and dropped; it never delays or
+    /// fails the real request. Mirrored requests carry `Host: NAME-shadow`,
+    /// as Envoy sends them, and are counted with `reporter="destination"`.
+    fn spawn_mirror(
+        &self,
+        shadow: Shadow<'_>,
+        parts: &http::request::Parts,
+        path: &http::uri::PathAndQuery,
+        body: Bytes,
+        timeout: Duration,
+    ) {
+        let start = Instant::now();
+        let metrics = shadow.mirror.backend.metrics.clone();
+        let (protocol, security) = (shadow.protocol, shadow.security);
+        let Some(endpoint) = shadow.mirror.backend.next_endpoint() else {
+            let (status, flags, _) = Failure::NoHealthy.reply();
+            metrics.record_mirror(status.as_u16(), flags, protocol, security, start.elapsed());
+            return;
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(endpoint.clone());
+        uri.path_and_query = Some(path.clone());
+        let Ok(uri) = Uri::from_parts(uri) else {
+            return;
+        };
+        let mut headers = parts.headers.clone();
+        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
+            && let Ok(v) = HeaderValue::from_str(&shadow_host(host))
+        {
+            headers.insert(header::HOST, v);
+        }
+        let mut req = Request::new(if body.is_empty() {
+            UpstreamBody::Empty
+        } else {
+            UpstreamBody::Full(Some(body))
+        });
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let exchange = async {
+                let resp = client.request(req).await.map_err(classify)?;
+                let status = resp.status();
+                // Drain the body so the connection can be reused.
+                let _ = resp.into_body().collect().await;
+                Ok::<_, Failure>(status)
+            };
+            let result = if timeout.is_zero() {
+                exchange.await
+            } else {
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .unwrap_or(Err(Failure::Timeout))
+            };
+            let (code, flags) = match result {
+                Ok(status) => (status.as_u16(), Flags::NONE),
+                Err(f) => {
+                    let (status, flags, _) = f.reply();
+                    (status.as_u16(), flags)
+                }
+            };
+            metrics.record_mirror(code, flags, protocol, security, start.elapsed());
+        });
     }
 
     #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
@@ -335,10 +453,11 @@ impl Forwarder {
         backend: &Backend,
         parts: &mut http::request::Parts,
         body: Incoming,
+        shadow: Option<Shadow<'_>>,
     ) -> Result<Response<ResponseBody>, Failure> {
         let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
         let exchange = async {
-            let resp = self.tries(route, backend, parts, body).await?;
+            let resp = self.tries(route, backend, parts, body, shadow).await?;
             let (mut head, body) = resp.into_parts();
             strip_hop_by_hop(&mut head.headers);
             let body = match body.size_hint().exact() {
@@ -364,12 +483,13 @@ impl Forwarder {
         backend: &Backend,
         parts: &mut http::request::Parts,
         body: Incoming,
+        shadow: Option<Shadow<'_>>,
     ) -> Result<Response<Incoming>, Failure> {
         let policy = route.retry;
         // Decide once whether the body can be replayed (see the module docs).
         let (mut stream, replay) = if body.is_end_stream() {
             (None, Some(Bytes::new()))
-        } else if policy.attempts > 0
+        } else if (policy.attempts > 0 || shadow.is_some())
             && UpstreamBody::replayable(&body, self.settings.max_replay_body)
         {
             match UpstreamBody::buffer(body).await {
@@ -387,6 +507,10 @@ impl Forwarder {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        if let (Some(shadow), Some(body)) = (shadow, &replay) {
+            let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
+            self.spawn_mirror(shadow, parts, &path, body.clone(), timeout);
+        }
         let mut attempt = 0;
         loop {
             let Some(endpoint) = backend.next_endpoint() else {
@@ -448,6 +572,26 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     } else {
         Failure::Reset
     }
+}
+
+/// `svc:8080` → `svc-shadow:8080`, Envoy's host for mirrored requests.
+fn shadow_host(host: &str) -> String {
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(']') || h.ends_with(']') => format!("{h}-shadow:{p}"),
+        _ => format!("{host}-shadow"),
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
 }
 
 /// Draws whether a request falls in a `share` (0.0..=1.0) of traffic.
@@ -587,6 +731,22 @@ mod tests {
         assert!(on.failure(Failure::Connect));
         assert!(on.failure(Failure::Timeout));
         assert!(!RetryOn::default().failure(Failure::Connect));
+    }
+
+    #[test]
+    fn shadow_hosts_and_cookies() {
+        assert_eq!(shadow_host("svc"), "svc-shadow");
+        assert_eq!(
+            shadow_host("svc.example.com:8080"),
+            "svc.example.com-shadow:8080"
+        );
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mesh-version=v2"),
+        );
+        assert_eq!(cookie(&h, "mesh-version"), Some("v2"));
+        assert_eq!(cookie(&h, "b"), None);
     }
 
     #[test]

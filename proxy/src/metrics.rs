@@ -267,6 +267,7 @@ struct Slot {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct SlotKey {
+    reporter: &'static str,
     code: u16,
     flags: Flags,
     protocol: Protocol,
@@ -281,7 +282,7 @@ impl DestinationMetrics {
         &self.inner.id
     }
 
-    /// Counts one finished request.
+    /// Counts one finished request, as the client-side proxy (`reporter="source"`).
     pub fn record(
         &self,
         code: u16,
@@ -290,7 +291,33 @@ impl DestinationMetrics {
         security: Security,
         elapsed: Duration,
     ) {
+        self.record_as("source", code, flags, protocol, security, elapsed);
+    }
+
+    /// Counts one mirrored (shadow) request. Istio reports those only from
+    /// the destination's sidecar, so they carry `reporter="destination"`.
+    pub fn record_mirror(
+        &self,
+        code: u16,
+        flags: Flags,
+        protocol: Protocol,
+        security: Security,
+        elapsed: Duration,
+    ) {
+        self.record_as("destination", code, flags, protocol, security, elapsed);
+    }
+
+    fn record_as(
+        &self,
+        reporter: &'static str,
+        code: u16,
+        flags: Flags,
+        protocol: Protocol,
+        security: Security,
+        elapsed: Duration,
+    ) {
         let key = SlotKey {
+            reporter,
             code,
             flags,
             protocol,
@@ -334,7 +361,7 @@ impl DestinationMetrics {
     fn labels(&self, key: SlotKey) -> RequestLabels {
         let id = &self.inner.id;
         RequestLabels {
-            reporter: "source",
+            reporter: key.reporter,
             source_workload: "meshproxy",
             destination_service: id.service.clone(),
             destination_service_name: id.name.clone(),
@@ -434,6 +461,7 @@ mod tests {
             Duration::from_millis(1),
         );
         let labels = d.labels(SlotKey {
+            reporter: "source",
             code: 200,
             flags: Flags::NONE,
             protocol: Protocol::Http,

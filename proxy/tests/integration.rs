@@ -16,3 +16,5 @@ mod limits;
 mod admin;
 // The real binary: SIGTERM drain, start-up errors.
 mod binary;
+// Issue 7: VirtualService mirroring and sticky-session cookies.
+mod mirror;
