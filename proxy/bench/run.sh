@@ -16,6 +16,7 @@ WORKERS=${WORKERS:-2}
 UP1=127.0.0.1:18081 UP2=127.0.0.1:18082
 NGINX=127.0.0.1:18090 HAPROXY=127.0.0.1:18091 ENVOY=127.0.0.1:18092 ENVOY_ADMIN=127.0.0.1:18093
 MESH=127.0.0.1:18094 MESH_ADMIN=127.0.0.1:18095
+MIRROR10=127.0.0.1:18096 MIRROR100=127.0.0.1:18098
 
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
@@ -168,7 +169,21 @@ CONF
 mesh_pid=$!
 pids+=($mesh_pid)
 
-for a in "$NGINX" "$HAPROXY" "$ENVOY" "$MESH"; do wait_port "$a"; done
+# --- meshproxy with the same split plus a shadow copy to v2 (issue 7),
+#     for 10% and 100% of requests ---
+for pct in 10 100; do
+  d="$tmp/mirror$pct"
+  mkdir -p "$d"
+  cp "$tmp/mesh/endpoints.yaml" "$d/"
+  sed "s/^  - name: primary$/  - name: primary\n    mirror: {host: discounts, subset: v2}\n    mirrorPercentage: {value: $pct}/" \
+    examples/local/discounts.yaml >"$d/discounts.yaml"
+  grep -q mirrorPercentage "$d/discounts.yaml"
+  if [ "$pct" = 10 ]; then addr=$MIRROR10; else addr=$MIRROR100; fi
+  "$BIN/meshproxy" --config "$d" --listen "$addr" --admin "127.0.0.1:$(( ${addr##*:} + 1 ))" --workers "$WORKERS" 2>"$tmp/mirror$pct.log" &
+  pids+=($!)
+done
+
+for a in "$NGINX" "$HAPROXY" "$ENVOY" "$MESH" "$MIRROR10" "$MIRROR100"; do wait_port "$a"; done
 sleep 1
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 idle_rss=$(rss_kib "$mesh_pid")
@@ -179,8 +194,8 @@ run_wrk() { # name addr
   local tput lat rps p50 p99
   tput=$(wrk -t2 -c64 -d"$DURATION" -H 'Host: discounts' "http://$2/")
   lat=$(wrk -t2 -c8 -d"$DURATION" --latency -H 'Host: discounts' "http://$2/")
-  echo "$tput" >"$out/$1-c64.txt"
-  echo "$lat" >"$out/$1-c8.txt"
+  echo "$tput" >"$out/${1//[+%]/_}-c64.txt"
+  echo "$lat" >"$out/${1//[+%]/_}-c8.txt"
   if grep -q "Non-2xx" <<<"$tput$lat"; then echo "warning: $1 answered non-2xx" >&2; fi
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$tput")
   p50=$(awk '$1=="50%" {print $2}' <<<"$lat" | to_ms)
@@ -189,10 +204,12 @@ run_wrk() { # name addr
 }
 
 declare -A R
-for name in direct nginx haproxy envoy meshproxy; do
+NAMES="direct nginx haproxy envoy meshproxy meshproxy+mirror10% meshproxy+mirror100%"
+for name in $NAMES; do
   case $name in
     direct) addr=$UP1 ;; nginx) addr=$NGINX ;; haproxy) addr=$HAPROXY ;;
     envoy) addr=$ENVOY ;; meshproxy) addr=$MESH ;;
+    meshproxy+mirror10%) addr=$MIRROR10 ;; meshproxy+mirror100%) addr=$MIRROR100 ;;
   esac
   echo "benchmarking $name ($addr)..." >&2
   R[$name]=$(run_wrk "$name" "$addr")
@@ -222,7 +239,7 @@ d_rps=$(cut -d' ' -f1 <<<"${R[direct]}")
   echo "| target | req/s (c=64) | vs direct | p50 ms (c=8) | p99 ms (c=8) | p99 vs direct |"
   echo "|---|---:|---:|---:|---:|---:|"
   d_p99=$(cut -d' ' -f3 <<<"${R[direct]}")
-  for name in direct nginx haproxy envoy meshproxy; do
+  for name in $NAMES; do
     read -r rps p50 p99 <<<"${R[$name]}"
     awk -v n="$name" -v r="$rps" -v dr="$d_rps" -v p50="$p50" -v p99="$p99" -v dp="$d_p99" \
       'BEGIN { printf "| %s | %.0f | %.2f | %.3f | %.3f | %.2f |\n", n, r, r/dr, p50, p99, p99/dp }'
