@@ -25,7 +25,7 @@ pub struct Args {
     /// Address of the admin listener (/metrics, /ready, /config).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15000")]
     pub admin: SocketAddr,
-    /// Worker threads (default: one per CPU).
+    /// Proxy worker threads, each with its own event loop, listener (SO_REUSEPORT) and upstream pool (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Largest request head (request line + headers) in bytes; larger gets 431.
@@ -52,6 +52,9 @@ pub struct Args {
     /// Log one line per request (target `meshproxy::access`).
     #[arg(long)]
     pub access_log: bool,
+    /// Sticky sessions: pin each client to the version it first got with this cookie, while that version keeps a weight above 0.
+    #[arg(long, value_name = "NAME")]
+    pub sticky_cookie: Option<String>,
     /// Serve TLS on the proxy listener with this PEM certificate chain (ALPN h2, http/1.1).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -110,6 +113,7 @@ impl Args {
             connect_timeout,
             drain_timeout,
             access_log,
+            sticky_cookie,
             tls_cert,
             tls_key,
             tls_client_ca,
@@ -123,6 +127,19 @@ impl Args {
             return Err(ArgsError {
                 flag: "max-header-bytes",
                 message: format!("{max_header_bytes} is too small: use at least 8192"),
+            });
+        }
+        if let Some(name) = &sticky_cookie
+            && (name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return Err(ArgsError {
+                flag: "sticky-cookie",
+                message: format!(
+                    "{name:?} is not a cookie name: use letters, digits, '-', '_' and '.'"
+                ),
             });
         }
         if max_connections == 0 {
@@ -198,6 +215,7 @@ impl Args {
                 default_timeout,
                 connect_timeout,
                 access_log,
+                sticky_cookie,
                 ..ForwardSettings::default()
             },
             drain_timeout,

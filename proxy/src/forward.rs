@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,9 +28,12 @@ use tokio::time::Instant;
 use crate::body::{ResponseBody, UpstreamBody};
 use crate::istio::TlsMode;
 use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
-use crate::routes::{Backend, RetryOn, Route};
+use crate::routes::{Backend, Mirror, RetryOn, Route};
 use crate::source::Live;
-use crate::tls::{ClientTls, UpstreamClients};
+use crate::tls::{ClientTls, TlsClient, UpstreamClients};
+
+/// Responses up to this size are read whole before they are sent on.
+pub const SMALL_RESPONSE: u64 = 16 * 1024;
 
 /// Settings of the request path.
 #[derive(Clone, Debug)]
@@ -42,6 +46,9 @@ pub struct ForwardSettings {
     pub max_replay_body: u64,
     /// Log one line per request.
     pub access_log: bool,
+    /// Sticky sessions: the cookie that pins a client to the version it
+    /// first got (`--sticky-cookie NAME`).
+    pub sticky_cookie: Option<String>,
 }
 
 impl Default for ForwardSettings {
@@ -51,6 +58,7 @@ impl Default for ForwardSettings {
             connect_timeout: Duration::from_secs(5),
             max_replay_body: 64 * 1024,
             access_log: false,
+            sticky_cookie: None,
         }
     }
 }
@@ -64,19 +72,31 @@ pub struct ConnInfo {
     pub security: Security,
     /// The client's SPIFFE ID (`source_principal`), `unknown` without mTLS.
     pub principal: Arc<str>,
+    /// The client's IP as a header value, formatted once per connection.
+    peer_ip: HeaderValue,
 }
 
 // === impl ConnInfo ===
 
 impl ConnInfo {
-    /// A plain-text client connection.
-    pub fn plaintext(peer: SocketAddr) -> Self {
+    /// Describes a new client connection (`source_principal` `unknown`).
+    pub fn new(peer: SocketAddr, security: Security) -> Self {
         static UNKNOWN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         Self {
             peer,
-            security: Security::None,
+            security,
             principal: UNKNOWN.get_or_init(|| Arc::from("unknown")).clone(),
+            peer_ip,
         }
+    }
+
+    /// Sets the client's SPIFFE ID from its verified certificate.
+    #[must_use]
+    pub fn with_principal(mut self, id: &crate::tls::SpiffeId) -> Self {
+        self.principal = Arc::from(id.as_str());
+        self
     }
 }
 
@@ -94,6 +114,15 @@ pub struct Forwarder {
     tls: Option<UpstreamClients<UpstreamBody>>,
     settings: ForwardSettings,
     no_route: DestinationMetrics,
+}
+
+/// A request chosen for mirroring, with the labels its metrics need.
+#[derive(Clone, Debug)]
+struct Shadow<'a> {
+    mirror: &'a Mirror,
+    protocol: Protocol,
+    security: Security,
+    principal: Arc<str>,
 }
 
 /// Why no upstream response came back.
@@ -243,7 +272,7 @@ impl Forwarder {
             );
             return resp;
         };
-        let backend = route.pick().clone();
+        let (backend, pin) = self.choose(route, &parts.headers);
 
         let mut flags = Flags::NONE;
         if let Some((delay, share)) = route.fault.delay
@@ -255,7 +284,10 @@ impl Forwarder {
         if let Some((status, share)) = route.fault.abort
             && hit(share)
         {
-            let resp = local_reply(status, "fault filter abort\n");
+            let mut resp = local_reply(status, "fault filter abort\n");
+            if let Some(cookie) = pin {
+                resp.headers_mut().append(header::SET_COOKIE, cookie);
+            }
             let flags = flags.with(Flags::FI);
             self.finish(
                 &backend.metrics,
@@ -271,19 +303,28 @@ impl Forwarder {
         }
 
         prepare_upstream_headers(&mut parts, conn);
-        let result = self.forward(route, &backend, &mut parts, body).await;
-        let resp = match result {
-            Ok(resp) => {
-                let (mut rp, body) = resp.into_parts();
-                strip_hop_by_hop(&mut rp.headers);
-                Response::from_parts(rp, ResponseBody::stream(body))
-            }
+        let shadow = route
+            .mirror
+            .as_ref()
+            .filter(|m| hit(m.fraction))
+            .map(|mirror| Shadow {
+                mirror,
+                protocol,
+                security: conn.security,
+                principal: conn.principal.clone(),
+            });
+        let result = self.forward(route, backend, &mut parts, body, shadow).await;
+        let mut resp = match result {
+            Ok(resp) => resp,
             Err(f) => {
                 let (status, flag, text) = f.reply();
                 flags = flags.with(flag);
                 local_reply(status, text)
             }
         };
+        if let Some(cookie) = pin {
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+        }
         self.finish(
             &backend.metrics,
             &parts,
@@ -295,6 +336,143 @@ impl Forwarder {
             Some(route),
         );
         resp
+    }
+
+    /// Picks the route's destination: by weight, or, with sticky sessions,
+    /// the version named in the client's cookie while that version still
+    /// gets traffic. Returns the `Set-Cookie` value when a client is
+    /// (re)pinned.
+    fn choose<'r>(
+        &self,
+        route: &'r Route,
+        headers: &HeaderMap,
+    ) -> (&'r Backend, Option<HeaderValue>) {
+        let Some(name) = &self.settings.sticky_cookie else {
+            return (route.pick(), None);
+        };
+        if let Some(b) = cookie(headers, name).and_then(|v| route.destination_for_version(v)) {
+            return (b, None);
+        }
+        let b = route.pick();
+        let version = &b.metrics.id().version;
+        let set =
+            HeaderValue::from_str(&format!("{name}={version}; Path=/; HttpOnly; SameSite=Lax"))
+                .ok();
+        (b, set)
+    }
+
+    /// The pooled TLS client for `backend` when its DestinationRule asks for
+    /// TLS. Failures to set it up are logged by the pool and answered like
+    /// a failed connect (503, `UF`).
+    fn tls_client(&self, backend: &Backend) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
+        match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
+            None => Ok(None),
+            Some(settings) => {
+                let pool = self.tls.as_ref().ok_or(Failure::Connect)?;
+                let (client, _) = pool
+                    .client(settings, &backend.metrics.id().name)
+                    .map_err(|_| Failure::Connect)?;
+                Ok(Some(client))
+            }
+        }
+    }
+
+    /// Sends a copy of the request to the mirror destination in the
+    /// background. Its response is read and dropped; it never delays or
+    /// fails the real request. Mirrored requests carry `Host: NAME-shadow`,
+    /// as Envoy sends them, and are counted with `reporter="destination"`.
+    fn spawn_mirror(
+        &self,
+        shadow: Shadow<'_>,
+        parts: &http::request::Parts,
+        path: &http::uri::PathAndQuery,
+        body: Bytes,
+        timeout: Duration,
+    ) {
+        let start = Instant::now();
+        let metrics = shadow.mirror.backend.metrics.clone();
+        let (protocol, security, principal) = (shadow.protocol, shadow.security, shadow.principal);
+        let tls_client = match self.tls_client(&shadow.mirror.backend) {
+            Ok(c) => c,
+            Err(f) => {
+                let (status, flags, _) = f.reply();
+                metrics.record_mirror(
+                    status.as_u16(),
+                    flags,
+                    protocol,
+                    security,
+                    &principal,
+                    start.elapsed(),
+                );
+                return;
+            }
+        };
+        let Some(endpoint) = shadow.mirror.backend.next_endpoint() else {
+            let (status, flags, _) = Failure::NoHealthy.reply();
+            metrics.record_mirror(
+                status.as_u16(),
+                flags,
+                protocol,
+                security,
+                &principal,
+                start.elapsed(),
+            );
+            return;
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(if tls_client.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        });
+        uri.authority = Some(endpoint.clone());
+        uri.path_and_query = Some(path.clone());
+        let Ok(uri) = Uri::from_parts(uri) else {
+            return;
+        };
+        let mut headers = parts.headers.clone();
+        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
+            && let Ok(v) = HeaderValue::from_str(&shadow_host(host))
+        {
+            headers.insert(header::HOST, v);
+        }
+        let mut req = Request::new(if body.is_empty() {
+            UpstreamBody::Empty
+        } else {
+            UpstreamBody::Full(Some(body))
+        });
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let exchange = async {
+                let resp = match &tls_client {
+                    Some(tls) => tls.request(req),
+                    None => client.request(req),
+                };
+                let resp = resp.await.map_err(classify)?;
+                let status = resp.status();
+                // Drain the body so the connection can be reused.
+                let _ = resp.into_body().collect().await;
+                Ok::<_, Failure>(status)
+            };
+            let result = if timeout.is_zero() {
+                exchange.await
+            } else {
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .unwrap_or(Err(Failure::Timeout))
+            };
+            let (code, flags) = match result {
+                Ok(status) => (status.as_u16(), Flags::NONE),
+                Err(f) => {
+                    let (status, flags, _) = f.reply();
+                    (status.as_u16(), flags)
+                }
+            };
+            metrics.record_mirror(code, flags, protocol, security, &principal, start.elapsed());
+        });
     }
 
     #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
@@ -337,19 +515,36 @@ impl Forwarder {
 
     /// Sends the request to the backend, retrying by the route's policy,
     /// all within the route timeout.
+    ///
+    /// A response whose `content-length` is at most [`SMALL_RESPONSE`] is
+    /// read whole before it is returned, so its head and body reach the
+    /// client in one write (one wake-up of the client instead of two);
+    /// anything larger or of unknown length streams.
     async fn forward(
         &self,
         route: &Route,
         backend: &Backend,
         parts: &mut http::request::Parts,
         body: Incoming,
-    ) -> Result<Response<Incoming>, Failure> {
+        shadow: Option<Shadow<'_>>,
+    ) -> Result<Response<ResponseBody>, Failure> {
         let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
-        let tries = self.tries(route, backend, parts, body);
+        let exchange = async {
+            let resp = self.tries(route, backend, parts, body, shadow).await?;
+            let (mut head, body) = resp.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            let body = match body.size_hint().exact() {
+                Some(n) if n <= SMALL_RESPONSE => ResponseBody::bytes(
+                    body.collect().await.map_err(|_| Failure::Reset)?.to_bytes(),
+                ),
+                _ => ResponseBody::stream(body),
+            };
+            Ok(Response::from_parts(head, body))
+        };
         if timeout.is_zero() {
-            tries.await
+            exchange.await
         } else {
-            tokio::time::timeout(timeout, tries)
+            tokio::time::timeout(timeout, exchange)
                 .await
                 .unwrap_or(Err(Failure::Timeout))
         }
@@ -361,12 +556,13 @@ impl Forwarder {
         backend: &Backend,
         parts: &mut http::request::Parts,
         body: Incoming,
+        shadow: Option<Shadow<'_>>,
     ) -> Result<Response<Incoming>, Failure> {
         let policy = route.retry;
         // Decide once whether the body can be replayed (see the module docs).
         let (mut stream, replay) = if body.is_end_stream() {
             (None, Some(Bytes::new()))
-        } else if policy.attempts > 0
+        } else if (policy.attempts > 0 || shadow.is_some())
             && UpstreamBody::replayable(&body, self.settings.max_replay_body)
         {
             match UpstreamBody::buffer(body).await {
@@ -378,39 +574,32 @@ impl Forwarder {
             (Some(body), None)
         };
         let max_attempts = if replay.is_some() { policy.attempts } else { 0 };
+        // Bytes-backed: cloning per try does not copy the path.
         let path = parts
             .uri
             .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str)
-            .to_owned();
-        // DestinationRule TLS: a pooled client per setting; failures to set
-        // it up are logged by the pool and answered like a failed connect.
-        let tls_client = match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
-            None => None,
-            Some(settings) => {
-                let pool = self.tls.as_ref().ok_or(Failure::Connect)?;
-                let (client, _) = pool
-                    .client(settings, &backend.metrics.id().name)
-                    .map_err(|_| Failure::Connect)?;
-                Some(client)
-            }
-        };
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        if let (Some(shadow), Some(body)) = (shadow, &replay) {
+            let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
+            self.spawn_mirror(shadow, parts, &path, body.clone(), timeout);
+        }
+        let tls_client = self.tls_client(backend)?;
         let scheme = if tls_client.is_some() {
-            "https"
+            http::uri::Scheme::HTTPS
         } else {
-            "http"
+            http::uri::Scheme::HTTP
         };
         let mut attempt = 0;
         loop {
             let Some(endpoint) = backend.next_endpoint() else {
                 return Err(Failure::NoHealthy);
             };
-            let uri = Uri::builder()
-                .scheme(scheme)
-                .authority(endpoint.clone())
-                .path_and_query(path.as_str())
-                .build()
-                .map_err(|_| Failure::Connect)?;
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(scheme.clone());
+            uri.authority = Some(endpoint.clone());
+            uri.path_and_query = Some(path.clone());
+            let uri = Uri::from_parts(uri).map_err(|_| Failure::Connect)?;
             let body = match (&replay, stream.take()) {
                 (Some(b), _) if b.is_empty() => UpstreamBody::Empty,
                 (Some(b), _) => UpstreamBody::Full(Some(b.clone())),
@@ -467,6 +656,26 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
     }
 }
 
+/// `svc:8080` → `svc-shadow:8080`, Envoy's host for mirrored requests.
+fn shadow_host(host: &str) -> String {
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(']') || h.ends_with(']') => format!("{h}-shadow:{p}"),
+        _ => format!("{host}-shadow"),
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
 /// Draws whether a request falls in a `share` (0.0..=1.0) of traffic.
 fn hit(share: f64) -> bool {
     share >= 1.0 || (share > 0.0 && fastrand::f64() < share)
@@ -491,12 +700,11 @@ fn prepare_upstream_headers(parts: &mut http::request::Parts, conn: &ConnInfo) {
     {
         parts.headers.insert(header::HOST, v);
     }
-    let ip = conn.peer.ip().to_string();
     let xff = match parts.headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
-        Some(Ok(prev)) => format!("{prev}, {ip}"),
-        _ => ip,
+        Some(Ok(prev)) => HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok(),
+        _ => Some(conn.peer_ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         parts.headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
@@ -605,6 +813,22 @@ mod tests {
         assert!(on.failure(Failure::Connect));
         assert!(on.failure(Failure::Timeout));
         assert!(!RetryOn::default().failure(Failure::Connect));
+    }
+
+    #[test]
+    fn shadow_hosts_and_cookies() {
+        assert_eq!(shadow_host("svc"), "svc-shadow");
+        assert_eq!(
+            shadow_host("svc.example.com:8080"),
+            "svc.example.com-shadow:8080"
+        );
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mesh-version=v2"),
+        );
+        assert_eq!(cookie(&h, "mesh-version"), Some("v2"));
+        assert_eq!(cookie(&h, "b"), None);
     }
 
     #[test]

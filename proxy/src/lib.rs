@@ -31,8 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, oneshot, watch};
 
 pub use args::Args;
 
@@ -50,7 +49,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Admin listener address (port 0 picks one).
     pub admin: SocketAddr,
-    /// Worker threads for the binary's runtime (`None`: one per CPU).
+    /// Proxy worker threads, each with its own event loop, listener and
+    /// upstream connection pool (`None`: one per CPU).
     pub workers: Option<usize>,
     /// Client connection limits.
     pub limits: Limits,
@@ -109,6 +109,9 @@ pub enum Error {
         #[source]
         source: tls::TlsError,
     },
+    /// A worker thread's event loop could not be created.
+    #[error("cannot start worker thread: {0}")]
+    Worker(#[source] std::io::Error),
     /// The initial configuration is invalid.
     #[error("--config {}: {source}", dir.display())]
     Config {
@@ -128,7 +131,8 @@ pub struct Handle {
     live: Arc<Live>,
     admin: Arc<admin::Admin>,
     shutdown: watch::Sender<bool>,
-    server: JoinHandle<()>,
+    force: watch::Sender<bool>,
+    workers: Vec<oneshot::Receiver<()>>,
     drain_timeout: Duration,
 }
 
@@ -155,13 +159,16 @@ impl Handle {
     pub async fn shutdown(self) -> bool {
         self.admin.draining.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
-        let drained = tokio::time::timeout(self.drain_timeout, self.server)
+        let mut workers = futures_util::future::join_all(self.workers);
+        let drained = tokio::time::timeout(self.drain_timeout, &mut workers)
             .await
             .is_ok();
         if drained {
             tracing::info!("drained");
         } else {
             tracing::warn!(timeout = ?self.drain_timeout, "drain deadline passed; closing remaining connections");
+            let _ = self.force.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), workers).await;
         }
         drained
     }
@@ -179,23 +186,28 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         })?;
     tracing::info!(dir = %settings.config_dir.display(), generation, "configuration loaded");
 
-    let bind = |flag, addr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { flag, addr, source })
-    };
-    let listener = bind("listen", settings.listen).await?;
-    let admin_listener = bind("admin", settings.admin).await?;
-    let listen_addr = listener.local_addr().map_err(|source| Error::Bind {
-        flag: "listen",
-        addr: settings.listen,
-        source,
-    })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| Error::Bind {
-        flag: "admin",
-        addr: settings.admin,
-        source,
-    })?;
+    let workers = settings
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        .max(1);
+    let bind_err = |flag, addr| move |source| Error::Bind { flag, addr, source };
+    let first =
+        server::reuseport_listener(settings.listen).map_err(bind_err("listen", settings.listen))?;
+    let listen_addr = first
+        .local_addr()
+        .map_err(bind_err("listen", settings.listen))?;
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners.push(
+            server::reuseport_listener(listen_addr).map_err(bind_err("listen", listen_addr))?,
+        );
+    }
+    let admin_listener = tokio::net::TcpListener::bind(settings.admin)
+        .await
+        .map_err(bind_err("admin", settings.admin))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(bind_err("admin", settings.admin))?;
 
     let server_tls = settings
         .tls
@@ -231,15 +243,56 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
     let mut watch_shutdown = shutdown_rx.clone();
     tokio::spawn(async move {
         let _ = watch_shutdown.changed().await;
-        watchers.iter().for_each(JoinHandle::abort);
+        watchers.iter().for_each(tokio::task::JoinHandle::abort);
     });
-    let forwarder =
-        Arc::new(Forwarder::new(live.clone(), settings.forward.clone()).with_tls(client_tls));
-    let mut shared = server::Shared::new(forwarder, metrics, settings.limits.clone());
-    if let Some(server_tls) = server_tls {
-        shared = shared.with_tls(server_tls);
+    let (force, force_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
+    let mut done = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        // Thread per core: each worker owns its event loop, listener and
+        // upstream pool, so a request never hops threads.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Worker)?;
+        let (tx, rx) = oneshot::channel();
+        done.push(rx);
+        let live = live.clone();
+        let forward = settings.forward.clone();
+        let metrics = metrics.clone();
+        let limits = settings.limits.clone();
+        let permits = permits.clone();
+        let (shutdown_rx, force_rx) = (shutdown_rx.clone(), force_rx.clone());
+        // TLS configs are shared; each worker has its own upstream TLS pool.
+        let (server_tls, client_tls) = (server_tls.clone(), client_tls.clone());
+        std::thread::Builder::new()
+            .name(format!("meshproxy-worker-{i}"))
+            .spawn(move || {
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            let forwarder =
+                                Arc::new(Forwarder::new(live, forward).with_tls(client_tls));
+                            let mut shared = server::Shared::new(forwarder, metrics, limits);
+                            if let Some(server_tls) = server_tls {
+                                shared = shared.with_tls(server_tls);
+                            }
+                            server::serve(
+                                listener,
+                                Arc::new(shared),
+                                permits,
+                                shutdown_rx,
+                                force_rx,
+                            )
+                            .await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "worker cannot use its listener"),
+                    }
+                });
+                let _ = tx.send(());
+            })
+            .map_err(Error::Worker)?;
     }
-    let shared = Arc::new(shared);
     let admin = Arc::new(admin::Admin {
         registry,
         live: live.clone(),
@@ -252,12 +305,7 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         settings.reload_debounce,
         shutdown_rx.clone(),
     ));
-    tokio::spawn(admin::serve(
-        admin_listener,
-        admin.clone(),
-        shutdown_rx.clone(),
-    ));
-    let server = tokio::spawn(server::serve(listener, shared, shutdown_rx));
+    tokio::spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx));
     tracing::info!(%listen_addr, %admin_addr, "meshproxy listening");
     Ok(Handle {
         listen_addr,
@@ -265,7 +313,8 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         live,
         admin,
         shutdown,
-        server,
+        force,
+        workers: done,
         drain_timeout: settings.drain_timeout,
     })
 }

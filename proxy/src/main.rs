@@ -20,11 +20,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = settings.workers {
-        rt.worker_threads(n);
-    }
-    let rt = match rt.enable_all().build() {
+    // The proxy's workers run their own event loops (see `Settings::workers`);
+    // this one only runs the admin listener, the config watcher and signals.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("meshproxy: cannot start the runtime: {e}");

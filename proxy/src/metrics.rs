@@ -275,6 +275,7 @@ struct Slot {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct SlotKey {
+    reporter: &'static str,
     code: u16,
     flags: Flags,
     protocol: Protocol,
@@ -290,8 +291,9 @@ impl DestinationMetrics {
         &self.inner.id
     }
 
-    /// Counts one finished request from a client identified as
-    /// `principal` (`unknown` without mTLS).
+    /// Counts one finished request, as the client-side proxy
+    /// (`reporter="source"`), from a client identified as `principal`
+    /// (`unknown` without mTLS).
     pub fn record(
         &self,
         code: u16,
@@ -301,7 +303,46 @@ impl DestinationMetrics {
         principal: &Arc<str>,
         elapsed: Duration,
     ) {
+        self.record_as(
+            "source", code, flags, protocol, security, principal, elapsed,
+        );
+    }
+
+    /// Counts one mirrored (shadow) request. Istio reports those only from
+    /// the destination's sidecar, so they carry `reporter="destination"`.
+    pub fn record_mirror(
+        &self,
+        code: u16,
+        flags: Flags,
+        protocol: Protocol,
+        security: Security,
+        principal: &Arc<str>,
+        elapsed: Duration,
+    ) {
+        self.record_as(
+            "destination",
+            code,
+            flags,
+            protocol,
+            security,
+            principal,
+            elapsed,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)] // the label values, then the observation
+    fn record_as(
+        &self,
+        reporter: &'static str,
+        code: u16,
+        flags: Flags,
+        protocol: Protocol,
+        security: Security,
+        principal: &Arc<str>,
+        elapsed: Duration,
+    ) {
         let key = SlotKey {
+            reporter,
             code,
             flags,
             protocol,
@@ -346,7 +387,7 @@ impl DestinationMetrics {
     fn labels(&self, key: SlotKey) -> RequestLabels {
         let id = &self.inner.id;
         RequestLabels {
-            reporter: "source",
+            reporter: key.reporter,
             source_workload: "meshproxy",
             destination_service: id.service.clone(),
             destination_service_name: id.name.clone(),
@@ -459,6 +500,7 @@ mod tests {
             Duration::from_millis(1),
         );
         let labels = d.labels(SlotKey {
+            reporter: "source",
             code: 200,
             flags: Flags::NONE,
             protocol: Protocol::Http,

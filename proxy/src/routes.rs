@@ -87,6 +87,7 @@ pub struct Route {
     pub name: String,
     matches: Vec<RequestMatch>,
     destinations: Vec<Arc<Backend>>,
+    weights: Vec<u32>,
     split: WeightedSchedule,
     /// `None`: the proxy's default timeout; `Some(ZERO)`: disabled (`timeout: 0s`).
     pub timeout: Option<Duration>,
@@ -338,6 +339,16 @@ impl Route {
     pub fn pick(&self) -> &Arc<Backend> {
         &self.destinations[self.split.pick()]
     }
+
+    /// The destination for subset `version`, if the route currently sends
+    /// it traffic (weight above 0). Sticky sessions use it.
+    pub fn destination_for_version(&self, version: &str) -> Option<&Arc<Backend>> {
+        self.destinations
+            .iter()
+            .zip(&self.weights)
+            .find(|(b, w)| **w > 0 && &*b.metrics.id().version == version)
+            .map(|(b, _)| b)
+    }
 }
 
 // === impl RequestMatch ===
@@ -564,6 +575,7 @@ impl Compiler<'_> {
                 .unwrap_or_else(|| at.trim_start_matches("spec.").to_owned()),
             matches,
             destinations,
+            weights,
             split: split?,
             timeout,
             retry,

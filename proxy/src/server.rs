@@ -30,7 +30,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::forward::{ConnInfo, Forwarder};
-use crate::metrics::ProxyMetrics;
+use crate::metrics::{ProxyMetrics, Security};
 use crate::tls::ServerTls;
 
 /// Limits applied to client connections.
@@ -147,13 +147,15 @@ impl Shared {
 
 /// Accepts connections until `shutdown` flips, then waits for the open
 /// ones to drain (each is told to finish its in-flight requests and close).
-/// Returns once every connection task has ended; the caller bounds the wait.
+/// Returns once every connection task has ended, or when `force` flips.
+/// `permits` caps open connections across all workers.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
+    mut force: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
     // Every connection task holds a sender; recv() returns None when all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     loop {
@@ -182,16 +184,18 @@ pub async fn serve(
         let alive = alive_tx.clone();
         tokio::spawn(async move {
             match &shared.tls {
-                None => serve_connection(tcp, ConnInfo::plaintext(peer), &shared, drain).await,
+                None => {
+                    let info = ConnInfo::new(peer, Security::None);
+                    serve_connection(tcp, info, &shared, drain).await;
+                }
                 // The handshake runs in the connection task, bounded like a
                 // request head; the config in use now serves the whole
                 // connection, so a rotation never disturbs it.
                 Some(tls) => match tls.accept(tcp, shared.limits.header_read_timeout).await {
                     Ok((stream, peer_info)) => {
-                        let mut info = ConnInfo::plaintext(peer);
-                        info.security = peer_info.security_policy;
+                        let mut info = ConnInfo::new(peer, peer_info.security_policy);
                         if let Some(id) = &peer_info.principal {
-                            info.principal = Arc::from(id.as_str());
+                            info = info.with_principal(id);
                         }
                         serve_connection(stream, info, &shared, drain).await;
                     }
@@ -207,7 +211,24 @@ pub async fn serve(
     }
     drop(listener);
     drop(alive_tx);
-    let _ = alive_rx.recv().await;
+    tokio::select! {
+        _ = alive_rx.recv() => {}
+        _ = force.changed() => {}
+    }
+}
+
+/// Opens a listening socket with `SO_REUSEPORT`, so each worker thread can
+/// have its own listener on the same address and the kernel spreads
+/// connections between them.
+pub fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
 }
 
 /// Serves one client connection over any byte stream until it closes, its

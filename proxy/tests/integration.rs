@@ -16,5 +16,7 @@ mod limits;
 mod admin;
 // The real binary: SIGTERM drain, start-up errors.
 mod binary;
+// Issue 7: VirtualService mirroring and sticky-session cookies.
+mod mirror;
 // mTLS: inbound refusals, ALPN, outbound DestinationRule modes, rotation, curl/openssl.
 mod tls;
