@@ -14,6 +14,7 @@
 
 mod fields;
 mod registry;
+pub mod schema;
 mod server;
 mod status;
 mod store;
@@ -28,7 +29,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 pub use registry::{ISTIO_GROUP, RESOURCES, ResourceType};
-pub use validation::{Validator, Violation, ViolationKind};
 
 use server::{Shared, State};
 use store::{Key, Store};
@@ -69,6 +69,8 @@ pub struct RecordedRequest {
     pub query: String,
     /// `Content-Type` header.
     pub content_type: String,
+    /// The response's HTTP status (200 for a watch stream).
+    pub status: u16,
 }
 
 /// A running fake API server; stops when dropped.
@@ -117,7 +119,8 @@ impl FakeApiServer {
                 denied: BTreeSet::new(),
                 user: "system:serviceaccount:ci:meshctl".to_owned(),
                 requests: Vec::new(),
-                validator: None,
+                schemas: None,
+                races: Vec::new(),
             }),
             changed,
             url: format!("http://{addr}"),
@@ -193,9 +196,10 @@ impl FakeApiServer {
         user.clone_into(&mut self.shared.lock().user);
     }
 
-    /// Validates custom resources with `validator` (CRD schemas).
-    pub fn set_validator(&self, validator: Validator) {
-        self.shared.lock().validator = Some(validator);
+    /// Validates custom resources against these CRD schemas, as the API
+    /// server does (422 Invalid; unknown fields by `fieldValidation`).
+    pub fn set_crd_schemas(&self, schemas: schema::CrdSchemas) {
+        self.shared.lock().schemas = Some(Arc::new(schemas));
     }
 
     /// Every request so far.
@@ -306,6 +310,14 @@ impl FakeApiServer {
         drop(state);
         self.shared.notify(rv);
         Ok(written.object.render(rt.kind, &api_version))
+    }
+
+    /// Makes the next `update` (PUT) of `plural` race with another writer:
+    /// just before it is handled, a `racing-controller` bumps the object's
+    /// annotation `example.com/raced`, so the PUT's resourceVersion is stale
+    /// and it gets 409 Conflict, as it would in a real race.
+    pub fn race_next_update(&self, plural: &str) {
+        self.shared.lock().races.push(plural.to_owned());
     }
 
     /// Forgets the change history: watches from an older resourceVersion get 410 Gone.
