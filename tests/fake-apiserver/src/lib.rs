@@ -20,6 +20,9 @@ mod status;
 mod store;
 mod validation;
 
+/// Istio CRD structural-schema validation (also used by the render schema tests).
+pub mod schema;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
