@@ -14,7 +14,6 @@
 
 mod fields;
 mod registry;
-pub mod schema;
 mod server;
 mod status;
 mod store;
