@@ -639,7 +639,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__render)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --promoted --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -61,6 +61,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
             cand -o 'Output format'
             cand --output 'Output format'
+            cand --promoted 'Render the state after promotion: the canary (the last version) at 100%, every version still a subset. Commit it so git matches the cluster'
             cand -q 'Print only errors'
             cand --quiet 'Print only errors'
             cand -v 'More log output (-v info, -vv debug, -vvv trace)'

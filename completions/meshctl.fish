@@ -60,6 +60,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l kubeconfig -d
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
 yaml\t'YAML (for `render`; same as text there)'
 json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l promoted -d 'Render the state after promotion: the canary (the last version) at 100%, every version still a subset. Commit it so git matches the cluster'
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s q -l quiet -d 'Print only errors'
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -128,6 +128,10 @@ pub struct RenderArgs {
     /// What to render.
     #[command(flatten)]
     pub spec: SpecArgs,
+    /// Render the state after promotion: the canary (the last version) at
+    /// 100%, every version still a subset. Commit it so git matches the cluster.
+    #[arg(long, conflicts_with = "weights")]
+    pub promoted: bool,
 }
 
 /// `meshctl apply`.

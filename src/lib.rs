@@ -7,6 +7,11 @@
 pub mod cli;
 pub mod commands;
 pub mod logging;
+pub mod metrics;
+pub mod output;
+pub mod render;
+pub mod rollout;
+pub mod spec;
 pub mod target;
 pub mod traffic;
 

@@ -52,3 +52,8 @@ fn powershell() {
 fn elvish() {
     check(&["completions", "elvish"], "meshctl.elv");
 }
+
+#[test]
+fn man_page() {
+    check(&["man"], "meshctl.1");
+}

@@ -5,3 +5,21 @@
 mod util;
 // `meshctl completions` and the man page match the committed files.
 mod completions;
+// Harness for the rollout tests: local target, traffic simulator, metrics server.
+mod rollout_harness;
+// `meshctl rollout start/status`, `promote`, `rollback` end to end (issue 5).
+mod rollout;
+// The rollout driver in-process: paused clock, webhooks against loopback servers.
+mod rollout_driver;
+// `meshctl render`: golden files for a broad set of specs.
+mod render;
+// `meshctl render` error paths, each with its exact message.
+mod render_errors;
+// Rendered resources against Istio's CRD schemas.
+mod render_schema;
+// Kubernetes target: shared fake-cluster setup.
+mod kube_support;
+// Kubernetes target in process against the fake API server.
+mod kube_target;
+// deploy/rbac.yaml grants exactly the verbs meshctl uses.
+mod kube_rbac;

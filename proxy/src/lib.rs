@@ -11,6 +11,8 @@
 pub mod admin;
 pub mod args;
 pub mod body;
+#[cfg(feature = "kube")]
+pub mod cluster;
 pub mod endpoints;
 pub mod forward;
 pub mod istio;

@@ -1,19 +1,27 @@
 //! One file per subcommand. This is where raw arguments become validated
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
+pub mod apply;
+mod completions;
+pub mod promote;
+mod render;
+pub mod rollback;
+pub mod rollout;
+
 use crate::Outcome;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RolloutCommand};
 
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let Cli { global, command } = cli;
-    let _ = &global;
     match command {
-        Command::Completions(args) => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "meshctl", &mut std::io::stdout());
-            Ok(Outcome::Success)
-        }
+        Command::Rollout(RolloutCommand::Start(args)) => rollout::start(&global, args).await,
+        Command::Rollout(RolloutCommand::Status(args)) => rollout::status(&global, args).await,
+        Command::Promote(args) => promote::run(&global, args).await,
+        Command::Rollback(args) => rollback::run(&global, args).await,
+        Command::Render(args) => render::run(&global, &args),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Man => completions::man(),
         other => anyhow::bail!("{other:?} is not implemented yet"),
     }
 }

@@ -75,9 +75,20 @@ impl YamlError {
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
-        if let Some(rest) = message.strip_prefix(&format!("{path}: ")) {
+        // serde_yaml also prefixes its own path, which for an unknown field
+        // is the enclosing mapping's (`rollout: unknown field ...`); ours is
+        // longer and printed separately.
+        if let Some((prefix, rest)) = message.split_once(": ")
+            && !prefix.contains(' ')
+            && (path.starts_with(prefix) || path == ".")
+        {
             message = rest.to_owned();
         }
+        // serde_path_to_error spells a not-yet-known key as `?`.
+        let path = match path.trim_end_matches(".?") {
+            "?" => String::new(),
+            p => p.to_owned(),
+        };
         let field_msg = if path.is_empty() || path == "." {
             String::new()
         } else {

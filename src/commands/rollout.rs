@@ -1,0 +1,404 @@
+//! `meshctl rollout start` and `meshctl rollout status`: flags → a validated
+//! [`Plan`], then the driver on the chosen target and metrics source.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::sync::watch;
+
+use crate::Outcome;
+use crate::cli::{GlobalArgs, OnInterrupt, OutputFormat, RolloutStartArgs, RolloutStatusArgs};
+use crate::metrics::prometheus::Prometheus;
+use crate::metrics::proxy::ProxyMetrics;
+use crate::metrics::{MetricsError, MetricsSource, Snapshot};
+use crate::output::{Format, Reporter, Term, table};
+use crate::rollout::analysis::Thresholds;
+use crate::rollout::engine::{Driver, DriverOptions, Finish};
+use crate::rollout::machine::Plan;
+use crate::rollout::routes;
+use crate::rollout::state::{Ending, Phase, RolloutState};
+use crate::rollout::webhook::{Hook, WebhookConfig, Webhooks};
+use crate::spec::{self, RolloutDefaults};
+use crate::target::Target;
+use crate::target::local::LocalTarget;
+use crate::traffic::{Version, Weight};
+
+/// meshproxy's default admin metrics endpoint.
+pub const DEFAULT_METRICS_URL: &str = "http://127.0.0.1:15000/metrics";
+
+/// Where `--target` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetChoice {
+    /// `local:DIR`.
+    Local(PathBuf),
+    /// `kube`.
+    Kube,
+}
+
+/// Parses `--target`.
+pub fn parse_target(s: &str) -> anyhow::Result<TargetChoice> {
+    if s == "kube" {
+        return Ok(TargetChoice::Kube);
+    }
+    match s.strip_prefix("local:") {
+        Some(dir) if !dir.is_empty() => Ok(TargetChoice::Local(PathBuf::from(dir))),
+        _ => bail!("--target {s:?} is not valid: use `kube` or `local:DIR` (e.g. local:./mesh)"),
+    }
+}
+
+/// The local target, or an explanation of why only it is available here.
+pub fn local_target(global: &GlobalArgs) -> anyhow::Result<LocalTarget> {
+    match parse_target(&global.target)? {
+        TargetChoice::Local(dir) => Ok(LocalTarget::new(dir)),
+        TargetChoice::Kube => bail!(
+            "--target kube: this build drives rollouts on the local directory target only; pass --target local:DIR (or set MESHCTL_TARGET)"
+        ),
+    }
+}
+
+/// The reporter format from the global flags.
+pub fn format(global: &GlobalArgs) -> Format {
+    if global.quiet {
+        Format::Quiet
+    } else if global.output == OutputFormat::Json {
+        Format::Json
+    } else {
+        Format::Text
+    }
+}
+
+/// Either metrics source, chosen at run time.
+#[derive(Clone, Debug)]
+pub enum AnySource {
+    /// A `/metrics` endpoint.
+    Proxy(ProxyMetrics),
+    /// A Prometheus server.
+    Prometheus(Prometheus),
+}
+
+impl MetricsSource for AnySource {
+    fn describe(&self) -> String {
+        match self {
+            Self::Proxy(p) => p.describe(),
+            Self::Prometheus(p) => format!("prometheus {}", p.describe()),
+        }
+    }
+
+    async fn scrape(&self, service: &str) -> Result<Snapshot, MetricsError> {
+        match self {
+            Self::Proxy(p) => p.scrape(service).await,
+            Self::Prometheus(p) => p.scrape(service).await,
+        }
+    }
+}
+
+/// This process's identity as lease holder.
+pub fn holder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("meshctl-{}@{host}", std::process::id())
+}
+
+/// Counts SIGINT/SIGTERM; a second signal exits at once (130).
+pub fn interrupts() -> anyhow::Result<watch::Receiver<u32>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = watch::channel(0u32);
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            n += 1;
+            if n > 1 {
+                eprintln!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            let _ = tx.send(n);
+        }
+    });
+    Ok(rx)
+}
+
+/// The exit code of a finished driver.
+pub fn outcome(f: Finish) -> Outcome {
+    match f {
+        Finish::Ended(Ending::Promoted) => Outcome::Success,
+        Finish::Ended(Ending::RolledBack) => Outcome::RolledBack,
+        Finish::Ended(Ending::TimedOut) => Outcome::TimedOut,
+        Finish::Paused => Outcome::Paused,
+    }
+}
+
+/// Everything `rollout start` needs besides the target.
+pub struct StartRequest {
+    /// Service.
+    pub service: String,
+    /// New version.
+    pub to: Version,
+    /// Stable version (default: the one taking most traffic).
+    pub from: Option<Version>,
+    /// Plan without from/to.
+    pub steps: Vec<Weight>,
+    /// Interval.
+    pub interval: Duration,
+    /// Threshold.
+    pub threshold: u32,
+    /// Step timeout.
+    pub step_timeout: Duration,
+    /// Manual promotion.
+    pub manual_promotion: bool,
+    /// Thresholds.
+    pub thresholds: Thresholds,
+    /// Interrupt behaviour.
+    pub on_interrupt: OnInterrupt,
+    /// Exit 5 when paused.
+    pub no_wait_on_pause: bool,
+    /// Webhooks.
+    pub webhooks: Webhooks,
+}
+
+/// Runs a rollout on any target with any metrics source, reporting to `reporter`.
+pub async fn drive<T: Target, M: MetricsSource>(
+    target: &T,
+    metrics: &M,
+    reporter: &Reporter,
+    req: StartRequest,
+    interrupts: watch::Receiver<u32>,
+) -> anyhow::Result<(Outcome, RolloutState)> {
+    let vs = target
+        .virtual_service(&req.service)
+        .await
+        .with_context(|| {
+            format!(
+                "reading the VirtualService of {:?} from {}",
+                req.service,
+                target.describe()
+            )
+        })?;
+    let from = match req.from {
+        Some(f) => f,
+        None => {
+            let s = routes::stable_subset(&vs).with_context(|| {
+                format!(
+                    "VirtualService {:?} routes to no subset: pass --from VERSION",
+                    req.service
+                )
+            })?;
+            s.parse()
+                .with_context(|| format!("subset {s:?} of VirtualService {:?}", req.service))?
+        }
+    };
+    let plan = Plan {
+        from,
+        to: req.to,
+        steps: req.steps,
+        interval: req.interval,
+        threshold: req.threshold,
+        step_timeout: req.step_timeout,
+        manual_promotion: req.manual_promotion,
+        thresholds: req.thresholds,
+        metrics: metrics.describe(),
+    };
+    let options = DriverOptions {
+        service: req.service.clone(),
+        holder: holder(),
+        on_interrupt: req.on_interrupt,
+        no_wait_on_pause: req.no_wait_on_pause,
+        webhooks: req.webhooks,
+        poll: req.interval.min(Duration::from_millis(500)),
+    };
+    let driver = Driver::new(target, metrics, reporter, options, interrupts);
+    let (finish, state) = driver.run(plan).await?;
+    reporter.finish();
+    Ok((outcome(finish), state))
+}
+
+/// Rollout settings: `meshctl.yaml` (when given with `-f` or present in
+/// the working directory) overridden by flags.
+pub fn settings(
+    global: &GlobalArgs,
+    args: &RolloutStartArgs,
+) -> anyhow::Result<(
+    String,
+    RolloutDefaults,
+    Option<spec::MetricsSource>,
+    Webhooks,
+)> {
+    let has_file = args.spec.file.is_some() || std::path::Path::new(spec::DEFAULT_FILE).is_file();
+    let (service, mut defaults, metrics, hooks) = if has_file {
+        let s = spec::resolve(&args.spec, global.kube.namespace.as_deref())?;
+        (Some(s.service), s.rollout, s.metrics, s.webhooks)
+    } else {
+        (
+            args.spec.service.clone(),
+            RolloutDefaults::default(),
+            None,
+            Vec::new(),
+        )
+    };
+    defaults.apply_flags(args)?;
+    let metrics = spec::metrics_flag(&args.analysis)?.or(metrics);
+    let service = service
+        .context("rollout start needs a SERVICE: `meshctl rollout start SERVICE --to v2`")?;
+    let webhooks = Webhooks {
+        hooks: hooks
+            .into_iter()
+            .map(|h| WebhookConfig {
+                name: h.name,
+                hook: match h.kind {
+                    spec::WebhookType::PreRollout => Hook::PreRollout,
+                    spec::WebhookType::Rollout => Hook::Rollout,
+                    spec::WebhookType::PostRollout => Hook::PostRollout,
+                    spec::WebhookType::Rollback => Hook::Rollback,
+                },
+                url: h.url.to_string(),
+                timeout: h.timeout,
+            })
+            .collect(),
+    };
+    Ok((service, defaults, metrics, webhooks))
+}
+
+/// The metrics source (default: meshproxy's admin endpoint on loopback).
+pub fn source(m: Option<&spec::MetricsSource>, timeout: Duration) -> anyhow::Result<AnySource> {
+    Ok(match m {
+        Some(spec::MetricsSource::Prometheus(u)) => {
+            AnySource::Prometheus(Prometheus::new(u.as_str(), timeout)?)
+        }
+        Some(spec::MetricsSource::Proxy(u)) => {
+            AnySource::Proxy(ProxyMetrics::new(u.as_str(), timeout)?)
+        }
+        None => AnySource::Proxy(ProxyMetrics::new(DEFAULT_METRICS_URL, timeout)?),
+    })
+}
+
+/// `meshctl rollout start`.
+pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Result<Outcome> {
+    let target = local_target(global)?;
+    let (service, d, metrics, webhooks) = settings(global, &args)?;
+    let to: Version = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|f| {
+            f.parse::<Version>()
+                .map_err(|e| anyhow::anyhow!("--from: {e}"))
+        })
+        .transpose()?;
+    let metrics = source(
+        metrics.as_ref(),
+        d.interval
+            .clamp(Duration::from_secs(1), Duration::from_secs(10)),
+    )?;
+    let req = StartRequest {
+        service,
+        to,
+        from,
+        steps: d.steps,
+        interval: d.interval,
+        threshold: d.threshold,
+        step_timeout: d.timeout,
+        manual_promotion: d.manual_promotion,
+        thresholds: Thresholds {
+            success_rate: d.success_rate,
+            max_p99: d.max_p99,
+            min_requests: d.min_requests,
+            confidence: Thresholds::default().confidence,
+        },
+        on_interrupt: d.on_interrupt,
+        no_wait_on_pause: args.no_wait_on_pause,
+        webhooks,
+    };
+    let reporter = Reporter::new(format(global), Term::detect());
+    let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;
+    if format(global) == Format::Text {
+        reporter.line(&table::summary(&state));
+    }
+    Ok(outcome)
+}
+
+/// Picks the service: the argument, else the only active rollout.
+pub async fn resolve_service<T: Target>(
+    target: &T,
+    service: Option<String>,
+) -> anyhow::Result<String> {
+    if let Some(s) = service {
+        return Ok(s);
+    }
+    let all = target.rollouts().await?;
+    let states: Vec<(String, Option<Phase>)> = all
+        .iter()
+        .map(|vs| {
+            (
+                vs.metadata.name.clone(),
+                RolloutState::read(vs).ok().map(|s| s.phase),
+            )
+        })
+        .collect();
+    let active: Vec<&String> = states
+        .iter()
+        .filter(|(_, p)| p.is_some_and(|p| !p.is_finished()))
+        .map(|(n, _)| n)
+        .collect();
+    match (active.as_slice(), states.as_slice()) {
+        ([one], _) => Ok((*one).clone()),
+        ([], [(one, _)]) => Ok(one.clone()),
+        ([], []) => bail!(
+            "no rollouts recorded in {}: give SERVICE",
+            target.describe()
+        ),
+        _ => {
+            let names: Vec<&str> = states.iter().map(|(n, _)| n.as_str()).collect();
+            bail!(
+                "more than one rollout in {}: give SERVICE, one of {}",
+                target.describe(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// `meshctl rollout status`.
+pub async fn status(global: &GlobalArgs, args: RolloutStatusArgs) -> anyhow::Result<Outcome> {
+    let target = local_target(global)?;
+    let service = resolve_service(&target, args.service).await?;
+    let json = global.output == OutputFormat::Json;
+    let mut last: Option<String> = None;
+    loop {
+        let vs = target.virtual_service(&service).await?;
+        let state = RolloutState::read(&vs)?;
+        let raw = serde_json::to_string(&state)?;
+        if last.as_deref() != Some(raw.as_str()) {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "service": service, "state": state })
+                );
+            } else if !global.quiet {
+                println!("{}", table::status(&service, &state));
+                if !state.history.is_empty() {
+                    println!("{}", table::summary(&state));
+                }
+            }
+            last = Some(raw);
+        }
+        if !args.watch || state.phase.is_finished() {
+            return Ok(match (state.phase, state.ending) {
+                (Phase::RolledBack, Some(Ending::TimedOut)) => Outcome::TimedOut,
+                (Phase::RolledBack, _) => Outcome::RolledBack,
+                (Phase::Paused, _) => Outcome::Paused,
+                _ => Outcome::Success,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

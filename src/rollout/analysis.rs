@@ -1,0 +1,613 @@
+//! One analysis window → a [`DecisionRecord`] with a [`Verdict`].
+//!
+//! Pure functions over counter deltas: no IO, no clock. The checks, in order:
+//!
+//! 1. **enough canary traffic**: fewer than `min_requests` canary requests
+//!    *holds* the step (the window is extended); nothing is judged on too
+//!    little data, so it neither passes nor fails;
+//! 2. **success rate**: the canary's non-5xx share ≥ the threshold;
+//! 3. **p99 latency**: interpolated from histogram buckets exactly as
+//!    Prometheus' `histogram_quantile` does, ≤ the threshold;
+//! 4. **not significantly worse than the baseline**: a one-sided
+//!    two-proportion z-test on the error rates of canary and baseline over
+//!    the same window, at the stated confidence (default 95%). A noisy
+//!    baseline raises the bar the canary is compared against, so it does not
+//!    doom the canary; a small but real regression is still caught once there
+//!    are enough requests.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::Timestamp;
+use crate::metrics::VersionCounters;
+
+/// The thresholds of one rollout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Minimum canary success rate, percent.
+    pub success_rate: f64,
+    /// Maximum canary p99 latency.
+    #[serde(with = "humantime_serde_ms")]
+    pub max_p99: Duration,
+    /// Minimum canary requests per window; fewer holds the step.
+    pub min_requests: u64,
+    /// Confidence of the baseline comparison (0.95 = 95%).
+    pub confidence: f64,
+}
+
+mod humantime_serde_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The outcome of one window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every check passed: go to the next step.
+    Pass,
+    /// A check failed (or the metrics could not be read): counts toward the threshold.
+    Fail,
+    /// Too little canary traffic to judge: extend the window.
+    Hold,
+}
+
+/// What one version did in the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionStats {
+    /// The version.
+    pub version: String,
+    /// Requests in the window.
+    pub requests: u64,
+    /// 5xx answers in the window.
+    pub errors: u64,
+    /// Non-5xx share, percent (absent without requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    /// Median latency, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+}
+
+/// The statistical comparison of canary and baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The test used.
+    pub test: String,
+    /// The z statistic (positive: canary worse).
+    pub z: f64,
+    /// One-sided p-value of "canary's error rate > baseline's".
+    pub p_value: f64,
+    /// The confidence level.
+    pub confidence: f64,
+    /// Is the canary significantly worse?
+    pub significantly_worse: bool,
+}
+
+/// The state of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// The check passed.
+    Pass,
+    /// The check failed.
+    Fail,
+    /// Not judged (too little data, or not applicable).
+    Skipped,
+}
+
+/// One check with its threshold and observed value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// `min-requests`, `success-rate`, `max-p99`, `vs-baseline`, `metrics`.
+    pub name: String,
+    /// Result.
+    pub status: CheckStatus,
+    /// Observed value against the threshold, in words.
+    pub detail: String,
+}
+
+/// Why a step passed, failed or was held: everything behind the verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Window start.
+    pub window_start: Timestamp,
+    /// Window end.
+    pub window_end: Timestamp,
+    /// Baseline (stable version) numbers.
+    pub baseline: VersionStats,
+    /// Canary numbers.
+    pub canary: VersionStats,
+    /// The statistical comparison, when both versions had traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+    /// Every check.
+    pub checks: Vec<Check>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The reason, in one line.
+    pub reason: String,
+}
+
+/// The counters of one window, per version.
+#[derive(Clone, Debug)]
+pub struct Window<'a> {
+    /// Start.
+    pub start: Timestamp,
+    /// End.
+    pub end: Timestamp,
+    /// Stable version name.
+    pub baseline_version: &'a str,
+    /// Stable version deltas.
+    pub baseline: &'a VersionCounters,
+    /// Canary version name.
+    pub canary_version: &'a str,
+    /// Canary deltas.
+    pub canary: &'a VersionCounters,
+}
+
+// === impl Thresholds ===
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            success_rate: 99.0,
+            max_p99: Duration::from_millis(500),
+            min_requests: 20,
+            confidence: 0.95,
+        }
+    }
+}
+
+/// Rounds a float count to an integer count.
+fn count(v: f64) -> u64 {
+    if v.is_finite() && v > 0.0 {
+        // Counters are integral; the cast only drops float noise.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let c = v.round() as u64;
+        c
+    } else {
+        0
+    }
+}
+
+/// Per-version numbers of a window.
+pub fn stats(version: &str, c: &VersionCounters) -> VersionStats {
+    let requests = count(c.requests);
+    let errors = count(c.errors).min(requests);
+    let success_rate = (requests > 0).then(|| 100.0 * (requests - errors) as f64 / requests as f64);
+    VersionStats {
+        version: version.to_owned(),
+        requests,
+        errors,
+        success_rate,
+        p50_ms: histogram_quantile(0.5, &c.buckets),
+        p99_ms: histogram_quantile(0.99, &c.buckets),
+    }
+}
+
+/// The `q` quantile of a cumulative histogram, as Prometheus'
+/// `histogram_quantile` computes it: find the bucket holding rank `q * total`
+/// and interpolate linearly inside it (the first bucket's lower bound is 0;
+/// a rank in the `+Inf` bucket returns the largest finite bound). `None`
+/// without a `+Inf` bucket or without observations.
+pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+    let (last_le, total) = *buckets.last()?;
+    if last_le != f64::INFINITY || total <= 0.0 || !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    if buckets.len() < 2 {
+        return None;
+    }
+    let rank = q * total;
+    let i = buckets.iter().position(|&(_, c)| c >= rank)?;
+    if i == buckets.len() - 1 {
+        return Some(buckets[buckets.len() - 2].0);
+    }
+    let (upper, count_upper) = buckets[i];
+    let (lower, count_lower) = if i == 0 {
+        if upper <= 0.0 {
+            return Some(upper);
+        }
+        (0.0, 0.0)
+    } else {
+        buckets[i - 1]
+    };
+    let in_bucket = count_upper - count_lower;
+    if in_bucket <= 0.0 {
+        return Some(upper);
+    }
+    Some(lower + (upper - lower) * ((rank - count_lower) / in_bucket))
+}
+
+/// The standard normal upper tail, `P(Z > z)`.
+pub fn normal_sf(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Complementary error function (Numerical Recipes' Chebyshev fit,
+/// relative error < 1.2e-7 everywhere).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// One-sided two-proportion z-test: is the canary's error rate greater than
+/// the baseline's? `None` when either version had no requests.
+pub fn compare(
+    baseline: &VersionStats,
+    canary: &VersionStats,
+    confidence: f64,
+) -> Option<Comparison> {
+    if baseline.requests == 0 || canary.requests == 0 {
+        return None;
+    }
+    let (nb, nc) = (baseline.requests as f64, canary.requests as f64);
+    let (pb, pc) = (baseline.errors as f64 / nb, canary.errors as f64 / nc);
+    let pooled = (baseline.errors + canary.errors) as f64 / (nb + nc);
+    let se = (pooled * (1.0 - pooled) * (1.0 / nb + 1.0 / nc)).sqrt();
+    let z = if se > 0.0 { (pc - pb) / se } else { 0.0 };
+    let p_value = normal_sf(z);
+    Some(Comparison {
+        test: "two-proportion z-test (one-sided) on 5xx rates".to_owned(),
+        z,
+        p_value,
+        confidence,
+        significantly_worse: pc > pb && p_value < 1.0 - confidence,
+    })
+}
+
+fn check(name: &str, status: CheckStatus, detail: String) -> Check {
+    Check {
+        name: name.to_owned(),
+        status,
+        detail,
+    }
+}
+
+/// Analyses one window.
+pub fn analyse(w: &Window<'_>, t: &Thresholds) -> DecisionRecord {
+    let baseline = stats(w.baseline_version, w.baseline);
+    let canary = stats(w.canary_version, w.canary);
+    let comparison = compare(&baseline, &canary, t.confidence);
+    let mut checks = Vec::new();
+    let enough = canary.requests >= t.min_requests;
+    checks.push(check(
+        "min-requests",
+        if enough {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Skipped
+        },
+        format!(
+            "{} canary requests, {} required",
+            canary.requests, t.min_requests
+        ),
+    ));
+    if !enough {
+        return DecisionRecord {
+            window_start: w.start,
+            window_end: w.end,
+            reason: format!(
+                "held: {} canary requests < {} required; extending the window",
+                canary.requests, t.min_requests
+            ),
+            baseline,
+            canary,
+            comparison,
+            checks,
+            verdict: Verdict::Hold,
+        };
+    }
+    let sr = canary.success_rate.unwrap_or(0.0);
+    checks.push(check(
+        "success-rate",
+        if sr >= t.success_rate {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
+        format!(
+            "{}: success rate {sr:.2}% ({} of {} failed), threshold >= {}%",
+            canary.version, canary.errors, canary.requests, t.success_rate
+        ),
+    ));
+    let max_ms = t.max_p99.as_secs_f64() * 1000.0;
+    checks.push(match canary.p99_ms {
+        Some(p99) => check(
+            "max-p99",
+            if p99 <= max_ms { CheckStatus::Pass } else { CheckStatus::Fail },
+            format!("{}: p99 {p99:.1}ms, threshold <= {max_ms}ms", canary.version),
+        ),
+        None => check(
+            "max-p99",
+            CheckStatus::Fail,
+            format!(
+                "{}: no latency histogram (istio_request_duration_milliseconds_bucket) for {} requests",
+                canary.version, canary.requests
+            ),
+        ),
+    });
+    checks.push(match &comparison {
+        Some(c) => check(
+            "vs-baseline",
+            if c.significantly_worse { CheckStatus::Fail } else { CheckStatus::Pass },
+            format!(
+                "{} error rate {:.2}% vs {} {:.2}%: z={:.2}, p={:.4} ({}significantly worse at {}% confidence)",
+                canary.version,
+                100.0 - canary.success_rate.unwrap_or(100.0),
+                baseline.version,
+                100.0 - baseline.success_rate.unwrap_or(100.0),
+                c.z,
+                c.p_value,
+                if c.significantly_worse { "" } else { "not " },
+                c.confidence * 100.0
+            ),
+        ),
+        None => check(
+            "vs-baseline",
+            CheckStatus::Skipped,
+            format!("{} had no requests in the window; nothing to compare", baseline.version),
+        ),
+    });
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.detail.as_str())
+        .collect();
+    let (verdict, reason) = if failed.is_empty() {
+        (Verdict::Pass, "all checks passed".to_owned())
+    } else {
+        (Verdict::Fail, failed.join("; "))
+    };
+    DecisionRecord {
+        window_start: w.start,
+        window_end: w.end,
+        baseline,
+        canary,
+        comparison,
+        checks,
+        verdict,
+        reason,
+    }
+}
+
+/// The record of a window whose metrics could not be read: a failed check.
+pub fn unreadable(
+    start: Timestamp,
+    end: Timestamp,
+    baseline: &str,
+    canary: &str,
+    error: &str,
+) -> DecisionRecord {
+    DecisionRecord {
+        window_start: start,
+        window_end: end,
+        baseline: VersionStats {
+            version: baseline.to_owned(),
+            ..VersionStats::default()
+        },
+        canary: VersionStats {
+            version: canary.to_owned(),
+            ..VersionStats::default()
+        },
+        comparison: None,
+        checks: vec![check("metrics", CheckStatus::Fail, error.to_owned())],
+        verdict: Verdict::Fail,
+        reason: error.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LES: [f64; 6] = [1.0, 5.0, 10.0, 25.0, 50.0, 100.0];
+
+    /// A histogram where `per_bucket[i]` requests fell in bucket `LES[i]`.
+    fn counters(requests: f64, errors: f64, per_bucket: &[f64]) -> VersionCounters {
+        let mut acc = 0.0;
+        let mut buckets = Vec::new();
+        for (i, n) in per_bucket.iter().enumerate() {
+            acc += n;
+            buckets.push((LES[i], acc));
+        }
+        buckets.push((f64::INFINITY, acc));
+        VersionCounters {
+            requests,
+            errors,
+            buckets,
+        }
+    }
+
+    fn window<'a>(b: &'a VersionCounters, c: &'a VersionCounters) -> Window<'a> {
+        Window {
+            start: Timestamp::from_millis(0),
+            end: Timestamp::from_millis(1000),
+            baseline_version: "v1",
+            baseline: b,
+            canary_version: "v2",
+            canary: c,
+        }
+    }
+
+    #[test]
+    fn quantile_interpolates_like_prometheus() {
+        // 100 observations: 50 in (0,1], 40 in (1,5], 10 in (5,10].
+        let b = [
+            (1.0, 50.0),
+            (5.0, 90.0),
+            (10.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
+        assert_eq!(histogram_quantile(0.5, &b), Some(1.0));
+        // rank 99 is 9/10 into (5,10].
+        assert!((histogram_quantile(0.99, &b).unwrap() - 9.5).abs() < 1e-9);
+        // rank 25 is halfway into (0,1].
+        assert!((histogram_quantile(0.25, &b).unwrap() - 0.5).abs() < 1e-9);
+        // Rank in +Inf: the largest finite bound.
+        let b = [(1.0, 1.0), (f64::INFINITY, 10.0)];
+        assert_eq!(histogram_quantile(0.99, &b), Some(1.0));
+        // No +Inf bucket, no observations: no answer.
+        assert_eq!(histogram_quantile(0.5, &[(1.0, 1.0)]), None);
+        assert_eq!(
+            histogram_quantile(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)]),
+            None
+        );
+    }
+
+    #[test]
+    fn normal_tail_is_accurate() {
+        assert!((normal_sf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_sf(1.644_853_6) - 0.05).abs() < 1e-6);
+        assert!((normal_sf(-1.959_964) - 0.975).abs() < 1e-6);
+    }
+
+    #[test]
+    fn healthy_canary_passes() {
+        let b = counters(900.0, 1.0, &[800.0, 100.0]);
+        let c = counters(100.0, 0.0, &[90.0, 10.0]);
+        let r = analyse(&window(&b, &c), &Thresholds::default());
+        assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+        assert_eq!(r.reason, "all checks passed");
+        assert_eq!(r.canary.success_rate, Some(100.0));
+        assert!(r.comparison.is_some());
+    }
+
+    #[test]
+    fn ten_percent_errors_fail_with_numbers() {
+        let b = counters(900.0, 0.0, &[900.0]);
+        let c = counters(100.0, 10.0, &[100.0]);
+        let r = analyse(&window(&b, &c), &Thresholds::default());
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(
+            r.reason
+                .contains("success rate 90.00% (10 of 100 failed), threshold >= 99%"),
+            "{}",
+            r.reason
+        );
+        assert!(r.comparison.as_ref().unwrap().significantly_worse);
+        assert!(
+            r.reason.contains("significantly worse at 95% confidence"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn slow_canary_fails_p99() {
+        let b = counters(100.0, 0.0, &[100.0]);
+        // All canary requests in (50, 100]ms.
+        let c = counters(100.0, 0.0, &[0.0, 0.0, 0.0, 0.0, 0.0, 100.0]);
+        let t = Thresholds {
+            max_p99: Duration::from_millis(50),
+            ..Thresholds::default()
+        };
+        let r = analyse(&window(&b, &c), &t);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(
+            r.reason.contains("p99 99.5ms, threshold <= 50ms"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn too_few_requests_hold_even_when_failing() {
+        let b = counters(900.0, 0.0, &[900.0]);
+        let c = counters(5.0, 5.0, &[5.0]);
+        let r = analyse(&window(&b, &c), &Thresholds::default());
+        assert_eq!(r.verdict, Verdict::Hold);
+        assert_eq!(
+            r.reason,
+            "held: 5 canary requests < 20 required; extending the window"
+        );
+    }
+
+    #[test]
+    fn noisy_baseline_does_not_doom_the_canary() {
+        // Both versions at ~1.5% errors: the canary misses the absolute 99%
+        // threshold only if it really is below it; the comparison says "not worse".
+        let b = counters(1000.0, 15.0, &[1000.0]);
+        let c = counters(200.0, 3.0, &[200.0]);
+        let t = Thresholds {
+            success_rate: 95.0,
+            ..Thresholds::default()
+        };
+        let r = analyse(&window(&b, &c), &t);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+        assert!(!r.comparison.unwrap().significantly_worse);
+    }
+
+    #[test]
+    fn small_regression_is_caught_by_the_comparison() {
+        // 0.1% vs 2%: above an absolute 95% threshold but significantly worse.
+        let b = counters(10_000.0, 10.0, &[10_000.0]);
+        let c = counters(1_000.0, 20.0, &[1_000.0]);
+        let t = Thresholds {
+            success_rate: 95.0,
+            ..Thresholds::default()
+        };
+        let r = analyse(&window(&b, &c), &t);
+        assert_eq!(r.verdict, Verdict::Fail);
+        let failed: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].name, "vs-baseline");
+    }
+
+    #[test]
+    fn missing_histogram_fails() {
+        let b = counters(100.0, 0.0, &[100.0]);
+        let c = VersionCounters {
+            requests: 100.0,
+            errors: 0.0,
+            buckets: vec![],
+        };
+        let r = analyse(&window(&b, &c), &Thresholds::default());
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.reason.contains("no latency histogram"), "{}", r.reason);
+    }
+
+    #[test]
+    fn unreadable_metrics_fail() {
+        let r = unreadable(
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(1),
+            "v1",
+            "v2",
+            "metrics source http://x is unreachable",
+        );
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(r.checks[0].name, "metrics");
+    }
+}

@@ -1,0 +1,526 @@
+//! The rollout as a pure state machine: [`Event`]s in, [`Action`]s out. No
+//! IO and no clock: the driver passes the time in with each event, executes
+//! the returned action against the target, and persists [`Machine::state`].
+//!
+//! ```text
+//! start ──► Step(0) ──analysed──► pass ──► Step(i+1) … last ──► Promoted | Paused
+//!                      │           hold ──► Analyse (window extended) ──deadline──► TimedOut
+//!                      │           fail ──► Analyse … × threshold ──► RolledBack
+//!  interrupt ──► RolledBack (or Paused)     gate closed ──► counts as a failed check
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::analysis::{DecisionRecord, Thresholds, Verdict};
+use super::state::{Ending, Held, Phase, RolloutState, Settings, Timestamp};
+use crate::cli::OnInterrupt;
+use crate::traffic::{Version, Weight};
+
+/// A validated rollout plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Stable version.
+    pub from: Version,
+    /// New version.
+    pub to: Version,
+    /// Canary weight per step, strictly increasing, each 1..=100.
+    pub steps: Vec<Weight>,
+    /// Analysis interval.
+    pub interval: Duration,
+    /// Failed checks before rolling back.
+    pub threshold: u32,
+    /// Progress deadline per step.
+    pub step_timeout: Duration,
+    /// Hold at the last step until `meshctl promote`.
+    pub manual_promotion: bool,
+    /// Analysis thresholds.
+    pub thresholds: Thresholds,
+    /// Metrics source description (for the record).
+    pub metrics: String,
+}
+
+/// A plan that breaks the rules.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// No steps.
+    #[error("--steps is empty: give canary weights such as 10,25,50,100")]
+    NoSteps,
+    /// A step of 0 or not increasing.
+    #[error("--steps must be increasing weights from 1 to 100 (got {0}): e.g. 10,25,50,100")]
+    Steps(String),
+    /// from == to.
+    #[error("--from and --to are both {0:?}: roll out to a different version")]
+    SameVersion(String),
+    /// threshold of 0.
+    #[error("--threshold must be at least 1 (failed checks before rolling back)")]
+    Threshold,
+    /// interval of 0.
+    #[error("--interval must be longer than 0 (e.g. 30s)")]
+    Interval,
+    /// Bad success rate.
+    #[error("--success-rate {0} is not a percentage: use a number from 0 to 100 (e.g. 99)")]
+    SuccessRate(String),
+}
+
+/// Something that happened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A window was analysed.
+    Analysed(Box<DecisionRecord>),
+    /// SIGINT / SIGTERM.
+    Interrupted(OnInterrupt),
+}
+
+/// What the driver must do next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Apply these weights (with the state), start a fresh window, wait an interval, analyse.
+    Step {
+        /// Canary weight.
+        weight: Weight,
+    },
+    /// Persist the state, wait an interval, analyse again. `extend` keeps the
+    /// window's start (the step is held for lack of traffic).
+    Analyse {
+        /// Keep the window start.
+        extend: bool,
+    },
+    /// Persist the state (phase Paused) and wait for `meshctl promote` / `rollback`.
+    Pause,
+    /// Apply the final weights with the state and stop.
+    Finish(Ending),
+}
+
+/// The state machine.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    plan: Plan,
+    state: RolloutState,
+}
+
+// === impl Plan ===
+
+impl Plan {
+    /// Checks the plan's invariants.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.steps.is_empty() {
+            return Err(PlanError::NoSteps);
+        }
+        let ok = self.steps.windows(2).all(|w| w[0] < w[1]) && self.steps[0] > Weight::ZERO;
+        if !ok {
+            let list: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
+            return Err(PlanError::Steps(list.join(",")));
+        }
+        if self.from == self.to {
+            return Err(PlanError::SameVersion(self.to.to_string()));
+        }
+        if self.threshold == 0 {
+            return Err(PlanError::Threshold);
+        }
+        if self.interval.is_zero() {
+            return Err(PlanError::Interval);
+        }
+        let sr = self.thresholds.success_rate;
+        if !(0.0..=100.0).contains(&sr) {
+            return Err(PlanError::SuccessRate(sr.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn weights(from: &Version, to: &Version, canary: Weight) -> BTreeMap<String, u8> {
+    [
+        (from.to_string(), canary.complement().get()),
+        (to.to_string(), canary.get()),
+    ]
+    .into()
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+// === impl Machine ===
+
+impl Machine {
+    /// Starts a rollout at `now`: the first action applies step 0.
+    pub fn start(plan: Plan, driver: String, now: Timestamp) -> Result<(Self, Action), PlanError> {
+        plan.validate()?;
+        let first = plan.steps[0];
+        let state = RolloutState {
+            phase: Phase::Progressing,
+            ending: None,
+            from: plan.from.to_string(),
+            to: plan.to.to_string(),
+            steps: plan.steps.iter().map(|w| w.get()).collect(),
+            step: 0,
+            weights: weights(&plan.from, &plan.to, first),
+            started: now,
+            updated: now,
+            step_started: now,
+            failed_checks: 0,
+            held: None,
+            history: Vec::new(),
+            reason: None,
+            driver: Some(driver),
+            verification: None,
+            settings: Settings {
+                interval_ms: ms(plan.interval),
+                threshold: plan.threshold,
+                step_timeout_ms: ms(plan.step_timeout),
+                manual_promotion: plan.manual_promotion,
+                thresholds: plan.thresholds.clone(),
+                metrics: plan.metrics.clone(),
+            },
+        };
+        Ok((Self { plan, state }, Action::Step { weight: first }))
+    }
+
+    /// The state to persist.
+    pub fn state(&self) -> &RolloutState {
+        &self.state
+    }
+
+    /// Replaces the state (after another process changed it).
+    pub fn set_state(&mut self, state: RolloutState) {
+        self.state = state;
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The canary weight of the current step.
+    pub fn current_weight(&self) -> Weight {
+        self.plan.steps[self.state.step.min(self.plan.steps.len() - 1)]
+    }
+
+    fn finish(&mut self, ending: Ending, reason: String, now: Timestamp) -> Action {
+        let canary = if ending == Ending::Promoted {
+            Weight::FULL
+        } else {
+            Weight::ZERO
+        };
+        self.state.weights = weights(&self.plan.from, &self.plan.to, canary);
+        self.state.phase = if ending == Ending::Promoted {
+            Phase::Promoted
+        } else {
+            Phase::RolledBack
+        };
+        self.state.ending = Some(ending);
+        self.state.reason = Some(reason);
+        self.state.held = None;
+        self.state.driver = None;
+        self.state.updated = now;
+        Action::Finish(ending)
+    }
+
+    /// Feeds one event; returns what to do next.
+    pub fn on(&mut self, event: Event, now: Timestamp) -> Action {
+        self.state.updated = now;
+        match event {
+            Event::Interrupted(OnInterrupt::Rollback) => self.finish(
+                Ending::RolledBack,
+                "interrupted (SIGINT/SIGTERM); rolled back (--on-interrupt rollback)".to_owned(),
+                now,
+            ),
+            Event::Interrupted(OnInterrupt::Pause) => {
+                self.state.phase = Phase::Paused;
+                self.state.driver = None;
+                self.state.reason = Some(format!(
+                    "interrupted (SIGINT/SIGTERM) at {}; paused (--on-interrupt pause): run `meshctl promote` or `meshctl rollback`",
+                    self.state.weights_text()
+                ));
+                Action::Pause
+            }
+            Event::Analysed(record) => self.on_record(*record, now),
+        }
+    }
+
+    fn on_record(&mut self, record: DecisionRecord, now: Timestamp) -> Action {
+        let verdict = record.verdict;
+        let (canary_requests, reason) = (record.canary.requests, record.reason.clone());
+        self.state.push_record(record);
+        match verdict {
+            Verdict::Pass => {
+                self.state.held = None;
+                if self.state.step + 1 < self.plan.steps.len() {
+                    self.state.step += 1;
+                    self.state.step_started = now;
+                    let w = self.plan.steps[self.state.step];
+                    self.state.weights = weights(&self.plan.from, &self.plan.to, w);
+                    Action::Step { weight: w }
+                } else if self.plan.manual_promotion {
+                    self.state.phase = Phase::Paused;
+                    self.state.reason = Some(format!(
+                        "every step passed; paused at {} for manual promotion: run `meshctl promote`",
+                        self.state.weights_text()
+                    ));
+                    Action::Pause
+                } else {
+                    let n = self.plan.steps.len();
+                    self.finish(
+                        Ending::Promoted,
+                        format!("all {n} steps passed analysis; {} takes 100%", self.plan.to),
+                        now,
+                    )
+                }
+            }
+            Verdict::Hold => {
+                let required = self.plan.thresholds.min_requests;
+                let since = self.state.held.as_ref().map_or(now, |h| h.since);
+                self.state.held = Some(Held {
+                    since,
+                    canary_requests,
+                    required,
+                });
+                if now.since(self.state.step_started) >= self.plan.step_timeout {
+                    self.finish(
+                        Ending::TimedOut,
+                        format!(
+                            "inconclusive: {canary_requests} canary requests < {required} required"
+                        ),
+                        now,
+                    )
+                } else {
+                    Action::Analyse { extend: true }
+                }
+            }
+            Verdict::Fail => {
+                self.state.held = None;
+                self.state.failed_checks += 1;
+                if self.state.failed_checks >= self.plan.threshold {
+                    self.finish(
+                        Ending::RolledBack,
+                        format!(
+                            "analysis failed {} time(s) (threshold {}): {reason}",
+                            self.state.failed_checks, self.plan.threshold
+                        ),
+                        now,
+                    )
+                } else {
+                    Action::Analyse { extend: false }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::VersionCounters;
+    use crate::rollout::analysis::{Window, analyse, unreadable};
+
+    fn plan(steps: &[u8]) -> Plan {
+        Plan {
+            from: "v1".parse().unwrap(),
+            to: "v2".parse().unwrap(),
+            steps: steps
+                .iter()
+                .map(|s| Weight::try_from(*s).unwrap())
+                .collect(),
+            interval: Duration::from_secs(1),
+            threshold: 2,
+            step_timeout: Duration::from_secs(10),
+            manual_promotion: false,
+            thresholds: Thresholds::default(),
+            metrics: "test".into(),
+        }
+    }
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp::from_millis(s * 1000)
+    }
+
+    fn record(canary_requests: f64, canary_errors: f64) -> DecisionRecord {
+        let b = VersionCounters {
+            requests: 1000.0,
+            errors: 0.0,
+            buckets: vec![(1.0, 1000.0), (f64::INFINITY, 1000.0)],
+        };
+        let c = VersionCounters {
+            requests: canary_requests,
+            errors: canary_errors,
+            buckets: vec![(1.0, canary_requests), (f64::INFINITY, canary_requests)],
+        };
+        analyse(
+            &Window {
+                start: t(0),
+                end: t(1),
+                baseline_version: "v1",
+                baseline: &b,
+                canary_version: "v2",
+                canary: &c,
+            },
+            &Thresholds::default(),
+        )
+    }
+
+    #[test]
+    fn healthy_rollout_steps_then_promotes() {
+        let (mut m, a) = Machine::start(plan(&[10, 50, 100]), "me".into(), t(0)).unwrap();
+        assert_eq!(
+            a,
+            Action::Step {
+                weight: Weight::try_from(10u8).unwrap()
+            }
+        );
+        assert_eq!(m.state().weights_text(), "v1=90 v2=10");
+        let a = m.on(Event::Analysed(Box::new(record(100.0, 0.0))), t(1));
+        assert_eq!(
+            a,
+            Action::Step {
+                weight: Weight::try_from(50u8).unwrap()
+            }
+        );
+        assert_eq!(m.state().step, 1);
+        let a = m.on(Event::Analysed(Box::new(record(100.0, 0.0))), t(2));
+        assert_eq!(
+            a,
+            Action::Step {
+                weight: Weight::FULL
+            }
+        );
+        let a = m.on(Event::Analysed(Box::new(record(100.0, 0.0))), t(3));
+        assert_eq!(a, Action::Finish(Ending::Promoted));
+        let s = m.state();
+        assert_eq!(
+            (s.phase, s.weights_text().as_str()),
+            (Phase::Promoted, "v1=0 v2=100")
+        );
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("all 3 steps passed analysis; v2 takes 100%")
+        );
+        assert_eq!(s.history.len(), 3);
+        assert!(s.driver.is_none());
+    }
+
+    #[test]
+    fn failures_roll_back_at_the_threshold() {
+        let (mut m, _) = Machine::start(plan(&[10, 100]), "me".into(), t(0)).unwrap();
+        let a = m.on(Event::Analysed(Box::new(record(100.0, 10.0))), t(1));
+        assert_eq!(a, Action::Analyse { extend: false });
+        assert_eq!(m.state().failed_checks, 1);
+        let a = m.on(Event::Analysed(Box::new(record(100.0, 10.0))), t(2));
+        assert_eq!(a, Action::Finish(Ending::RolledBack));
+        let s = m.state();
+        assert_eq!(s.weights_text(), "v1=100 v2=0");
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .starts_with("analysis failed 2 time(s) (threshold 2): v2: success rate 90.00%"),
+            "{:?}",
+            s.reason
+        );
+    }
+
+    #[test]
+    fn unreadable_metrics_count_as_failures() {
+        let (mut m, _) = Machine::start(plan(&[10, 100]), "me".into(), t(0)).unwrap();
+        let down = || {
+            Event::Analysed(Box::new(unreadable(
+                t(0),
+                t(1),
+                "v1",
+                "v2",
+                "metrics source x is unreachable",
+            )))
+        };
+        assert_eq!(m.on(down(), t(1)), Action::Analyse { extend: false });
+        assert_eq!(m.on(down(), t(2)), Action::Finish(Ending::RolledBack));
+    }
+
+    #[test]
+    fn too_little_traffic_holds_then_times_out_inconclusive() {
+        let (mut m, _) = Machine::start(plan(&[10, 100]), "me".into(), t(0)).unwrap();
+        for s in 1..10 {
+            assert_eq!(
+                m.on(Event::Analysed(Box::new(record(3.0, 3.0))), t(s)),
+                Action::Analyse { extend: true }
+            );
+            let held = m.state().held.clone().unwrap();
+            assert_eq!(
+                (held.since, held.canary_requests, held.required),
+                (t(1), 3, 20)
+            );
+            assert_eq!(
+                m.state().failed_checks,
+                0,
+                "holding never counts as failing"
+            );
+        }
+        let a = m.on(Event::Analysed(Box::new(record(3.0, 0.0))), t(10));
+        assert_eq!(a, Action::Finish(Ending::TimedOut));
+        assert_eq!(
+            m.state().reason.as_deref(),
+            Some("inconclusive: 3 canary requests < 20 required")
+        );
+        assert_eq!(m.state().weights_text(), "v1=100 v2=0");
+    }
+
+    #[test]
+    fn hold_then_enough_traffic_passes() {
+        let (mut m, _) = Machine::start(plan(&[10, 100]), "me".into(), t(0)).unwrap();
+        assert_eq!(
+            m.on(Event::Analysed(Box::new(record(3.0, 0.0))), t(1)),
+            Action::Analyse { extend: true }
+        );
+        assert!(matches!(
+            m.on(Event::Analysed(Box::new(record(30.0, 0.0))), t(2)),
+            Action::Step { .. }
+        ));
+        assert!(m.state().held.is_none());
+    }
+
+    #[test]
+    fn manual_promotion_pauses_at_the_last_step() {
+        let mut p = plan(&[10, 50]);
+        p.manual_promotion = true;
+        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        m.on(Event::Analysed(Box::new(record(100.0, 0.0))), t(1));
+        assert_eq!(
+            m.on(Event::Analysed(Box::new(record(100.0, 0.0))), t(2)),
+            Action::Pause
+        );
+        assert_eq!(m.state().phase, Phase::Paused);
+        assert_eq!(m.state().weights_text(), "v1=50 v2=50");
+    }
+
+    #[test]
+    fn interrupts_roll_back_or_pause() {
+        let (mut m, _) = Machine::start(plan(&[10, 100]), "me".into(), t(0)).unwrap();
+        assert_eq!(
+            m.on(Event::Interrupted(OnInterrupt::Rollback), t(1)),
+            Action::Finish(Ending::RolledBack)
+        );
+        assert_eq!(m.state().weights_text(), "v1=100 v2=0");
+        let (mut m, _) = Machine::start(plan(&[10, 100]), "me".into(), t(0)).unwrap();
+        assert_eq!(
+            m.on(Event::Interrupted(OnInterrupt::Pause), t(1)),
+            Action::Pause
+        );
+        assert_eq!(m.state().weights_text(), "v1=90 v2=10");
+    }
+
+    #[test]
+    fn bad_plans_are_rejected_with_the_fix() {
+        let e = Machine::start(plan(&[50, 10]), "me".into(), t(0)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--steps must be increasing weights from 1 to 100 (got 50,10): e.g. 10,25,50,100"
+        );
+        let e = Machine::start(plan(&[]), "me".into(), t(0)).unwrap_err();
+        assert_eq!(e, PlanError::NoSteps);
+        let mut p = plan(&[10]);
+        p.to = "v1".parse().unwrap();
+        assert_eq!(
+            Machine::start(p, "me".into(), t(0)).unwrap_err(),
+            PlanError::SameVersion("v1".into())
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! The canary rollout: a pure state machine ([`machine`]), the analysis of
+//! one window ([`analysis`]), the state stored on the VirtualService
+//! ([`state`]), route weights ([`routes`]), webhooks ([`webhook`]) and the
+//! async driver that runs it all against a target and a metrics source
+//! ([`engine`]).
+
+pub mod analysis;
+pub mod engine;
+pub mod machine;
+pub mod routes;
+pub mod state;
+pub mod webhook;

@@ -1,0 +1,413 @@
+//! `meshctl rollout start`, `status`, `promote` and `rollback` end to end,
+//! through the real binary on the local directory target (issue 5).
+//!
+//! Each test builds a [`Mesh`]; a variant on the fake API server only needs
+//! another `Mesh` constructor with the same methods.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use meshctl::rollout::state::{Ending, Phase};
+
+use crate::rollout_harness::{Behaviour, Mesh, active, run, wait_exit};
+
+fn v(w: &[(&str, u8)]) -> std::collections::BTreeMap<String, u8> {
+    w.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+#[test]
+fn healthy_canary_promotes() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100"]));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
+    let s = mesh.state().expect("state");
+    assert_eq!(
+        (s.phase, s.ending),
+        (Phase::Promoted, Some(Ending::Promoted))
+    );
+    assert_eq!(
+        s.history.len(),
+        3,
+        "one passing analysis per step: {:?}",
+        s.history
+    );
+    assert!(out.contains("PROMOTED"), "{out}");
+    assert!(out.contains("step 3/3: v1=0 v2=100"), "{out}");
+    // The final summary table lists every step.
+    assert!(out.contains("│ 3    ┆ 100%"), "{out}");
+}
+
+#[test]
+fn ten_percent_failing_canary_rolls_back_within_threshold() {
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.10));
+    let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100", "--threshold", "2"]));
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let s = mesh.state().expect("state");
+    assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 2));
+    let analyses: u32 = s.history.iter().map(|h| h.analyses).sum();
+    assert_eq!(
+        analyses, 2,
+        "rolled back after `threshold` failing windows: {:?}",
+        s.history
+    );
+    let reason = s.reason.unwrap();
+    assert!(
+        reason.starts_with("analysis failed 2 time(s) (threshold 2): v2: success rate"),
+        "{reason}"
+    );
+    let record = s.history[0].records.last().unwrap();
+    assert!(record.canary.success_rate.unwrap() < 95.0, "{record:?}");
+    assert!(s.verification.is_some_and(|v| v.contains("recovered")));
+}
+
+#[test]
+fn p99_regression_rolls_back() {
+    let mesh = Mesh::start(Behaviour::healthy().slow("v2", 400.0));
+    let (code, out, err) = run(mesh.rollout(&[
+        "--steps",
+        "50,100",
+        "--max-p99",
+        "100ms",
+        "--threshold",
+        "1",
+    ]));
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let reason = mesh.state().unwrap().reason.unwrap();
+    assert!(
+        reason.contains("v2: p99 497.5ms, threshold <= 100ms"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn metrics_source_down_rolls_back() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let mut cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--interval",
+        "200ms",
+    ]);
+    cmd.args(["--metrics", &url, "--threshold", "2"]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let reason = mesh.state().unwrap().reason.unwrap();
+    assert!(
+        reason.contains(&format!("metrics source {url} is unreachable")),
+        "{reason}"
+    );
+}
+
+#[test]
+fn too_little_traffic_is_inconclusive_not_a_pass() {
+    let mesh = Mesh::start(Behaviour::healthy().rate(1.0));
+    let (code, out, err) = run(mesh.rollout(&[
+        "--steps",
+        "10,100",
+        "--min-requests",
+        "1000",
+        "--timeout",
+        "1500ms",
+    ]));
+    assert_eq!(code, 4, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let s = mesh.state().unwrap();
+    assert_eq!(
+        (s.phase, s.ending, s.failed_checks),
+        (Phase::RolledBack, Some(Ending::TimedOut), 0)
+    );
+    let reason = s.reason.unwrap();
+    assert!(
+        reason.starts_with("inconclusive: ")
+            && reason.ends_with(" canary requests < 1000 required"),
+        "{reason}"
+    );
+    assert!(out.contains("[hold]"), "{out}");
+    // Held analyses never passed the step.
+    assert_eq!(s.history.len(), 1);
+}
+
+#[test]
+fn manual_promotion_pauses_then_promote_from_another_process() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&["--steps", "20,50", "--manual-promotion"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    let paused = mesh.wait_for("Paused", |s| s.phase == Phase::Paused);
+    assert_eq!(paused.weights_text(), "v1=50 v2=50");
+    let (code, out, err) = run(mesh.meshctl(&["rollout", "status"]));
+    assert_eq!(code, 5, "status of a paused rollout exits 5\n{out}{err}");
+    assert!(
+        out.contains("Paused") && out.contains("meshctl promote"),
+        "{out}"
+    );
+    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("discounts: promoted: v1=0 v2=100"), "{out}");
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
+}
+
+#[test]
+fn no_wait_on_pause_exits_5() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let (code, out, err) =
+        run(mesh.rollout(&["--steps", "30", "--manual-promotion", "--no-wait-on-pause"]));
+    assert_eq!(code, 5, "{out}{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 70), ("v2", 30)]));
+}
+
+#[test]
+fn rollback_from_another_process_stops_the_driver() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&[
+            "--steps",
+            "10,20,30,40,50,60,70,80,90,100",
+            "--interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    mesh.wait_for("step 2", |s| s.step >= 1);
+    let (code, out, err) = run(mesh.meshctl(&["rollback"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let s = mesh.state().unwrap();
+    assert!(
+        s.reason
+            .unwrap()
+            .starts_with("rolled back by `meshctl rollback`")
+    );
+}
+
+#[test]
+fn sigterm_mid_rollout_rolls_back() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&[
+            "--steps",
+            "10,20,30,40,50,60,70,80,90,100",
+            "--interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    mesh.wait_for("step 2", |s| s.step >= 1);
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &driver.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(killed.success());
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let reason = mesh.state().unwrap().reason.unwrap();
+    assert!(
+        reason.starts_with("interrupted (SIGINT/SIGTERM); rolled back"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn sigterm_with_on_interrupt_pause_leaves_paused() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&[
+            "--steps",
+            "10,20,30,40,50,60,70,80,90,100",
+            "--interval",
+            "1s",
+            "--on-interrupt",
+            "pause",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    mesh.wait_for("step 2", |s| s.step >= 1);
+    std::process::Command::new("kill")
+        .args(["-TERM", &driver.id().to_string()])
+        .status()
+        .expect("running kill");
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(5));
+    let s = mesh.state().unwrap();
+    assert_eq!(s.phase, Phase::Paused);
+    assert_eq!(
+        mesh.weights(),
+        s.weights,
+        "the recorded weights are the applied ones"
+    );
+    let (code, out, err) = run(mesh.meshctl(&["rollback", "discounts"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+}
+
+#[test]
+fn kill_9_then_rollback_restores_v1() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&[
+            "--steps",
+            "10,20,30,40,50,60,70,80,90,100",
+            "--interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    mesh.wait_for("step 2", |s| s.step >= 1);
+    driver.kill().expect("kill -9");
+    let _ = driver.wait();
+    let s = mesh.state().unwrap();
+    assert!(
+        active(&s),
+        "a killed driver leaves the rollout recorded as in progress"
+    );
+    assert_eq!(
+        mesh.weights(),
+        s.weights,
+        "the recorded weights are the applied ones"
+    );
+    // Status works from the recorded state.
+    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
+    assert_eq!(json["state"]["phase"], "Progressing");
+    // A new rollout is refused while the lease of the dead driver is live, or the state is active.
+    let (code, _, err) = run(mesh.rollout(&["--steps", "50"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("already"), "{err}");
+    let (code, out, err) = run(mesh.meshctl(&["rollback"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let (code, out, _) = run(mesh.meshctl(&["rollout", "status"]));
+    assert_eq!(code, 3, "status of a rolled-back rollout exits 3");
+    assert!(out.contains("RolledBack"), "{out}");
+}
+
+#[test]
+fn json_events_are_one_valid_object_per_line() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100", "-o", "json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"started"));
+    assert_eq!(kinds.last(), Some(&"promoted"));
+    assert!(
+        kinds.contains(&"step_started") && kinds.contains(&"analysis"),
+        "{kinds:?}"
+    );
+    let analysis = events.iter().find(|e| e["event"] == "analysis").unwrap();
+    assert_eq!(analysis["record"]["verdict"], "pass");
+    assert!(analysis["record"]["canary"]["requests"].as_u64().unwrap() >= 10);
+    assert!(analysis["record"]["comparison"]["p_value"].is_number());
+    assert!(events.iter().all(|e| e["time"].is_string()));
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_the_fix() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let (code, _, err) = run(mesh.rollout(&["--steps", "50,20"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--steps \"50,20\": steps must increase: 20 comes after 50"),
+        "{err}"
+    );
+    let (code, _, err) = run(mesh.rollout(&["--interval", "soon"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--interval \"soon\": \"soon\" is not a duration"),
+        "{err}"
+    );
+    let (code, _, err) = run(mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v9",
+        "--metrics",
+        &mesh.metrics_url,
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("DestinationRule \"discounts\" has no subset \"v9\""),
+        "{err}"
+    );
+    let (code, _, err) = run(mesh.meshctl(&["promote", "nope"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("VirtualService \"nope\" not found"), "{err}");
+    let (code, _, err) = run(mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--metrics",
+        "localhost:15000",
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--metrics \"localhost:15000\": \"localhost:15000\" is not an http(s) URL"),
+        "{err}"
+    );
+    let mut cmd = crate::util::meshctl();
+    cmd.args(["--target", "local:", "rollback"]);
+    let (code, _, err) = run(cmd);
+    assert_eq!(code, 1);
+    assert!(err.contains("--target \"local:\" is not valid"), "{err}");
+    let _ = mesh.path();
+}
+
+#[test]
+fn defaults_come_from_the_spec_file() {
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.5));
+    let spec = mesh.path().join("spec").join("meshctl.yaml");
+    std::fs::create_dir_all(spec.parent().unwrap()).unwrap();
+    std::fs::write(
+        &spec,
+        format!(
+            "service: discounts\nversions: [v1, v2]\nrollout:\n  steps: [40, 100]\n  interval: 200ms\n  threshold: 1\n  minRequests: 5\nmetrics:\n  proxy: {}\n",
+            mesh.metrics_url
+        ),
+    )
+    .unwrap();
+    let mut cmd = mesh.meshctl(&["rollout", "start", "--to", "v2", "-o", "json"]);
+    cmd.current_dir(spec.parent().unwrap());
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 3, "{out}{err}");
+    let started: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(started["steps"], serde_json::json!([40, 100]));
+    assert_eq!(started["interval_ms"], 200);
+    assert_eq!(started["metrics"], mesh.metrics_url);
+    let s = mesh.state().unwrap();
+    assert_eq!((s.settings.threshold, s.failed_checks), (1, 1));
+}

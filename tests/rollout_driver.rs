@@ -1,0 +1,341 @@
+//! The rollout driver in-process: generic over `Target` and `MetricsSource`,
+//! here the local directory target with a synthetic metrics source whose
+//! traffic follows the applied weights. Interval logic runs on a paused
+//! clock; webhooks are exercised against real loopback servers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meshctl::cli::OnInterrupt;
+use meshctl::metrics::{MetricsError, MetricsSource, Snapshot, VersionCounters};
+use meshctl::rollout::analysis::Thresholds;
+use meshctl::rollout::engine::{
+    Driver, DriverOptions, EngineError, Finish, Observer, RolloutEvent,
+};
+use meshctl::rollout::machine::Plan;
+use meshctl::rollout::routes;
+use meshctl::rollout::state::{Ending, Phase, RolloutState};
+use meshctl::rollout::webhook::{Hook, WebhookConfig, Webhooks};
+use meshctl::target::Target;
+use meshctl::target::local::LocalTarget;
+use meshctl::traffic::Weight;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::rollout_harness::RESOURCES;
+
+/// Per scrape, 100 requests split by the weights applied now.
+struct Synthetic {
+    target: LocalTarget,
+    canary_errors: f64,
+    per_scrape: f64,
+    counts: Mutex<BTreeMap<String, VersionCounters>>,
+}
+
+impl MetricsSource for Synthetic {
+    fn describe(&self) -> String {
+        "synthetic".to_owned()
+    }
+
+    async fn scrape(&self, service: &str) -> Result<Snapshot, MetricsError> {
+        let vs = self
+            .target
+            .virtual_service(service)
+            .await
+            .expect("reading the VirtualService");
+        let weights = routes::current_weights(&vs);
+        let mut counts = self.counts.lock().expect("counts");
+        for (v, w) in weights {
+            let c = counts.entry(v.clone()).or_default();
+            let n = (self.per_scrape * f64::from(w) / 100.0).floor();
+            c.requests += n;
+            if v == "v2" {
+                c.errors += (n * self.canary_errors).floor();
+            }
+            c.buckets = vec![(5.0, c.requests), (f64::INFINITY, c.requests)];
+        }
+        Ok(Snapshot {
+            versions: counts.clone(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<RolloutEvent>>);
+
+impl Observer for Recorder {
+    fn event(&self, e: &RolloutEvent) {
+        self.0.lock().expect("events").push(e.clone());
+    }
+}
+
+fn fixture() -> (tempfile::TempDir, LocalTarget) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("writing");
+    let target = LocalTarget::new(dir.path());
+    (dir, target)
+}
+
+fn plan(steps: &[u8]) -> Plan {
+    Plan {
+        from: "v1".parse().unwrap(),
+        to: "v2".parse().unwrap(),
+        steps: steps
+            .iter()
+            .map(|s| Weight::try_from(*s).unwrap())
+            .collect(),
+        interval: Duration::from_secs(30),
+        threshold: 2,
+        step_timeout: Duration::from_secs(300),
+        manual_promotion: false,
+        thresholds: Thresholds::default(),
+        metrics: "synthetic".into(),
+    }
+}
+
+fn options(webhooks: Webhooks) -> DriverOptions {
+    DriverOptions {
+        service: "discounts".into(),
+        holder: "test-driver".into(),
+        on_interrupt: OnInterrupt::Rollback,
+        no_wait_on_pause: false,
+        webhooks,
+        poll: Duration::from_secs(1),
+    }
+}
+
+fn synthetic(target: &LocalTarget, canary_errors: f64, per_scrape: f64) -> Synthetic {
+    Synthetic {
+        target: target.clone(),
+        canary_errors,
+        per_scrape,
+        counts: Mutex::default(),
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn paused_clock_healthy_rollout_promotes() {
+    let (_dir, target) = fixture();
+    let metrics = synthetic(&target, 0.0, 1000.0);
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let driver = Driver::new(&target, &metrics, &rec, options(Webhooks::default()), rx);
+    let (finish, state) = driver.run(plan(&[10, 50, 100])).await.expect("driver");
+    assert_eq!(finish, Finish::Ended(Ending::Promoted));
+    assert_eq!(state.weights_text(), "v1=0 v2=100");
+    let vs = target.virtual_service("discounts").await.unwrap();
+    assert_eq!(
+        RolloutState::read(&vs).unwrap(),
+        state,
+        "the recorded state is the final one"
+    );
+    let analyses = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, RolloutEvent::Analysis { .. }))
+        .count();
+    assert_eq!(analyses, 3);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn paused_clock_hold_then_progress_deadline_times_out() {
+    let (_dir, target) = fixture();
+    // 10 requests per scrape at 10%: 1 canary request per window, never 20.
+    let metrics = synthetic(&target, 0.0, 10.0);
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let mut p = plan(&[10, 100]);
+    p.step_timeout = Duration::from_secs(120);
+    let driver = Driver::new(&target, &metrics, &rec, options(Webhooks::default()), rx);
+    let (finish, state) = driver.run(p).await.expect("driver");
+    assert_eq!(finish, Finish::Ended(Ending::TimedOut));
+    assert_eq!(state.failed_checks, 0);
+    // The window was extended: the last record spans all held intervals.
+    let last = state.last_record().unwrap();
+    assert!(last.canary.requests >= 4, "{last:?}");
+    assert_eq!(
+        state.reason.as_deref(),
+        Some(
+            format!(
+                "inconclusive: {} canary requests < 20 required",
+                last.canary.requests
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(state.weights_text(), "v1=100 v2=0");
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn paused_clock_interrupt_rolls_back() {
+    let (_dir, target) = fixture();
+    let metrics = synthetic(&target, 0.0, 1000.0);
+    let rec = Recorder::default();
+    let (tx, rx) = watch::channel(0);
+    let driver = Driver::new(&target, &metrics, &rec, options(Webhooks::default()), rx);
+    let fut = driver.run(plan(&[10, 50, 100]));
+    tokio::pin!(fut);
+    // Let one step start, then signal.
+    tokio::select! {
+        _ = &mut fut => panic!("finished before the interrupt"),
+        () = tokio::time::sleep(Duration::from_secs(40)) => {}
+    }
+    tx.send(1).unwrap();
+    let (finish, state) = fut.await.expect("driver");
+    assert_eq!(finish, Finish::Ended(Ending::RolledBack));
+    assert_eq!(state.phase, Phase::RolledBack);
+    assert!(state.reason.unwrap().starts_with("interrupted"));
+}
+
+/// A webhook receiver on 127.0.0.1:0 answering `status` to every POST.
+struct Hooks {
+    url: String,
+    calls: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+async fn hook_server(status: BTreeMap<&'static str, u16>) -> Hooks {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let recorded = calls.clone();
+    tokio::spawn(async move {
+        // Bounded: a test makes far fewer calls.
+        for _ in 0..1000 {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = conn.read(&mut chunk).await else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some((head.to_owned(), body.to_owned()));
+                    }
+                }
+            };
+            let Some((head, body)) = body else { continue };
+            let path = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            recorded.lock().unwrap().push(value);
+            let code = status.get(path.as_str()).copied().unwrap_or(200);
+            let reply = format!(
+                "HTTP/1.1 {code} X\r\ncontent-length: 7\r\nconnection: close\r\n\r\nnot yet"
+            );
+            let _ = conn.write_all(reply.as_bytes()).await;
+        }
+    });
+    Hooks { url, calls }
+}
+
+fn webhooks(h: &Hooks) -> Webhooks {
+    let hook = |name: &str, hook: Hook| WebhookConfig {
+        name: name.to_owned(),
+        hook,
+        url: format!("{}/{name}", h.url),
+        timeout: Duration::from_secs(5),
+    };
+    Webhooks {
+        hooks: vec![
+            hook("pre-rollout", Hook::PreRollout),
+            hook("rollout", Hook::Rollout),
+            hook("post-rollout", Hook::PostRollout),
+            hook("rollback", Hook::Rollback),
+        ],
+    }
+}
+
+fn fast(mut p: Plan) -> Plan {
+    p.interval = Duration::from_millis(100);
+    p
+}
+
+#[tokio::test]
+async fn webhooks_are_called_around_a_promotion() {
+    let (_dir, target) = fixture();
+    let metrics = synthetic(&target, 0.0, 1000.0);
+    let hooks = hook_server(BTreeMap::new()).await;
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let driver = Driver::new(&target, &metrics, &rec, options(webhooks(&hooks)), rx);
+    let (finish, _) = driver.run(fast(plan(&[50, 100]))).await.expect("driver");
+    assert_eq!(finish, Finish::Ended(Ending::Promoted));
+    let calls = hooks.calls.lock().unwrap().clone();
+    let kinds: Vec<&str> = calls
+        .iter()
+        .map(|c| c["hook"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(kinds, ["pre-rollout", "rollout", "rollout", "post-rollout"]);
+    assert_eq!(calls[0]["service"], "discounts");
+    assert_eq!(calls[3]["phase"], "Promoted");
+    assert_eq!(calls[1]["weight"], 50);
+}
+
+#[tokio::test]
+async fn a_closed_rollout_gate_fails_checks_and_rolls_back() {
+    let (_dir, target) = fixture();
+    let metrics = synthetic(&target, 0.0, 1000.0);
+    let hooks = hook_server([("rollout", 503)].into()).await;
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let driver = Driver::new(&target, &metrics, &rec, options(webhooks(&hooks)), rx);
+    let (finish, state) = driver.run(fast(plan(&[50, 100]))).await.expect("driver");
+    assert_eq!(finish, Finish::Ended(Ending::RolledBack));
+    let reason = state.reason.unwrap();
+    assert!(
+        reason.contains("rollout gate closed") && reason.contains("answered HTTP 503: not yet"),
+        "{reason}"
+    );
+    let kinds: Vec<String> = hooks
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c["hook"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    assert!(kinds.contains(&"rollback".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn a_rejected_pre_rollout_hook_changes_nothing() {
+    let (dir, target) = fixture();
+    let metrics = synthetic(&target, 0.0, 1000.0);
+    let hooks = hook_server([("pre-rollout", 500)].into()).await;
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let driver = Driver::new(&target, &metrics, &rec, options(webhooks(&hooks)), rx);
+    let e = driver.run(fast(plan(&[50, 100]))).await.unwrap_err();
+    assert!(matches!(e, EngineError::PreRollout(_)), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("the rollout was not started: PreRollout webhook \"pre-rollout\""),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("discounts.yaml")).unwrap(),
+        RESOURCES
+    );
+}

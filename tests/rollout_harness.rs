@@ -1,0 +1,375 @@
+//! Harness for the rollout end-to-end tests: a local directory target with a
+//! `discounts` service, a traffic simulator that follows the weights meshctl
+//! writes (as meshproxy would), and a real HTTP server on 127.0.0.1:0
+//! serving the simulated Istio counters as Prometheus text.
+//!
+//! The simulator stands in for meshproxy so these tests exercise meshctl's
+//! driver alone; `demo.rs` runs the real proxy. Every loop is bounded in time.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use meshctl::rollout::state::{Phase, RolloutState};
+
+/// Istio's default duration buckets (ms).
+const BUCKETS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+/// A service with v1 routed 100% and subsets v1, v2.
+pub const RESOURCES: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: discounts
+spec:
+  hosts: [discounts]
+  http:
+  - route:
+    - destination: {host: discounts, subset: v1}
+      weight: 100
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: discounts
+spec:
+  host: discounts
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+";
+
+/// How each version behaves.
+#[derive(Clone, Debug)]
+pub struct Behaviour {
+    /// Requests to the service per 20 ms tick.
+    pub per_tick: f64,
+    /// Error share per version.
+    pub errors: BTreeMap<String, f64>,
+    /// Latency per version (ms).
+    pub latency_ms: BTreeMap<String, f64>,
+}
+
+impl Behaviour {
+    /// Healthy v1 and v2, 10 requests per tick, 3 ms.
+    pub fn healthy() -> Self {
+        Self {
+            per_tick: 10.0,
+            errors: BTreeMap::new(),
+            latency_ms: BTreeMap::new(),
+        }
+    }
+
+    /// `version` fails this share of requests.
+    #[must_use]
+    pub fn failing(mut self, version: &str, share: f64) -> Self {
+        self.errors.insert(version.to_owned(), share);
+        self
+    }
+
+    /// `version` answers in `ms`.
+    #[must_use]
+    pub fn slow(mut self, version: &str, ms: f64) -> Self {
+        self.latency_ms.insert(version.to_owned(), ms);
+        self
+    }
+
+    /// Requests per tick.
+    #[must_use]
+    pub fn rate(mut self, per_tick: f64) -> Self {
+        self.per_tick = per_tick;
+        self
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Counter {
+    requests: u64,
+    errors: u64,
+    carry: f64,
+    error_carry: f64,
+    latency_ms: f64,
+}
+
+type Counters = Arc<Mutex<BTreeMap<String, Counter>>>;
+
+/// A local mesh: directory target, traffic simulator, metrics server.
+pub struct Mesh {
+    /// The target directory (kept alive with the mesh).
+    pub dir: tempfile::TempDir,
+    /// The metrics URL.
+    pub metrics_url: String,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Mesh {
+    /// Starts everything with `behaviour`.
+    pub fn start(behaviour: Behaviour) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("writing resources");
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters: Counters = Arc::default();
+        let sim = {
+            let (stop, counters, path) = (
+                stop.clone(),
+                counters.clone(),
+                dir.path().join("discounts.yaml"),
+            );
+            std::thread::spawn(move || simulate(&path, &behaviour, &counters, &stop))
+        };
+        let (addr, server) = serve_metrics(counters, stop.clone());
+        Self {
+            dir,
+            metrics_url: format!("http://{addr}/metrics"),
+            stop,
+            threads: vec![sim, server],
+        }
+    }
+
+    /// `--target local:DIR`.
+    pub fn target(&self) -> String {
+        format!("local:{}", self.dir.path().display())
+    }
+
+    /// The recorded rollout state.
+    pub fn state(&self) -> Option<RolloutState> {
+        let text = std::fs::read_to_string(self.dir.path().join("discounts.yaml")).ok()?;
+        let res = meshproxy::istio::yaml::parse_resources(&text).ok()?;
+        res.into_iter().find_map(|r| match r {
+            meshproxy::istio::Resource::VirtualService(vs) => RolloutState::read(&vs).ok(),
+            _ => None,
+        })
+    }
+
+    /// The weights applied on the route now.
+    pub fn weights(&self) -> BTreeMap<String, u8> {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("discounts.yaml")).expect("reading");
+        let res = meshproxy::istio::yaml::parse_resources(&text).expect("parsing");
+        res.into_iter()
+            .find_map(|r| match r {
+                meshproxy::istio::Resource::VirtualService(vs) => {
+                    Some(meshctl::rollout::routes::current_weights(&vs))
+                }
+                _ => None,
+            })
+            .expect("a VirtualService")
+    }
+
+    /// Waits (bounded) until the state satisfies `pred`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&RolloutState) -> bool) -> RolloutState {
+        for _ in 0..600 {
+            if let Some(s) = self.state()
+                && pred(&s)
+            {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out after 60s waiting for {what}; state: {:?}",
+            self.state()
+        );
+    }
+
+    /// The `meshctl rollout start` command with fast settings.
+    pub fn rollout(&self, extra: &[&str]) -> Command {
+        let mut cmd = crate::util::meshctl();
+        cmd.args([
+            "--target",
+            &self.target(),
+            "rollout",
+            "start",
+            "discounts",
+            "--to",
+            "v2",
+        ])
+        .args(["--metrics", &self.metrics_url])
+        .args(extra);
+        for (flag, default) in [("--interval", "300ms"), ("--min-requests", "10")] {
+            if !extra.contains(&flag) {
+                cmd.args([flag, default]);
+            }
+        }
+        cmd
+    }
+
+    /// Another meshctl command against the same directory.
+    pub fn meshctl(&self, args: &[&str]) -> Command {
+        let mut cmd = crate::util::meshctl();
+        cmd.args(["--target", &self.target()]).args(args);
+        cmd
+    }
+
+    /// The directory.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Is the phase one a driver is still working on?
+pub fn active(s: &RolloutState) -> bool {
+    matches!(s.phase, Phase::Progressing | Phase::Paused)
+}
+
+/// Waits (bounded) for a child to exit.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let steps = limit.as_millis() / 50;
+    for _ in 0..steps {
+        if let Some(status) = child.try_wait().expect("waiting for meshctl") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("meshctl did not exit within {limit:?}");
+}
+
+/// Runs a command to completion (bounded), returning status and output.
+pub fn run(mut cmd: Command) -> (i32, String, String) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning meshctl");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t1 = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_exit(&mut child, Duration::from_secs(120));
+    let (o, e) = (t1.join().unwrap_or_default(), t2.join().unwrap_or_default());
+    (status.code().unwrap_or(-1), o, e)
+}
+
+fn route_weights(path: &Path) -> Option<BTreeMap<String, u8>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let res = meshproxy::istio::yaml::parse_resources(&text).ok()?;
+    res.into_iter().find_map(|r| match r {
+        meshproxy::istio::Resource::VirtualService(vs) => {
+            Some(meshctl::rollout::routes::current_weights(&vs))
+        }
+        _ => None,
+    })
+}
+
+fn simulate(path: &Path, b: &Behaviour, counters: &Counters, stop: &AtomicBool) {
+    // Bounded: at most 3 minutes of traffic.
+    for _ in 0..9000 {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Some(weights) = route_weights(path) {
+            let mut c = counters.lock().expect("counters");
+            for (v, w) in weights {
+                let e = c.entry(v.clone()).or_default();
+                e.latency_ms = b.latency_ms.get(&v).copied().unwrap_or(3.0);
+                e.carry += b.per_tick * f64::from(w) / 100.0;
+                let n = e.carry.floor();
+                e.carry -= n;
+                e.error_carry += n * b.errors.get(&v).copied().unwrap_or(0.0);
+                let errs = e.error_carry.floor();
+                e.error_carry -= errs;
+                // Counts are small whole numbers; the casts are exact.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                {
+                    e.requests += n as u64;
+                    e.errors += errs as u64;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn exposition(counters: &Counters) -> String {
+    let c = counters.lock().expect("counters");
+    let mut out = String::from("# TYPE istio_requests_total counter\n");
+    for (v, k) in c.iter() {
+        let l = format!(
+            "reporter=\"source\",source_workload=\"meshproxy\",destination_service=\"discounts.default.svc.cluster.local\",destination_service_name=\"discounts\",destination_version=\"{v}\""
+        );
+        out.push_str(&format!(
+            "istio_requests_total{{{l},response_code=\"200\"}} {}\n",
+            k.requests - k.errors
+        ));
+        out.push_str(&format!(
+            "istio_requests_total{{{l},response_code=\"500\"}} {}\n",
+            k.errors
+        ));
+        for le in BUCKETS {
+            let n = if k.latency_ms <= le { k.requests } else { 0 };
+            out.push_str(&format!(
+                "istio_request_duration_milliseconds_bucket{{{l},le=\"{le}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "istio_request_duration_milliseconds_bucket{{{l},le=\"+Inf\"}} {}\n",
+            k.requests
+        ));
+    }
+    out
+}
+
+fn serve_metrics(counters: Counters, stop: Arc<AtomicBool>) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the metrics server");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("address");
+    let handle = std::thread::spawn(move || {
+        for _ in 0..360_000 {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 4096];
+                    let mut req = Vec::new();
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = exposition(&counters);
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    (addr, handle)
+}
