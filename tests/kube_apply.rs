@@ -192,6 +192,11 @@ fn unreachable_cluster_exits_1_naming_server_and_context() {
         )),
         "{err}"
     );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "one error line, no client log noise: {err}"
+    );
 }
 
 #[test]
