@@ -23,5 +23,9 @@ mod kube_support;
 mod kube_target;
 // deploy/rbac.yaml grants exactly the verbs meshctl uses.
 mod kube_rbac;
+// Rollouts on the Kubernetes target through the binary (state, lease, events).
+mod kube_rollout;
+// `meshctl apply` on the Kubernetes target through the binary.
+mod kube_apply;
 // `meshctl certs`: development CA and workload certificates for mTLS.
 mod certs;

@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => rollback::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
+        Command::Apply(args) => apply::run(&global, args).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man => completions::man(),
         Command::Certs(args) => certs::run(args, &global),
