@@ -8,7 +8,8 @@
 //!   (`connection_security_policy`, `source_principal`).
 //! - [`ClientTls`]: the outbound side, one TLS connector per DestinationRule
 //!   `trafficPolicy.tls` (`DISABLE`, `SIMPLE`, `MUTUAL`, `ISTIO_MUTUAL`),
-//!   honouring `sni` and `subjectAltNames`.
+//!   honouring `sni` and `subjectAltNames`; [`UpstreamClients`] turns those
+//!   into pooled hyper-util clients for the forwarder.
 //! - Rotation: both sides rebuild from their files when the files' contents
 //!   change ([`Reloadable`], polled by [`spawn_watcher`]). A broken new pair
 //!   is rejected with a log line naming the file; the previous configuration
