@@ -23,3 +23,5 @@ mod kube_support;
 mod kube_target;
 // deploy/rbac.yaml grants exactly the verbs meshctl uses.
 mod kube_rbac;
+// `meshctl diff` against local and fake-cluster targets (issue 7).
+mod diff;
