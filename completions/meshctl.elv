@@ -41,6 +41,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
             cand certs 'Create a development CA and workload certificates for mTLS'
             cand diff 'Show what `apply` would change, as a unified YAML diff against the live objects'
+            cand doctor 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -294,6 +295,29 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'meshctl;doctor'= {
+            cand -f 'Spec file to read the service and metrics source from (default: ./meshctl.yaml when present)'
+            cand --file 'Spec file to read the service and metrics source from (default: ./meshctl.yaml when present)'
+            cand --to 'The new version (default: the DestinationRule''s last subset other than --from)'
+            cand --from 'The stable version (default: the one taking traffic now)'
+            cand --metrics 'meshproxy metrics endpoint (default: the spec''s, else `http://127.0.0.1:15000/metrics`)'
+            cand --prometheus 'Prometheus server URL, queried with PromQL over Istio metrics'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'meshctl;completions'= {
             cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
             cand --context 'Kubeconfig context to use (default: the current context)'
@@ -337,6 +361,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
             cand certs 'Create a development CA and workload certificates for mTLS'
             cand diff 'Show what `apply` would change, as a unified YAML diff against the live objects'
+            cand doctor 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -362,6 +387,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;help;certs'= {
         }
         &'meshctl;help;diff'= {
+        }
+        &'meshctl;help;doctor'= {
         }
         &'meshctl;help;completions'= {
         }

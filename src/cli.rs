@@ -86,6 +86,8 @@ pub enum Command {
     Certs(CertsArgs),
     /// Show what `apply` would change, as a unified YAML diff against the live objects.
     Diff(DiffArgs),
+    /// Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS).
+    Doctor(DoctorArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page (roff).

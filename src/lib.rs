@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod diff;
+pub mod doctor;
 pub mod logging;
 pub mod metrics;
 pub mod output;

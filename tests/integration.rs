@@ -25,3 +25,5 @@ mod kube_target;
 mod kube_rbac;
 // `meshctl diff` against local and fake-cluster targets (issue 7).
 mod diff;
+// `meshctl doctor`: each preflight check fails on a crafted broken setup (issue 7).
+mod doctor;
