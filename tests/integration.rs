@@ -27,3 +27,5 @@ mod kube_rbac;
 mod diff;
 // `meshctl doctor`: each preflight check fails on a crafted broken setup (issue 7).
 mod doctor;
+// examples/ci pipelines reference only real subcommands and flags (issue 7).
+mod ci_examples;
