@@ -291,9 +291,15 @@ pub fn check_endpoints(
         NAME,
         empty.join("; "),
         format!(
-            "run the {v} workload with the labels {sel} (Kubernetes: in the Deployment's pod template; local target: an endpoint under services.{service} in endpoints.yaml with labels {{{sel}}}), or change the subset's labels to match the running workload",
+            "run the {v} workload with the labels {sel} (Kubernetes: in the Deployment's pod template; local target: an endpoint under services.{service} in endpoints.yaml with `labels: {{{map}}}`), or change the subset's labels to match the running workload",
             v = s.name,
-            sel = selector(&s.labels)
+            sel = selector(&s.labels),
+            map = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
     )
 }

@@ -266,7 +266,7 @@ fn a_subset_selecting_no_endpoints_fails_endpoints() {
         &report,
         "endpoints",
         "subset v2 (version=v2) selects no endpoints",
-        "local target: an endpoint under services.discounts in endpoints.yaml with labels {version=v2}",
+        "local target: an endpoint under services.discounts in endpoints.yaml with `labels: {version: v2}`",
     );
 }
 
