@@ -6,8 +6,9 @@
 //! `apply` would change shows: server-managed fields (`resourceVersion`,
 //! `generation`; `managedFields`, `uid`, `creationTimestamp` and `status`
 //! are outside the resource model and never read) are dropped, and so is
-//! meshctl's rollout-state annotation unless asked for. Objects that exist
-//! only in the target are not shown: `apply` never deletes.
+//! meshctl's rollout-state annotation unless asked for. Annotations only the
+//! live object has are kept on the rendered side, as `apply` keeps them.
+//! Objects that exist only in the target are not shown: `apply` never deletes.
 
 use meshproxy::istio::{ApiVersion, ObjectMeta, Resource, yaml};
 use serde::Serialize;
@@ -97,11 +98,10 @@ fn normalise(
         if dm.namespace.is_none() {
             dm.namespace.clone_from(&lm.namespace);
         }
-        // `apply` keeps the rollout state written by the rollout engine.
-        if let Some(state) = lm.annotations.get(STATE_ANNOTATION) {
-            dm.annotations
-                .entry(STATE_ANNOTATION.to_owned())
-                .or_insert_with(|| state.clone());
+        // `apply` keeps annotations the rendered object does not mention
+        // (the rollout state, others' annotations): both targets merge them.
+        for (k, v) in &lm.annotations {
+            dm.annotations.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
     (desired, live)
@@ -206,6 +206,8 @@ spec:
             m.namespace = Some("shop".into());
             m.annotations
                 .insert(STATE_ANNOTATION.into(), r#"{"phase":"Promoted"}"#.into());
+            m.annotations
+                .insert("example.com/owner".into(), "team-a".into());
         }
         let out = diff(&desired, &live, DiffOptions::default()).unwrap();
         assert!(

@@ -429,3 +429,54 @@ async fn endpoints_are_pods_with_the_subset_labels_on_kubernetes() {
     assert_eq!(report["target"], "kube:fake/shop");
     crate::kube_support::assert_rbac_allows(&cluster.server);
 }
+
+#[test]
+fn a_missing_or_broken_endpoints_file_fails_endpoints_naming_the_file() {
+    let dir = mesh(RESOURCES, ENDPOINTS);
+    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
+    std::fs::remove_file(dir.path().join("endpoints.yaml")).unwrap();
+    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
+    let file = dir.path().join("endpoints.yaml");
+    only_failure(
+        code,
+        &report,
+        "endpoints",
+        &format!(
+            "{} does not exist: create it with the service's endpoints (services: {{discounts: {{endpoints: [{{address: 127.0.0.1:8081, labels: {{version: v1}}}}]}}}})",
+            file.display()
+        ),
+        "make the endpoints readable",
+    );
+    std::fs::write(
+        &file,
+        "services:\n  discounts:\n    endpoints:\n    - adress: 127.0.0.1:8081\n",
+    )
+    .unwrap();
+    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
+    let message = check(&report, "endpoints")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(code, 1);
+    assert!(
+        message.contains(&format!("{}: ", file.display()))
+            && message.contains("missing field `address`")
+            && message.ends_with("; fix the file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn doctor_without_a_service_says_how_to_name_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = meshctl()
+        .arg("doctor")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: doctor needs a SERVICE: `meshctl doctor SERVICE` (or a meshctl.yaml)\n"
+    );
+}
