@@ -23,6 +23,10 @@ mod kube_support;
 mod kube_target;
 // deploy/rbac.yaml grants exactly the verbs meshctl uses.
 mod kube_rbac;
+// Rollouts on the Kubernetes target through the binary (state, lease, events).
+mod kube_rollout;
+// `meshctl apply` on the Kubernetes target through the binary.
+mod kube_apply;
 // `meshctl diff` against local and fake-cluster targets (issue 7).
 mod diff;
 // `meshctl doctor`: each preflight check fails on a crafted broken setup (issue 7).

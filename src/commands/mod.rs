@@ -22,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => rollback::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
+        Command::Apply(args) => apply::run(&global, args).await,
         Command::Diff(args) => diff::run(&global, &args).await,
         Command::Doctor(args) => doctor::run(&global, &args).await,
         Command::Completions(args) => completions::completions(&args),

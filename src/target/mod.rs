@@ -6,6 +6,7 @@
 //! in one write: a failed write can never leave the recorded state claiming
 //! weights that are not applied.
 
+pub mod any;
 pub mod kube;
 
 use std::collections::BTreeMap;

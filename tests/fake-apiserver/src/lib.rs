@@ -31,7 +31,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 
 pub use registry::{ISTIO_GROUP, RESOURCES, ResourceType};
-pub use validation::{Validator, Violation, ViolationKind};
 
 use server::{Shared, State};
 use store::{Key, Store};
@@ -72,6 +71,8 @@ pub struct RecordedRequest {
     pub query: String,
     /// `Content-Type` header.
     pub content_type: String,
+    /// The response's HTTP status (200 for a watch stream).
+    pub status: u16,
 }
 
 /// A running fake API server; stops when dropped.
@@ -116,11 +117,12 @@ impl FakeApiServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 store: Store::default(),
-                istio: true,
+                istio: ["v1", "v1beta1", "v1alpha3"].map(String::from).to_vec(),
                 denied: BTreeSet::new(),
                 user: "system:serviceaccount:ci:meshctl".to_owned(),
                 requests: Vec::new(),
-                validator: None,
+                schemas: None,
+                races: Vec::new(),
             }),
             changed,
             url: format!("http://{addr}"),
@@ -180,7 +182,18 @@ impl FakeApiServer {
 
     /// Installs or removes the Istio CRDs (removed: discovery and resource paths 404).
     pub fn set_istio_installed(&self, installed: bool) {
-        self.shared.lock().istio = installed;
+        let versions: &[&str] = if installed {
+            &["v1", "v1beta1", "v1alpha3"]
+        } else {
+            &[]
+        };
+        self.set_istio_versions(versions);
+    }
+
+    /// Serves only these Istio CRD versions (an older Istio serves
+    /// `v1beta1` and `v1alpha3` but not `v1`); the others 404.
+    pub fn set_istio_versions(&self, versions: &[&str]) {
+        self.shared.lock().istio = versions.iter().map(|v| (*v).to_owned()).collect();
     }
 
     /// Answers `verb` on `resource` (plural; `*` for every verb) with 403 Forbidden.
@@ -196,9 +209,10 @@ impl FakeApiServer {
         user.clone_into(&mut self.shared.lock().user);
     }
 
-    /// Validates custom resources with `validator` (CRD schemas).
-    pub fn set_validator(&self, validator: Validator) {
-        self.shared.lock().validator = Some(validator);
+    /// Validates custom resources against these CRD schemas, as the API
+    /// server does (422 Invalid; unknown fields by `fieldValidation`).
+    pub fn set_crd_schemas(&self, schemas: schema::CrdSchemas) {
+        self.shared.lock().schemas = Some(Arc::new(schemas));
     }
 
     /// Every request so far.
@@ -309,6 +323,14 @@ impl FakeApiServer {
         drop(state);
         self.shared.notify(rv);
         Ok(written.object.render(rt.kind, &api_version))
+    }
+
+    /// Makes the next `update` (PUT) of `plural` race with another writer:
+    /// just before it is handled, a `racing-controller` bumps the object's
+    /// annotation `example.com/raced`, so the PUT's resourceVersion is stale
+    /// and it gets 409 Conflict, as it would in a real race.
+    pub fn race_next_update(&self, plural: &str) {
+        self.shared.lock().races.push(plural.to_owned());
     }
 
     /// Forgets the change history: watches from an older resourceVersion get 410 Gone.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -34,16 +35,18 @@ pub struct Shared {
 pub struct State {
     /// The objects.
     pub store: Store,
-    /// Whether the Istio CRDs are installed.
-    pub istio: bool,
+    /// The Istio CRD versions served (empty: the CRDs are not installed).
+    pub istio: Vec<String>,
     /// `(verb, plural)` pairs answered with 403.
     pub denied: BTreeSet<(String, String)>,
     /// The authenticated user named in 403 messages.
     pub user: String,
     /// Every request received.
     pub requests: Vec<RecordedRequest>,
-    /// Checks custom resources against their CRD schemas.
-    pub validator: Option<crate::Validator>,
+    /// Plurals whose next `update` races with another writer.
+    pub races: Vec<String>,
+    /// Custom resources are validated against these CRD schemas.
+    pub schemas: Option<Arc<crate::schema::CrdSchemas>>,
 }
 
 // === impl Shared ===
@@ -155,10 +158,10 @@ fn route(path: &str, state: &State, url: &str) -> Route {
             })));
         }
         ["api"] => return Route::Discovery(Some(registry::core_versions(url))),
-        ["apis"] => return Route::Discovery(Some(registry::group_list(state.istio))),
-        ["apis", g] => return Route::Discovery(registry::group(g, state.istio)),
-        ["api", v] => return Route::Discovery(registry::resource_list("", v, state.istio)),
-        ["apis", g, v] => return Route::Discovery(registry::resource_list(g, v, state.istio)),
+        ["apis"] => return Route::Discovery(Some(registry::group_list(&state.istio))),
+        ["apis", g] => return Route::Discovery(registry::group(g, &state.istio)),
+        ["api", v] => return Route::Discovery(registry::resource_list("", v, &state.istio)),
+        ["apis", g, v] => return Route::Discovery(registry::resource_list(g, v, &state.istio)),
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Route::NotFound,
@@ -169,7 +172,7 @@ fn route(path: &str, state: &State, url: &str) -> Route {
         [plural] => (None, *plural, None),
         _ => return Route::NotFound,
     };
-    if group == registry::ISTIO_GROUP && !state.istio {
+    if group == registry::ISTIO_GROUP && !registry::serves(group, version, &state.istio) {
         return Route::NotFound;
     }
     match registry::lookup(group, version, plural) {
@@ -183,8 +186,18 @@ fn route(path: &str, state: &State, url: &str) -> Route {
     }
 }
 
-/// Serves one request.
+/// Serves one request, recording it with its response status.
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let slot = AtomicUsize::new(usize::MAX);
+    let resp = serve(Arc::clone(&shared), req, &slot).await;
+    let idx = slot.load(Ordering::SeqCst);
+    if let Some(r) = shared.lock().requests.get_mut(idx) {
+        r.status = resp.status().as_u16();
+    }
+    resp
+}
+
+async fn serve(shared: Arc<Shared>, req: Request<Incoming>, slot: &AtomicUsize) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -213,6 +226,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         Route::Discovery(doc) => {
             record(
                 &shared,
+                slot,
                 &parts.method,
                 "get",
                 None,
@@ -229,6 +243,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         Route::NotFound => {
             record(
                 &shared,
+                slot,
                 &parts.method,
                 "get",
                 None,
@@ -253,6 +268,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
     };
     record(
         &shared,
+        slot,
         &parts.method,
         verb,
         Some(&target),
@@ -328,8 +344,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
     }
 }
 
+#[allow(clippy::too_many_arguments, reason = "one request's parts")]
 fn record(
     shared: &Shared,
+    slot: &AtomicUsize,
     method: &Method,
     verb: &str,
     target: Option<&Target>,
@@ -338,7 +356,9 @@ fn record(
     content_type: &str,
 ) {
     let mut state = shared.lock();
+    slot.store(state.requests.len(), Ordering::SeqCst);
     state.requests.push(RecordedRequest {
+        status: 0,
         method: method.to_string(),
         verb: verb.to_owned(),
         group: target.map(|t| t.rt.group.to_owned()),
@@ -725,10 +745,10 @@ fn write(shared: &Shared, t: &Target, op: Write, body: &[u8], ctx: &WriteCtx) ->
     }
     let mut warnings = Vec::new();
     if t.rt.custom
-        && let Some(validator) = &state.validator
+        && let Some(schemas) = state.schemas.clone()
     {
         match crate::validation::check_custom(
-            validator,
+            &schemas,
             t.rt,
             &t.version,
             &name,
@@ -737,6 +757,24 @@ fn write(shared: &Shared, t: &Target, op: Write, body: &[u8], ctx: &WriteCtx) ->
         ) {
             Ok(w) => warnings = w,
             Err(e) => return error_response(e),
+        }
+    }
+    if matches!(op, Write::Update)
+        && let Some(i) = state.races.iter().position(|p| p == t.rt.plural)
+    {
+        // Another writer gets in between this client's read and its write.
+        state.races.remove(i);
+        let race = state
+            .store
+            .edit(t.rt, key.clone(), "racing-controller", |o| {
+                let n = o["metadata"]["annotations"]["example.com/raced"]
+                    .as_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(0);
+                o["metadata"]["annotations"]["example.com/raced"] = json!((n + 1).to_string());
+            });
+        if let Err(e) = race {
+            return error_response(e);
         }
     }
     let result = match op {

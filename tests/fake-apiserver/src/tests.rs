@@ -504,3 +504,118 @@ async fn identity_mismatches_are_400() {
         Some(&b"application/json"[..])
     );
 }
+
+/// A server validating against Istio's CRDs, or `None` (after saying so)
+/// when they are not available (`MESHCTL_REQUIRE_CRDS=1` makes that a failure).
+async fn with_crds() -> Option<FakeApiServer> {
+    let path = std::env::var_os("MESHCTL_ISTIO_CRDS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/istio-crds/networking.istio.io.yaml")
+        });
+    if !path.is_file() {
+        assert!(
+            std::env::var_os("MESHCTL_REQUIRE_CRDS").is_none_or(|v| v != "1"),
+            "MESHCTL_REQUIRE_CRDS=1 but Istio's CRDs are not at {}",
+            path.display()
+        );
+        println!("skipped: Istio's CRDs not found at {}", path.display());
+        return None;
+    }
+    let server = FakeApiServer::start().await.expect("start");
+    server.set_crd_schemas(crate::schema::CrdSchemas::load(&path).expect("CRDs load"));
+    Some(server)
+}
+
+#[tokio::test]
+async fn type_errors_are_422_invalid_with_causes() {
+    let Some(server) = with_crds().await else {
+        return;
+    };
+    let mut obj = vs(0);
+    obj["metadata"]["name"] = json!("discounts-bad-weight");
+    obj["spec"]["http"][0]["route"][1]["weight"] = json!("string");
+    let r = call(
+        &server,
+        Method::PATCH,
+        &format!("{VS_PATH}/discounts-bad-weight?fieldManager=meshctl"),
+        APPLY,
+        &obj,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.body["message"],
+        "VirtualService.networking.istio.io \"discounts-bad-weight\" is invalid: spec.http[0].route[1].weight: Invalid value: \"string\": spec.http[0].route[1].weight in body must be of type integer: \"string\""
+    );
+    assert_eq!(r.body["reason"], "Invalid");
+    assert_eq!(
+        r.body["details"]["causes"],
+        json!([{
+            "reason": "FieldValueTypeInvalid",
+            "message": "Invalid value: \"string\": spec.http[0].route[1].weight in body must be of type integer: \"string\"",
+            "field": "spec.http[0].route[1].weight"
+        }])
+    );
+}
+
+#[tokio::test]
+async fn unknown_fields_follow_field_validation() {
+    let Some(server) = with_crds().await else {
+        return;
+    };
+    let mut obj = vs(0);
+    obj["spec"]["http"][0]["route"][1]["wieght"] = json!(5);
+    let strict = apply(&server, "meshctl", &obj, "&fieldValidation=Strict").await;
+    assert_eq!(strict.code, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        strict.body["message"],
+        "VirtualService in version \"v1\" cannot be handled as a VirtualService: strict decoding error: unknown field \"spec.http[0].route[1].wieght\""
+    );
+    let warn = apply(&server, "meshctl", &obj, "&fieldValidation=Warn").await;
+    assert_eq!(warn.code, StatusCode::CREATED);
+    assert_eq!(
+        warn.headers
+            .get("warning")
+            .map(|v| v.to_str().unwrap_or_default().to_owned()),
+        Some("299 - \"unknown field \\\"spec.http[0].route[1].wieght\\\"\"".to_owned())
+    );
+    assert_eq!(warn.body["spec"]["http"][0]["route"][1].get("wieght"), None);
+    obj["spec"]["http"][0]["route"][0]["wieght"] = json!(1);
+    let ignore = apply(&server, "meshctl", &obj, "&fieldValidation=Ignore").await;
+    assert_eq!(ignore.code, StatusCode::OK);
+    assert!(ignore.headers.get("warning").is_none());
+    assert_eq!(
+        ignore.body["spec"]["http"][0]["route"][0].get("wieght"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn required_and_enum_errors_name_their_fields() {
+    let Some(server) = with_crds().await else {
+        return;
+    };
+    let dr = json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "discounts"},
+        "spec": {"host": "discounts", "trafficPolicy": {"tls": {"mode": "SOMETIMES"}},
+                 "subsets": [{"labels": {"version": "v1"}}]}
+    });
+    let r = call(
+        &server,
+        Method::PATCH,
+        "/apis/networking.istio.io/v1/namespaces/shop/destinationrules/discounts?fieldManager=meshctl",
+        APPLY,
+        &dr,
+    )
+    .await;
+    assert_eq!(r.code, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let causes = r.body["details"]["causes"].as_array().expect("causes");
+    let by_field = |f: &str| causes.iter().find(|c| c["field"] == f).cloned();
+    let mode = by_field("spec.trafficPolicy.tls.mode").expect("enum cause");
+    assert_eq!(mode["reason"], "FieldValueNotSupported");
+    let name = by_field("spec.subsets[0].name").expect("required cause");
+    assert_eq!(name["reason"], "FieldValueRequired");
+}

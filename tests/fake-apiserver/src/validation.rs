@@ -2,42 +2,12 @@
 //! resources against their CRD's OpenAPI schema (422 Invalid for type,
 //! required, enum and range errors; unknown fields by `fieldValidation`).
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use crate::FieldValidation;
 use crate::registry::ResourceType;
+use crate::schema::{CrdSchemas, FieldErrorKind};
 use crate::status::{ApiError, Cause};
-
-/// What kind of schema violation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ViolationKind {
-    /// Wrong JSON type.
-    Type,
-    /// A required field is missing.
-    Required,
-    /// Not one of the allowed values.
-    Enum,
-    /// Out of range (minimum, maximum, length, pattern, ...).
-    Invalid,
-    /// A field the schema does not declare.
-    Unknown,
-}
-
-/// One schema violation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// Field path (`spec.http[0].route[1].weight`).
-    pub field: String,
-    /// Kind.
-    pub kind: ViolationKind,
-    /// The API server's message without the field (`Invalid value: ...`).
-    pub message: String,
-}
-
-/// Validates a custom resource: `(group, version, kind, object) -> violations`.
-pub type Validator = Arc<dyn Fn(&str, &str, &str, &Value) -> Vec<Violation> + Send + Sync>;
 
 /// Checks `metadata.name` is a DNS-1123 subdomain; `Some(reason)` when not.
 pub fn check_name(name: &str) -> Option<&'static str> {
@@ -98,28 +68,28 @@ enum Seg {
     Index(usize),
 }
 
-/// Validates a custom resource write. Unknown fields: `Strict` → 400,
-/// `Warn` → dropped with a warning (returned), `Ignore` → dropped.
-/// Other violations → 422 Invalid with one cause per field.
+/// Validates a custom resource write against its CRD schema. Unknown
+/// fields: `Strict` → 400, `Warn` → dropped with a warning (returned),
+/// `Ignore` → dropped. Other violations → 422 Invalid, one cause per field.
 pub fn check_custom(
-    validator: &Validator,
+    schemas: &CrdSchemas,
     rt: &ResourceType,
     version: &str,
     name: &str,
     obj: &mut Value,
     mode: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
-    let violations = validator(rt.group, version, rt.kind, obj);
-    let (unknown, invalid): (Vec<Violation>, Vec<Violation>) = violations
+    let errors = schemas.validate(rt.group, version, rt.kind, obj);
+    let (unknown, invalid): (Vec<_>, Vec<_>) = errors
         .into_iter()
-        .partition(|v| v.kind == ViolationKind::Unknown);
+        .partition(|e| e.kind == FieldErrorKind::Unknown);
     let mut warnings = Vec::new();
     if !unknown.is_empty() {
         match mode {
             FieldValidation::Strict => {
                 let fields: Vec<String> = unknown
                     .iter()
-                    .map(|v| format!("unknown field {:?}", v.field))
+                    .map(|e| format!("unknown field {:?}", e.field))
                     .collect();
                 return Err(ApiError::bad_request(&format!(
                     "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {}",
@@ -128,10 +98,10 @@ pub fn check_custom(
                 )));
             }
             FieldValidation::Warn | FieldValidation::Ignore => {
-                for v in &unknown {
-                    remove_path(obj, &v.field);
+                for e in &unknown {
+                    remove_path(obj, &e.field);
                     if mode == FieldValidation::Warn {
-                        warnings.push(format!("unknown field {:?}", v.field));
+                        warnings.push(format!("unknown field {:?}", e.field));
                     }
                 }
             }
@@ -139,17 +109,24 @@ pub fn check_custom(
     }
     if !invalid.is_empty() {
         let causes: Vec<Cause> = invalid
-            .into_iter()
-            .map(|v| Cause {
-                reason: match v.kind {
-                    ViolationKind::Type => "FieldValueTypeInvalid",
-                    ViolationKind::Required => "FieldValueRequired",
-                    ViolationKind::Enum => "FieldValueNotSupported",
-                    ViolationKind::Invalid | ViolationKind::Unknown => "FieldValueInvalid",
+            .iter()
+            .map(|e| {
+                let full = e.to_string();
+                let message = full
+                    .strip_prefix(&format!("{}: ", e.field))
+                    .unwrap_or(&full)
+                    .to_owned();
+                Cause {
+                    reason: match e.kind {
+                        FieldErrorKind::Type => "FieldValueTypeInvalid",
+                        FieldErrorKind::Required => "FieldValueRequired",
+                        FieldErrorKind::Enum => "FieldValueNotSupported",
+                        _ => "FieldValueInvalid",
+                    }
+                    .to_owned(),
+                    message,
+                    field: e.field.clone(),
                 }
-                .to_owned(),
-                message: v.message,
-                field: v.field,
             })
             .collect();
         return Err(ApiError::invalid(rt, name, &causes));
