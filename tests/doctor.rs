@@ -493,3 +493,85 @@ fn doctor_without_a_service_says_how_to_name_one() {
         "error: doctor needs a SERVICE: `meshctl doctor SERVICE` (or a meshctl.yaml)\n"
     );
 }
+
+#[test]
+fn the_service_and_metrics_source_come_from_the_spec_file() {
+    let dir = mesh(RESOURCES, ENDPOINTS);
+    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
+    let spec = dir.path().join("meshctl.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "service: discounts\nversions: [v1, v2]\nmetrics:\n  proxy: {}\n",
+            metrics.url
+        ),
+    )
+    .unwrap();
+    let out = meshctl()
+        .args(["doctor", "-o", "json", "-f"])
+        .arg(&spec)
+        .arg("--target")
+        .arg(format!("local:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["service"], "discounts");
+    assert_eq!(report["metrics"], metrics.url.as_str());
+}
+
+#[test]
+fn a_prometheus_source_is_checked_for_both_versions() {
+    let dir = mesh(RESOURCES, ENDPOINTS);
+    // One answer serves both of the source's queries (requests by code,
+    // buckets by le): each series carries both labels.
+    let vector = |versions: &[&str]| {
+        let result: Vec<serde_json::Value> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "metric": {"destination_version": v, "response_code": "200", "reporter": "destination", "le": "+Inf"},
+                    "value": [1_700_000_000.0, "10"],
+                })
+            })
+            .collect();
+        json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string()
+    };
+    let prometheus = MetricsServer::start(vector(&["v1"]));
+    let base = prometheus.url.trim_end_matches("/metrics").to_owned();
+    let out = meshctl()
+        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
+        .arg("--target")
+        .arg(format!("local:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    only_failure(
+        out.status.code().unwrap(),
+        &report,
+        "metrics",
+        "destination_version=v2 (versions seen: v1)",
+        "send some traffic to v2",
+    );
+    assert_eq!(report["metrics"], format!("prometheus {base}"));
+    let healthy = MetricsServer::start(vector(&["v1", "v2"]));
+    let base = healthy.url.trim_end_matches("/metrics").to_owned();
+    // The same server given as --metrics serves JSON, not exposition text.
+    let (code, report) = doctor(dir.path(), &healthy.url, &[]);
+    only_failure(
+        code,
+        &report,
+        "metrics",
+        "returned malformed data",
+        "point --metrics at a Prometheus text endpoint",
+    );
+    let out = meshctl()
+        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
+        .arg("--target")
+        .arg(format!("local:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+}
