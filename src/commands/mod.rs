@@ -3,6 +3,8 @@
 
 pub mod apply;
 mod completions;
+pub mod diff;
+pub mod doctor;
 pub mod promote;
 mod render;
 pub mod rollback;
@@ -21,6 +23,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollback(args) => rollback::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
         Command::Apply(args) => apply::run(&global, args).await,
+        Command::Diff(args) => diff::run(&global, &args).await,
+        Command::Doctor(args) => doctor::run(&global, &args).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man => completions::man(),
         other => anyhow::bail!("{other:?} is not implemented yet"),
