@@ -17,3 +17,5 @@ mod render;
 mod render_errors;
 // Rendered resources against Istio's CRD schemas.
 mod render_schema;
+// The Prometheus metrics source against a real Prometheus server.
+mod rollout_prometheus;
