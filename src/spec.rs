@@ -665,10 +665,10 @@ impl<'de> Deserialize<'de> for WeightValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_int(d, "a whole percentage from 0 to 100", |n| {
             u64::try_from(n)
-                .map_err(|_| TrafficError::WeightRange(0))
-                .and_then(Weight::try_from)
+                .ok()
+                .and_then(|v| Weight::try_from(v).ok())
                 .map(Self)
-                .map_err(|_| format!("weight {n} is out of range: use 0 to 100"))
+                .ok_or_else(|| format!("weight {n} is out of range: use 0 to 100"))
         })
     }
 }
@@ -858,32 +858,73 @@ fn check_label_name(s: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
-fn check_label(key: &str, value: &str) -> Result<(), String> {
-    let name = match key.split_once('/') {
-        Some((prefix, name)) if is_dns1123_subdomain(prefix) => name,
-        Some(_) => "",
-        None => key,
-    };
-    if !check_label_name(name) {
-        return Err(format!(
-            "{key:?} is not a valid label key: use an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.' (e.g. version or app.kubernetes.io/version)"
-        ));
+/// A label key: an optional DNS prefix and `/`, then a name.
+struct LabelKey(String);
+
+impl FromStr for LabelKey {
+    type Err = String;
+    fn from_str(key: &str) -> Result<Self, String> {
+        let name = match key.split_once('/') {
+            Some((prefix, name)) if is_dns1123_subdomain(prefix) => name,
+            Some(_) => "",
+            None => key,
+        };
+        if check_label_name(name) {
+            Ok(Self(key.to_owned()))
+        } else {
+            Err(format!(
+                "{key:?} is not a valid label key: use an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.' (e.g. version or app.kubernetes.io/version)"
+            ))
+        }
     }
-    if !value.is_empty() && !check_label_name(value) {
-        return Err(format!(
-            "{value:?} is not a valid value for label {key:?}: use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-        ));
+}
+
+impl<'de> Deserialize<'de> for LabelKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a label key")
     }
-    Ok(())
+}
+
+/// A label value: empty, or a name.
+struct LabelValue(String);
+
+impl FromStr for LabelValue {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, String> {
+        if value.is_empty() || check_label_name(value) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(format!(
+                "{value:?} is not a valid label value: use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+            ))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LabelValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a label value")
+    }
 }
 
 impl<'de> Deserialize<'de> for Labels {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<String, String>::deserialize(d)?;
-        for (k, v) in &map {
-            check_label(k, v).map_err(de::Error::custom)?;
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Labels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of label keys to values (e.g. {version: v1})")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(LabelKey(k)) = map.next_key()? {
+                    let LabelValue(v) = map.next_value()?;
+                    out.insert(k, v);
+                }
+                Ok(Labels(out))
+            }
         }
-        Ok(Self(map))
+        d.deserialize_map(V)
     }
 }
 
@@ -1549,6 +1590,19 @@ mod tests {
         assert_eq!(
             metrics_flag(&bad.analysis).unwrap_err().to_string(),
             "--prometheus \"prometheus:9090\": \"prometheus:9090\" is not an http(s) URL: use an absolute http(s) URL, e.g. http://127.0.0.1:15000/metrics"
+        );
+    }
+
+    #[test]
+    fn labels_are_checked_where_written() {
+        assert_eq!(
+            spec("service: d\nversions:\n  v1:\n    version: v1\n    track: \"not ok\"\n")
+                .unwrap_err(),
+            "meshctl.yaml: line 5 column 12 at field `versions.v1.track`: \"not ok\" is not a valid label value: use at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        );
+        assert_eq!(
+            spec("service: d\nversions: [v1]\nhosts: [a.example.com]\ngateway:\n  selector: {\"istio/\": x}\n").unwrap_err(),
+            "meshctl.yaml: line 5 column 14 at field `gateway.selector.istio/`: \"istio/\" is not a valid label key: use an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.' (e.g. version or app.kubernetes.io/version)"
         );
     }
 

@@ -19,3 +19,13 @@ mod render_errors;
 mod render_schema;
 // The Prometheus metrics source against a real Prometheus server.
 mod rollout_prometheus;
+// Kubernetes target: shared fake-cluster setup.
+mod kube_support;
+// Kubernetes target in process against the fake API server.
+mod kube_target;
+// deploy/rbac.yaml grants exactly the verbs meshctl uses.
+mod kube_rbac;
+// Rollouts on the Kubernetes target through the binary (state, lease, events).
+mod kube_rollout;
+// `meshctl apply` on the Kubernetes target through the binary.
+mod kube_apply;

@@ -150,3 +150,38 @@ fn the_validator_rejects_unknown_fields_and_wrong_types() {
         ]
     );
 }
+
+#[test]
+fn the_validator_applies_istios_one_of_rules() {
+    let Some(crds) = crds() else { return };
+    let vs = |uri: Value| {
+        json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "discounts", "namespace": "shop", "annotations": {"meshctl.io/rollout": "{}"}},
+            "spec": {
+                "hosts": ["discounts"],
+                "http": [{
+                    "name": "canary-header",
+                    "match": [{"uri": uri, "headers": {"x-canary": {"exact": "1"}}}],
+                    "route": [{"destination": {"host": "discounts", "subset": "v2", "port": {"number": 8080}}}],
+                    "timeout": "5s",
+                    "retries": {"attempts": 2, "perTryTimeout": "1s", "retryOn": "5xx"},
+                    "fault": {"abort": {"httpStatus": 503, "percentage": {"value": 10.5}}},
+                    "mirror": {"host": "discounts", "subset": "v2"},
+                    "mirrorPercentage": {"value": 50}
+                }]
+            }
+        })
+    };
+    assert_eq!(
+        problems(&crds, &vs(json!({"prefix": "/api"}))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        problems(&crds, &vs(json!({"prefix": "/api", "exact": "/api"}))),
+        [
+            "spec.http[0].match[0].uri: Invalid value: \"object\": spec.http[0].match[0].uri in body must validate one and only one schema (oneOf). Found 2 valid alternatives"
+        ]
+    );
+}

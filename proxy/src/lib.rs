@@ -5,4 +5,6 @@
 //! bottom layer of the workspace: it owns the Istio resource model
 //! ([`istio`]) that `meshctl` renders and applies.
 
+#[cfg(feature = "kube")]
+pub mod cluster;
 pub mod istio;

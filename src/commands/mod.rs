@@ -1,6 +1,7 @@
 //! One file per subcommand. This is where raw arguments become validated
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
+pub mod apply;
 mod completions;
 pub mod promote;
 mod render;
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => rollback::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
+        Command::Apply(args) => apply::run(&global, args).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man => completions::man(),
         other => anyhow::bail!("{other:?} is not implemented yet"),

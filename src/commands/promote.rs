@@ -8,11 +8,11 @@ use crate::cli::{GlobalArgs, ServiceArg};
 use crate::rollout::state::Ending;
 
 use super::rollback::finish_now;
-use super::rollout::local_target;
+use super::rollout::open_target;
 
 /// `meshctl promote`.
 pub async fn run(global: &GlobalArgs, args: ServiceArg) -> anyhow::Result<Outcome> {
-    let target = local_target(global)?;
+    let target = open_target(global, None).await?;
     match finish_now(global, &target, args.service, Ending::Promoted).await? {
         Ending::Promoted => Ok(Outcome::Success),
         other => bail!("unexpected ending {other:?}"),

@@ -12,7 +12,7 @@ use crate::rollout::routes;
 use crate::rollout::state::{Ending, Phase, RolloutState, Timestamp};
 use crate::target::{EventType, Target, TargetError};
 
-use super::rollout::{local_target, resolve_service};
+use super::rollout::{open_target, resolve_service};
 
 /// Ends the rollout of `service` as `ending` (Promoted or RolledBack),
 /// retrying on concurrent writes. Returns the ending now recorded.
@@ -129,7 +129,7 @@ fn report(global: &GlobalArgs, service: &str, s: &RolloutState, already: &str) {
 
 /// `meshctl rollback`.
 pub async fn run(global: &GlobalArgs, args: ServiceArg) -> anyhow::Result<Outcome> {
-    let target = local_target(global)?;
+    let target = open_target(global, None).await?;
     finish_now(global, &target, args.service, Ending::RolledBack).await?;
     Ok(Outcome::Success)
 }

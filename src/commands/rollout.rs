@@ -21,6 +21,8 @@ use crate::rollout::state::{Ending, Phase, RolloutState};
 use crate::rollout::webhook::{Hook, WebhookConfig, Webhooks};
 use crate::spec::{self, RolloutDefaults};
 use crate::target::Target;
+use crate::target::any::AnyTarget;
+use crate::target::kube::KubeTarget;
 use crate::target::local::LocalTarget;
 use crate::traffic::{Version, Weight};
 
@@ -47,14 +49,28 @@ pub fn parse_target(s: &str) -> anyhow::Result<TargetChoice> {
     }
 }
 
-/// The local target, or an explanation of why only it is available here.
-pub fn local_target(global: &GlobalArgs) -> anyhow::Result<LocalTarget> {
-    match parse_target(&global.target)? {
-        TargetChoice::Local(dir) => Ok(LocalTarget::new(dir)),
-        TargetChoice::Kube => bail!(
-            "--target kube: this build drives rollouts on the local directory target only; pass --target local:DIR (or set MESHCTL_TARGET)"
-        ),
-    }
+/// Opens the target `--target` names (`kube`: the kubeconfig's cluster,
+/// with `--context`, `-n`, `--kubeconfig`; the Istio API version is
+/// discovered, or pinned by `istio_api`).
+pub async fn open_target(
+    global: &GlobalArgs,
+    istio_api: Option<meshproxy::istio::ApiVersion>,
+) -> anyhow::Result<AnyTarget> {
+    open_target_with(&global.target, &global.kube, istio_api).await
+}
+
+/// [`open_target`] with explicit `--target` and connection options.
+pub async fn open_target_with(
+    target: &str,
+    kube: &crate::cli::KubeArgs,
+    istio_api: Option<meshproxy::istio::ApiVersion>,
+) -> anyhow::Result<AnyTarget> {
+    Ok(match parse_target(target)? {
+        TargetChoice::Local(dir) => AnyTarget::Local(LocalTarget::new(dir)),
+        TargetChoice::Kube => {
+            AnyTarget::Kube(Box::new(KubeTarget::connect(kube, istio_api).await?))
+        }
+    })
 }
 
 /// The reporter format from the global flags.
@@ -283,7 +299,14 @@ pub fn source(m: Option<&spec::MetricsSource>, timeout: Duration) -> anyhow::Res
 
 /// `meshctl rollout start`.
 pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Result<Outcome> {
-    let target = local_target(global)?;
+    let istio_api = args
+        .spec
+        .istio_api
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--istio-api: {e}"))?;
+    let target = open_target(global, istio_api).await?;
     let (service, d, metrics, webhooks) = settings(global, &args)?;
     let to: Version = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
     let from = args
@@ -369,7 +392,7 @@ pub async fn resolve_service<T: Target>(
 
 /// `meshctl rollout status`.
 pub async fn status(global: &GlobalArgs, args: RolloutStatusArgs) -> anyhow::Result<Outcome> {
-    let target = local_target(global)?;
+    let target = open_target(global, None).await?;
     let service = resolve_service(&target, args.service).await?;
     let json = global.output == OutputFormat::Json;
     let mut last: Option<String> = None;

@@ -6,6 +6,9 @@
 //! in one write: a failed write can never leave the recorded state claiming
 //! weights that are not applied.
 
+pub mod any;
+pub mod kube;
+
 use std::future::Future;
 use std::time::Duration;
 

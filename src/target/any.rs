@@ -1,0 +1,85 @@
+//! The target chosen by `--target`: one of the implementations behind one
+//! type, so commands stay generic over [`Target`] without trait objects
+//! (the trait's methods return `impl Future`).
+
+use std::time::Duration;
+
+use meshproxy::istio::{DestinationRule, Resource, VirtualService};
+
+use super::kube::KubeTarget;
+use super::local::LocalTarget;
+use super::{Applied, ApplyOptions, EventType, Target, TargetError};
+
+/// Either target.
+#[derive(Debug)]
+pub enum AnyTarget {
+    /// `--target local:DIR`.
+    Local(LocalTarget),
+    /// `--target kube`.
+    Kube(Box<KubeTarget>),
+}
+
+macro_rules! delegate {
+    ($self:ident, $t:ident => $e:expr) => {
+        match $self {
+            AnyTarget::Local($t) => $e,
+            AnyTarget::Kube($t) => $e,
+        }
+    };
+}
+
+impl Target for AnyTarget {
+    fn describe(&self) -> String {
+        delegate!(self, t => t.describe())
+    }
+
+    async fn apply(
+        &self,
+        resources: &[Resource],
+        options: ApplyOptions,
+    ) -> Result<Vec<Applied>, TargetError> {
+        delegate!(self, t => t.apply(resources, options).await)
+    }
+
+    async fn virtual_service(&self, name: &str) -> Result<VirtualService, TargetError> {
+        delegate!(self, t => t.virtual_service(name).await)
+    }
+
+    async fn destination_rule(&self, name: &str) -> Result<DestinationRule, TargetError> {
+        delegate!(self, t => t.destination_rule(name).await)
+    }
+
+    async fn replace_virtual_service(
+        &self,
+        vs: &VirtualService,
+    ) -> Result<VirtualService, TargetError> {
+        delegate!(self, t => t.replace_virtual_service(vs).await)
+    }
+
+    async fn rollouts(&self) -> Result<Vec<VirtualService>, TargetError> {
+        delegate!(self, t => t.rollouts().await)
+    }
+
+    async fn acquire_lease(
+        &self,
+        service: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(), TargetError> {
+        delegate!(self, t => t.acquire_lease(service, holder, ttl).await)
+    }
+
+    async fn release_lease(&self, service: &str, holder: &str) -> Result<(), TargetError> {
+        delegate!(self, t => t.release_lease(service, holder).await)
+    }
+
+    async fn record_event(
+        &self,
+        service: &str,
+        kind: EventType,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), TargetError> {
+        delegate!(self, t => t.record_event(service, kind, reason, message).await)
+    }
+}

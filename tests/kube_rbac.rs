@@ -1,0 +1,60 @@
+//! `deploy/rbac.yaml` grants exactly what meshctl uses: every request of a
+//! full scenario is allowed by the Role, and every verb of the Role is used.
+
+use std::time::Duration;
+
+use meshctl::target::{ApplyOptions, EventType, STATE_ANNOTATION, Target};
+
+use crate::kube_support::{
+    Cluster, assert_rbac_allows, discounts, discounts_at, rbac_grants, used_verbs,
+};
+
+#[tokio::test]
+async fn the_ci_role_is_sufficient_and_minimal() {
+    let cluster = Cluster::start().await;
+    let target = cluster.target().await;
+    let dry = ApplyOptions {
+        dry_run: true,
+        force_conflicts: false,
+    };
+    target.apply(&discounts(), dry).await.expect("dry run");
+    target
+        .apply(&discounts(), ApplyOptions::default())
+        .await
+        .expect("apply");
+    target.apply(&discounts_at(10), dry).await.expect("dry run");
+    target
+        .acquire_lease("discounts", "job-1", Duration::from_secs(30))
+        .await
+        .expect("lease");
+    target
+        .acquire_lease("discounts", "job-1", Duration::from_secs(30))
+        .await
+        .expect("renew");
+    let mut vs = target.virtual_service("discounts").await.expect("vs");
+    target.destination_rule("discounts").await.expect("dr");
+    vs.metadata
+        .annotations
+        .insert(STATE_ANNOTATION.into(), "{}".into());
+    target.replace_virtual_service(&vs).await.expect("replace");
+    target.rollouts().await.expect("rollouts");
+    target
+        .record_event("discounts", EventType::Normal, "Started", "v2 at 10%")
+        .await
+        .expect("event");
+    target
+        .release_lease("discounts", "job-1")
+        .await
+        .expect("release");
+
+    assert_rbac_allows(&cluster.server);
+    let used = used_verbs(&cluster.server);
+    let unused: Vec<_> = rbac_grants()
+        .into_iter()
+        .filter(|g| !used.contains(g))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "deploy/rbac.yaml grants verbs meshctl never uses: {unused:?}"
+    );
+}

@@ -1,0 +1,237 @@
+//! Rollouts on the Kubernetes target, end to end through the `meshctl`
+//! binary against the fake API server: state in the VirtualService
+//! annotation, optimistic-concurrency retry, the Lease, Events, and
+//! promote / rollback from a second process.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use meshctl::rollout::state::Phase;
+use serde_json::json;
+
+use crate::kube_support::{KubeMesh, NS, assert_rbac_allows};
+use crate::rollout_harness::{Behaviour, run, wait_exit};
+
+fn weights(pairs: &[(&str, u8)]) -> std::collections::BTreeMap<String, u8> {
+    pairs.iter().map(|(v, w)| ((*v).to_owned(), *w)).collect()
+}
+
+fn event_reasons(mesh: &KubeMesh) -> Vec<String> {
+    mesh.cluster
+        .server
+        .objects("events.k8s.io", "events", NS)
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
+    let state = mesh.state().expect("state annotation");
+    assert_eq!(state.phase, Phase::Promoted);
+
+    let events = mesh.cluster.server.objects("events.k8s.io", "events", NS);
+    assert!(events.len() >= 2, "{events:#?}");
+    let vs = mesh
+        .cluster
+        .istio("virtualservices", "discounts")
+        .expect("vs");
+    for e in &events {
+        assert_eq!(e["regarding"]["name"], "discounts");
+        assert_eq!(e["regarding"]["uid"], vs["metadata"]["uid"]);
+    }
+    // The lease was held while driving and given up at the end.
+    let requests = mesh.cluster.server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.resource.as_deref() == Some("leases")
+                && r.verb == "create"
+                && r.status == 201)
+    );
+    assert!(
+        mesh.cluster
+            .server
+            .object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
+            .is_none(),
+        "lease released"
+    );
+    // Weights and state are written together with resourceVersion preconditions.
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.resource.as_deref() == Some("virtualservices") && r.verb == "update")
+    );
+    assert_rbac_allows(&mesh.cluster.server);
+
+    // `rollout status` reads the state from the cluster.
+    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Promoted"), "{out}");
+}
+
+#[test]
+fn a_concurrent_writer_causes_409_and_the_driver_retries_on_a_fresh_read() {
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    mesh.cluster.server.race_next_update("virtualservices");
+    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let updates: Vec<u16> = mesh
+        .cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.resource.as_deref() == Some("virtualservices") && r.verb == "update")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(updates.first(), Some(&409), "{updates:?}");
+    assert!(updates[1..].iter().all(|s| *s == 200), "{updates:?}");
+    // The other writer's change survived: the retry started from a fresh read.
+    let vs = mesh
+        .cluster
+        .istio("virtualservices", "discounts")
+        .expect("vs");
+    assert_eq!(vs["metadata"]["annotations"]["example.com/raced"], "1");
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
+}
+
+#[test]
+fn a_second_start_is_refused_while_paused_then_promote_from_another_process() {
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&["--steps", "20,50", "--manual-promotion"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    mesh.wait_for("Paused", |s| s.phase == Phase::Paused);
+    let lease = mesh
+        .cluster
+        .server
+        .object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
+        .expect("the driver holds the lease");
+    let holder = lease["spec"]["holderIdentity"]
+        .as_str()
+        .expect("holder")
+        .to_owned();
+
+    let (code, out, err) = run(mesh.rollout(&["--from", "v1", "--steps", "30"]));
+    assert_eq!(code, 1, "{out}{err}");
+    // The recorded state refuses first; the lease (held by the paused
+    // driver) would otherwise (see a_live_lease_of_another_holder_refuses_the_start).
+    assert!(
+        err.contains("already Paused") && err.contains("meshctl promote discounts"),
+        "{err}"
+    );
+    assert!(
+        holder.starts_with("meshctl-") && holder.contains('@'),
+        "{holder}"
+    );
+
+    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
+    assert_eq!(mesh.state().expect("state").phase, Phase::Promoted);
+}
+
+#[test]
+fn an_expired_lease_is_taken_over() {
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    // A driver that crashed long ago left its lease behind.
+    mesh.cluster
+        .server
+        .insert(
+            "coordination.k8s.io",
+            "leases",
+            NS,
+            json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "meshctl-discounts"},
+                "spec": {"holderIdentity": "crashed-job-7", "leaseDurationSeconds": 30,
+                         "acquireTime": "2020-01-01T00:00:00.000000Z", "renewTime": "2020-01-01T00:00:00.000000Z",
+                         "leaseTransitions": 0}
+            }),
+        )
+        .expect("stale lease");
+    let (code, out, err) = run(mesh.rollout(&["--steps", "100"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let takeover = mesh
+        .cluster
+        .server
+        .requests()
+        .into_iter()
+        .find(|r| r.resource.as_deref() == Some("leases") && r.verb == "update")
+        .expect("the lease was taken over with an update");
+    assert_eq!(takeover.status, 200);
+}
+
+#[test]
+fn a_live_lease_of_another_holder_refuses_the_start() {
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    let now = jiff_now();
+    mesh.cluster
+        .server
+        .insert(
+            "coordination.k8s.io",
+            "leases",
+            NS,
+            json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "meshctl-discounts"},
+                "spec": {"holderIdentity": "ci-job-42", "leaseDurationSeconds": 300,
+                         "acquireTime": now, "renewTime": now, "leaseTransitions": 0}
+            }),
+        )
+        .expect("live lease");
+    let (code, out, err) = run(mesh.rollout(&["--steps", "100"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("already being driven by ci-job-42"), "{err}");
+    assert_eq!(mesh.weights(), weights(&[("v1", 100)]), "nothing changed");
+}
+
+fn jiff_now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+        .to_string()
+}
+
+#[test]
+fn rollback_from_another_process_stops_the_driver() {
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&[
+            "--steps",
+            "10,20,30,40,50,60,70,80,90,100",
+            "--interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    mesh.wait_for("step 2", |s| s.step >= 1);
+    let (code, out, err) = run(mesh.meshctl(&["rollback"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(mesh.weights().get("v1"), Some(&100));
+    assert_eq!(mesh.state().expect("state").phase, Phase::RolledBack);
+    assert!(event_reasons(&mesh).iter().any(|r| !r.is_empty()));
+    assert_rbac_allows(&mesh.cluster.server);
+}
+
+#[test]
+fn a_failing_canary_rolls_back_with_a_warning_event() {
+    let mesh = KubeMesh::start(Behaviour::healthy().failing("v2", 0.5));
+    let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100", "--threshold", "1"]));
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(mesh.weights().get("v1"), Some(&100));
+    let events = mesh.cluster.server.objects("events.k8s.io", "events", NS);
+    assert!(events.iter().any(|e| e["type"] == "Warning"), "{events:#?}");
+}
