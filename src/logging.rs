@@ -16,7 +16,14 @@ pub fn init(args: &GlobalArgs) {
             _ => "trace",
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // kube-client logs request failures at ERROR itself; meshctl reports them
+    // (with server, context and fix), so its own lines only show with -v.
+    let directives = if args.verbose == 0 {
+        format!("{level},kube_client=off")
+    } else {
+        level.to_owned()
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

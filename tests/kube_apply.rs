@@ -192,6 +192,11 @@ fn unreachable_cluster_exits_1_naming_server_and_context() {
         )),
         "{err}"
     );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "one error line, no client log noise: {err}"
+    );
 }
 
 #[test]
@@ -286,4 +291,39 @@ fn apply_to_a_local_directory_target() {
         "{out}"
     );
     assert!(dir.path().join("discounts.yaml").is_file());
+}
+
+#[test]
+fn invalid_objects_exit_1_with_the_servers_field_errors() {
+    let (_rt, cluster) = blocking_cluster();
+    if crate::kube_support::crds().is_none() {
+        return; // said why; MESHCTL_REQUIRE_CRDS=1 makes this a failure
+    }
+    // A custom template the client accepts but Istio's CRD rejects:
+    // `retries.attempts` is an int32 on the server, an unsigned 32-bit
+    // number in meshctl's model.
+    let templates = tempfile::tempdir().expect("tempdir");
+    let embedded = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/virtualservice.yaml.j2"
+    ))
+    .expect("template");
+    let custom = embedded.replace(
+        "  - name: primary\n",
+        "  - name: primary\n    retries:\n      attempts: 3000000000\n",
+    );
+    assert_ne!(custom, embedded, "the template still has the primary route");
+    std::fs::write(templates.path().join("virtualservice.yaml.j2"), custom).expect("write");
+    let dir = templates.path().display().to_string();
+    let (code, out, err) = apply(&cluster, &["--templates", &dir]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("the API server rejected VirtualService \"discounts\" as invalid"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.http[0].retries.attempts: Invalid value: 3000000000"),
+        "{err}"
+    );
+    assert!(cluster.istio("virtualservices", "discounts").is_none());
 }

@@ -716,3 +716,46 @@ async fn a_resource_in_another_namespace_is_refused() {
     assert!(msg.contains("pass -n elsewhere"), "{msg}");
     assert!(cluster.server.requests().is_empty(), "nothing was sent");
 }
+
+#[tokio::test]
+async fn discovery_falls_back_to_v1beta1_on_an_older_istio() {
+    let cluster = Cluster::start().await;
+    cluster.server.set_istio_versions(&["v1beta1", "v1alpha3"]);
+    let target = cluster.target().await;
+    assert_eq!(
+        target.istio_version().await.expect("discovery"),
+        meshproxy::istio::ApiVersion::V1beta1
+    );
+    target
+        .apply(&discounts(), ApplyOptions::default())
+        .await
+        .expect("apply");
+    let patches: Vec<_> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "patch")
+        .collect();
+    assert!(
+        patches
+            .iter()
+            .all(|r| r.version.as_deref() == Some("v1beta1")),
+        "{patches:#?}"
+    );
+
+    let pinned = KubeTarget::connect(&cluster.args(), Some(meshproxy::istio::ApiVersion::V1))
+        .await
+        .expect("connects");
+    let e = pinned.istio_version().await.expect_err("v1 is not served");
+    assert!(e.to_string().contains("--istio-api v1"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("serves networking.istio.io versions v1beta1, v1alpha3"),
+        "{e}"
+    );
+
+    cluster.server.set_istio_versions(&["v1alpha3"]);
+    let ancient = cluster.target().await;
+    let e = ancient.istio_version().await.expect_err("too old");
+    assert!(e.to_string().contains("upgrade Istio"), "{e}");
+}

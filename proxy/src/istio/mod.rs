@@ -24,7 +24,7 @@ pub use gateway::{Gateway, GatewaySpec, Port, Server, ServerTlsMode, ServerTlsSe
 pub use meta::{ApiVersion, GROUP, ObjectMeta};
 pub use virtual_service::{
     Abort, Delay, Destination, Fault, HttpMatchRequest, HttpRetry, HttpRoute, HttpRouteDestination,
-    Percent, PortSelector, StringMatch, VirtualService, VirtualServiceSpec,
+    Percent, PortSelector, StringMatch, StringMatchRepr, VirtualService, VirtualServiceSpec,
 };
 
 use serde::{Deserialize, Serialize};

@@ -94,8 +94,12 @@ pub struct HttpMatchRequest {
 }
 
 /// One of exact, prefix or regex (RE2 syntax).
+///
+/// Istio writes it as a one-key map (`uri: {prefix: /api}`); serde_yaml
+/// would read and write a plain enum as a YAML tag (`!prefix /api`), so the
+/// wire form goes through [`StringMatchRepr`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "StringMatchRepr", into = "StringMatchRepr")]
 pub enum StringMatch {
     /// Exact string.
     Exact(String),
@@ -103,6 +107,53 @@ pub enum StringMatch {
     Prefix(String),
     /// RE2 regular expression, anchored on the whole value.
     Regex(String),
+}
+
+/// The wire form of [`StringMatch`]: exactly one of the three keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StringMatchRepr {
+    /// Exact string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    /// Prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// RE2 regular expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+impl TryFrom<StringMatchRepr> for StringMatch {
+    type Error = String;
+
+    fn try_from(r: StringMatchRepr) -> Result<Self, String> {
+        match (r.exact, r.prefix, r.regex) {
+            (Some(s), None, None) => Ok(Self::Exact(s)),
+            (None, Some(s), None) => Ok(Self::Prefix(s)),
+            (None, None, Some(s)) => Ok(Self::Regex(s)),
+            _ => Err("a string match needs exactly one of `exact`, `prefix` or `regex`".to_owned()),
+        }
+    }
+}
+
+impl From<StringMatch> for StringMatchRepr {
+    fn from(m: StringMatch) -> Self {
+        match m {
+            StringMatch::Exact(s) => Self {
+                exact: Some(s),
+                ..Self::default()
+            },
+            StringMatch::Prefix(s) => Self {
+                prefix: Some(s),
+                ..Self::default()
+            },
+            StringMatch::Regex(s) => Self {
+                regex: Some(s),
+                ..Self::default()
+            },
+        }
+    }
 }
 
 /// A destination with its share of traffic.
@@ -192,4 +243,28 @@ pub struct Abort {
 pub struct Percent {
     /// The value.
     pub value: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_match_is_a_one_key_map_on_the_wire() {
+        let m: HttpMatchRequest = crate::istio::yaml::from_str(
+            "uri: {prefix: /api}\nheaders:\n  x-canary: {exact: \"yes\"}\n",
+        )
+        .unwrap();
+        assert_eq!(m.uri, Some(StringMatch::Prefix("/api".into())));
+        let printed = crate::istio::yaml::to_string(&m).unwrap();
+        assert!(printed.contains("uri:\n  prefix: /api"), "{printed}");
+        let err =
+            crate::istio::yaml::from_str::<HttpMatchRequest>("uri: {prefix: /a, exact: /b}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("exactly one of `exact`, `prefix` or `regex`"),
+            "{err}"
+        );
+    }
 }

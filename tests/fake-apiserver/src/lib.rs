@@ -117,7 +117,7 @@ impl FakeApiServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 store: Store::default(),
-                istio: true,
+                istio: ["v1", "v1beta1", "v1alpha3"].map(String::from).to_vec(),
                 denied: BTreeSet::new(),
                 user: "system:serviceaccount:ci:meshctl".to_owned(),
                 requests: Vec::new(),
@@ -182,7 +182,18 @@ impl FakeApiServer {
 
     /// Installs or removes the Istio CRDs (removed: discovery and resource paths 404).
     pub fn set_istio_installed(&self, installed: bool) {
-        self.shared.lock().istio = installed;
+        let versions: &[&str] = if installed {
+            &["v1", "v1beta1", "v1alpha3"]
+        } else {
+            &[]
+        };
+        self.set_istio_versions(versions);
+    }
+
+    /// Serves only these Istio CRD versions (an older Istio serves
+    /// `v1beta1` and `v1alpha3` but not `v1`); the others 404.
+    pub fn set_istio_versions(&self, versions: &[&str]) {
+        self.shared.lock().istio = versions.iter().map(|v| (*v).to_owned()).collect();
     }
 
     /// Answers `verb` on `resource` (plural; `*` for every verb) with 403 Forbidden.

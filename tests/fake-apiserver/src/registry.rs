@@ -139,11 +139,32 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resou
         .find(|r| r.group == group && r.plural == plural && r.versions.contains(&version))
 }
 
+/// The versions of `group` served, given the served Istio versions.
+fn served(group: &str, istio: &[String]) -> Vec<&'static str> {
+    let all = RESOURCES
+        .iter()
+        .find(|r| r.group == group)
+        .map_or(&[][..], |r| r.versions);
+    if group == ISTIO_GROUP {
+        all.iter()
+            .copied()
+            .filter(|v| istio.iter().any(|s| s == v))
+            .collect()
+    } else {
+        all.to_vec()
+    }
+}
+
+/// Whether `group/version` is served.
+pub fn serves(group: &str, version: &str, istio: &[String]) -> bool {
+    served(group, istio).contains(&version)
+}
+
 /// Groups (other than core) in the order discovery lists them.
-fn groups(istio: bool) -> Vec<&'static str> {
+fn groups(istio: &[String]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for r in RESOURCES {
-        if r.group.is_empty() || out.contains(&r.group) || (!istio && r.group == ISTIO_GROUP) {
+        if r.group.is_empty() || out.contains(&r.group) || served(r.group, istio).is_empty() {
             continue;
         }
         out.push(r.group);
@@ -151,15 +172,8 @@ fn groups(istio: bool) -> Vec<&'static str> {
     out
 }
 
-fn group_versions(group: &str) -> &'static [&'static str] {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group)
-        .map_or(&[], |r| r.versions)
-}
-
-fn group_doc(group: &str) -> Value {
-    let versions: Vec<Value> = group_versions(group)
+fn group_doc(group: &str, istio: &[String]) -> Value {
+    let versions: Vec<Value> = served(group, istio)
         .iter()
         .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
         .collect();
@@ -177,25 +191,28 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 /// `GET /apis`.
-pub fn group_list(istio: bool) -> Value {
-    let groups: Vec<Value> = groups(istio).into_iter().map(group_doc).collect();
+pub fn group_list(istio: &[String]) -> Value {
+    let groups: Vec<Value> = groups(istio)
+        .into_iter()
+        .map(|g| group_doc(g, istio))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/GROUP`, `None` when the group is not served.
-pub fn group(group: &str, istio: bool) -> Option<Value> {
+pub fn group(group: &str, istio: &[String]) -> Option<Value> {
     if !groups(istio).contains(&group) {
         return None;
     }
-    let mut doc = group_doc(group);
+    let mut doc = group_doc(group, istio);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
     Some(doc)
 }
 
 /// `GET /api/v1` or `GET /apis/GROUP/VERSION`, `None` when not served.
-pub fn resource_list(group: &str, version: &str, istio: bool) -> Option<Value> {
-    if !istio && group == ISTIO_GROUP {
+pub fn resource_list(group: &str, version: &str, istio: &[String]) -> Option<Value> {
+    if !group.is_empty() && !serves(group, version, istio) {
         return None;
     }
     let resources: Vec<Value> = RESOURCES

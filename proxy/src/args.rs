@@ -1,0 +1,187 @@
+//! Command-line flags of `meshproxy`, and their validation into [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::Settings;
+use crate::forward::ForwardSettings;
+use crate::server::Limits;
+
+/// meshproxy: an HTTP proxy that routes by Istio VirtualServices and
+/// DestinationRules and exports Istio's metrics.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "meshproxy", version, about)]
+pub struct Args {
+    /// Configuration directory: Istio YAML files plus endpoints.yaml, watched for changes.
+    #[arg(long, value_name = "DIR", env = "MESHPROXY_CONFIG")]
+    pub config: PathBuf,
+    /// Address of the proxy listener (HTTP/1.1 and HTTP/2 cleartext).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15001")]
+    pub listen: SocketAddr,
+    /// Address of the admin listener (/metrics, /ready, /config).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15000")]
+    pub admin: SocketAddr,
+    /// Proxy worker threads, each with its own event loop, listener (SO_REUSEPORT) and upstream pool (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Largest request head (request line + headers) in bytes; larger gets 431.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// Time a client has to send its request headers.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Close client connections idle (no request in flight) for this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Maximum open client connections; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Upstream timeout for routes without `timeout` (Envoy's default); 0s disables.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub default_timeout: Duration,
+    /// Upstream TCP connect timeout.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// On SIGTERM, wait this long for in-flight requests before exiting.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Log one line per request (target `meshproxy::access`).
+    #[arg(long)]
+    pub access_log: bool,
+    /// Sticky sessions: pin each client to the version it first got with this cookie, while that version keeps a weight above 0.
+    #[arg(long, value_name = "NAME")]
+    pub sticky_cookie: Option<String>,
+}
+
+/// A flag value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag}: {message}")]
+pub struct ArgsError {
+    /// The flag, without dashes.
+    pub flag: &'static str,
+    /// What is wrong and the fix.
+    pub message: String,
+}
+
+// === impl Args ===
+
+impl Args {
+    /// Validates the flags into settings.
+    pub fn into_settings(self) -> Result<Settings, ArgsError> {
+        let Self {
+            config,
+            listen,
+            admin,
+            workers,
+            max_header_bytes,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
+            default_timeout,
+            connect_timeout,
+            drain_timeout,
+            access_log,
+            sticky_cookie,
+        } = self;
+        if max_header_bytes < 8192 {
+            return Err(ArgsError {
+                flag: "max-header-bytes",
+                message: format!("{max_header_bytes} is too small: use at least 8192"),
+            });
+        }
+        if let Some(name) = &sticky_cookie
+            && (name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            return Err(ArgsError {
+                flag: "sticky-cookie",
+                message: format!(
+                    "{name:?} is not a cookie name: use letters, digits, '-', '_' and '.'"
+                ),
+            });
+        }
+        if max_connections == 0 {
+            return Err(ArgsError {
+                flag: "max-connections",
+                message: "0 would refuse every client: use at least 1".into(),
+            });
+        }
+        if workers == Some(0) {
+            return Err(ArgsError {
+                flag: "workers",
+                message: "0 workers cannot serve: use at least 1".into(),
+            });
+        }
+        for (flag, d) in [
+            ("header-read-timeout", header_read_timeout),
+            ("idle-timeout", idle_timeout),
+            ("connect-timeout", connect_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ArgsError {
+                    flag,
+                    message: "0s is not a timeout: use a positive duration such as 10s".into(),
+                });
+            }
+        }
+        Ok(Settings {
+            config_dir: config,
+            listen,
+            admin,
+            workers,
+            limits: Limits {
+                max_header_bytes,
+                header_read_timeout,
+                idle_timeout,
+                max_connections,
+            },
+            forward: ForwardSettings {
+                default_timeout,
+                connect_timeout,
+                access_log,
+                sticky_cookie,
+                ..ForwardSettings::default()
+            },
+            drain_timeout,
+            reload_debounce: Duration::from_millis(100),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let s = Args::parse_from(["meshproxy", "--config", "x"])
+            .into_settings()
+            .unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:15001");
+        assert_eq!(s.admin.to_string(), "127.0.0.1:15000");
+        assert_eq!(s.limits.max_header_bytes, 65536);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_and_fix() {
+        let e = Args::parse_from(["meshproxy", "--config", "x", "--max-header-bytes", "100"])
+            .into_settings()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--max-header-bytes: 100 is too small: use at least 8192"
+        );
+        let e = Args::parse_from(["meshproxy", "--config", "x", "--idle-timeout", "0s"])
+            .into_settings()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--idle-timeout: 0s is not a timeout: use a positive duration such as 10s"
+        );
+    }
+}

@@ -1,0 +1,759 @@
+//! The request path: route, inject faults, forward with timeouts and
+//! retries, and count the result.
+//!
+//! Upstream connections come from one pooled hyper-util `Client` (HTTP/1.1
+//! keep-alive to each endpoint). Bodies stream in both directions; the only
+//! buffering is the retry rule below.
+//!
+//! **Retries replay the request body**, so a request is retried only when
+//! its body is empty or has a `content-length` of at most
+//! [`ForwardSettings::max_replay_body`] (64 KiB by default); such a body is
+//! read whole before the first try. A larger or chunked body is streamed
+//! and tried once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as _, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::body::{ResponseBody, UpstreamBody};
+use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
+use crate::routes::{Backend, Mirror, RetryOn, Route};
+use crate::source::Live;
+
+/// Responses up to this size are read whole before they are sent on.
+pub const SMALL_RESPONSE: u64 = 16 * 1024;
+
+/// Settings of the request path.
+#[derive(Clone, Debug)]
+pub struct ForwardSettings {
+    /// Timeout for routes that set none (Envoy's default is 15 s); zero disables.
+    pub default_timeout: Duration,
+    /// Upstream TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Largest request body buffered so the request can be retried.
+    pub max_replay_body: u64,
+    /// Log one line per request.
+    pub access_log: bool,
+    /// Sticky sessions: the cookie that pins a client to the version it
+    /// first got (`--sticky-cookie NAME`).
+    pub sticky_cookie: Option<String>,
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        Self {
+            default_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            max_replay_body: 64 * 1024,
+            access_log: false,
+            sticky_cookie: None,
+        }
+    }
+}
+
+/// What the listener knows about a client connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Whether the client authenticated with mTLS.
+    pub security: Security,
+    /// The client's IP as a header value, formatted once per connection.
+    peer_ip: HeaderValue,
+}
+
+// === impl ConnInfo ===
+
+impl ConnInfo {
+    /// Describes a new client connection.
+    pub fn new(peer: SocketAddr, security: Security) -> Self {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            peer,
+            security,
+            peer_ip,
+        }
+    }
+}
+
+/// The upstream client: a pooled HTTP/1.1 client over plain TCP.
+///
+/// Per-destination TLS (DestinationRule `trafficPolicy.tls`) plugs in here
+/// as a second client whose connector wraps `HttpConnector` in a rustls
+/// handshake, chosen by the backend's TLS settings.
+pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
+/// The request handler shared by all connections.
+#[derive(Debug)]
+pub struct Forwarder {
+    live: Arc<Live>,
+    client: UpstreamClient,
+    settings: ForwardSettings,
+    no_route: DestinationMetrics,
+}
+
+/// A request chosen for mirroring, with the labels its metrics need.
+#[derive(Clone, Copy, Debug)]
+struct Shadow<'a> {
+    mirror: &'a Mirror,
+    protocol: Protocol,
+    security: Security,
+}
+
+/// Why no upstream response came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// No endpoint for the destination.
+    NoHealthy,
+    /// TCP connect failed or timed out.
+    Connect,
+    /// The connection broke before a response arrived.
+    Reset,
+    /// A per-try or the route timeout fired.
+    Timeout,
+}
+
+// === impl Failure ===
+
+impl Failure {
+    fn reply(self) -> (StatusCode, Flags, &'static str) {
+        match self {
+            Self::NoHealthy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UH,
+                "no healthy upstream\n",
+            ),
+            Self::Connect => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UF,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n",
+            ),
+            Self::Reset => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UC,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
+            ),
+            Self::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                Flags::UT,
+                "upstream request timeout\n",
+            ),
+        }
+    }
+}
+
+// === impl RetryOn ===
+
+impl RetryOn {
+    fn status(self, s: StatusCode) -> bool {
+        (self.server_error && s.is_server_error())
+            || (self.gateway_error
+                && matches!(
+                    s,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                ))
+            || (self.conflict && s == StatusCode::CONFLICT)
+    }
+
+    fn failure(self, f: Failure) -> bool {
+        match f {
+            Failure::Connect => self.connect_failure,
+            Failure::Reset => self.reset || self.server_error || self.gateway_error,
+            Failure::Timeout => self.server_error || self.gateway_error,
+            Failure::NoHealthy => false,
+        }
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+// === impl Forwarder ===
+
+impl Forwarder {
+    /// A forwarder reading routes from `live`.
+    pub fn new(live: Arc<Live>, settings: ForwardSettings) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        http.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(http);
+        let no_route = live.metrics().destination(DestinationId::unknown());
+        Self {
+            live,
+            client,
+            settings,
+            no_route,
+        }
+    }
+
+    /// Handles one client request; never fails (errors become responses).
+    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let table = self.live.table();
+        let (mut parts, body) = req.into_parts();
+        let protocol = if parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+        {
+            Protocol::Grpc
+        } else {
+            Protocol::Http
+        };
+        let authority = match parts.uri.authority() {
+            Some(a) => a.as_str(),
+            None => parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
+        };
+        let route = table
+            .host(authority)
+            .and_then(|vh| vh.route(&parts.method, &parts.uri, &parts.headers));
+        let Some(route) = route else {
+            let resp = local_reply(StatusCode::NOT_FOUND, "no route\n");
+            self.finish(
+                &self.no_route,
+                &parts,
+                &resp,
+                Flags::NR,
+                protocol,
+                conn,
+                start,
+                None,
+            );
+            return resp;
+        };
+        let (backend, pin) = self.choose(route, &parts.headers);
+
+        let mut flags = Flags::NONE;
+        if let Some((delay, share)) = route.fault.delay
+            && hit(share)
+        {
+            tokio::time::sleep(delay).await;
+            flags = flags.with(Flags::DI);
+        }
+        if let Some((status, share)) = route.fault.abort
+            && hit(share)
+        {
+            let mut resp = local_reply(status, "fault filter abort\n");
+            if let Some(cookie) = pin {
+                resp.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            let flags = flags.with(Flags::FI);
+            self.finish(
+                &backend.metrics,
+                &parts,
+                &resp,
+                flags,
+                protocol,
+                conn,
+                start,
+                Some(route),
+            );
+            return resp;
+        }
+
+        prepare_upstream_headers(&mut parts, conn);
+        let shadow = route
+            .mirror
+            .as_ref()
+            .filter(|m| hit(m.fraction))
+            .map(|mirror| Shadow {
+                mirror,
+                protocol,
+                security: conn.security,
+            });
+        let result = self.forward(route, backend, &mut parts, body, shadow).await;
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(f) => {
+                let (status, flag, text) = f.reply();
+                flags = flags.with(flag);
+                local_reply(status, text)
+            }
+        };
+        if let Some(cookie) = pin {
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        self.finish(
+            &backend.metrics,
+            &parts,
+            &resp,
+            flags,
+            protocol,
+            conn,
+            start,
+            Some(route),
+        );
+        resp
+    }
+
+    /// Picks the route's destination: by weight, or, with sticky sessions,
+    /// the version named in the client's cookie while that version still
+    /// gets traffic. Returns the `Set-Cookie` value when a client is
+    /// (re)pinned.
+    fn choose<'r>(
+        &self,
+        route: &'r Route,
+        headers: &HeaderMap,
+    ) -> (&'r Backend, Option<HeaderValue>) {
+        let Some(name) = &self.settings.sticky_cookie else {
+            return (route.pick(), None);
+        };
+        if let Some(b) = cookie(headers, name).and_then(|v| route.destination_for_version(v)) {
+            return (b, None);
+        }
+        let b = route.pick();
+        let version = &b.metrics.id().version;
+        let set =
+            HeaderValue::from_str(&format!("{name}={version}; Path=/; HttpOnly; SameSite=Lax"))
+                .ok();
+        (b, set)
+    }
+
+    /// Sends a copy of the request to the mirror destination in the
+    /// background. Its response is read and dropped; it never delays or
+    /// fails the real request. Mirrored requests carry `Host: NAME-shadow`,
+    /// as Envoy sends them, and are counted with `reporter="destination"`.
+    fn spawn_mirror(
+        &self,
+        shadow: Shadow<'_>,
+        parts: &http::request::Parts,
+        path: &http::uri::PathAndQuery,
+        body: Bytes,
+        timeout: Duration,
+    ) {
+        let start = Instant::now();
+        let metrics = shadow.mirror.backend.metrics.clone();
+        let (protocol, security) = (shadow.protocol, shadow.security);
+        let Some(endpoint) = shadow.mirror.backend.next_endpoint() else {
+            let (status, flags, _) = Failure::NoHealthy.reply();
+            metrics.record_mirror(status.as_u16(), flags, protocol, security, start.elapsed());
+            return;
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(endpoint.clone());
+        uri.path_and_query = Some(path.clone());
+        let Ok(uri) = Uri::from_parts(uri) else {
+            return;
+        };
+        let mut headers = parts.headers.clone();
+        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
+            && let Ok(v) = HeaderValue::from_str(&shadow_host(host))
+        {
+            headers.insert(header::HOST, v);
+        }
+        let mut req = Request::new(if body.is_empty() {
+            UpstreamBody::Empty
+        } else {
+            UpstreamBody::Full(Some(body))
+        });
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let exchange = async {
+                let resp = client.request(req).await.map_err(classify)?;
+                let status = resp.status();
+                // Drain the body so the connection can be reused.
+                let _ = resp.into_body().collect().await;
+                Ok::<_, Failure>(status)
+            };
+            let result = if timeout.is_zero() {
+                exchange.await
+            } else {
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .unwrap_or(Err(Failure::Timeout))
+            };
+            let (code, flags) = match result {
+                Ok(status) => (status.as_u16(), Flags::NONE),
+                Err(f) => {
+                    let (status, flags, _) = f.reply();
+                    (status.as_u16(), flags)
+                }
+            };
+            metrics.record_mirror(code, flags, protocol, security, start.elapsed());
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
+    fn finish(
+        &self,
+        metrics: &DestinationMetrics,
+        parts: &http::request::Parts,
+        resp: &Response<ResponseBody>,
+        flags: Flags,
+        protocol: Protocol,
+        conn: &ConnInfo,
+        start: Instant,
+        route: Option<&Route>,
+    ) {
+        let elapsed = start.elapsed();
+        metrics.record(
+            resp.status().as_u16(),
+            flags,
+            protocol,
+            conn.security,
+            elapsed,
+        );
+        if self.settings.access_log {
+            let id = metrics.id();
+            tracing::info!(
+                target: "meshproxy::access",
+                method = %parts.method,
+                path = parts.uri.path(),
+                status = resp.status().as_u16(),
+                flags = flags.as_str(),
+                route = route.map_or("-", |r| r.name.as_str()),
+                destination = %id.name,
+                version = %id.version,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                peer = %conn.peer,
+            );
+        }
+    }
+
+    /// Sends the request to the backend, retrying by the route's policy,
+    /// all within the route timeout.
+    ///
+    /// A response whose `content-length` is at most [`SMALL_RESPONSE`] is
+    /// read whole before it is returned, so its head and body reach the
+    /// client in one write (one wake-up of the client instead of two);
+    /// anything larger or of unknown length streams.
+    async fn forward(
+        &self,
+        route: &Route,
+        backend: &Backend,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+        shadow: Option<Shadow<'_>>,
+    ) -> Result<Response<ResponseBody>, Failure> {
+        let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
+        let exchange = async {
+            let resp = self.tries(route, backend, parts, body, shadow).await?;
+            let (mut head, body) = resp.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            let body = match body.size_hint().exact() {
+                Some(n) if n <= SMALL_RESPONSE => ResponseBody::bytes(
+                    body.collect().await.map_err(|_| Failure::Reset)?.to_bytes(),
+                ),
+                _ => ResponseBody::stream(body),
+            };
+            Ok(Response::from_parts(head, body))
+        };
+        if timeout.is_zero() {
+            exchange.await
+        } else {
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or(Err(Failure::Timeout))
+        }
+    }
+
+    async fn tries(
+        &self,
+        route: &Route,
+        backend: &Backend,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+        shadow: Option<Shadow<'_>>,
+    ) -> Result<Response<Incoming>, Failure> {
+        let policy = route.retry;
+        // Decide once whether the body can be replayed (see the module docs).
+        let (mut stream, replay) = if body.is_end_stream() {
+            (None, Some(Bytes::new()))
+        } else if (policy.attempts > 0 || shadow.is_some())
+            && UpstreamBody::replayable(&body, self.settings.max_replay_body)
+        {
+            match UpstreamBody::buffer(body).await {
+                Ok(b) => (None, Some(b)),
+                // The client went away mid-body; nothing can be sent.
+                Err(_) => return Err(Failure::Reset),
+            }
+        } else {
+            (Some(body), None)
+        };
+        let max_attempts = if replay.is_some() { policy.attempts } else { 0 };
+        // Bytes-backed: cloning per try does not copy the path.
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        if let (Some(shadow), Some(body)) = (shadow, &replay) {
+            let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
+            self.spawn_mirror(shadow, parts, &path, body.clone(), timeout);
+        }
+        let mut attempt = 0;
+        loop {
+            let Some(endpoint) = backend.next_endpoint() else {
+                return Err(Failure::NoHealthy);
+            };
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.authority = Some(endpoint.clone());
+            uri.path_and_query = Some(path.clone());
+            let uri = Uri::from_parts(uri).map_err(|_| Failure::Connect)?;
+            let body = match (&replay, stream.take()) {
+                (Some(b), _) if b.is_empty() => UpstreamBody::Empty,
+                (Some(b), _) => UpstreamBody::Full(Some(b.clone())),
+                (None, Some(s)) => UpstreamBody::Stream(s),
+                (None, None) => UpstreamBody::Empty,
+            };
+            let mut req = Request::new(body);
+            *req.method_mut() = parts.method.clone();
+            *req.uri_mut() = uri;
+            *req.version_mut() = Version::HTTP_11;
+            *req.headers_mut() = if attempt < max_attempts {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
+            let fut = self.client.request(req);
+            let result = match policy.per_try_timeout {
+                Some(t) => match tokio::time::timeout(t, fut).await {
+                    Ok(r) => r.map_err(classify),
+                    Err(_) => Err(Failure::Timeout),
+                },
+                None => fut.await.map_err(classify),
+            };
+            let retry = attempt < max_attempts
+                && match &result {
+                    Ok(resp) => policy.on.status(resp.status()),
+                    Err(f) => policy.on.failure(*f),
+                };
+            if !retry {
+                return result;
+            }
+            tracing::debug!(backend = %backend.name, attempt, "retrying");
+            attempt += 1;
+            drop(result);
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+/// Envoy's retry back-off: 25 ms base, doubling, full jitter, capped at 250 ms.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 25u64.saturating_mul(1 << attempt.min(4)).min(250);
+    Duration::from_millis(fastrand::u64(0..=cap))
+}
+
+fn classify(e: hyper_util::client::legacy::Error) -> Failure {
+    if e.is_connect() {
+        Failure::Connect
+    } else {
+        Failure::Reset
+    }
+}
+
+/// `svc:8080` → `svc-shadow:8080`, Envoy's host for mirrored requests.
+fn shadow_host(host: &str) -> String {
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(']') || h.ends_with(']') => format!("{h}-shadow:{p}"),
+        _ => format!("{host}-shadow"),
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// Draws whether a request falls in a `share` (0.0..=1.0) of traffic.
+fn hit(share: f64) -> bool {
+    share >= 1.0 || (share > 0.0 && fastrand::f64() < share)
+}
+
+fn local_reply(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::text(text));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// Turns the client's request head into the upstream's: hop-by-hop headers
+/// removed, `Host` kept (taken from `:authority` for HTTP/2 clients),
+/// `x-forwarded-for` appended, `x-forwarded-proto` and `x-request-id` set.
+fn prepare_upstream_headers(parts: &mut http::request::Parts, conn: &ConnInfo) {
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(a) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    let xff = match parts.headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
+        Some(Ok(prev)) => HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok(),
+        _ => Some(conn.peer_ip.clone()),
+    };
+    if let Some(v) = xff {
+        parts.headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    }
+    if !parts.headers.contains_key(&X_REQUEST_ID) {
+        parts.headers.insert(X_REQUEST_ID.clone(), request_id());
+    }
+}
+
+/// A random UUIDv4-formatted request id.
+fn request_id() -> HeaderValue {
+    let n = fastrand::u128(..);
+    let n = (n & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let s = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (n >> 96) as u32,
+        (n >> 80) as u16,
+        (n >> 64) as u16,
+        (n >> 48) as u16,
+        n & 0xffff_ffff_ffff
+    );
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): `Connection`, the headers
+/// it names, and the well-known ones (`Keep-Alive`, `Proxy-Connection`,
+/// `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(conn) = headers.remove(header::CONNECTION) {
+        let mut named: Vec<HeaderName> = Vec::new();
+        if let Ok(s) = conn.to_str() {
+            named.extend(
+                s.split(',')
+                    .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+            );
+        }
+        for extra in headers.get_all(header::CONNECTION).iter() {
+            if let Ok(s) = extra.to_str() {
+                named.extend(
+                    s.split(',')
+                        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+                );
+            }
+        }
+        headers.remove(header::CONNECTION);
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for h in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ] {
+        if headers.contains_key(h) {
+            headers.remove(h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn request_ids_look_like_uuid_v4() {
+        let id = request_id();
+        let s = id.to_str().unwrap();
+        assert_eq!(s.len(), 36, "{s}");
+        assert_eq!(&s[14..15], "4", "{s}");
+        assert_ne!(request_id(), id);
+    }
+
+    #[test]
+    fn retry_conditions() {
+        let on = RetryOn {
+            gateway_error: true,
+            connect_failure: true,
+            ..RetryOn::default()
+        };
+        assert!(on.status(StatusCode::BAD_GATEWAY));
+        assert!(!on.status(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(on.failure(Failure::Connect));
+        assert!(on.failure(Failure::Timeout));
+        assert!(!RetryOn::default().failure(Failure::Connect));
+    }
+
+    #[test]
+    fn shadow_hosts_and_cookies() {
+        assert_eq!(shadow_host("svc"), "svc-shadow");
+        assert_eq!(
+            shadow_host("svc.example.com:8080"),
+            "svc.example.com-shadow:8080"
+        );
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mesh-version=v2"),
+        );
+        assert_eq!(cookie(&h, "mesh-version"), Some("v2"));
+        assert_eq!(cookie(&h, "b"), None);
+    }
+
+    #[test]
+    fn fault_shares() {
+        assert!(hit(1.0));
+        assert!(!hit(0.0));
+        let n = (0..10_000).filter(|_| hit(0.3)).count();
+        assert!((2_700..3_300).contains(&n), "{n}");
+    }
+}

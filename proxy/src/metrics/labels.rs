@@ -1,0 +1,33 @@
+//! Label sets of the metrics meshproxy exports, named as Istio names them.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// Labels of `istio_requests_total` and `istio_request_duration_milliseconds`.
+///
+/// The names and values follow Istio's standard metrics, so PromQL written
+/// for a real Istio mesh works against meshproxy unchanged.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Always `source`: meshproxy reports as the client-side proxy.
+    pub reporter: &'static str,
+    /// Always `meshproxy`.
+    pub source_workload: &'static str,
+    /// `discounts.default.svc.cluster.local`, or `unknown` when no route matched.
+    pub destination_service: Arc<str>,
+    /// `discounts`.
+    pub destination_service_name: Arc<str>,
+    /// `default`.
+    pub destination_service_namespace: Arc<str>,
+    /// The DestinationRule subset (`v2`), or `unknown`.
+    pub destination_version: Arc<str>,
+    /// `http` or `grpc`.
+    pub request_protocol: &'static str,
+    /// The status code sent to the client.
+    pub response_code: u16,
+    /// Envoy response flags (`-`, `UF`, `UT`, `UH`, `FI`, `DI`, `NR`, …).
+    pub response_flags: &'static str,
+    /// `none` or `mutual_tls`.
+    pub connection_security_policy: &'static str,
+}

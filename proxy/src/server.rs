@@ -1,0 +1,262 @@
+//! The client-facing listener: HTTP/1.1 and HTTP/2 (prior knowledge) on one
+//! port, with limits on everything a client controls, and graceful drain.
+//!
+//! Limits: request headers larger than `max_header_bytes` get 431 (hyper
+//! answers it for HTTP/1.1; HTTP/2 enforces `SETTINGS_MAX_HEADER_LIST_SIZE`);
+//! a client that does not finish its request head within
+//! `header_read_timeout` is disconnected; a connection with no request in
+//! flight for `idle_timeout` is closed; past `max_connections` a new
+//! connection is closed at once and counted.
+//!
+//! TLS plugs in per connection: [`serve_connection`] takes any
+//! `AsyncRead + AsyncWrite` stream, so the accept loop can run a
+//! `tokio_rustls::TlsAcceptor` (loaded fresh from an `ArcSwap` for each
+//! connection) inside the connection task and pass the TLS stream on with
+//! `Security::MutualTls` in its [`ConnInfo`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::forward::{ConnInfo, Forwarder};
+use crate::metrics::{ProxyMetrics, Security};
+
+/// Limits applied to client connections.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request head (request line and headers), in bytes; at least 8192.
+    pub max_header_bytes: usize,
+    /// Time a client has to send a complete request head.
+    pub header_read_timeout: Duration,
+    /// Time a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// Open client connections at most.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Shared state of one client connection: requests in flight and since
+/// when it has been idle.
+#[derive(Debug)]
+struct ConnState {
+    epoch: Instant,
+    inflight: AtomicUsize,
+    /// Milliseconds after `epoch` when `inflight` last dropped to zero.
+    idle_since_ms: AtomicU64,
+}
+
+/// Marks one request in flight on its connection until dropped.
+#[derive(Debug)]
+pub struct InflightGuard(Arc<ConnState>);
+
+// === impl ConnState ===
+
+impl ConnState {
+    fn enter(self: &Arc<Self>) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard(self.clone())
+    }
+
+    fn idle_for(&self) -> Duration {
+        if self.inflight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(since)
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.0.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let ms = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.0.idle_since_ms.store(ms, Ordering::Release);
+        }
+    }
+}
+
+/// Everything a connection task needs, shared.
+#[derive(Debug)]
+pub struct Shared {
+    /// The request handler.
+    pub forwarder: Arc<Forwarder>,
+    /// Connection gauges.
+    pub metrics: ProxyMetrics,
+    /// Limits.
+    pub limits: Limits,
+    builder: auto::Builder<TokioExecutor>,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    /// Builds the HTTP/1.1 + HTTP/2 connection builder for `limits`.
+    pub fn new(forwarder: Arc<Forwarder>, metrics: ProxyMetrics, limits: Limits) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(None);
+        Self {
+            forwarder,
+            metrics,
+            limits,
+            builder,
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` flips, then waits for the open
+/// ones to drain (each is told to finish its in-flight requests and close).
+/// Returns once every connection task has ended, or when `force` flips.
+/// `permits` caps open connections across all workers.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+    mut force: watch::Receiver<bool>,
+) {
+    // Every connection task holds a sender; recv() returns None when all are gone.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            shared.metrics.connections_rejected.inc();
+            tracing::debug!(%peer, "connection limit reached; closing");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        let drain = shutdown.clone();
+        let alive = alive_tx.clone();
+        tokio::spawn(async move {
+            let info = ConnInfo::new(peer, Security::None);
+            serve_connection(tcp, info, &shared, drain).await;
+            drop(permit);
+            drop(alive);
+        });
+    }
+    drop(listener);
+    drop(alive_tx);
+    tokio::select! {
+        _ = alive_rx.recv() => {}
+        _ = force.changed() => {}
+    }
+}
+
+/// Opens a listening socket with `SO_REUSEPORT`, so each worker thread can
+/// have its own listener on the same address and the kernel spreads
+/// connections between them.
+pub fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+/// Serves one client connection over any byte stream until it closes, its
+/// idle timeout passes, or `drain` flips.
+pub async fn serve_connection<I>(
+    io: I,
+    info: ConnInfo,
+    shared: &Shared,
+    mut drain: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    shared.metrics.active_connections.inc();
+    let state = Arc::new(ConnState {
+        epoch: Instant::now(),
+        inflight: AtomicUsize::new(0),
+        idle_since_ms: AtomicU64::new(0),
+    });
+    let forwarder = shared.forwarder.clone();
+    let svc_state = state.clone();
+    let svc_info = Arc::new(info);
+    let svc = service_fn(move |req| {
+        let guard = svc_state.enter();
+        let forwarder = forwarder.clone();
+        let info = svc_info.clone();
+        async move {
+            let resp = forwarder.handle(req, &info).await;
+            Ok::<_, Infallible>(resp.map(|b| b.with_guard(guard)))
+        }
+    });
+    let conn = shared.builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let idle = shared.limits.idle_timeout;
+    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(25)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Once asked to close, a connection gets this long to finish on its own.
+    let mut closing_deadline: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "client connection ended with an error");
+                }
+                break;
+            }
+            _ = drain.changed(), if closing_deadline.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                // The process-wide drain deadline bounds this.
+                closing_deadline = Some(Instant::now() + Duration::from_secs(3600));
+            }
+            _ = tick.tick() => {
+                match closing_deadline {
+                    None if state.idle_for() >= idle => {
+                        conn.as_mut().graceful_shutdown();
+                        closing_deadline = Some(Instant::now() + idle.min(Duration::from_secs(5)));
+                    }
+                    Some(d) if Instant::now() >= d => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+    shared.metrics.active_connections.dec();
+}

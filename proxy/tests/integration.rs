@@ -1,0 +1,20 @@
+//! meshproxy's integration tests: real upstreams, the proxy in-process and
+//! the real binary, all on 127.0.0.1.
+
+// Harness: upstream builders, config directories, clients.
+mod util;
+
+// Host and match rules, weighted split, HTTP/2, forwarded headers.
+mod routing;
+// Timeouts, retries, upstream failures and fault injection.
+mod resilience;
+// Hot reload under load and rejected configurations.
+mod reload;
+// Header size, slow clients, idle connections, connection limit.
+mod limits;
+// /metrics (and promtool), /ready, /config.
+mod admin;
+// The real binary: SIGTERM drain, start-up errors.
+mod binary;
+// Issue 7: VirtualService mirroring and sticky-session cookies.
+mod mirror;
