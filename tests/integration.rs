@@ -29,3 +29,5 @@ mod kube_rbac;
 mod kube_rollout;
 // `meshctl apply` on the Kubernetes target through the binary.
 mod kube_apply;
+// `meshctl demo` end to end: in-process meshproxy, upstreams, load, rollout.
+mod demo;
