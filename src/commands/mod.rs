@@ -3,9 +3,9 @@
 
 pub mod apply;
 mod completions;
+pub mod demo;
 pub mod diff;
 pub mod doctor;
-pub mod demo;
 pub mod promote;
 mod render;
 pub mod rollback;
