@@ -17,6 +17,8 @@ mod render;
 mod render_errors;
 // Rendered resources against Istio's CRD schemas.
 mod render_schema;
+// The Prometheus metrics source against a real Prometheus server.
+mod rollout_prometheus;
 // Kubernetes target: shared fake-cluster setup.
 mod kube_support;
 // Kubernetes target in process against the fake API server.
@@ -33,3 +35,5 @@ mod diff;
 mod doctor;
 // examples/ci pipelines reference only real subcommands and flags (issue 7).
 mod ci_examples;
+// `meshctl demo` end to end: in-process meshproxy, upstreams, load, rollout.
+mod demo;

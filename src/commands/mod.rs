@@ -3,6 +3,7 @@
 
 pub mod apply;
 mod completions;
+pub mod demo;
 pub mod diff;
 pub mod doctor;
 pub mod promote;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollout(RolloutCommand::Status(args)) => rollout::status(&global, args).await,
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => rollback::run(&global, args).await,
+        Command::Demo(args) => demo::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
         Command::Apply(args) => apply::run(&global, args).await,
         Command::Diff(args) => diff::run(&global, &args).await,
