@@ -27,3 +27,5 @@ mod kube_rbac;
 mod kube_rollout;
 // `meshctl apply` on the Kubernetes target through the binary.
 mod kube_apply;
+// meshproxy --kube follows the weights `meshctl apply` writes to the cluster.
+mod kube_proxy;
