@@ -17,6 +17,8 @@ mod render;
 mod render_errors;
 // Rendered resources against Istio's CRD schemas.
 mod render_schema;
+// The Prometheus metrics source against a real Prometheus server.
+mod rollout_prometheus;
 // Kubernetes target: shared fake-cluster setup.
 mod kube_support;
 // Kubernetes target in process against the fake API server.
@@ -27,5 +29,15 @@ mod kube_rbac;
 mod kube_rollout;
 // `meshctl apply` on the Kubernetes target through the binary.
 mod kube_apply;
+// meshproxy --kube follows the weights `meshctl apply` writes to the cluster.
+mod kube_proxy;
+// `meshctl diff` against local and fake-cluster targets (issue 7).
+mod diff;
+// `meshctl doctor`: each preflight check fails on a crafted broken setup (issue 7).
+mod doctor;
+// examples/ci pipelines reference only real subcommands and flags (issue 7).
+mod ci_examples;
+// `meshctl demo` end to end: in-process meshproxy, upstreams, load, rollout.
+mod demo;
 // `meshctl certs`: development CA and workload certificates for mTLS.
 mod certs;

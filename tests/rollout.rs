@@ -1,23 +1,55 @@
 //! `meshctl rollout start`, `status`, `promote` and `rollback` end to end,
 //! through the real binary on the local directory target (issue 5).
 //!
-//! Each test builds a [`Mesh`]; a variant on the fake API server only needs
-//! another `Mesh` constructor with the same methods.
+//! Most tests run on both targets: `NAME::local` on a local directory,
+//! `NAME::kube` on the fake Kubernetes API server (the same binary, with
+//! `--target kube --kubeconfig ...`).
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use meshctl::rollout::state::{Ending, Phase};
 
-use crate::rollout_harness::{Behaviour, Mesh, active, run, wait_exit};
+use crate::rollout_harness::{Backend, Behaviour, Mesh, active, run, wait_exit};
+
+/// Runs each test body on both targets: `name::local` and `name::kube`.
+macro_rules! on_both_targets {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn local() {
+                super::$name(crate::rollout_harness::Backend::Local);
+            }
+
+            #[test]
+            fn kube() {
+                super::$name(crate::rollout_harness::Backend::Kube);
+            }
+        }
+    )*};
+}
+
+on_both_targets!(
+    healthy_canary_promotes,
+    ten_percent_failing_canary_rolls_back_within_threshold,
+    p99_regression_rolls_back,
+    metrics_source_down_rolls_back,
+    too_little_traffic_is_inconclusive_not_a_pass,
+    manual_promotion_pauses_then_promote_from_another_process,
+    no_wait_on_pause_exits_5,
+    rollback_from_another_process_stops_the_driver,
+    sigterm_mid_rollout_rolls_back,
+    sigterm_with_on_interrupt_pause_leaves_paused,
+    kill_9_then_rollback_restores_v1,
+    json_events_are_one_valid_object_per_line
+);
 
 fn v(w: &[(&str, u8)]) -> std::collections::BTreeMap<String, u8> {
     w.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
-#[test]
-fn healthy_canary_promotes() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn healthy_canary_promotes(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100"]));
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
@@ -38,9 +70,8 @@ fn healthy_canary_promotes() {
     assert!(out.contains("│ 3    ┆ 100%"), "{out}");
 }
 
-#[test]
-fn ten_percent_failing_canary_rolls_back_within_threshold() {
-    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.10));
+fn ten_percent_failing_canary_rolls_back_within_threshold(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy().failing("v2", 0.10));
     let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100", "--threshold", "2"]));
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
@@ -62,9 +93,8 @@ fn ten_percent_failing_canary_rolls_back_within_threshold() {
     assert!(s.verification.is_some_and(|v| v.contains("recovered")));
 }
 
-#[test]
-fn p99_regression_rolls_back() {
-    let mesh = Mesh::start(Behaviour::healthy().slow("v2", 400.0));
+fn p99_regression_rolls_back(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy().slow("v2", 400.0));
     let (code, out, err) = run(mesh.rollout(&[
         "--steps",
         "50,100",
@@ -82,9 +112,8 @@ fn p99_regression_rolls_back() {
     );
 }
 
-#[test]
-fn metrics_source_down_rolls_back() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn metrics_source_down_rolls_back(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     // A port that was just free: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -112,9 +141,8 @@ fn metrics_source_down_rolls_back() {
     );
 }
 
-#[test]
-fn too_little_traffic_is_inconclusive_not_a_pass() {
-    let mesh = Mesh::start(Behaviour::healthy().rate(1.0));
+fn too_little_traffic_is_inconclusive_not_a_pass(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy().rate(1.0));
     let (code, out, err) = run(mesh.rollout(&[
         "--steps",
         "10,100",
@@ -141,9 +169,8 @@ fn too_little_traffic_is_inconclusive_not_a_pass() {
     assert_eq!(s.history.len(), 1);
 }
 
-#[test]
-fn manual_promotion_pauses_then_promote_from_another_process() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn manual_promotion_pauses_then_promote_from_another_process(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh
         .rollout(&["--steps", "20,50", "--manual-promotion"])
         .stdout(Stdio::null())
@@ -165,18 +192,16 @@ fn manual_promotion_pauses_then_promote_from_another_process() {
     assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
 }
 
-#[test]
-fn no_wait_on_pause_exits_5() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn no_wait_on_pause_exits_5(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let (code, out, err) =
         run(mesh.rollout(&["--steps", "30", "--manual-promotion", "--no-wait-on-pause"]));
     assert_eq!(code, 5, "{out}{err}");
     assert_eq!(mesh.weights(), v(&[("v1", 70), ("v2", 30)]));
 }
 
-#[test]
-fn rollback_from_another_process_stops_the_driver() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn rollback_from_another_process_stops_the_driver(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh
         .rollout(&[
             "--steps",
@@ -201,9 +226,8 @@ fn rollback_from_another_process_stops_the_driver() {
     );
 }
 
-#[test]
-fn sigterm_mid_rollout_rolls_back() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn sigterm_mid_rollout_rolls_back(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh
         .rollout(&[
             "--steps",
@@ -230,9 +254,8 @@ fn sigterm_mid_rollout_rolls_back() {
     );
 }
 
-#[test]
-fn sigterm_with_on_interrupt_pause_leaves_paused() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn sigterm_with_on_interrupt_pause_leaves_paused(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh
         .rollout(&[
             "--steps",
@@ -264,9 +287,8 @@ fn sigterm_with_on_interrupt_pause_leaves_paused() {
     assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
 }
 
-#[test]
-fn kill_9_then_rollback_restores_v1() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn kill_9_then_rollback_restores_v1(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh
         .rollout(&[
             "--steps",
@@ -307,9 +329,8 @@ fn kill_9_then_rollback_restores_v1() {
     assert!(out.contains("RolledBack"), "{out}");
 }
 
-#[test]
-fn json_events_are_one_valid_object_per_line() {
-    let mesh = Mesh::start(Behaviour::healthy());
+fn json_events_are_one_valid_object_per_line(b: Backend) {
+    let mesh = Mesh::start_on(b, Behaviour::healthy());
     let (code, out, err) = run(mesh.rollout(&["--steps", "50,100", "-o", "json"]));
     assert_eq!(code, 0, "{out}{err}");
     let events: Vec<serde_json::Value> = out
@@ -410,4 +431,32 @@ fn defaults_come_from_the_spec_file() {
     assert_eq!(started["metrics"], mesh.metrics_url);
     let s = mesh.state().unwrap();
     assert_eq!((s.settings.threshold, s.failed_checks), (1, 1));
+}
+
+#[test]
+fn status_explains_the_decision() {
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
+    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100", "--threshold", "1"]));
+    assert_eq!(code, 3, "{out}{err}");
+    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts"]));
+    assert_eq!(code, 3, "{err}");
+    for needle in [
+        "RolledBack",
+        "reason: analysis failed 1 time(s)",
+        "v2 (canary)",
+        "v1 (baseline)",
+        "vs-baseline",
+        "success-rate",
+        "max-p99",
+        "verification: v1: success rate",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    let events = std::fs::read_to_string(mesh.path().join(".meshctl/events.jsonl")).unwrap();
+    assert!(
+        events
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+    assert!(events.contains("\"reason\":\"RolledBack\""), "{events}");
 }

@@ -1,7 +1,8 @@
-//! Harness for the rollout end-to-end tests: a local directory target with a
-//! `discounts` service, a traffic simulator that follows the weights meshctl
-//! writes (as meshproxy would), and a real HTTP server on 127.0.0.1:0
-//! serving the simulated Istio counters as Prometheus text.
+//! Harness for the rollout end-to-end tests: a `discounts` service on either
+//! target (a local directory, or the fake Kubernetes API server on
+//! 127.0.0.1 with a generated kubeconfig), a traffic simulator that follows
+//! the weights meshctl writes (as a proxy would), and a real HTTP server on
+//! 127.0.0.1:0 serving the simulated Istio counters as Prometheus text.
 //!
 //! The simulator stands in for meshproxy so these tests exercise meshctl's
 //! driver alone; `demo.rs` runs the real proxy. Every loop is bounded in time.
@@ -16,7 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use fake_apiserver::FakeApiServer;
 use meshctl::rollout::state::{Phase, RolloutState};
+use meshctl::target::{ApplyOptions, Target};
+use meshproxy::istio::VirtualService;
 
 /// Istio's default duration buckets (ms).
 const BUCKETS: [f64; 19] = [
@@ -104,68 +108,151 @@ struct Counter {
 
 type Counters = Arc<Mutex<BTreeMap<String, Counter>>>;
 
-/// A local mesh: directory target, traffic simulator, metrics server.
+/// Reads the VirtualService as stored by the target.
+type ReadVs = Arc<dyn Fn() -> Option<VirtualService> + Send + Sync>;
+
+/// Where the service lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `--target local:DIR`.
+    Local,
+    /// `--target kube` against the fake API server.
+    Kube,
+}
+
+/// The namespace of the fake cluster.
+const NS: &str = "shop";
+
+/// A fake cluster kept alive with the mesh.
+struct Kube {
+    server: Arc<FakeApiServer>,
+    kubeconfig: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A mesh: target, traffic simulator, metrics server.
 pub struct Mesh {
-    /// The target directory (kept alive with the mesh).
+    /// A scratch directory (the target itself for [`Backend::Local`]).
     pub dir: tempfile::TempDir,
     /// The metrics URL.
     pub metrics_url: String,
+    read_vs: ReadVs,
+    kube: Option<Kube>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
+fn read_local(path: &Path) -> Option<VirtualService> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let res = meshproxy::istio::yaml::parse_resources(&text).ok()?;
+    res.into_iter().find_map(|r| match r {
+        meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
+        _ => None,
+    })
+}
+
 impl Mesh {
-    /// Starts everything with `behaviour`.
+    /// Starts everything on the local directory target.
     pub fn start(behaviour: Behaviour) -> Self {
+        Self::start_on(Backend::Local, behaviour)
+    }
+
+    /// Starts everything on `backend`.
+    pub fn start_on(backend: Backend, behaviour: Behaviour) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("writing resources");
+        let (read_vs, kube): (ReadVs, Option<Kube>) = match backend {
+            Backend::Local => {
+                std::fs::write(dir.path().join("discounts.yaml"), RESOURCES)
+                    .expect("writing resources");
+                let path = dir.path().join("discounts.yaml");
+                (Arc::new(move || read_local(&path)), None)
+            }
+            Backend::Kube => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the fake API server");
+                let server = Arc::new(
+                    runtime
+                        .block_on(FakeApiServer::start())
+                        .expect("fake API server"),
+                );
+                let kubeconfig = server.write_kubeconfig(dir.path(), NS).expect("kubeconfig");
+                let args = meshctl::cli::KubeArgs {
+                    context: None,
+                    namespace: None,
+                    kubeconfig: Some(kubeconfig.clone()),
+                };
+                runtime.block_on(async {
+                    let target = meshctl::target::kube::KubeTarget::connect(&args, None)
+                        .await
+                        .expect("connecting to the fake API server");
+                    let resources =
+                        meshproxy::istio::yaml::parse_resources(RESOURCES).expect("resources");
+                    target
+                        .apply(&resources, ApplyOptions::default())
+                        .await
+                        .expect("applying");
+                });
+                let reader = server.clone();
+                let read: ReadVs = Arc::new(move || {
+                    let v =
+                        reader.object("networking.istio.io", "virtualservices", NS, "discounts")?;
+                    serde_json::from_value(v).ok()
+                });
+                (
+                    read,
+                    Some(Kube {
+                        server,
+                        kubeconfig,
+                        runtime,
+                    }),
+                )
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let counters: Counters = Arc::default();
         let sim = {
-            let (stop, counters, path) = (
-                stop.clone(),
-                counters.clone(),
-                dir.path().join("discounts.yaml"),
-            );
-            std::thread::spawn(move || simulate(&path, &behaviour, &counters, &stop))
+            let (stop, counters, read) = (stop.clone(), counters.clone(), read_vs.clone());
+            std::thread::spawn(move || simulate(&read, &behaviour, &counters, &stop))
         };
         let (addr, server) = serve_metrics(counters, stop.clone());
         Self {
             dir,
             metrics_url: format!("http://{addr}/metrics"),
+            read_vs,
+            kube,
             stop,
             threads: vec![sim, server],
         }
     }
 
-    /// `--target local:DIR`.
-    pub fn target(&self) -> String {
-        format!("local:{}", self.dir.path().display())
+    /// The global flags selecting the target.
+    pub fn target_args(&self) -> Vec<String> {
+        match &self.kube {
+            None => vec![
+                "--target".into(),
+                format!("local:{}", self.dir.path().display()),
+            ],
+            Some(k) => vec![
+                "--target".into(),
+                "kube".into(),
+                "--kubeconfig".into(),
+                k.kubeconfig.display().to_string(),
+            ],
+        }
     }
 
     /// The recorded rollout state.
     pub fn state(&self) -> Option<RolloutState> {
-        let text = std::fs::read_to_string(self.dir.path().join("discounts.yaml")).ok()?;
-        let res = meshproxy::istio::yaml::parse_resources(&text).ok()?;
-        res.into_iter().find_map(|r| match r {
-            meshproxy::istio::Resource::VirtualService(vs) => RolloutState::read(&vs).ok(),
-            _ => None,
-        })
+        RolloutState::read(&(self.read_vs)()?).ok()
     }
 
     /// The weights applied on the route now.
     pub fn weights(&self) -> BTreeMap<String, u8> {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("discounts.yaml")).expect("reading");
-        let res = meshproxy::istio::yaml::parse_resources(&text).expect("parsing");
-        res.into_iter()
-            .find_map(|r| match r {
-                meshproxy::istio::Resource::VirtualService(vs) => {
-                    Some(meshctl::rollout::routes::current_weights(&vs))
-                }
-                _ => None,
-            })
-            .expect("a VirtualService")
+        let vs = (self.read_vs)().expect("a VirtualService");
+        meshctl::rollout::routes::current_weights(&vs)
     }
 
     /// Waits (bounded) until the state satisfies `pred`.
@@ -186,18 +273,8 @@ impl Mesh {
 
     /// The `meshctl rollout start` command with fast settings.
     pub fn rollout(&self, extra: &[&str]) -> Command {
-        let mut cmd = crate::util::meshctl();
-        cmd.args([
-            "--target",
-            &self.target(),
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-        ])
-        .args(["--metrics", &self.metrics_url])
-        .args(extra);
+        let mut cmd = self.meshctl(&["rollout", "start", "discounts", "--to", "v2"]);
+        cmd.args(["--metrics", &self.metrics_url]).args(extra);
         for (flag, default) in [("--interval", "300ms"), ("--min-requests", "10")] {
             if !extra.contains(&flag) {
                 cmd.args([flag, default]);
@@ -206,14 +283,14 @@ impl Mesh {
         cmd
     }
 
-    /// Another meshctl command against the same directory.
+    /// Another meshctl command against the same target.
     pub fn meshctl(&self, args: &[&str]) -> Command {
         let mut cmd = crate::util::meshctl();
-        cmd.args(["--target", &self.target()]).args(args);
+        cmd.args(self.target_args()).args(args);
         cmd
     }
 
-    /// The directory.
+    /// The scratch directory (the target directory on the local backend).
     pub fn path(&self) -> PathBuf {
         self.dir.path().to_owned()
     }
@@ -224,6 +301,10 @@ impl Drop for Mesh {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if let Some(k) = self.kube.take() {
+            drop(k.server);
+            k.runtime.shutdown_timeout(Duration::from_secs(5));
         }
     }
 }
@@ -270,24 +351,13 @@ pub fn run(mut cmd: Command) -> (i32, String, String) {
     (status.code().unwrap_or(-1), o, e)
 }
 
-fn route_weights(path: &Path) -> Option<BTreeMap<String, u8>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let res = meshproxy::istio::yaml::parse_resources(&text).ok()?;
-    res.into_iter().find_map(|r| match r {
-        meshproxy::istio::Resource::VirtualService(vs) => {
-            Some(meshctl::rollout::routes::current_weights(&vs))
-        }
-        _ => None,
-    })
-}
-
-fn simulate(path: &Path, b: &Behaviour, counters: &Counters, stop: &AtomicBool) {
+fn simulate(read: &ReadVs, b: &Behaviour, counters: &Counters, stop: &AtomicBool) {
     // Bounded: at most 3 minutes of traffic.
     for _ in 0..9000 {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        if let Some(weights) = route_weights(path) {
+        if let Some(weights) = read().map(|vs| meshctl::rollout::routes::current_weights(&vs)) {
             let mut c = counters.lock().expect("counters");
             for (v, w) in weights {
                 let e = c.entry(v.clone()).or_default();

@@ -18,5 +18,8 @@ mod admin;
 mod binary;
 // Issue 7: VirtualService mirroring and sticky-session cookies.
 mod mirror;
+// Cluster mode (`--kube`) against the fake API server (needs the `kube` feature).
+#[cfg(feature = "kube")]
+mod cluster;
 // mTLS: inbound refusals, ALPN, outbound DestinationRule modes, rotation, curl/openssl.
 mod tls;

@@ -4,6 +4,9 @@
 pub mod apply;
 mod certs;
 mod completions;
+pub mod demo;
+pub mod diff;
+pub mod doctor;
 pub mod promote;
 mod render;
 pub mod rollback;
@@ -20,11 +23,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollout(RolloutCommand::Status(args)) => rollout::status(&global, args).await,
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => rollback::run(&global, args).await,
+        Command::Demo(args) => demo::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
         Command::Apply(args) => apply::run(&global, args).await,
+        Command::Diff(args) => diff::run(&global, &args).await,
+        Command::Doctor(args) => doctor::run(&global, &args).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man => completions::man(),
         Command::Certs(args) => certs::run(args, &global),
-        other => anyhow::bail!("{other:?} is not implemented yet"),
     }
 }

@@ -19,6 +19,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use meshproxy::endpoints::EndpointsFile;
+use meshproxy::istio::validate::short_host;
 use meshproxy::istio::{DestinationRule, Resource, VirtualService, yaml};
 
 use super::{Applied, ApplyAction, ApplyOptions, EventType, STATE_ANNOTATION, Target, TargetError};
@@ -389,6 +391,44 @@ impl Target for LocalTarget {
             }
         }
         Ok(out)
+    }
+
+    async fn get(&self, kind: &str, name: &str) -> Result<Option<Resource>, TargetError> {
+        Ok(self
+            .find(kind, name)?
+            .map(|(_, mut res, i)| res.swap_remove(i)))
+    }
+
+    async fn endpoints(
+        &self,
+        host: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, TargetError> {
+        let path = self.dir.join("endpoints.yaml");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(other(
+                    format!(
+                        "{} does not exist: create it with the service's endpoints (services: {{{}: {{endpoints: [{{address: 127.0.0.1:8081, labels: {{version: v1}}}}]}}}})",
+                        path.display(),
+                        short_host(host)
+                    ),
+                    None,
+                ));
+            }
+            Err(e) => return Err(other(format!("reading {}", path.display()), Some(e))),
+        };
+        // meshproxy's own reading of the file, so doctor sees what the proxy sees.
+        let file: EndpointsFile = yaml::from_str(&text)
+            .map_err(|e| other(format!("{}: {e}; fix the file", path.display()), None))?;
+        file.validate()
+            .map_err(|e| other(format!("{}: {e}", path.display()), None))?;
+        Ok(file
+            .select(short_host(host), labels)
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect())
     }
 
     async fn acquire_lease(

@@ -1,0 +1,104 @@
+//! `meshctl diff`: render like `apply`, read the live objects from the
+//! target, and print one unified YAML diff per object that `apply` would
+//! create or change.
+//!
+//! Exit codes follow `git diff`: 0 whatever the diff without `--exit-code`;
+//! with it, 0 when nothing would change and 1 when something would. An
+//! error also exits 1 (the CI contract), but prints `error: ...` on stderr
+//! and no diff, so a script tells them apart by stderr (or by `-o json`,
+//! whose report is only printed on success).
+
+use std::io::Write;
+
+use anyhow::Context;
+use meshproxy::istio::{ApiVersion, Resource};
+
+use crate::Outcome;
+use crate::cli::{DiffArgs, GlobalArgs, OutputFormat};
+use crate::commands::rollout::open_target_with;
+use crate::diff::{self, DiffOptions, ObjectDiff};
+use crate::render::{self, Overrides, Templates};
+use crate::spec;
+use crate::target::any::AnyTarget;
+use crate::target::{ApplyAction, Target};
+
+/// Reads the live counterpart of each resource.
+async fn live<T: Target>(
+    target: &T,
+    resources: &[Resource],
+) -> anyhow::Result<Vec<Option<Resource>>> {
+    let mut out = Vec::with_capacity(resources.len());
+    for r in resources {
+        let name = &r.metadata().name;
+        out.push(target.get(r.kind(), name).await.with_context(|| {
+            format!("reading {} {name:?} from {}", r.kind(), target.describe())
+        })?);
+    }
+    Ok(out)
+}
+
+/// Runs `meshctl diff`.
+pub async fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Outcome> {
+    let DiffArgs {
+        spec: spec_args,
+        exit_code,
+        show_rollout_state,
+    } = args;
+    let spec = spec::resolve(spec_args, global.kube.namespace.as_deref())?;
+    let templates = Templates::load(spec_args.templates.as_deref())?;
+    let resources = render::render(&spec, &templates, &Overrides::default())?;
+    // Opened as `apply` opens it: the same pinned Istio API version and namespace.
+    let pinned = (spec_args.istio_api.is_some() || spec.istio_api != ApiVersion::V1)
+        .then_some(spec.istio_api);
+    let mut kube = global.kube.clone();
+    if kube.namespace.is_none() {
+        kube.namespace.clone_from(&spec.namespace);
+    }
+    let target = open_target_with(&global.target, &kube, pinned).await?;
+    let options = DiffOptions {
+        show_rollout_state: *show_rollout_state,
+        // The Kubernetes target writes the version the cluster serves.
+        api_version: match &target {
+            AnyTarget::Kube(k) => Some(k.istio_version().await?),
+            AnyTarget::Local(_) => None,
+        },
+    };
+    let described = target.describe();
+    let live = live(&target, &resources).await?;
+    let diffs = diff::diff(&resources, &live, options)?;
+    let changed = diffs.iter().any(|d| d.action != ApplyAction::Unchanged);
+    if !global.quiet {
+        let mut out = std::io::stdout().lock();
+        print(&mut out, global.output, &described, changed, &diffs).context("writing to stdout")?;
+    }
+    Ok(if changed && *exit_code {
+        Outcome::Findings
+    } else {
+        Outcome::Success
+    })
+}
+
+fn print(
+    out: &mut impl Write,
+    format: OutputFormat,
+    target: &str,
+    changed: bool,
+    diffs: &[ObjectDiff],
+) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            let report = serde_json::json!({
+                "target": target,
+                "changed": changed,
+                "objects": diffs,
+            });
+            writeln!(out, "{report}")?;
+        }
+        OutputFormat::Text | OutputFormat::Yaml => {
+            for d in diffs {
+                out.write_all(d.diff.as_bytes())?;
+            }
+        }
+    }
+    out.flush()
+}

@@ -1,0 +1,186 @@
+//! The Prometheus metrics source against a real Prometheus server (Debian
+//! package `prometheus`) scraping Istio metrics on loopback, started by the
+//! test and stopped after. Skips with a reason when `prometheus` is missing,
+//! unless `MESHCTL_REQUIRE_TOOLS=1`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use meshctl::rollout::state::Phase;
+
+use crate::rollout_harness::{Behaviour, Mesh, run};
+
+/// A Prometheus server; killed on drop.
+struct PromServer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PromServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn prometheus_binary() -> Option<&'static str> {
+    let found = Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Some("prometheus");
+    }
+    assert!(
+        std::env::var_os("MESHCTL_REQUIRE_TOOLS").is_none(),
+        "prometheus is required (MESHCTL_REQUIRE_TOOLS=1): apt-get install prometheus"
+    );
+    eprintln!("skipping: prometheus not installed (apt-get install prometheus)");
+    None
+}
+
+/// Starts Prometheus scraping `target` (host:port, path /metrics) every 500ms.
+fn start_prometheus(bin: &str, target: &str) -> PromServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 500ms\n  evaluation_interval: 500ms\nscrape_configs:\n- job_name: mesh\n  static_configs:\n  - targets: ['{target}']\n"
+        ),
+    )
+    .expect("writing prometheus.yml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting prometheus");
+    let server = PromServer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    // Ready, and the target scraped at least twice (bounded: 60 s).
+    let client = http::blocking_get();
+    for _ in 0..300 {
+        let q = format!(
+            "{}/api/v1/query?query=count(istio_requests_total)",
+            server.url
+        );
+        if client(&q).is_some_and(|body| body.contains("\"result\":[{")) {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "prometheus at {} did not scrape {target} within 60s",
+        server.url
+    );
+}
+
+/// Minimal blocking GET over a std TCP stream (no extra client in tests).
+mod http {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub fn blocking_get() -> impl Fn(&str) -> Option<String> {
+        |url: &str| {
+            let rest = url.strip_prefix("http://")?;
+            let (host, path) = rest.split_once('/')?;
+            let mut s = TcpStream::connect(host).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+            let path = path.replace('(', "%28").replace(')', "%29");
+            write!(
+                s,
+                "GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            out.starts_with("HTTP/1.1 200").then_some(out)
+        }
+    }
+}
+
+#[test]
+fn rollout_with_prometheus_source_promotes_and_rolls_back() {
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    // Healthy canary: promoted through PromQL over istio_requests_total.
+    let mesh = Mesh::start(Behaviour::healthy());
+    let target = mesh
+        .metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let prom = start_prometheus(bin, &target);
+    let mut cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--steps",
+        "50,100",
+    ]);
+    cmd.args([
+        "--interval",
+        "1500ms",
+        "--min-requests",
+        "5",
+        "--prometheus",
+        &prom.url,
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(mesh.state().unwrap().phase, Phase::Promoted);
+    drop(prom);
+
+    // Failing canary: the same source sees the 5xx and rolls back.
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.3));
+    let target = mesh
+        .metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let prom = start_prometheus(bin, &target);
+    let mut cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--steps",
+        "50,100",
+    ]);
+    cmd.args([
+        "--interval",
+        "1500ms",
+        "--min-requests",
+        "5",
+        "--threshold",
+        "1",
+        "--prometheus",
+        &prom.url,
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 3, "{out}{err}");
+    let reason = mesh.state().unwrap().reason.unwrap();
+    assert!(reason.contains("v2: success rate"), "{reason}");
+    drop(prom);
+}
