@@ -91,12 +91,26 @@ fn demo_flag_errors_name_the_flag() {
         err.contains("--interval \"soon\" is not a duration: use e.g. 2s or 500ms"),
         "{err}"
     );
+}
+
+#[test]
+fn demo_mtls_promotes_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--mtls"]);
-    let (code, _, err) = run(cmd);
-    assert_eq!(code, 1);
+    cmd.args(["demo", "--mtls", "--interval", "500ms", "--dir"])
+        .arg(dir.path());
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
-        err.contains("--mtls: the demo runs plain HTTP on loopback"),
-        "{err}"
+        out.contains("over mutual TLS (DestinationRule ISTIO_MUTUAL)"),
+        "{out}"
     );
+    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
+    assert!(out.contains(", 0 failed;"), "{out}");
+    let pki = dir.path().join(".meshctl").join("pki");
+    for file in ["ca.crt", "meshproxy.crt", "meshproxy.key", "discounts.crt"] {
+        assert!(pki.join(file).exists(), "{file}");
+    }
+    let rule = std::fs::read_to_string(dir.path().join("discounts.yaml")).unwrap();
+    assert!(rule.contains("mode: ISTIO_MUTUAL"), "{rule}");
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::service::service_fn;
@@ -46,6 +46,7 @@ const MAX_RUN: Duration = Duration::from_secs(120);
 async fn upstream(
     version: &'static str,
     fail_every: Option<u64>,
+    tls: Option<Arc<meshproxy::tls::ServerTls>>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -58,6 +59,7 @@ async fn upstream(
                 continue;
             };
             let count = count.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |_req: Request<hyper::body::Incoming>| {
                     let n = count.fetch_add(1, Ordering::Relaxed) + 1;
@@ -74,9 +76,18 @@ async fn upstream(
                             .body(Full::new(Bytes::from(body)))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    // --mtls: only clients with a certificate of the demo CA.
+                    Some(tls) => {
+                        if let Ok((stream, _)) = tls.accept(stream, Duration::from_secs(10)).await {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -149,9 +160,6 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         mtls,
         dir,
     } = args;
-    if mtls {
-        bail!("--mtls: the demo runs plain HTTP on loopback; run it without --mtls");
-    }
     let rollout = RolloutDefaults {
         interval: humantime::parse_duration(&interval)
             .ok()
@@ -180,9 +188,36 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
     std::fs::create_dir_all(&dir).with_context(|| format!("creating --dir {}", dir.display()))?;
     let target = LocalTarget::new(&dir);
 
+    // --mtls: a demo CA and workload certificates under `.meshctl/pki`
+    // (meshproxy ignores dot-directories); the upstreams require client
+    // certificates and the DestinationRule says ISTIO_MUTUAL, so the proxy
+    // reaches them over mutual TLS with its own workload certificate.
+    let pki = dir.join(".meshctl").join("pki");
+    let upstream_tls = if mtls {
+        let names = [
+            crate::certs::WorkloadName::new("meshproxy")?,
+            crate::certs::WorkloadName::new(SERVICE)?,
+        ];
+        crate::certs::issue(
+            &pki,
+            &names,
+            &crate::certs::IdentityNamespace::new("default")?,
+        )
+        .with_context(|| format!("creating demo certificates in {}", pki.display()))?;
+        let tls = meshproxy::tls::ServerTls::load(meshproxy::tls::ServerTlsFiles {
+            cert: pki.join(format!("{SERVICE}.crt")),
+            key: pki.join(format!("{SERVICE}.key")),
+            client_ca: Some(pki.join("ca.crt")),
+            allowed_identities: Vec::new(),
+        })?;
+        Some(Arc::new(tls))
+    } else {
+        None
+    };
+
     // Upstreams, endpoints, rendered resources.
-    let (v1, v1_task) = upstream("v1", None).await?;
-    let (v2, v2_task) = upstream("v2", bad_canary.then_some(5)).await?;
+    let (v1, v1_task) = upstream("v1", None, upstream_tls.clone()).await?;
+    let (v2, v2_task) = upstream("v2", bad_canary.then_some(5), upstream_tls).await?;
     let result = async {
         write_atomic(&dir.join("endpoints.yaml"), endpoints_yaml(v1, v2).as_bytes())
             .with_context(|| format!("writing {}", dir.join("endpoints.yaml").display()))?;
@@ -197,11 +232,31 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
             ..SpecArgs::default()
         };
         let spec = spec::resolve(&spec_args, None)?;
-        let resources = render::render(&spec, &Templates::load(None)?, &Overrides::default())?;
+        let mut resources = render::render(&spec, &Templates::load(None)?, &Overrides::default())?;
+        if mtls {
+            for r in &mut resources {
+                if let meshproxy::istio::Resource::DestinationRule(dr) = r {
+                    dr.spec.traffic_policy = Some(meshproxy::istio::TrafficPolicy {
+                        tls: Some(meshproxy::istio::ClientTlsSettings {
+                            mode: meshproxy::istio::TlsMode::IstioMutual,
+                            ..Default::default()
+                        }),
+                    });
+                }
+            }
+        }
         target.apply(&resources, ApplyOptions::default()).await?;
 
         // meshproxy, in-process.
-        let proxy = meshproxy::start(meshproxy::Settings::local(&dir))
+        let mut settings = meshproxy::Settings::local(&dir);
+        if mtls {
+            settings.tls.mesh = Some(meshproxy::tls::MeshIdentityFiles {
+                cert: pki.join("meshproxy.crt"),
+                key: pki.join("meshproxy.key"),
+                ca: pki.join("ca.crt"),
+            });
+        }
+        let proxy = meshproxy::start(settings)
             .await
             .context("starting meshproxy")?;
         let metrics_url = format!("http://{}/metrics", proxy.admin_addr());
@@ -213,6 +268,12 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                 if bad_canary { " (failing 20%: --bad-canary)" } else { "" },
                 dir.display()
             ));
+            if mtls {
+                reporter.line(&format!(
+                    "demo: meshproxy -> v1/v2 over mutual TLS (DestinationRule ISTIO_MUTUAL), certificates in {}",
+                    pki.display()
+                ));
+            }
             reporter.line(&format!("demo: sending {RATE} requests/s to http://{} (Host: {SERVICE})", proxy.listen_addr()));
         }
         let stats = Arc::new(LoadStats::default());
