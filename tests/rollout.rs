@@ -460,3 +460,106 @@ fn status_explains_the_decision() {
     );
     assert!(events.contains("\"reason\":\"RolledBack\""), "{events}");
 }
+
+/// Routes 50/50 by hand (no rollout), so both versions get traffic.
+fn at_half(mesh: &Mesh) {
+    let half = crate::rollout_harness::RESOURCES.replace(
+        "      weight: 100\n",
+        "      weight: 50\n    - destination: {host: discounts, subset: v2}\n      weight: 50\n",
+    );
+    std::fs::write(mesh.path().join("discounts.yaml"), half).unwrap();
+    assert_eq!(mesh.weights(), v(&[("v1", 50), ("v2", 50)]));
+}
+
+#[test]
+fn analyze_judges_live_traffic_without_moving_weights() {
+    let healthy = Mesh::start(Behaviour::healthy());
+    at_half(&healthy);
+    let (code, out, err) = run(healthy.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "500ms",
+        "--metrics",
+        &healthy.metrics_url,
+        "--min-requests",
+        "10",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("discounts: pass: all checks passed"),
+        "{out}"
+    );
+    assert!(out.contains("vs-baseline"), "{out}");
+    assert_eq!(
+        healthy.weights(),
+        v(&[("v1", 50), ("v2", 50)]),
+        "analyze never moves weights"
+    );
+
+    let broken = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
+    at_half(&broken);
+    let (code, out, err) = run(broken.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "500ms",
+        "--metrics",
+        &broken.metrics_url,
+        "--min-requests",
+        "10",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(code, 3, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(json["record"]["verdict"], "fail");
+
+    // v2 gets no traffic at v1=100: inconclusive, never a pass.
+    let idle = Mesh::start(Behaviour::healthy());
+    let (code, out, err) = run(idle.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "300ms",
+        "--metrics",
+        &idle.metrics_url,
+    ]));
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains("inconclusive: 0 canary requests"), "{out}");
+
+    let (code, _, err) = run(idle.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "V2",
+        "--for",
+        "1s",
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--compare: \"V2\" is not a valid version name"),
+        "{err}"
+    );
+    let (code, _, err) = run(idle.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "later",
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("--for \"later\" is not a duration"), "{err}");
+}
