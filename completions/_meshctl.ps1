@@ -44,6 +44,8 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed')
             [CompletionResult]::new('certs', 'certs', [CompletionResultType]::ParameterValue, 'Create a development CA and workload certificates for mTLS')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show what `apply` would change, as a unified YAML diff against the live objects')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -308,6 +310,59 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'meshctl;diff' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Spec file (default: ./meshctl.yaml when present)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Spec file (default: ./meshctl.yaml when present)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'External host routed to the service (repeatable)')
+            [CompletionResult]::new('--gateway', '--gateway', [CompletionResultType]::ParameterName, 'Gateway name (default: `<service>-gateway` when hosts are given)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Service port')
+            [CompletionResult]::new('--versions', '--versions', [CompletionResultType]::ParameterName, 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)')
+            [CompletionResult]::new('--weight', '--weight', [CompletionResultType]::ParameterName, 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)')
+            [CompletionResult]::new('--templates', '--templates', [CompletionResultType]::ParameterName, 'Directory of templates overriding the embedded ones')
+            [CompletionResult]::new('--istio-api', '--istio-api', [CompletionResultType]::ParameterName, 'Istio API version to emit: v1 (default), v1beta1')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context to use (default: the current context)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--exit-code', '--exit-code', [CompletionResultType]::ParameterName, 'Exit 1 when there are changes, 0 when there are none (like `git diff --exit-code`); errors also exit 1 but print `error:` on stderr')
+            [CompletionResult]::new('--show-rollout-state', '--show-rollout-state', [CompletionResultType]::ParameterName, 'Keep meshctl''s rollout-state annotation (`meshctl.io/rollout`) in the live objects instead of stripping it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'meshctl;doctor' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Spec file to read the service and metrics source from (default: ./meshctl.yaml when present)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Spec file to read the service and metrics source from (default: ./meshctl.yaml when present)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The new version (default: the DestinationRule''s last subset other than --from)')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'The stable version (default: the one taking traffic now)')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'meshproxy metrics endpoint (default: the spec''s, else `http://127.0.0.1:15000/metrics`)')
+            [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Prometheus server URL, queried with PromQL over Istio metrics')
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context to use (default: the current context)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'meshctl;completions' {
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context to use (default: the current context)')
@@ -353,6 +408,8 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed')
             [CompletionResult]::new('certs', 'certs', [CompletionResultType]::ParameterValue, 'Create a development CA and workload certificates for mTLS')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show what `apply` would change, as a unified YAML diff against the live objects')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -388,6 +445,12 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;help;certs' {
+            break
+        }
+        'meshctl;help;diff' {
+            break
+        }
+        'meshctl;help;doctor' {
             break
         }
         'meshctl;help;completions' {

@@ -41,6 +41,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand analyze 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
             cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
             cand certs 'Create a development CA and workload certificates for mTLS'
+            cand diff 'Show what `apply` would change, as a unified YAML diff against the live objects'
+            cand doctor 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -290,6 +292,57 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'meshctl;diff'= {
+            cand -f 'Spec file (default: ./meshctl.yaml when present)'
+            cand --file 'Spec file (default: ./meshctl.yaml when present)'
+            cand --host 'External host routed to the service (repeatable)'
+            cand --gateway 'Gateway name (default: `<service>-gateway` when hosts are given)'
+            cand --port 'Service port'
+            cand --versions 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)'
+            cand --weight 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)'
+            cand --templates 'Directory of templates overriding the embedded ones'
+            cand --istio-api 'Istio API version to emit: v1 (default), v1beta1'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --exit-code 'Exit 1 when there are changes, 0 when there are none (like `git diff --exit-code`); errors also exit 1 but print `error:` on stderr'
+            cand --show-rollout-state 'Keep meshctl''s rollout-state annotation (`meshctl.io/rollout`) in the live objects instead of stripping it'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;doctor'= {
+            cand -f 'Spec file to read the service and metrics source from (default: ./meshctl.yaml when present)'
+            cand --file 'Spec file to read the service and metrics source from (default: ./meshctl.yaml when present)'
+            cand --to 'The new version (default: the DestinationRule''s last subset other than --from)'
+            cand --from 'The stable version (default: the one taking traffic now)'
+            cand --metrics 'meshproxy metrics endpoint (default: the spec''s, else `http://127.0.0.1:15000/metrics`)'
+            cand --prometheus 'Prometheus server URL, queried with PromQL over Istio metrics'
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'meshctl;completions'= {
             cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
             cand --context 'Kubeconfig context to use (default: the current context)'
@@ -333,6 +386,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand analyze 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
             cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
             cand certs 'Create a development CA and workload certificates for mTLS'
+            cand diff 'Show what `apply` would change, as a unified YAML diff against the live objects'
+            cand doctor 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
             cand completions 'Print a shell completion script'
             cand man 'Print the man page (roff)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -358,6 +413,10 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;help;demo'= {
         }
         &'meshctl;help;certs'= {
+        }
+        &'meshctl;help;diff'= {
+        }
+        &'meshctl;help;doctor'= {
         }
         &'meshctl;help;completions'= {
         }

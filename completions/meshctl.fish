@@ -43,6 +43,8 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "rollback" -d 'Abort
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "analyze" -d 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "diff" -d 'Show what `apply` would change, as a unified YAML diff against the live objects'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "doctor" -d 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "man" -d 'Print the man page (roff)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -221,6 +223,43 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s q -l quiet -d 
 complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand certs" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s f -l file -d 'Spec file (default: ./meshctl.yaml when present)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l host -d 'External host routed to the service (repeatable)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l gateway -d 'Gateway name (default: `<service>-gateway` when hosts are given)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l port -d 'Service port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l versions -d 'Versions (subsets), comma-separated, stable first (e.g. `v1,v2`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l exit-code -d 'Exit 1 when there are changes, 0 when there are none (like `git diff --exit-code`); errors also exit 1 but print `error:` on stderr'
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l show-rollout-state -d 'Keep meshctl\'s rollout-state annotation (`meshctl.io/rollout`) in the live objects instead of stripping it'
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -s f -l file -d 'Spec file to read the service and metrics source from (default: ./meshctl.yaml when present)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -l to -d 'The new version (default: the DestinationRule\'s last subset other than --from)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -l from -d 'The stable version (default: the one taking traffic now)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -l metrics -d 'meshproxy metrics endpoint (default: the spec\'s, else `http://127.0.0.1:15000/metrics`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -l prometheus -d 'Prometheus server URL, queried with PromQL over Istio metrics' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand completions" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
@@ -243,16 +282,18 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s q -l quiet -d 'P
 complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "render" -d 'Print the Gateway, VirtualService and DestinationRule for a service'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "apply" -d 'Apply the rendered resources to the target (server-side apply)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "rollout" -d 'Start or inspect a canary rollout'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "promote" -d 'Finish a rollout now: send 100% to the new version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "rollback" -d 'Abort a rollout now: send 100% back to the stable version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "analyze" -d 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "man" -d 'Print the man page (roff)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "render" -d 'Print the Gateway, VirtualService and DestinationRule for a service'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "apply" -d 'Apply the rendered resources to the target (server-side apply)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "rollout" -d 'Start or inspect a canary rollout'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "promote" -d 'Finish a rollout now: send 100% to the new version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "rollback" -d 'Abort a rollout now: send 100% back to the stable version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "analyze" -d 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "diff" -d 'Show what `apply` would change, as a unified YAML diff against the live objects'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "doctor" -d 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from rollout" -f -a "start" -d 'Start a canary rollout and drive it to the end'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from rollout" -f -a "status" -d 'Show the state of a rollout'

@@ -87,6 +87,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Create a development CA and workload certificates for mTLS.
     Certs(CertsArgs),
+    /// Show what `apply` would change, as a unified YAML diff against the live objects.
+    Diff(DiffArgs),
+    /// Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS).
+    Doctor(DoctorArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page (roff).
@@ -149,6 +153,44 @@ pub struct ApplyArgs {
     /// Take ownership of fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+}
+
+/// `meshctl diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// What `apply` would apply.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Exit 1 when there are changes, 0 when there are none (like `git diff
+    /// --exit-code`); errors also exit 1 but print `error:` on stderr.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Keep meshctl's rollout-state annotation (`meshctl.io/rollout`) in the
+    /// live objects instead of stripping it.
+    #[arg(long)]
+    pub show_rollout_state: bool,
+}
+
+/// `meshctl doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Service to check (default: the spec file's `service`).
+    pub service: Option<String>,
+    /// Spec file to read the service and metrics source from (default: ./meshctl.yaml when present).
+    #[arg(short = 'f', long = "file", env = "MESHCTL_FILE")]
+    pub file: Option<PathBuf>,
+    /// The new version (default: the DestinationRule's last subset other than --from).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The stable version (default: the one taking traffic now).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// meshproxy metrics endpoint (default: the spec's, else `http://127.0.0.1:15000/metrics`).
+    #[arg(long, conflicts_with = "prometheus")]
+    pub metrics: Option<String>,
+    /// Prometheus server URL, queried with PromQL over Istio metrics.
+    #[arg(long)]
+    pub prometheus: Option<String>,
 }
 
 /// A service name, optional when exactly one rollout is active.

@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod commands;
+pub mod diff;
+pub mod doctor;
 pub mod logging;
 pub mod metrics;
 pub mod output;
@@ -30,6 +32,10 @@ pub enum Outcome {
     TimedOut,
     /// 5: paused, waiting for `meshctl promote` (with `--no-wait-on-pause`).
     Paused,
+    /// 1: a check answered "no": `diff --exit-code` found changes, `doctor`
+    /// found a failing check. Unlike [`Outcome::Error`] the report on stdout
+    /// is complete and nothing starting with `error:` is printed on stderr.
+    Findings,
 }
 
 // === impl Outcome ===
@@ -43,6 +49,7 @@ impl Outcome {
             Self::RolledBack => 3,
             Self::TimedOut => 4,
             Self::Paused => 5,
+            Self::Findings => 1,
         }
     }
 }

@@ -29,5 +29,11 @@ mod kube_rbac;
 mod kube_rollout;
 // `meshctl apply` on the Kubernetes target through the binary.
 mod kube_apply;
+// `meshctl diff` against local and fake-cluster targets (issue 7).
+mod diff;
+// `meshctl doctor`: each preflight check fails on a crafted broken setup (issue 7).
+mod doctor;
+// examples/ci pipelines reference only real subcommands and flags (issue 7).
+mod ci_examples;
 // `meshctl demo` end to end: in-process meshproxy, upstreams, load, rollout.
 mod demo;

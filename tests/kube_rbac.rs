@@ -43,6 +43,13 @@ async fn the_ci_role_is_sufficient_and_minimal() {
         .await
         .expect("event");
     target
+        .endpoints(
+            "discounts",
+            &[("version".to_owned(), "v2".to_owned())].into(),
+        )
+        .await
+        .expect("endpoints");
+    target
         .release_lease("discounts", "job-1")
         .await
         .expect("release");

@@ -16,8 +16,23 @@ use crate::server::Limits;
 #[command(name = "meshproxy", version, about)]
 pub struct Args {
     /// Configuration directory: Istio YAML files plus endpoints.yaml, watched for changes.
-    #[arg(long, value_name = "DIR", env = "MESHPROXY_CONFIG")]
-    pub config: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "MESHPROXY_CONFIG",
+        required_unless_present = "kube",
+        conflicts_with = "kube"
+    )]
+    pub config: Option<PathBuf>,
+    /// Cluster mode: watch VirtualServices, DestinationRules, EndpointSlices and Pods in a Kubernetes namespace (needs the `kube` cargo feature).
+    #[arg(long)]
+    pub kube: bool,
+    /// Namespace to watch with --kube (default: the kubeconfig context's namespace).
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Kubeconfig for --kube (default: KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     /// Address of the proxy listener (HTTP/1.1 and HTTP/2 cleartext).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:15001")]
     pub listen: SocketAddr,
@@ -73,6 +88,9 @@ impl Args {
     pub fn into_settings(self) -> Result<Settings, ArgsError> {
         let Self {
             config,
+            kube,
+            namespace,
+            kubeconfig,
             listen,
             admin,
             workers,
@@ -129,8 +147,30 @@ impl Args {
                 });
             }
         }
+        for (flag, given) in [
+            ("namespace", namespace.is_some()),
+            ("kubeconfig", kubeconfig.is_some()),
+        ] {
+            if given && !kube {
+                return Err(ArgsError {
+                    flag,
+                    message: "only applies to cluster mode: add --kube (or drop it with --config)"
+                        .into(),
+                });
+            }
+        }
+        if kube && !cfg!(feature = "kube") {
+            return Err(ArgsError {
+                flag: "kube",
+                message: "this meshproxy was built without cluster mode: rebuild it with `cargo build -p meshproxy --features kube`".into(),
+            });
+        }
         Ok(Settings {
-            config_dir: config,
+            config_dir: config.unwrap_or_default(),
+            kube: kube.then_some(crate::KubeSource {
+                namespace,
+                kubeconfig,
+            }),
             listen,
             admin,
             workers,
@@ -182,6 +222,37 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "--idle-timeout: 0s is not a timeout: use a positive duration such as 10s"
+        );
+    }
+
+    #[test]
+    fn kube_mode_replaces_the_config_directory() {
+        let s = Args::parse_from(["meshproxy", "--kube", "-n", "shop"]).into_settings();
+        if cfg!(feature = "kube") {
+            let s = s.unwrap();
+            assert_eq!(
+                s.kube,
+                Some(crate::KubeSource {
+                    namespace: Some("shop".into()),
+                    kubeconfig: None
+                })
+            );
+        } else {
+            assert!(s.unwrap_err().to_string().starts_with(
+                "--kube: this meshproxy was built without cluster mode: rebuild it with"
+            ));
+        }
+        assert!(Args::try_parse_from(["meshproxy", "--kube", "--config", "x"]).is_err());
+        let e = Args::parse_from(["meshproxy", "-n", "shop", "--config", "x"])
+            .into_settings()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--namespace: only applies to cluster mode: add --kube (or drop it with --config)"
+        );
+        assert!(
+            Args::try_parse_from(["meshproxy"]).is_err(),
+            "--config or --kube is required"
         );
     }
 }

@@ -22,7 +22,33 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
+use crate::KubeSource;
+use crate::endpoints::{EndpointsFile, ServiceEndpoints};
 use crate::istio::{ApiVersion, GROUP, Resource};
+use crate::routes::{ConfigFile, ConfigSnapshot};
+use crate::source::Live;
+
+/// How long start-up waits for the first complete read of the namespace.
+pub const FIRST_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why cluster mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No usable Kubernetes configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The API server did not answer usefully.
+    #[error("{0}")]
+    Api(String),
+    /// The first configuration read from the cluster is invalid.
+    #[error("the resources in namespace {namespace:?} are invalid: {problems}")]
+    Invalid {
+        /// Namespace.
+        namespace: String,
+        /// What is wrong.
+        problems: String,
+    },
+}
 
 /// The label on an EndpointSlice naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -153,6 +179,158 @@ pub fn snapshot(
         entry.sort_by_key(|e| e.address);
     }
     out
+}
+
+/// The proxy's configuration from a snapshot, validated as a directory's
+/// would be; `Err` lists the problems (the live table is then kept).
+pub fn to_config(snapshot: &Snapshot, source: &str) -> Result<ConfigSnapshot, String> {
+    if let Err(e) = crate::istio::validate::validate(&snapshot.resources) {
+        return Err(e
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "));
+    }
+    let files = snapshot
+        .resources
+        .iter()
+        .map(|r| ConfigFile {
+            name: format!("{source}/{}/{}", r.kind(), r.metadata().name),
+            resources: vec![r.clone()],
+        })
+        .collect();
+    let services = snapshot
+        .endpoints
+        .iter()
+        .map(|(service, eps)| {
+            (
+                service.clone(),
+                ServiceEndpoints {
+                    endpoints: eps
+                        .iter()
+                        .map(|e| crate::endpoints::Endpoint {
+                            address: e.address.to_string(),
+                            labels: e.labels.clone(),
+                        })
+                        .collect(),
+                },
+            )
+        })
+        .collect();
+    Ok(ConfigSnapshot {
+        generation: 0,
+        source: source.to_owned(),
+        files,
+        endpoints: EndpointsFile { services },
+    })
+}
+
+/// Connects (kubeconfig inference, `kube.kubeconfig` / `kube.namespace`
+/// override), discovers the Istio version, loads the first complete
+/// snapshot into `live` (failing when it is invalid, as a bad directory
+/// does), then follows the namespace in a background task until `shutdown`.
+/// Later invalid snapshots are logged and leave the live table serving.
+pub async fn start(
+    live: std::sync::Arc<Live>,
+    settings: &KubeSource,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<u64, ClusterError> {
+    let options = kube::config::KubeConfigOptions::default();
+    let config = match &settings.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                ClusterError::Config(format!("--kubeconfig {}: {e}", path.display()))
+            })?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| {
+                    ClusterError::Config(format!("--kubeconfig {}: {e}", path.display()))
+                })?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            ClusterError::Config(format!(
+                "no Kubernetes configuration ({e}); set KUBECONFIG or --kubeconfig"
+            ))
+        })?,
+    };
+    let namespace = settings
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config)
+        .map_err(|e| ClusterError::Config(format!("building a client for {server}: {e}")))?;
+    let version = discover(&client, &server).await?;
+    let source = format!("kube:{namespace}");
+    let mut snapshots = Box::pin(watch(client, &namespace, version));
+    let first = tokio::time::timeout(FIRST_SYNC_TIMEOUT, snapshots.next())
+        .await
+        .map_err(|_| {
+            ClusterError::Api(format!(
+                "no complete read of namespace {namespace:?} from {server} within {FIRST_SYNC_TIMEOUT:?}; check that the account may list and watch virtualservices, destinationrules, endpointslices and pods there"
+            ))
+        })?
+        .ok_or_else(|| ClusterError::Api("the watch ended before the first read".into()))?;
+    for s in &first.skipped {
+        tracing::warn!(namespace, "ignoring {s}");
+    }
+    let snapshot = to_config(&first, &source).map_err(|problems| ClusterError::Invalid {
+        namespace: namespace.clone(),
+        problems,
+    })?;
+    let generation = live.apply(snapshot).map_err(|e| ClusterError::Invalid {
+        namespace: namespace.clone(),
+        problems: e.to_string(),
+    })?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                next = snapshots.next() => {
+                    let Some(snap) = next else { return };
+                    for s in &snap.skipped {
+                        tracing::warn!(namespace, "ignoring {s}");
+                    }
+                    match to_config(&snap, &source).map(|c| live.apply(c)) {
+                        Ok(Ok(generation)) => tracing::info!(namespace, generation, "configuration reloaded from the cluster"),
+                        Ok(Err(e)) => tracing::error!(namespace, "rejected the cluster's new configuration, keeping the current one: {e}"),
+                        Err(problems) => {
+                            live.reject();
+                            tracing::error!(namespace, "rejected the cluster's new configuration, keeping the current one: {problems}");
+                        }
+                    }
+                }
+                r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
+            }
+        }
+    });
+    Ok(generation)
+}
+
+/// `networking.istio.io/v1` when served, else `v1beta1`.
+async fn discover(client: &Client, server: &str) -> Result<ApiVersion, ClusterError> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIGroup;
+    let req = http::Request::get(format!("/apis/{GROUP}"))
+        .body(Vec::new())
+        .map_err(|e| ClusterError::Api(e.to_string()))?;
+    let group: APIGroup = client.request(req).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.code == 404 => ClusterError::Api(format!(
+            "the Istio CRDs are not installed: {server} does not serve {GROUP}; install them (`istioctl install` or the istio/base Helm chart)"
+        )),
+        kube::Error::Api(s) => ClusterError::Api(format!("{server}: {}", s.message)),
+        other => ClusterError::Api(format!("cannot reach the Kubernetes API server at {server}: {other}")),
+    })?;
+    let served: Vec<&str> = group.versions.iter().map(|v| v.version.as_str()).collect();
+    if served.contains(&"v1") {
+        Ok(ApiVersion::V1)
+    } else if served.contains(&"v1beta1") {
+        Ok(ApiVersion::V1beta1)
+    } else {
+        Err(ClusterError::Api(format!(
+            "{server} serves {GROUP} versions {} but meshproxy needs v1 or v1beta1; upgrade Istio's CRDs",
+            served.join(", ")
+        )))
+    }
 }
 
 /// Watches `namespace` and yields a fresh [`Snapshot`] after every change

@@ -39,11 +39,22 @@ use crate::metrics::ProxyMetrics;
 use crate::server::Limits;
 use crate::source::Live;
 
+/// Cluster mode (`meshproxy --kube`): where the resources and endpoints come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KubeSource {
+    /// Namespace to watch (default: the kubeconfig context's, else `default`).
+    pub namespace: Option<String>,
+    /// Kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+}
+
 /// Validated settings of one proxy.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The watched configuration directory.
+    /// The watched configuration directory (unused in cluster mode).
     pub config_dir: PathBuf,
+    /// Cluster mode: watch a Kubernetes namespace instead of `config_dir`.
+    pub kube: Option<KubeSource>,
     /// Proxy listener address (port 0 picks one).
     pub listen: SocketAddr,
     /// Admin listener address (port 0 picks one).
@@ -69,6 +80,7 @@ impl Settings {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         Self {
             config_dir: config_dir.into(),
+            kube: None,
             listen: any,
             admin: any,
             workers: None,
@@ -99,6 +111,10 @@ pub enum Error {
     /// A worker thread's event loop could not be created.
     #[error("cannot start worker thread: {0}")]
     Worker(#[source] std::io::Error),
+    /// Cluster mode could not start (API server unreachable, Istio CRDs
+    /// missing, invalid resources, or a build without the `kube` feature).
+    #[error("--kube: {0}")]
+    Cluster(String),
     /// The initial configuration is invalid.
     #[error("--config {}: {source}", dir.display())]
     Config {
@@ -166,12 +182,22 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
     let live = Arc::new(Live::new(metrics.clone()));
-    let (generation, fingerprint) =
-        source::dir::load_into(&live, &settings.config_dir).map_err(|source| Error::Config {
-            dir: settings.config_dir.clone(),
-            source,
-        })?;
-    tracing::info!(dir = %settings.config_dir.display(), generation, "configuration loaded");
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let fingerprint = match &settings.kube {
+        None => {
+            let (generation, fingerprint) = source::dir::load_into(&live, &settings.config_dir)
+                .map_err(|source| Error::Config {
+                    dir: settings.config_dir.clone(),
+                    source,
+                })?;
+            tracing::info!(dir = %settings.config_dir.display(), generation, "configuration loaded");
+            Some(fingerprint)
+        }
+        Some(kube) => {
+            start_cluster(&live, kube, shutdown_rx.clone()).await?;
+            None
+        }
+    };
 
     let workers = settings
         .workers
@@ -196,7 +222,6 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         .local_addr()
         .map_err(bind_err("admin", settings.admin))?;
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
     let (force, force_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
     let mut done = Vec::new();
@@ -237,13 +262,15 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         live: live.clone(),
         draining: AtomicBool::new(false),
     });
-    tokio::spawn(source::dir::watch(
-        live.clone(),
-        settings.config_dir.clone(),
-        fingerprint,
-        settings.reload_debounce,
-        shutdown_rx.clone(),
-    ));
+    if let Some(fingerprint) = fingerprint {
+        tokio::spawn(source::dir::watch(
+            live.clone(),
+            settings.config_dir.clone(),
+            fingerprint,
+            settings.reload_debounce,
+            shutdown_rx.clone(),
+        ));
+    }
     tokio::spawn(admin::serve(admin_listener, admin.clone(), shutdown_rx));
     tracing::info!(%listen_addr, %admin_addr, "meshproxy listening");
     Ok(Handle {
@@ -256,6 +283,31 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         workers: done,
         drain_timeout: settings.drain_timeout,
     })
+}
+
+/// Loads the first configuration from the cluster and keeps following it.
+#[cfg(feature = "kube")]
+async fn start_cluster(
+    live: &Arc<Live>,
+    kube: &KubeSource,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let generation = cluster::start(live.clone(), kube, shutdown)
+        .await
+        .map_err(|e| Error::Cluster(e.to_string()))?;
+    tracing::info!(generation, "configuration loaded from the cluster");
+    Ok(())
+}
+
+#[cfg(not(feature = "kube"))]
+async fn start_cluster(
+    _live: &Arc<Live>,
+    _kube: &KubeSource,
+    _shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    Err(Error::Cluster(
+        "this meshproxy was built without cluster mode; rebuild it with `cargo build -p meshproxy --features kube`".into(),
+    ))
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains. A second signal

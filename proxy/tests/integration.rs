@@ -18,3 +18,6 @@ mod admin;
 mod binary;
 // Issue 7: VirtualService mirroring and sticky-session cookies.
 mod mirror;
+// Cluster mode (`--kube`) against the fake API server (needs the `kube` feature).
+#[cfg(feature = "kube")]
+mod cluster;

@@ -150,3 +150,31 @@ async fn connections_over_the_limit_are_closed_and_counted() {
     .await;
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_headers_over_http2_get_431() {
+    let up = upstream().run().await;
+    let cfg = ConfigDir::new(&split(100, 0), &[up.addr], &[]);
+    let p = proxy_with(cfg.path(), |s| s.limits.max_header_bytes = 16 * 1024).await;
+    let tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("http://svc/")
+        .header("x-big", "a".repeat(40 * 1024))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, send.send_request(req))
+        .await
+        .unwrap();
+    match resp {
+        Ok(r) => assert_eq!(r.status(), 431),
+        Err(e) => panic!("expected a 431 response, got {e}"),
+    }
+    assert_eq!(up.hits(), 0);
+    p.shutdown().await;
+}

@@ -5,6 +5,8 @@ pub mod analyze;
 pub mod apply;
 mod completions;
 pub mod demo;
+pub mod diff;
+pub mod doctor;
 pub mod promote;
 mod render;
 pub mod rollback;
@@ -25,6 +27,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Analyze(args) => analyze::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
         Command::Apply(args) => apply::run(&global, args).await,
+        Command::Diff(args) => diff::run(&global, &args).await,
+        Command::Doctor(args) => doctor::run(&global, &args).await,
         Command::Completions(args) => completions::completions(&args),
         Command::Man => completions::man(),
         other => anyhow::bail!("{other:?} is not implemented yet"),

@@ -837,6 +837,60 @@ impl Target for KubeTarget {
         Ok(out)
     }
 
+    async fn get(&self, kind: &str, name: &str) -> Result<Option<Resource>, TargetError> {
+        let (api, ar) = self.istio_api(kind).await?;
+        let Some(obj) = api
+            .get_opt(name)
+            .await
+            .map_err(|e| self.map_err(e, Self::op("get", &ar, Some(name))))?
+        else {
+            return Ok(None);
+        };
+        let mut value = serde_json::to_value(&obj)
+            .map_err(|e| other(format!("serialising {kind} {name:?}: {e}"), e))?;
+        value["kind"] = Value::String(kind.to_owned());
+        serde_json::from_value(value).map(Some).map_err(|e| {
+            other(
+                format!("{kind} {name:?} in the cluster does not parse as an Istio {kind}: {e}"),
+                e,
+            )
+        })
+    }
+
+    async fn endpoints(
+        &self,
+        _host: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, TargetError> {
+        // A subset selects the Pods carrying its labels (in the target
+        // namespace; Istio also needs them to back the Service, which the
+        // subset's `version`-style labels do not say).
+        let selector: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let api: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let pods = api
+            .list(&ListParams::default().labels(&selector.join(",")))
+            .await
+            .map_err(|e| {
+                self.map_err(
+                    e,
+                    Op {
+                        verb: "list",
+                        kind: "Pod",
+                        plural: "pods",
+                        group: "",
+                        name: None,
+                    },
+                )
+            })?;
+        Ok(pods
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| p.metadata.name.unwrap_or_default())
+            .collect())
+    }
+
     async fn acquire_lease(
         &self,
         service: &str,

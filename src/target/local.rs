@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use meshproxy::istio::validate::short_host;
 use meshproxy::istio::{DestinationRule, Resource, VirtualService, yaml};
 
 use super::{Applied, ApplyAction, ApplyOptions, EventType, STATE_ANNOTATION, Target, TargetError};
@@ -37,6 +38,26 @@ pub struct LocalTarget {
 /// Holds `DIR/.meshctl/lock` until dropped.
 struct DirLock {
     path: PathBuf,
+}
+
+/// `DIR/endpoints.yaml`: services → endpoints with labels (read for `doctor`).
+#[derive(serde::Deserialize)]
+struct EndpointsFile {
+    #[serde(default)]
+    services: std::collections::BTreeMap<String, EndpointsOfService>,
+}
+
+#[derive(serde::Deserialize)]
+struct EndpointsOfService {
+    #[serde(default)]
+    endpoints: Vec<EndpointEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct EndpointEntry {
+    address: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -389,6 +410,47 @@ impl Target for LocalTarget {
             }
         }
         Ok(out)
+    }
+
+    async fn get(&self, kind: &str, name: &str) -> Result<Option<Resource>, TargetError> {
+        Ok(self
+            .find(kind, name)?
+            .map(|(_, mut res, i)| res.swap_remove(i)))
+    }
+
+    async fn endpoints(
+        &self,
+        host: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, TargetError> {
+        let path = self.dir.join("endpoints.yaml");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(other(
+                    format!(
+                        "{} does not exist: create it with the service's endpoints (services: {{{}: {{endpoints: [{{address: 127.0.0.1:8081, labels: {{version: v1}}}}]}}}})",
+                        path.display(),
+                        short_host(host)
+                    ),
+                    None,
+                ));
+            }
+            Err(e) => return Err(other(format!("reading {}", path.display()), Some(e))),
+        };
+        let file: EndpointsFile = yaml::from_str(&text)
+            .map_err(|e| other(format!("{}: {e}; fix the file", path.display()), None))?;
+        Ok(file
+            .services
+            .get(short_host(host))
+            .map(|s| {
+                s.endpoints
+                    .iter()
+                    .filter(|ep| labels.iter().all(|(k, v)| ep.labels.get(k) == Some(v)))
+                    .map(|ep| ep.address.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn acquire_lease(

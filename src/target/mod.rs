@@ -9,6 +9,7 @@
 pub mod any;
 pub mod kube;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -169,6 +170,51 @@ pub trait Target: Send + Sync {
         reason: &str,
         message: &str,
     ) -> impl Future<Output = Result<(), TargetError>> + Send;
+
+    /// Reads any of the three kinds by name as stored (for `meshctl diff`);
+    /// `None` when it does not exist. The default covers the kinds the
+    /// trait reads already; targets override it to read Gateways too.
+    fn get(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Resource>, TargetError>> + Send {
+        async move {
+            let found = match kind {
+                "VirtualService" => self.virtual_service(name).await.map(Resource::from),
+                "DestinationRule" => self.destination_rule(name).await.map(Resource::from),
+                _ => {
+                    return Err(TargetError::Other {
+                        message: format!("{} cannot read {kind} objects", self.describe()),
+                        source: None,
+                    });
+                }
+            };
+            match found {
+                Ok(r) => Ok(Some(r)),
+                Err(TargetError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    }
+
+    /// The endpoints (addresses or Pod names) of service `host` whose labels
+    /// include all of `labels`, i.e. what a DestinationRule subset with those
+    /// labels selects (for `meshctl doctor`).
+    fn endpoints(
+        &self,
+        host: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<String>, TargetError>> + Send {
+        let _ = labels;
+        let message = format!("{} cannot list the endpoints of {host:?}", self.describe());
+        async move {
+            Err(TargetError::Other {
+                message,
+                source: None,
+            })
+        }
+    }
 }
 
 pub mod local;

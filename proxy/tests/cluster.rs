@@ -1,0 +1,193 @@
+//! Cluster mode (`meshproxy --kube`) against the fake API server: routes
+//! and endpoints come from VirtualServices, DestinationRules, EndpointSlices
+//! and Pods, and a weight change arrives by watch and is routed at once.
+
+use std::net::SocketAddr;
+
+use fake_apiserver::FakeApiServer;
+use serde_json::{Value, json};
+
+use crate::util::*;
+
+const NS: &str = "shop";
+
+fn vs(v1: u32, v2: u32) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "svc"},
+        "spec": {"hosts": ["svc"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "svc", "subset": "v1"}, "weight": v1},
+            {"destination": {"host": "svc", "subset": "v2"}, "weight": v2}
+        ]}]}
+    })
+}
+
+/// The cluster holding service `svc`: one Pod per version behind its own
+/// EndpointSlice (each upstream listens on its own port).
+async fn cluster(
+    v1: SocketAddr,
+    v2: SocketAddr,
+) -> (FakeApiServer, tempfile::TempDir, std::path::PathBuf) {
+    let server = FakeApiServer::start().await.expect("fake apiserver");
+    server
+        .insert("networking.istio.io", "virtualservices", NS, vs(100, 0))
+        .expect("vs");
+    server
+        .insert(
+            "networking.istio.io",
+            "destinationrules",
+            NS,
+            json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": {"name": "svc"},
+                "spec": {"host": "svc", "subsets": [
+                    {"name": "v1", "labels": {"version": "v1"}},
+                    {"name": "v2", "labels": {"version": "v2"}}
+                ]}
+            }),
+        )
+        .expect("dr");
+    for (version, addr) in [("v1", v1), ("v2", v2)] {
+        let pod = format!("svc-{version}");
+        server
+            .insert(
+                "",
+                "pods",
+                NS,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod, "labels": {"app": "svc", "version": version}},
+                    "status": {"podIP": addr.ip().to_string()}}),
+            )
+            .expect("pod");
+        server
+            .insert(
+                "discovery.k8s.io",
+                "endpointslices",
+                NS,
+                json!({
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": format!("svc-{version}"), "labels": {"kubernetes.io/service-name": "svc"}},
+                    "addressType": "IPv4",
+                    "ports": [{"name": "http", "port": addr.port(), "protocol": "TCP"}],
+                    "endpoints": [{"addresses": [addr.ip().to_string()], "conditions": {"ready": true},
+                                   "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}}]
+                }),
+            )
+            .expect("slice");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = server.write_kubeconfig(dir.path(), NS).expect("kubeconfig");
+    (server, dir, kubeconfig)
+}
+
+fn kube(kubeconfig: &std::path::Path) -> meshproxy::KubeSource {
+    meshproxy::KubeSource {
+        namespace: Some(NS.to_owned()),
+        kubeconfig: Some(kubeconfig.to_owned()),
+    }
+}
+
+fn set_weights(server: &FakeApiServer, v1: u32, v2: u32) {
+    server
+        .edit(
+            "networking.istio.io",
+            "virtualservices",
+            NS,
+            "svc",
+            "meshctl-rollout",
+            |o| {
+                o["spec"]["http"][0]["route"][0]["weight"] = json!(v1);
+                o["spec"]["http"][0]["route"][1]["weight"] = json!(v2);
+            },
+        )
+        .expect("edit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weight_change_arrives_by_watch_and_is_routed() {
+    let v1 = upstream().body("v1").run().await;
+    let v2 = upstream().body("v2").run().await;
+    let (server, _dir, kubeconfig) = cluster(v1.addr, v2.addr).await;
+    let unused = tempfile::tempdir().expect("tempdir");
+    let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&kubeconfig))).await;
+    let c = client();
+    for _ in 0..20 {
+        assert_eq!(get(&c, p.listen_addr(), "svc", "/").await.body, "v1");
+    }
+    let generation = p.live().generation();
+
+    set_weights(&server, 0, 100);
+    let addr = p.listen_addr();
+    eventually("v2 takes the traffic", || {
+        let c = c.clone();
+        async move { get(&c, addr, "svc", "/").await.body == "v2" }
+    })
+    .await;
+    assert!(p.live().generation() > generation);
+    for _ in 0..20 {
+        assert_eq!(get(&c, p.listen_addr(), "svc", "/").await.body, "v2");
+    }
+    // The proxy only reads: list and watch.
+    let verbs: std::collections::BTreeSet<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource.is_some())
+        .map(|r| r.verb)
+        .collect();
+    assert_eq!(verbs, ["list", "watch"].map(String::from).into());
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_change_in_the_cluster_is_rejected_and_the_old_routes_keep_serving() {
+    let v1 = upstream().body("v1").run().await;
+    let v2 = upstream().body("v2").run().await;
+    let (server, _dir, kubeconfig) = cluster(v1.addr, v2.addr).await;
+    let unused = tempfile::tempdir().expect("tempdir");
+    let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&kubeconfig))).await;
+    let admin = p.admin_addr();
+    // Weights that do not sum to 100: meshproxy must refuse them.
+    set_weights(&server, 50, 40);
+    eventually("the reload failure is counted", || async move {
+        let m = admin_get(admin, "/metrics").await.body;
+        metric_value(&m, "meshproxy_config_reload_failures_total", &[]) >= 1.0
+    })
+    .await;
+    let c = client();
+    for _ in 0..10 {
+        assert_eq!(get(&c, p.listen_addr(), "svc", "/").await.body, "v1");
+    }
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_up_errors_name_the_problem() {
+    let server = FakeApiServer::start().await.expect("fake apiserver");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = server.write_kubeconfig(dir.path(), NS).expect("kubeconfig");
+    server.set_istio_installed(false);
+    let mut s = meshproxy::Settings::local(dir.path());
+    s.kube = Some(kube(&kubeconfig));
+    let e = meshproxy::start(s.clone()).await.expect_err("no CRDs");
+    assert!(
+        e.to_string()
+            .starts_with("--kube: the Istio CRDs are not installed"),
+        "{e}"
+    );
+
+    let closed = closed_port().await;
+    std::fs::write(
+        &kubeconfig,
+        server
+            .kubeconfig(NS)
+            .replace(&server.url(), &format!("http://{closed}")),
+    )
+    .expect("kubeconfig");
+    let e = meshproxy::start(s).await.expect_err("unreachable");
+    assert!(
+        e.to_string().contains(&format!(
+            "cannot reach the Kubernetes API server at http://{closed}"
+        )),
+        "{e}"
+    );
+}
