@@ -153,6 +153,8 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Prometheus server URL, queried with PromQL over Istio metrics')
             [CompletionResult]::new('--on-interrupt', '--on-interrupt', [CompletionResultType]::ParameterName, 'On SIGINT/SIGTERM: roll back (default) or pause')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)')
+            [CompletionResult]::new('--summary', '--summary', [CompletionResultType]::ParameterName, 'Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here, e.g. `$GITHUB_STEP_SUMMARY`')
+            [CompletionResult]::new('--junit', '--junit', [CompletionResultType]::ParameterName, 'Write a JUnit XML report here: one test case per analysis')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context to use (default: the current context)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')

@@ -146,6 +146,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --prometheus 'Prometheus server URL, queried with PromQL over Istio metrics'
             cand --on-interrupt 'On SIGINT/SIGTERM: roll back (default) or pause'
             cand --timeout 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)'
+            cand --summary 'Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here, e.g. `$GITHUB_STEP_SUMMARY`'
+            cand --junit 'Write a JUnit XML report here: one test case per analysis'
             cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
             cand --context 'Kubeconfig context to use (default: the current context)'
             cand -n 'Namespace (default: the context''s namespace, else `default`)'

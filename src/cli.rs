@@ -285,6 +285,13 @@ pub struct RolloutStartArgs {
     /// Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4).
     #[arg(long)]
     pub timeout: Option<String>,
+    /// Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here,
+    /// e.g. `$GITHUB_STEP_SUMMARY`.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Write a JUnit XML report here: one test case per analysis.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `meshctl rollout status`.

@@ -563,3 +563,42 @@ fn analyze_judges_live_traffic_without_moving_weights() {
     assert_eq!(code, 1);
     assert!(err.contains("--for \"later\" is not a duration"), "{err}");
 }
+
+#[test]
+fn summary_and_junit_reports_hold_the_numbers() {
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.10));
+    let (md, xml) = (
+        mesh.path().join("summary.md"),
+        mesh.path().join("junit.xml"),
+    );
+    let mut cmd = mesh.rollout(&["--steps", "20,100", "--threshold", "2"]);
+    cmd.arg("--summary").arg(&md).arg("--junit").arg(&xml);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 3, "{out}{err}");
+    let s = mesh.state().unwrap();
+    let record = s.history[0].records.last().unwrap();
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(
+        md.starts_with("## meshctl rollout: discounts v1 → v2\n"),
+        "{md}"
+    );
+    assert!(md.contains("**RolledBack** at v1=100 v2=0"), "{md}");
+    let row = format!(
+        "| 1 | 20% | 2 | Fail | {} | {:.2}% |",
+        record.canary.requests,
+        record.canary.success_rate.unwrap()
+    );
+    assert!(md.contains(&row), "missing {row:?} in\n{md}");
+    assert!(md.contains("<svg") && md.contains("<polyline"), "{md}");
+    let xml = std::fs::read_to_string(xml).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"meshctl rollout discounts\" tests=\"2\" failures=\"2\" skipped=\"0\""), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 2);
+    assert_eq!(
+        xml.matches("<failure message=\"analysis").count()
+            + xml.matches("<failure message=\"v2: success rate").count(),
+        2,
+        "{xml}"
+    );
+    assert_eq!(xml.matches("</testcase>").count(), 2);
+    assert!(xml.ends_with("</testsuite>\n"));
+}

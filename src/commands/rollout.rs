@@ -12,7 +12,7 @@ use crate::cli::{GlobalArgs, OnInterrupt, OutputFormat, RolloutStartArgs, Rollou
 use crate::metrics::prometheus::Prometheus;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::metrics::{MetricsError, MetricsSource, Snapshot};
-use crate::output::{Format, Reporter, Term, table};
+use crate::output::{Format, Reporter, Term, report, table};
 use crate::rollout::analysis::Thresholds;
 use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
@@ -342,9 +342,18 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
         webhooks,
     };
     let reporter = Reporter::new(format(global), Term::detect());
+    let service = req.service.clone();
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;
     if format(global) == Format::Text {
         reporter.line(&table::summary(&state));
+    }
+    if let Some(path) = &args.summary {
+        std::fs::write(path, report::markdown(&service, &state))
+            .with_context(|| format!("--summary: writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::junit(&service, &state))
+            .with_context(|| format!("--junit: writing {}", path.display()))?;
     }
     Ok(outcome)
 }

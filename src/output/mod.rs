@@ -3,6 +3,7 @@
 //! or nothing (`-q`), with an indicatif progress line on a terminal only.
 //! `NO_COLOR` disables colour; `CI` disables progress bars and colour.
 
+pub mod report;
 pub mod table;
 
 use std::io::{IsTerminal, Write};
