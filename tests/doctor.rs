@@ -453,15 +453,28 @@ fn a_missing_or_broken_endpoints_file_fails_endpoints_naming_the_file() {
     )
     .unwrap();
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        check(&report, "endpoints")["message"],
+        format!(
+            "cannot list the endpoints of \"discounts\" in local:{}: {}: line 4 column 7 at field `services.discounts.endpoints[0].adress`: unknown field `adress`, expected `address` or `labels`; fix the file",
+            dir.path().display(),
+            file.display()
+        )
+    );
+    // An address meshproxy would reject is reported as meshproxy reports it.
+    std::fs::write(&file, ENDPOINTS.replace("127.0.0.1:8082", "127.0.0.1")).unwrap();
+    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
+    assert_eq!(code, 1);
     let message = check(&report, "endpoints")["message"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(code, 1);
     assert!(
-        message.contains(&format!("{}: ", file.display()))
-            && message.contains("missing field `address`")
-            && message.ends_with("; fix the file"),
+        message.ends_with(&format!(
+            "{}: services.discounts.endpoints[1].address: \"127.0.0.1\" has no port: write host:port, e.g. 127.0.0.1:8081",
+            file.display()
+        )),
         "{message}"
     );
 }
@@ -479,4 +492,86 @@ fn doctor_without_a_service_says_how_to_name_one() {
         String::from_utf8_lossy(&out.stderr),
         "error: doctor needs a SERVICE: `meshctl doctor SERVICE` (or a meshctl.yaml)\n"
     );
+}
+
+#[test]
+fn the_service_and_metrics_source_come_from_the_spec_file() {
+    let dir = mesh(RESOURCES, ENDPOINTS);
+    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
+    let spec = dir.path().join("meshctl.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "service: discounts\nversions: [v1, v2]\nmetrics:\n  proxy: {}\n",
+            metrics.url
+        ),
+    )
+    .unwrap();
+    let out = meshctl()
+        .args(["doctor", "-o", "json", "-f"])
+        .arg(&spec)
+        .arg("--target")
+        .arg(format!("local:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["service"], "discounts");
+    assert_eq!(report["metrics"], metrics.url.as_str());
+}
+
+#[test]
+fn a_prometheus_source_is_checked_for_both_versions() {
+    let dir = mesh(RESOURCES, ENDPOINTS);
+    // One answer serves both of the source's queries (requests by code,
+    // buckets by le): each series carries both labels.
+    let vector = |versions: &[&str]| {
+        let result: Vec<serde_json::Value> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "metric": {"destination_version": v, "response_code": "200", "reporter": "destination", "le": "+Inf"},
+                    "value": [1_700_000_000.0, "10"],
+                })
+            })
+            .collect();
+        json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string()
+    };
+    let prometheus = MetricsServer::start(vector(&["v1"]));
+    let base = prometheus.url.trim_end_matches("/metrics").to_owned();
+    let out = meshctl()
+        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
+        .arg("--target")
+        .arg(format!("local:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    only_failure(
+        out.status.code().unwrap(),
+        &report,
+        "metrics",
+        "destination_version=v2 (versions seen: v1)",
+        "send some traffic to v2",
+    );
+    assert_eq!(report["metrics"], format!("prometheus {base}"));
+    let healthy = MetricsServer::start(vector(&["v1", "v2"]));
+    let base = healthy.url.trim_end_matches("/metrics").to_owned();
+    // The same server given as --metrics serves JSON, not exposition text.
+    let (code, report) = doctor(dir.path(), &healthy.url, &[]);
+    only_failure(
+        code,
+        &report,
+        "metrics",
+        "returned malformed data",
+        "point --metrics at a Prometheus text endpoint",
+    );
+    let out = meshctl()
+        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
+        .arg("--target")
+        .arg(format!("local:{}", dir.path().display()))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
 }

@@ -11,16 +11,15 @@
 use std::io::Write;
 
 use anyhow::Context;
-use meshproxy::istio::Resource;
+use meshproxy::istio::{ApiVersion, Resource};
 
 use crate::Outcome;
 use crate::cli::{DiffArgs, GlobalArgs, OutputFormat};
-use crate::commands::rollout::{TargetChoice, parse_target};
+use crate::commands::rollout::open_target_with;
 use crate::diff::{self, DiffOptions, ObjectDiff};
 use crate::render::{self, Overrides, Templates};
 use crate::spec;
-use crate::target::kube::KubeTarget;
-use crate::target::local::LocalTarget;
+use crate::target::any::AnyTarget;
 use crate::target::{ApplyAction, Target};
 
 /// Reads the live counterpart of each resource.
@@ -48,22 +47,24 @@ pub async fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Outcome
     let spec = spec::resolve(spec_args, global.kube.namespace.as_deref())?;
     let templates = Templates::load(spec_args.templates.as_deref())?;
     let resources = render::render(&spec, &templates, &Overrides::default())?;
-    let mut options = DiffOptions {
+    // Opened as `apply` opens it: the same pinned Istio API version and namespace.
+    let pinned = (spec_args.istio_api.is_some() || spec.istio_api != ApiVersion::V1)
+        .then_some(spec.istio_api);
+    let mut kube = global.kube.clone();
+    if kube.namespace.is_none() {
+        kube.namespace.clone_from(&spec.namespace);
+    }
+    let target = open_target_with(&global.target, &kube, pinned).await?;
+    let options = DiffOptions {
         show_rollout_state: *show_rollout_state,
-        api_version: None,
+        // The Kubernetes target writes the version the cluster serves.
+        api_version: match &target {
+            AnyTarget::Kube(k) => Some(k.istio_version().await?),
+            AnyTarget::Local(_) => None,
+        },
     };
-    let (described, live) = match parse_target(&global.target)? {
-        TargetChoice::Local(dir) => {
-            let target = LocalTarget::new(dir);
-            (target.describe(), live(&target, &resources).await?)
-        }
-        TargetChoice::Kube => {
-            let pinned = spec_args.istio_api.is_some().then_some(spec.istio_api);
-            let target = KubeTarget::connect(&global.kube, pinned).await?;
-            options.api_version = Some(target.istio_version().await?);
-            (target.describe(), live(&target, &resources).await?)
-        }
-    };
+    let described = target.describe();
+    let live = live(&target, &resources).await?;
     let diffs = diff::diff(&resources, &live, options)?;
     let changed = diffs.iter().any(|d| d.action != ApplyAction::Unchanged);
     if !global.quiet {

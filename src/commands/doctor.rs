@@ -11,11 +11,9 @@ use anyhow::Context;
 
 use crate::Outcome;
 use crate::cli::{AnalysisArgs, DoctorArgs, GlobalArgs, OutputFormat, SpecArgs};
-use crate::commands::rollout::{TargetChoice, parse_target, source};
+use crate::commands::rollout::{open_target, source};
 use crate::doctor::{self, Report, Request};
 use crate::spec;
-use crate::target::kube::KubeTarget;
-use crate::target::local::LocalTarget;
 
 /// How long the metrics source may take to answer.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,13 +55,8 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<Outco
         from: from.clone(),
         to: to.clone(),
     };
-    let report = match parse_target(&global.target)? {
-        TargetChoice::Local(dir) => doctor::diagnose(&LocalTarget::new(dir), &metrics, &req).await,
-        TargetChoice::Kube => {
-            let target = KubeTarget::connect(&global.kube, None).await?;
-            doctor::diagnose(&target, &metrics, &req).await
-        }
-    };
+    let target = open_target(global, None).await?;
+    let report = doctor::diagnose(&target, &metrics, &req).await;
     if !global.quiet {
         let mut out = std::io::stdout().lock();
         print(&mut out, global.output, &report).context("writing to stdout")?;

@@ -82,4 +82,16 @@ impl Target for AnyTarget {
     ) -> Result<(), TargetError> {
         delegate!(self, t => t.record_event(service, kind, reason, message).await)
     }
+
+    async fn get(&self, kind: &str, name: &str) -> Result<Option<Resource>, TargetError> {
+        delegate!(self, t => t.get(kind, name).await)
+    }
+
+    async fn endpoints(
+        &self,
+        host: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<String>, TargetError> {
+        delegate!(self, t => t.endpoints(host, labels).await)
+    }
 }

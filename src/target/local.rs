@@ -19,6 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use meshproxy::endpoints::EndpointsFile;
 use meshproxy::istio::validate::short_host;
 use meshproxy::istio::{DestinationRule, Resource, VirtualService, yaml};
 
@@ -38,26 +39,6 @@ pub struct LocalTarget {
 /// Holds `DIR/.meshctl/lock` until dropped.
 struct DirLock {
     path: PathBuf,
-}
-
-/// `DIR/endpoints.yaml`: services → endpoints with labels (read for `doctor`).
-#[derive(serde::Deserialize)]
-struct EndpointsFile {
-    #[serde(default)]
-    services: std::collections::BTreeMap<String, EndpointsOfService>,
-}
-
-#[derive(serde::Deserialize)]
-struct EndpointsOfService {
-    #[serde(default)]
-    endpoints: Vec<EndpointEntry>,
-}
-
-#[derive(serde::Deserialize)]
-struct EndpointEntry {
-    address: String,
-    #[serde(default)]
-    labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -438,19 +419,16 @@ impl Target for LocalTarget {
             }
             Err(e) => return Err(other(format!("reading {}", path.display()), Some(e))),
         };
+        // meshproxy's own reading of the file, so doctor sees what the proxy sees.
         let file: EndpointsFile = yaml::from_str(&text)
             .map_err(|e| other(format!("{}: {e}; fix the file", path.display()), None))?;
+        file.validate()
+            .map_err(|e| other(format!("{}: {e}", path.display()), None))?;
         Ok(file
-            .services
-            .get(short_host(host))
-            .map(|s| {
-                s.endpoints
-                    .iter()
-                    .filter(|ep| labels.iter().all(|(k, v)| ep.labels.get(k) == Some(v)))
-                    .map(|ep| ep.address.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
+            .select(short_host(host), labels)
+            .into_iter()
+            .map(|a| a.to_string())
+            .collect())
     }
 
     async fn acquire_lease(
