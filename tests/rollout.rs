@@ -602,3 +602,69 @@ fn summary_and_junit_reports_hold_the_numbers() {
     assert_eq!(xml.matches("</testcase>").count(), 2);
     assert!(xml.ends_with("</testsuite>\n"));
 }
+
+/// The `started` event's interval of `--interval auto` on a mesh with `behaviour`.
+fn auto_interval_ms(behaviour: Behaviour) -> u64 {
+    use std::io::{BufRead, BufReader};
+    let mesh = Mesh::start(behaviour);
+    let mut cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--interval",
+        "auto",
+    ]);
+    cmd.args([
+        "--metrics",
+        &mesh.metrics_url,
+        "--success-rate",
+        "90",
+        "-o",
+        "json",
+    ]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning");
+    let line = BufReader::new(child.stdout.take().unwrap()).lines().next();
+    let _ = child.kill();
+    let _ = child.wait();
+    let started: serde_json::Value =
+        serde_json::from_str(&line.expect("a line").expect("stdout")).unwrap();
+    assert_eq!(started["event"], "started");
+    started["interval_ms"].as_u64().unwrap()
+}
+
+#[test]
+fn interval_auto_bakes_longer_at_lower_traffic() {
+    let busy = auto_interval_ms(Behaviour::healthy().rate(20.0));
+    let quiet = auto_interval_ms(Behaviour::healthy().rate(1.0));
+    assert!(quiet > busy, "quiet {quiet} ms vs busy {busy} ms");
+    assert!(busy >= 1000);
+}
+
+#[test]
+fn interval_auto_without_traffic_asks_for_an_interval() {
+    let mesh = Mesh::start(Behaviour::healthy().rate(0.0));
+    let mut cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--interval",
+        "auto",
+    ]);
+    cmd.args(["--metrics", &mesh.metrics_url]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("--interval auto: discounts got no requests in a 3s probe"),
+        "{err}"
+    );
+    assert!(err.contains("give --interval (e.g. 30s)"), "{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100)]), "nothing moved");
+}
