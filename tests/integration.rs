@@ -29,6 +29,8 @@ mod kube_rbac;
 mod kube_rollout;
 // `meshctl apply` on the Kubernetes target through the binary.
 mod kube_apply;
+// meshproxy --kube follows the weights `meshctl apply` writes to the cluster.
+mod kube_proxy;
 // `meshctl diff` against local and fake-cluster targets (issue 7).
 mod diff;
 // `meshctl doctor`: each preflight check fails on a crafted broken setup (issue 7).
