@@ -601,6 +601,24 @@ fn summary_and_junit_reports_hold_the_numbers() {
     );
     assert_eq!(xml.matches("</testcase>").count(), 2);
     assert!(xml.ends_with("</testsuite>\n"));
+    // Well-formed XML, as a CI system's JUnit reader parses it.
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures) = (0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                match e.name().as_ref() {
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("junit.xml is not well-formed XML: {e}\n{xml}"),
+        }
+    }
+    assert_eq!((cases, failures), (2, 2), "{xml}");
 }
 
 /// The `started` event's interval of `--interval auto` on a mesh with `behaviour`.
