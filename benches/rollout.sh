@@ -14,11 +14,17 @@ cd "$(dirname "$0")/.."
 
 INTERVAL=${BENCH_INTERVAL:-2s}
 MINUTES=${BENCH_MINUTES:-2}
-cargo build --release --locked -p meshctl >/dev/null
-BIN=target/release/meshctl
+PARTS=${BENCH_PARTS:-123}            # e.g. BENCH_PARTS=3 for the CPU/RSS run only
+if [ -n "${MESHCTL_BIN:-}" ]; then    # measure a binary you built already
+  BIN=$MESHCTL_BIN
+else
+  cargo build --release --locked -p meshctl >/dev/null
+  BIN=target/release/meshctl
+fi
 WORK=$(mktemp -d)
 trap 'kill "${SERVER:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
+if [[ $PARTS == *1* ]]; then
 echo "== 1. bad canary -> v1=100 (interval $INTERVAL, threshold 2)"
 for run in 1 2 3; do
   "$BIN" demo --bad-canary --interval "$INTERVAL" -o json >"$WORK/demo.jsonl" || test $? -eq 3
@@ -32,10 +38,14 @@ print(f"  first failing requests -> v1=100: {(t(back) - t(start)).total_seconds(
       f"(weights {back['weights']})")
 PY
 done
+fi
 
+if [[ $PARTS == *2* ]]; then
 echo "== 2. requests to detect 5% vs 0.1% errors at 95% confidence"
-cargo test --release --locked -p meshctl --lib sample_size -- --nocapture 2>/dev/null | grep 'z-test:' | sed 's/^/  /'
+cargo test --locked -p meshctl --lib sample_size -- --nocapture 2>/dev/null | grep 'z-test:' | sed 's/^/  /'
+fi
 
+[[ $PARTS == *3* ]] || exit 0
 echo "== 3. meshctl CPU and RSS during a ${MINUTES}-minute rollout"
 mkdir -p "$WORK/mesh"
 cat >"$WORK/mesh/discounts.yaml" <<'YAML'

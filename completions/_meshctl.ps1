@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('rollout', 'rollout', [CompletionResultType]::ParameterValue, 'Start or inspect a canary rollout')
             [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Finish a rollout now: send 100% to the new version')
             [CompletionResult]::new('rollback', 'rollback', [CompletionResultType]::ParameterValue, 'Abort a rollout now: send 100% back to the stable version')
+            [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed')
             [CompletionResult]::new('certs', 'certs', [CompletionResultType]::ParameterValue, 'Create a development CA and workload certificates for mTLS')
             [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show what `apply` would change, as a unified YAML diff against the live objects')
@@ -152,6 +153,8 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Prometheus server URL, queried with PromQL over Istio metrics')
             [CompletionResult]::new('--on-interrupt', '--on-interrupt', [CompletionResultType]::ParameterName, 'On SIGINT/SIGTERM: roll back (default) or pause')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)')
+            [CompletionResult]::new('--summary', '--summary', [CompletionResultType]::ParameterName, 'Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here, e.g. `$GITHUB_STEP_SUMMARY`')
+            [CompletionResult]::new('--junit', '--junit', [CompletionResultType]::ParameterName, 'Write a JUnit XML report here: one test case per analysis')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context to use (default: the current context)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
@@ -224,6 +227,31 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;rollback' {
+            [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context to use (default: the current context)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output (-v info, -vv debug, -vvv trace)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'meshctl;analyze' {
+            [CompletionResult]::new('--compare', '--compare', [CompletionResultType]::ParameterName, 'Baseline and canary versions, e.g. `--compare v1 v2`')
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'Length of the analysis window (e.g. `5m`)')
+            [CompletionResult]::new('--success-rate', '--success-rate', [CompletionResultType]::ParameterName, 'Minimum canary success rate, percent (default 99)')
+            [CompletionResult]::new('--max-p99', '--max-p99', [CompletionResultType]::ParameterName, 'Maximum canary p99 latency (default `500ms`)')
+            [CompletionResult]::new('--min-requests', '--min-requests', [CompletionResultType]::ParameterName, 'Minimum canary requests in the window (default 20); fewer is inconclusive')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`)')
+            [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Prometheus server URL, queried with PromQL over Istio metrics')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context to use (default: the current context)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace (default: the context''s namespace, else `default`)')
@@ -379,6 +407,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('rollout', 'rollout', [CompletionResultType]::ParameterValue, 'Start or inspect a canary rollout')
             [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Finish a rollout now: send 100% to the new version')
             [CompletionResult]::new('rollback', 'rollback', [CompletionResultType]::ParameterValue, 'Abort a rollout now: send 100% back to the stable version')
+            [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed')
             [CompletionResult]::new('certs', 'certs', [CompletionResultType]::ParameterValue, 'Create a development CA and workload certificates for mTLS')
             [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Show what `apply` would change, as a unified YAML diff against the live objects')
@@ -409,6 +438,9 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;help;rollback' {
+            break
+        }
+        'meshctl;help;analyze' {
             break
         }
         'meshctl;help;demo' {

@@ -16,6 +16,9 @@ _meshctl() {
             ",$1")
                 cmd="meshctl"
                 ;;
+            meshctl,analyze)
+                cmd="meshctl__subcmd__analyze"
+                ;;
             meshctl,apply)
                 cmd="meshctl__subcmd__apply"
                 ;;
@@ -51,6 +54,9 @@ _meshctl() {
                 ;;
             meshctl,rollout)
                 cmd="meshctl__subcmd__rollout"
+                ;;
+            meshctl__subcmd__help,analyze)
+                cmd="meshctl__subcmd__help__subcmd__analyze"
                 ;;
             meshctl__subcmd__help,apply)
                 cmd="meshctl__subcmd__help__subcmd__apply"
@@ -119,12 +125,82 @@ _meshctl() {
 
     case "${cmd}" in
         meshctl)
-            opts="-n -o -q -v -h -V --target --context --namespace --kubeconfig --output --quiet --verbose --help --version render apply rollout promote rollback demo certs diff doctor completions man help"
+            opts="-n -o -q -v -h -V --target --context --namespace --kubeconfig --output --quiet --verbose --help --version render apply rollout promote rollback analyze demo certs diff doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__analyze)
+            opts="-n -o -q -v -h -V --compare --for --success-rate --max-p99 --min-requests --metrics --prometheus --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --compare)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --success-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-p99)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --target)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -529,8 +605,22 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help)
-            opts="render apply rollout promote rollback demo certs diff doctor completions man help"
+            opts="render apply rollout promote rollback analyze demo certs diff doctor completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__analyze)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1041,7 +1131,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__rollout__subcmd__start)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1136,6 +1226,14 @@ _meshctl() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --summary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --junit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand rollout 'Start or inspect a canary rollout'
             cand promote 'Finish a rollout now: send 100% to the new version'
             cand rollback 'Abort a rollout now: send 100% back to the stable version'
+            cand analyze 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
             cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
             cand certs 'Create a development CA and workload certificates for mTLS'
             cand diff 'Show what `apply` would change, as a unified YAML diff against the live objects'
@@ -145,6 +146,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --prometheus 'Prometheus server URL, queried with PromQL over Istio metrics'
             cand --on-interrupt 'On SIGINT/SIGTERM: roll back (default) or pause'
             cand --timeout 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)'
+            cand --summary 'Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here, e.g. `$GITHUB_STEP_SUMMARY`'
+            cand --junit 'Write a JUnit XML report here: one test case per analysis'
             cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
             cand --context 'Kubeconfig context to use (default: the current context)'
             cand -n 'Namespace (default: the context''s namespace, else `default`)'
@@ -210,6 +213,30 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --version 'Print version'
         }
         &'meshctl;rollback'= {
+            cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
+            cand --context 'Kubeconfig context to use (default: the current context)'
+            cand -n 'Namespace (default: the context''s namespace, else `default`)'
+            cand --namespace 'Namespace (default: the context''s namespace, else `default`)'
+            cand --kubeconfig 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'More log output (-v info, -vv debug, -vvv trace)'
+            cand --verbose 'More log output (-v info, -vv debug, -vvv trace)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;analyze'= {
+            cand --compare 'Baseline and canary versions, e.g. `--compare v1 v2`'
+            cand --for 'Length of the analysis window (e.g. `5m`)'
+            cand --success-rate 'Minimum canary success rate, percent (default 99)'
+            cand --max-p99 'Maximum canary p99 latency (default `500ms`)'
+            cand --min-requests 'Minimum canary requests in the window (default 20); fewer is inconclusive'
+            cand --metrics 'meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`)'
+            cand --prometheus 'Prometheus server URL, queried with PromQL over Istio metrics'
             cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
             cand --context 'Kubeconfig context to use (default: the current context)'
             cand -n 'Namespace (default: the context''s namespace, else `default`)'
@@ -358,6 +385,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand rollout 'Start or inspect a canary rollout'
             cand promote 'Finish a rollout now: send 100% to the new version'
             cand rollback 'Abort a rollout now: send 100% back to the stable version'
+            cand analyze 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
             cand demo 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
             cand certs 'Create a development CA and workload certificates for mTLS'
             cand diff 'Show what `apply` would change, as a unified YAML diff against the live objects'
@@ -381,6 +409,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;help;promote'= {
         }
         &'meshctl;help;rollback'= {
+        }
+        &'meshctl;help;analyze'= {
         }
         &'meshctl;help;demo'= {
         }

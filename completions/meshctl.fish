@@ -40,6 +40,7 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "apply" -d 'Apply th
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "rollout" -d 'Start or inspect a canary rollout'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "promote" -d 'Finish a rollout now: send 100% to the new version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "rollback" -d 'Abort a rollout now: send 100% back to the stable version'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "analyze" -d 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "diff" -d 'Show what `apply` would change, as a unified YAML diff against the live objects'
@@ -125,6 +126,8 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l on-interrupt -d 'On SIGINT/SIGTERM: roll back (default) or pause' -r -f -a "rollback\t'Send 100% back to the stable version (default)'
 pause\t'Leave the weights where they are, phase Paused'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l timeout -d 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l summary -d 'Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here, e.g. `$GITHUB_STEP_SUMMARY`' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l junit -d 'Write a JUnit XML report here: one test case per analysis' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
@@ -175,6 +178,24 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s q -l quiet 
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l compare -d 'Baseline and canary versions, e.g. `--compare v1 v2`' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l for -d 'Length of the analysis window (e.g. `5m`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l success-rate -d 'Minimum canary success rate, percent (default 99)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l max-p99 -d 'Maximum canary p99 latency (default `500ms`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l min-requests -d 'Minimum canary requests in the window (default 20); fewer is inconclusive' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l metrics -d 'meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l prometheus -d 'Prometheus server URL, queried with PromQL over Istio metrics' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l context -d 'Kubeconfig context to use (default: the current context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l kubeconfig -d 'Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s o -l output -d 'Output format' -r -f -a "text\t'Human-readable text; YAML for `render`'
+yaml\t'YAML (for `render`; same as text there)'
+json\t'JSON: a list for `render`, one event per line for `rollout`'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s q -l quiet -d 'Print only errors'
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l interval -d 'Analysis interval' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Keep the demo\'s files here instead of a temporary directory' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
@@ -263,17 +284,18 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s q -l quiet -d 'P
 complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand man" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "render" -d 'Print the Gateway, VirtualService and DestinationRule for a service'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "apply" -d 'Apply the rendered resources to the target (server-side apply)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "rollout" -d 'Start or inspect a canary rollout'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "promote" -d 'Finish a rollout now: send 100% to the new version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "rollback" -d 'Abort a rollout now: send 100% back to the stable version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "diff" -d 'Show what `apply` would change, as a unified YAML diff against the live objects'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "doctor" -d 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "man" -d 'Print the man page (roff)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback demo certs diff doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "render" -d 'Print the Gateway, VirtualService and DestinationRule for a service'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "apply" -d 'Apply the rendered resources to the target (server-side apply)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "rollout" -d 'Start or inspect a canary rollout'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "promote" -d 'Finish a rollout now: send 100% to the new version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "rollback" -d 'Abort a rollout now: send 100% back to the stable version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "analyze" -d 'Judge live traffic: compare two versions over one window without moving weights (exit 0 pass, 3 fail, 4 inconclusive)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "demo" -d 'Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "certs" -d 'Create a development CA and workload certificates for mTLS'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "diff" -d 'Show what `apply` would change, as a unified YAML diff against the live objects'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "doctor" -d 'Preflight checks before moving traffic (subsets, endpoints, routes, metrics, mTLS)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "man" -d 'Print the man page (roff)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from render apply rollout promote rollback analyze demo certs diff doctor completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from rollout" -f -a "start" -d 'Start a canary rollout and drive it to the end'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from rollout" -f -a "status" -d 'Show the state of a rollout'

@@ -80,6 +80,9 @@ pub enum Command {
     Promote(ServiceArg),
     /// Abort a rollout now: send 100% back to the stable version.
     Rollback(ServiceArg),
+    /// Judge live traffic: compare two versions over one window without moving
+    /// weights (exit 0 pass, 3 fail, 4 inconclusive).
+    Analyze(AnalyzeArgs),
     /// Run everything locally (meshproxy, v1/v2 upstreams, load, a rollout); no cluster needed.
     Demo(DemoArgs),
     /// Create a development CA and workload certificates for mTLS.
@@ -282,6 +285,13 @@ pub struct RolloutStartArgs {
     /// Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4).
     #[arg(long)]
     pub timeout: Option<String>,
+    /// Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here,
+    /// e.g. `$GITHUB_STEP_SUMMARY`.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Write a JUnit XML report here: one test case per analysis.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `meshctl rollout status`.
@@ -292,6 +302,34 @@ pub struct RolloutStatusArgs {
     /// Keep printing as the rollout changes.
     #[arg(long)]
     pub watch: bool,
+}
+
+/// `meshctl analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Service name (`destination_service_name`).
+    pub service: String,
+    /// Baseline and canary versions, e.g. `--compare v1 v2`.
+    #[arg(long, num_args = 2, value_names = ["BASELINE", "CANARY"], required = true)]
+    pub compare: Vec<String>,
+    /// Length of the analysis window (e.g. `5m`).
+    #[arg(long = "for", default_value = "5m")]
+    pub window: String,
+    /// Minimum canary success rate, percent (default 99).
+    #[arg(long)]
+    pub success_rate: Option<f64>,
+    /// Maximum canary p99 latency (default `500ms`).
+    #[arg(long)]
+    pub max_p99: Option<String>,
+    /// Minimum canary requests in the window (default 20); fewer is inconclusive.
+    #[arg(long)]
+    pub min_requests: Option<u64>,
+    /// meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`).
+    #[arg(long, conflicts_with = "prometheus")]
+    pub metrics: Option<String>,
+    /// Prometheus server URL, queried with PromQL over Istio metrics.
+    #[arg(long)]
+    pub prometheus: Option<String>,
 }
 
 /// `meshctl demo`.

@@ -460,3 +460,229 @@ fn status_explains_the_decision() {
     );
     assert!(events.contains("\"reason\":\"RolledBack\""), "{events}");
 }
+
+/// Routes 50/50 by hand (no rollout), so both versions get traffic.
+fn at_half(mesh: &Mesh) {
+    let half = crate::rollout_harness::RESOURCES.replace(
+        "      weight: 100\n",
+        "      weight: 50\n    - destination: {host: discounts, subset: v2}\n      weight: 50\n",
+    );
+    std::fs::write(mesh.path().join("discounts.yaml"), half).unwrap();
+    assert_eq!(mesh.weights(), v(&[("v1", 50), ("v2", 50)]));
+}
+
+#[test]
+fn analyze_judges_live_traffic_without_moving_weights() {
+    let healthy = Mesh::start(Behaviour::healthy());
+    at_half(&healthy);
+    let (code, out, err) = run(healthy.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "500ms",
+        "--metrics",
+        &healthy.metrics_url,
+        "--min-requests",
+        "10",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("discounts: pass: all checks passed"),
+        "{out}"
+    );
+    assert!(out.contains("vs-baseline"), "{out}");
+    assert_eq!(
+        healthy.weights(),
+        v(&[("v1", 50), ("v2", 50)]),
+        "analyze never moves weights"
+    );
+
+    let broken = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
+    at_half(&broken);
+    let (code, out, err) = run(broken.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "500ms",
+        "--metrics",
+        &broken.metrics_url,
+        "--min-requests",
+        "10",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(code, 3, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(json["record"]["verdict"], "fail");
+
+    // v2 gets no traffic at v1=100: inconclusive, never a pass.
+    let idle = Mesh::start(Behaviour::healthy());
+    let (code, out, err) = run(idle.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "300ms",
+        "--metrics",
+        &idle.metrics_url,
+    ]));
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(out.contains("inconclusive: 0 canary requests"), "{out}");
+
+    let (code, _, err) = run(idle.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "V2",
+        "--for",
+        "1s",
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--compare: \"V2\" is not a valid version name"),
+        "{err}"
+    );
+    let (code, _, err) = run(idle.meshctl(&[
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "later",
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("--for \"later\" is not a duration"), "{err}");
+}
+
+#[test]
+fn summary_and_junit_reports_hold_the_numbers() {
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.10));
+    let (md, xml) = (
+        mesh.path().join("summary.md"),
+        mesh.path().join("junit.xml"),
+    );
+    let mut cmd = mesh.rollout(&["--steps", "20,100", "--threshold", "2"]);
+    cmd.arg("--summary").arg(&md).arg("--junit").arg(&xml);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 3, "{out}{err}");
+    let s = mesh.state().unwrap();
+    let record = s.history[0].records.last().unwrap();
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(
+        md.starts_with("## meshctl rollout: discounts v1 → v2\n"),
+        "{md}"
+    );
+    assert!(md.contains("**RolledBack** at v1=100 v2=0"), "{md}");
+    let row = format!(
+        "| 1 | 20% | 2 | Fail | {} | {:.2}% |",
+        record.canary.requests,
+        record.canary.success_rate.unwrap()
+    );
+    assert!(md.contains(&row), "missing {row:?} in\n{md}");
+    assert!(md.contains("<svg") && md.contains("<polyline"), "{md}");
+    let xml = std::fs::read_to_string(xml).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"meshctl rollout discounts\" tests=\"2\" failures=\"2\" skipped=\"0\""), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 2);
+    assert_eq!(
+        xml.matches("<failure message=\"analysis").count()
+            + xml.matches("<failure message=\"v2: success rate").count(),
+        2,
+        "{xml}"
+    );
+    assert_eq!(xml.matches("</testcase>").count(), 2);
+    assert!(xml.ends_with("</testsuite>\n"));
+    // Well-formed XML, as a CI system's JUnit reader parses it.
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures) = (0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                match e.name().as_ref() {
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    _ => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("junit.xml is not well-formed XML: {e}\n{xml}"),
+        }
+    }
+    assert_eq!((cases, failures), (2, 2), "{xml}");
+}
+
+/// The `started` event's interval of `--interval auto` on a mesh with `behaviour`.
+fn auto_interval_ms(behaviour: Behaviour) -> u64 {
+    use std::io::{BufRead, BufReader};
+    let mesh = Mesh::start(behaviour);
+    let mut cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--interval",
+        "auto",
+    ]);
+    cmd.args([
+        "--metrics",
+        &mesh.metrics_url,
+        "--success-rate",
+        "90",
+        "-o",
+        "json",
+    ]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning");
+    let line = BufReader::new(child.stdout.take().unwrap()).lines().next();
+    let _ = child.kill();
+    let _ = child.wait();
+    let started: serde_json::Value =
+        serde_json::from_str(&line.expect("a line").expect("stdout")).unwrap();
+    assert_eq!(started["event"], "started");
+    started["interval_ms"].as_u64().unwrap()
+}
+
+#[test]
+fn interval_auto_bakes_longer_at_lower_traffic() {
+    let busy = auto_interval_ms(Behaviour::healthy().rate(20.0));
+    let quiet = auto_interval_ms(Behaviour::healthy().rate(1.0));
+    assert!(quiet > busy, "quiet {quiet} ms vs busy {busy} ms");
+    assert!(busy >= 1000);
+}
+
+#[test]
+fn interval_auto_without_traffic_asks_for_an_interval() {
+    let mesh = Mesh::start(Behaviour::healthy().rate(0.0));
+    let mut cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--interval",
+        "auto",
+    ]);
+    cmd.args(["--metrics", &mesh.metrics_url]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("--interval auto: discounts got no requests in a 3s probe"),
+        "{err}"
+    );
+    assert!(err.contains("give --interval (e.g. 30s)"), "{err}");
+    assert_eq!(mesh.weights(), v(&[("v1", 100)]), "nothing moved");
+}

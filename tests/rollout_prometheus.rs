@@ -184,3 +184,54 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
     assert!(reason.contains("v2: success rate"), "{reason}");
     drop(prom);
 }
+
+#[test]
+fn prometheus_source_reads_a_real_meshproxy() {
+    use std::io::{BufRead, BufReader};
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    // The demo runs meshproxy with real traffic; its first step (v2 at 10%) lasts 20 s.
+    let mut demo = crate::util::meshctl()
+        .args(["demo", "--interval", "20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning the demo");
+    let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
+    let mut admin = None;
+    for _ in 0..20 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.split("(metrics http://").nth(1) {
+            admin = rest.split("/metrics").next().map(str::to_owned);
+        }
+        if line.contains("step 1/4") {
+            break;
+        }
+    }
+    let admin = admin.expect("the demo prints its metrics address");
+    let prom = start_prometheus(bin, &admin);
+    let mut cmd = crate::util::meshctl();
+    cmd.args([
+        "analyze",
+        "discounts",
+        "--compare",
+        "v1",
+        "v2",
+        "--for",
+        "3s",
+        "--min-requests",
+        "5",
+    ]);
+    cmd.args(["--prometheus", &prom.url, "-o", "json"]);
+    let (code, out, err) = run(cmd);
+    let _ = demo.kill();
+    let _ = demo.wait();
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON record");
+    assert!(
+        json["record"]["canary"]["requests"].as_u64().unwrap_or(0) >= 5,
+        "{json}"
+    );
+    assert!(json["record"]["baseline"]["p99_ms"].is_number(), "{json}");
+}

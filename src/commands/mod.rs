@@ -1,6 +1,7 @@
 //! One file per subcommand. This is where raw arguments become validated
 //! domain types, and the only place (with `main`) that uses `anyhow` context.
 
+pub mod analyze;
 pub mod apply;
 mod certs;
 mod completions;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => rollback::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
+        Command::Analyze(args) => analyze::run(&global, args).await,
         Command::Render(args) => render::run(&global, &args),
         Command::Apply(args) => apply::run(&global, args).await,
         Command::Diff(args) => diff::run(&global, &args).await,

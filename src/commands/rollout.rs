@@ -12,8 +12,8 @@ use crate::cli::{GlobalArgs, OnInterrupt, OutputFormat, RolloutStartArgs, Rollou
 use crate::metrics::prometheus::Prometheus;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::metrics::{MetricsError, MetricsSource, Snapshot};
-use crate::output::{Format, Reporter, Term, table};
-use crate::rollout::analysis::Thresholds;
+use crate::output::{Format, Reporter, Term, report, table};
+use crate::rollout::analysis::{self, Thresholds};
 use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
 use crate::rollout::routes;
@@ -297,8 +297,86 @@ pub fn source(m: Option<&spec::MetricsSource>, timeout: Duration) -> anyhow::Res
     })
 }
 
+/// How long traffic is measured for `--interval auto`.
+const AUTO_PROBE: Duration = Duration::from_secs(3);
+
+/// `--interval auto`: from the request rate observed over a short probe and
+/// the sample size the z-test needs to tell a canary failing at the
+/// success-rate threshold from the baseline (95% confidence, 80% power),
+/// the bake time of the first (smallest) step, which needs the longest.
+/// Warns when that exceeds the progress deadline.
+pub async fn auto_interval<M: MetricsSource>(
+    metrics: &M,
+    service: &str,
+    from: Option<&Version>,
+    d: &RolloutDefaults,
+    reporter: &Reporter,
+) -> anyhow::Result<Duration> {
+    let first = metrics
+        .scrape(service)
+        .await
+        .context("--interval auto: probing the request rate")?;
+    tokio::time::sleep(AUTO_PROBE).await;
+    let last = metrics
+        .scrape(service)
+        .await
+        .context("--interval auto: probing the request rate")?;
+    let delta = last.delta(&first);
+    let total: f64 = delta.versions.values().map(|c| c.requests).sum();
+    let rate = total / AUTO_PROBE.as_secs_f64();
+    if rate <= 0.0 {
+        bail!(
+            "--interval auto: {service} got no requests in a {AUTO_PROBE:?} probe of {}; give --interval (e.g. 30s)",
+            metrics.describe()
+        );
+    }
+    let stable = from.map(ToString::to_string).or_else(|| {
+        delta
+            .versions
+            .iter()
+            .max_by(|a, b| a.1.requests.total_cmp(&b.1.requests))
+            .map(|(v, _)| v.clone())
+    });
+    let base = stable.map(|v| delta.version(&v)).unwrap_or_default();
+    let base_err = if base.requests > 0.0 {
+        (base.errors / base.requests).max(0.001)
+    } else {
+        0.001
+    };
+    let target_err = ((100.0 - d.success_rate) / 100.0)
+        .max(base_err * 2.0)
+        .min(0.999);
+    let w = f64::from(d.steps.first().map_or(100, |w| w.get()));
+    let ratio = ((100.0 - w) / w).max(0.01);
+    let confidence = Thresholds::default().confidence;
+    let n = analysis::required_canary_requests(base_err, target_err, ratio, confidence, 0.8)
+        .max(d.min_requests);
+    // Whole requests at a positive rate: the division is finite.
+    let secs = (n as f64 / (rate * w / 100.0)).clamp(1.0, 86_400.0);
+    let interval = Duration::from_secs_f64(secs.ceil());
+    reporter.line(&format!(
+        "--interval auto: {rate:.1} requests/s; step 1 ({w}%) needs {n} canary requests to detect {:.2}% errors against {:.2}% at {}% confidence: interval {}",
+        target_err * 100.0,
+        base_err * 100.0,
+        confidence * 100.0,
+        humantime::format_duration(interval)
+    ));
+    if interval > d.timeout {
+        reporter.line(&format!(
+            "warning: --interval auto: {} is longer than the progress deadline (--timeout {}): the first step cannot reach significance and will end inconclusive; raise --timeout or the traffic",
+            humantime::format_duration(interval),
+            humantime::format_duration(d.timeout)
+        ));
+    }
+    Ok(interval)
+}
+
 /// `meshctl rollout start`.
-pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Result<Outcome> {
+pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::Result<Outcome> {
+    let auto = args.analysis.interval.as_deref() == Some("auto");
+    if auto {
+        args.analysis.interval = None;
+    }
     let istio_api = args
         .spec
         .istio_api
@@ -307,7 +385,7 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
         .transpose()
         .map_err(|e| anyhow::anyhow!("--istio-api: {e}"))?;
     let target = open_target(global, istio_api).await?;
-    let (service, d, metrics, webhooks) = settings(global, &args)?;
+    let (service, mut d, metrics, webhooks) = settings(global, &args)?;
     let to: Version = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
     let from = args
         .from
@@ -322,6 +400,10 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
         d.interval
             .clamp(Duration::from_secs(1), Duration::from_secs(10)),
     )?;
+    let reporter = Reporter::new(format(global), Term::detect());
+    if auto {
+        d.interval = auto_interval(&metrics, &service, from.as_ref(), &d, &reporter).await?;
+    }
     let req = StartRequest {
         service,
         to,
@@ -341,10 +423,18 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
         no_wait_on_pause: args.no_wait_on_pause,
         webhooks,
     };
-    let reporter = Reporter::new(format(global), Term::detect());
+    let service = req.service.clone();
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;
     if format(global) == Format::Text {
         reporter.line(&table::summary(&state));
+    }
+    if let Some(path) = &args.summary {
+        std::fs::write(path, report::markdown(&service, &state))
+            .with_context(|| format!("--summary: writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::junit(&service, &state))
+            .with_context(|| format!("--junit: writing {}", path.display()))?;
     }
     Ok(outcome)
 }

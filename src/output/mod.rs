@@ -3,6 +3,7 @@
 //! or nothing (`-q`), with an indicatif progress line on a terminal only.
 //! `NO_COLOR` disables colour; `CI` disables progress bars and colour.
 
+pub mod report;
 pub mod table;
 
 use std::io::{IsTerminal, Write};
@@ -95,9 +96,10 @@ impl Reporter {
         Self { format, term, bar }
     }
 
-    /// Writes one line to stdout (through the progress bar when shown).
+    /// Writes one line to stdout in text mode (through the progress bar when shown).
     pub fn line(&self, s: &str) {
-        if self.format == Format::Quiet {
+        // JSON output is one event per line: free text would break it.
+        if self.format != Format::Text {
             return;
         }
         match &self.bar {

@@ -3,7 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 
-use crate::rollout::analysis::VersionStats;
+use crate::rollout::analysis::{DecisionRecord, VersionStats};
 use crate::rollout::state::RolloutState;
 
 fn table() -> Table {
@@ -81,33 +81,41 @@ pub fn status(service: &str, s: &RolloutState) -> String {
         out.push_str(&format!("\nverification: {v}"));
     }
     if let Some(rec) = s.last_record() {
-        let mut t = table();
-        t.set_header(vec![
-            "version",
-            "requests",
-            "5xx",
-            "success rate",
-            "p50",
-            "p99",
-        ]);
-        t.add_row(stats_row("canary", &rec.canary));
-        t.add_row(stats_row("baseline", &rec.baseline));
         out.push_str(&format!(
-            "\n\nlast analysis {} .. {}: {:?}: {}\n{t}",
-            rec.window_start, rec.window_end, rec.verdict, rec.reason
+            "\n\nlast analysis {} .. {}: {:?}: {}\n{}",
+            rec.window_start,
+            rec.window_end,
+            rec.verdict,
+            rec.reason,
+            record(rec)
         ));
-        let mut c = table();
-        c.set_header(vec!["check", "result", "detail"]);
-        for k in &rec.checks {
-            c.add_row(vec![
-                k.name.clone(),
-                format!("{:?}", k.status).to_lowercase(),
-                k.detail.clone(),
-            ]);
-        }
-        out.push_str(&format!("\n{c}"));
     }
     out
+}
+
+/// A decision record: numbers per version, then every check.
+pub fn record(rec: &DecisionRecord) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "version",
+        "requests",
+        "5xx",
+        "success rate",
+        "p50",
+        "p99",
+    ]);
+    t.add_row(stats_row("canary", &rec.canary));
+    t.add_row(stats_row("baseline", &rec.baseline));
+    let mut c = table();
+    c.set_header(vec!["check", "result", "detail"]);
+    for k in &rec.checks {
+        c.add_row(vec![
+            k.name.clone(),
+            format!("{:?}", k.status).to_lowercase(),
+            k.detail.clone(),
+        ]);
+    }
+    format!("{t}\n{c}")
 }
 
 /// One row per step: weight, analyses, last verdict and numbers.

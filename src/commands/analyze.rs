@@ -1,0 +1,131 @@
+//! `meshctl analyze SERVICE --compare v1 v2 --for 5m`: the rollout's judge
+//! on live traffic, with no weight change, as a standalone CI gate. Scrapes
+//! the metrics source at the start and end of the window, analyses the
+//! counter deltas exactly as a rollout step does, prints the decision record
+//! and exits 0 (pass), 3 (fail) or 4 (inconclusive: too few canary requests).
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use crate::Outcome;
+use crate::cli::{AnalysisArgs, AnalyzeArgs, GlobalArgs, OutputFormat};
+use crate::metrics::MetricsSource;
+use crate::output::table;
+use crate::rollout::analysis::{self, DecisionRecord, Thresholds, Verdict, Window};
+use crate::rollout::state::Timestamp;
+use crate::spec::{self, RolloutDefaults};
+use crate::traffic::Version;
+
+use super::rollout::source;
+
+/// Runs `meshctl analyze`.
+pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outcome> {
+    let AnalyzeArgs {
+        service,
+        compare,
+        window,
+        success_rate,
+        max_p99,
+        min_requests,
+        metrics,
+        prometheus,
+    } = args;
+    let [baseline, canary] = <[String; 2]>::try_from(compare).map_err(|_| {
+        anyhow::anyhow!("--compare takes two versions: BASELINE CANARY (e.g. --compare v1 v2)")
+    })?;
+    for v in [&baseline, &canary] {
+        v.parse::<Version>()
+            .map_err(|e| anyhow::anyhow!("--compare: {e}"))?;
+    }
+    let d = RolloutDefaults::default();
+    let length = humantime::parse_duration(&window)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--for {window:?} is not a duration: use e.g. 5m or 30s"))?;
+    let max_p99 = max_p99
+        .as_deref()
+        .map(|v| {
+            humantime::parse_duration(v).map_err(|e| {
+                anyhow::anyhow!("--max-p99 {v:?} is not a duration ({e}): use e.g. 500ms")
+            })
+        })
+        .transpose()?
+        .unwrap_or(d.max_p99);
+    let success_rate = success_rate.unwrap_or(d.success_rate);
+    if !(0.0..=100.0).contains(&success_rate) {
+        anyhow::bail!(
+            "--success-rate {success_rate} is out of range: use a percentage from 0 to 100 (e.g. 99.5)"
+        );
+    }
+    let thresholds = Thresholds {
+        success_rate,
+        max_p99,
+        min_requests: min_requests.unwrap_or(d.min_requests),
+        confidence: Thresholds::default().confidence,
+    };
+    let flags = AnalysisArgs {
+        metrics,
+        prometheus,
+        ..AnalysisArgs::default()
+    };
+    let source = source(
+        spec::metrics_flag(&flags)?.as_ref(),
+        length.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+    )?;
+
+    let start = Timestamp::from_system(SystemTime::now());
+    let first = source.scrape(&service).await;
+    tokio::time::sleep(length).await;
+    let end = Timestamp::from_system(SystemTime::now());
+    let last = source.scrape(&service).await;
+    let record = match (first, last) {
+        (Ok(a), Ok(b)) => {
+            let delta = b.delta(&a);
+            let (bc, cc) = (delta.version(&baseline), delta.version(&canary));
+            analysis::analyse(
+                &Window {
+                    start,
+                    end,
+                    baseline_version: &baseline,
+                    baseline: &bc,
+                    canary_version: &canary,
+                    canary: &cc,
+                },
+                &thresholds,
+            )
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            analysis::unreadable(start, end, &baseline, &canary, &e.to_string())
+        }
+    };
+    print(global, &service, &record);
+    Ok(match record.verdict {
+        Verdict::Pass => Outcome::Success,
+        Verdict::Fail => Outcome::RolledBack,
+        Verdict::Hold => Outcome::TimedOut,
+    })
+}
+
+fn print(global: &GlobalArgs, service: &str, record: &DecisionRecord) {
+    if global.quiet {
+        return;
+    }
+    if global.output == OutputFormat::Json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "analysis", "service": service, "record": record })
+        );
+    } else {
+        let verdict = match record.verdict {
+            Verdict::Pass => "pass".to_owned(),
+            Verdict::Fail => "FAIL".to_owned(),
+            Verdict::Hold => format!(
+                "inconclusive: {} canary requests < required",
+                record.canary.requests
+            ),
+        };
+        println!("{service}: {verdict}: {}", record.reason);
+        println!("{}", table::record(record));
+    }
+}
