@@ -292,6 +292,26 @@ pub struct RolloutStartArgs {
     /// Write a JUnit XML report here: one test case per analysis.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// How v2 receives traffic: weighted steps (`canary`) or only requests
+    /// matching `--match` (`ab`).
+    #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
+    pub strategy: StrategyKind,
+    /// With `--strategy ab`: the requests sent to v2, `header:NAME=VALUE` or
+    /// `cookie:NAME=VALUE`.
+    #[arg(long = "match", value_name = "header:NAME=VALUE|cookie:NAME=VALUE")]
+    pub match_rule: Option<String>,
+    /// With `--strategy ab`: analysis intervals before promotion.
+    #[arg(long, default_value_t = 3)]
+    pub iterations: u32,
+}
+
+/// `meshctl rollout start --strategy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyKind {
+    /// Weighted canary steps.
+    Canary,
+    /// Header/cookie-matched requests go to v2.
+    Ab,
 }
 
 /// `meshctl rollout status`.

@@ -686,3 +686,135 @@ fn interval_auto_without_traffic_asks_for_an_interval() {
     assert!(err.contains("give --interval (e.g. 30s)"), "{err}");
     assert_eq!(mesh.weights(), v(&[("v1", 100)]), "nothing moved");
 }
+
+/// The `meshctl-ab` route while an `ab` rollout runs: first, matching only
+/// the header, to v2.
+fn ab_route(mesh: &Mesh) -> Option<meshproxy::istio::HttpRoute> {
+    let vs: meshproxy::istio::VirtualService = meshproxy::istio::yaml::parse_resources(
+        &std::fs::read_to_string(mesh.path().join("discounts.yaml")).expect("discounts.yaml"),
+    )
+    .expect("resources")
+    .into_iter()
+    .find_map(|r| match r {
+        meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
+        _ => None,
+    })
+    .expect("VirtualService");
+    let first = vs.spec.http.first().cloned()?;
+    (first.name.as_deref() == Some("meshctl-ab")).then_some(first)
+}
+
+#[test]
+fn ab_healthy_promotes_and_removes_the_match_route() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut child = mesh
+        .rollout(&[
+            "--strategy",
+            "ab",
+            "--match",
+            "header:X-Canary=true",
+            "--iterations",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshctl");
+    let s = mesh.wait_for("the ab rollout to progress", |s| {
+        s.phase == Phase::Progressing
+    });
+    assert_eq!(s.weights, v(&[("v1", 100), ("v2", 0)]));
+    let route = ab_route(&mesh).expect("the match route comes first while progressing");
+    let m = &route.matches[0].headers["x-canary"];
+    assert_eq!(
+        *m,
+        meshproxy::istio::StringMatch::Exact("true".into()),
+        "{route:?}"
+    );
+    assert_eq!(route.route[0].destination.subset.as_deref(), Some("v2"));
+    let status = wait_exit(&mut child, Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0));
+    let s = mesh.state().expect("state");
+    assert_eq!(s.phase, Phase::Promoted);
+    assert_eq!(s.history.len(), 3, "one analysis per iteration");
+    assert!(s.history.iter().all(|h| h.weight == 0), "{:?}", s.history);
+    assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
+    assert!(
+        ab_route(&mesh).is_none(),
+        "promotion removes the match route"
+    );
+}
+
+#[test]
+fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
+    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.30));
+    let (code, out, err) = run(mesh.rollout(&[
+        "--strategy",
+        "ab",
+        "--match",
+        "cookie:group=beta",
+        "--iterations",
+        "3",
+        "--threshold",
+        "2",
+    ]));
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    let s = mesh.state().expect("state");
+    assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 2));
+    assert!(
+        matches!(&s.strategy, meshctl::rollout::strategy::Strategy::Ab { rule, .. } if rule.to_string() == "cookie:group=beta"),
+        "{:?}",
+        s.strategy
+    );
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    assert!(
+        ab_route(&mesh).is_none(),
+        "rollback removes the match route"
+    );
+}
+
+#[test]
+fn ab_rollback_from_another_process_removes_the_match_route() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut child = mesh
+        .rollout(&[
+            "--strategy",
+            "ab",
+            "--match",
+            "header:x-canary=true",
+            "--iterations",
+            "50",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshctl");
+    mesh.wait_for("the ab rollout to progress", |s| {
+        s.phase == Phase::Progressing
+    });
+    assert!(ab_route(&mesh).is_some());
+    let (code, out, err) = run(mesh.meshctl(&["rollback", "discounts"]));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    assert!(
+        ab_route(&mesh).is_none(),
+        "rollback removes the match route"
+    );
+}
+
+#[test]
+fn ab_bad_match_names_the_flag_and_the_fix() {
+    let mesh = Mesh::start(Behaviour::healthy());
+    let (code, _, err) = run(mesh.rollout(&["--strategy", "ab", "--match", "x-canary=true"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--match \"x-canary=true\": missing the `header:` or `cookie:` prefix; use `header:NAME=VALUE`"),
+        "{err}"
+    );
+    let (code, _, err) = run(mesh.rollout(&["--strategy", "ab"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("--strategy ab needs --match"), "{err}");
+    assert!(ab_route(&mesh).is_none());
+}

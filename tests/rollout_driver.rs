@@ -91,6 +91,7 @@ fn plan(steps: &[u8]) -> Plan {
         manual_promotion: false,
         thresholds: Thresholds::default(),
         metrics: "synthetic".into(),
+        strategy: Default::default(),
     }
 }
 

@@ -351,13 +351,40 @@ pub fn run(mut cmd: Command) -> (i32, String, String) {
     (status.code().unwrap_or(-1), o, e)
 }
 
+/// Share of traffic per subset: the weighted route, except that under an
+/// `ab` rollout (first route `meshctl-ab`) a fifth of the requests carry the
+/// match and go to its destination.
+fn traffic_shares(vs: &VirtualService) -> BTreeMap<String, u8> {
+    use meshctl::rollout::strategy::AB_ROUTE;
+    let mut weighted = vs.clone();
+    weighted
+        .spec
+        .http
+        .retain(|r| r.name.as_deref() != Some(AB_ROUTE));
+    let mut shares = meshctl::rollout::routes::current_weights(&weighted);
+    if let Some(ab) = vs
+        .spec
+        .http
+        .iter()
+        .find(|r| r.name.as_deref() == Some(AB_ROUTE))
+    {
+        for w in shares.values_mut() {
+            *w = u8::try_from(u16::from(*w) * 4 / 5).unwrap_or(100);
+        }
+        if let Some(s) = ab.route.first().and_then(|d| d.destination.subset.clone()) {
+            *shares.entry(s).or_default() += 20;
+        }
+    }
+    shares
+}
+
 fn simulate(read: &ReadVs, b: &Behaviour, counters: &Counters, stop: &AtomicBool) {
     // Bounded: at most 3 minutes of traffic.
     for _ in 0..9000 {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        if let Some(weights) = read().map(|vs| meshctl::rollout::routes::current_weights(&vs)) {
+        if let Some(weights) = read().map(|vs| traffic_shares(&vs)) {
             let mut c = counters.lock().expect("counters");
             for (v, w) in weights {
                 let e = c.entry(v.clone()).or_default();

@@ -298,6 +298,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                     Err(anyhow::anyhow!("meshproxy reported no traffic for {SERVICE} within 10s at {metrics_url}"))
                 } else {
                     let req = StartRequest {
+                        strategy: Default::default(),
                         service: SERVICE.to_owned(),
                         to: "v2".parse()?,
                         from: Some("v1".parse()?),

@@ -68,7 +68,7 @@ pub async fn finish_now<T: Target>(
         s.held = None;
         s.driver = None;
         s.updated = Timestamp::from_system(SystemTime::now());
-        routes::set_weights(&mut vs, &s.from, &s.to, &s.weights)?;
+        routes::apply_state(&mut vs, &s)?;
         s.write(&mut vs);
         match target.replace_virtual_service(&vs).await {
             Ok(_) => {

@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::Outcome;
-use crate::cli::{GlobalArgs, OnInterrupt, OutputFormat, RolloutStartArgs, RolloutStatusArgs};
+use crate::cli::{
+    GlobalArgs, OnInterrupt, OutputFormat, RolloutStartArgs, RolloutStatusArgs, StrategyKind,
+};
 use crate::metrics::prometheus::Prometheus;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::metrics::{MetricsError, MetricsSource, Snapshot};
@@ -18,6 +20,7 @@ use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
 use crate::rollout::routes;
 use crate::rollout::state::{Ending, Phase, RolloutState};
+use crate::rollout::strategy::{Match, Strategy};
 use crate::rollout::webhook::{Hook, WebhookConfig, Webhooks};
 use crate::spec::{self, RolloutDefaults};
 use crate::target::Target;
@@ -180,6 +183,8 @@ pub struct StartRequest {
     pub no_wait_on_pause: bool,
     /// Webhooks.
     pub webhooks: Webhooks,
+    /// Canary (default) or `ab`.
+    pub strategy: Strategy,
 }
 
 /// Runs a rollout on any target with any metrics source, reporting to `reporter`.
@@ -223,6 +228,7 @@ pub async fn drive<T: Target, M: MetricsSource>(
         manual_promotion: req.manual_promotion,
         thresholds: req.thresholds,
         metrics: metrics.describe(),
+        strategy: req.strategy,
     };
     let options = DriverOptions {
         service: req.service.clone(),
@@ -371,8 +377,33 @@ pub async fn auto_interval<M: MetricsSource>(
     Ok(interval)
 }
 
+/// The strategy from `--strategy`, `--match` and `--iterations`.
+fn strategy(args: &RolloutStartArgs) -> anyhow::Result<Strategy> {
+    match (args.strategy, args.match_rule.as_deref()) {
+        (StrategyKind::Canary, None) => Ok(Strategy::Canary),
+        (StrategyKind::Canary, Some(_)) => {
+            bail!("--match only applies to --strategy ab: add `--strategy ab` or drop --match")
+        }
+        (StrategyKind::Ab, None) => bail!(
+            "--strategy ab needs --match: e.g. `--match header:x-canary=true` or `--match cookie:group=beta`"
+        ),
+        (StrategyKind::Ab, Some(m)) => {
+            if args.iterations == 0 {
+                bail!(
+                    "--iterations must be at least 1 for --strategy ab (analyses before promotion)"
+                );
+            }
+            Ok(Strategy::Ab {
+                rule: m.parse::<Match>()?,
+                iterations: args.iterations,
+            })
+        }
+    }
+}
+
 /// `meshctl rollout start`.
 pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::Result<Outcome> {
+    let strategy = strategy(&args)?;
     let auto = args.analysis.interval.as_deref() == Some("auto");
     if auto {
         args.analysis.interval = None;
@@ -422,6 +453,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         on_interrupt: d.on_interrupt,
         no_wait_on_pause: args.no_wait_on_pause,
         webhooks,
+        strategy,
     };
     let service = req.service.clone();
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;

@@ -381,7 +381,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             service: service.clone(),
             from: plan.from.to_string(),
             to: plan.to.to_string(),
-            steps: plan.steps.iter().map(|w| w.get()).collect(),
+            steps: machine.state().steps.clone(),
             interval_ms: u64::try_from(plan.interval.as_millis()).unwrap_or(u64::MAX),
             target: self.target.describe(),
             metrics: self.metrics.describe(),
@@ -554,7 +554,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
         loop {
             let state = machine.state();
             let mut vs = self.vs.clone();
-            routes::set_weights(&mut vs, &state.from, &state.to, &state.weights)?;
+            routes::apply_state(&mut vs, state)?;
             state.write(&mut vs);
             match self.target.replace_virtual_service(&vs).await {
                 Ok(stored) => {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::analysis::{DecisionRecord, Thresholds, Verdict};
 use super::state::{Ending, Held, Phase, RolloutState, Settings, Timestamp};
+use super::strategy::Strategy;
 use crate::cli::OnInterrupt;
 use crate::traffic::{Version, Weight};
 
@@ -38,6 +39,9 @@ pub struct Plan {
     pub thresholds: Thresholds,
     /// Metrics source description (for the record).
     pub metrics: String,
+    /// Canary steps, or `ab` (then `steps` is ignored: each of the
+    /// `iterations` keeps the weighted route on the stable version).
+    pub strategy: Strategy,
 }
 
 /// A plan that breaks the rules.
@@ -58,6 +62,9 @@ pub enum PlanError {
     /// interval of 0.
     #[error("--interval must be longer than 0 (e.g. 30s)")]
     Interval,
+    /// `ab` without iterations.
+    #[error("--iterations must be at least 1 for --strategy ab (analyses before promotion)")]
+    Iterations,
     /// Bad success rate.
     #[error("--success-rate {0} is not a percentage: use a number from 0 to 100 (e.g. 99)")]
     SuccessRate(String),
@@ -104,10 +111,15 @@ pub struct Machine {
 impl Plan {
     /// Checks the plan's invariants.
     pub fn validate(&self) -> Result<(), PlanError> {
-        if self.steps.is_empty() {
+        if let Strategy::Ab { iterations, .. } = self.strategy {
+            if iterations == 0 {
+                return Err(PlanError::Iterations);
+            }
+        } else if self.steps.is_empty() {
             return Err(PlanError::NoSteps);
         }
-        let ok = self.steps.windows(2).all(|w| w[0] < w[1]) && self.steps[0] > Weight::ZERO;
+        let ok = !self.strategy.is_canary()
+            || self.steps.windows(2).all(|w| w[0] < w[1]) && self.steps[0] > Weight::ZERO;
         if !ok {
             let list: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
             return Err(PlanError::Steps(list.join(",")));
@@ -126,6 +138,23 @@ impl Plan {
             return Err(PlanError::SuccessRate(sr.to_string()));
         }
         Ok(())
+    }
+
+    /// How many steps (analysed intervals) the rollout has.
+    pub fn step_count(&self) -> usize {
+        match self.strategy {
+            Strategy::Canary => self.steps.len(),
+            Strategy::Ab { iterations, .. } => usize::try_from(iterations).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The weighted route's canary weight at step `i` (0 under `ab`: only
+    /// matching requests reach the new version).
+    pub fn weight_at(&self, i: usize) -> Weight {
+        match self.strategy {
+            Strategy::Canary => self.steps[i.min(self.steps.len() - 1)],
+            Strategy::Ab { .. } => Weight::ZERO,
+        }
     }
 }
 
@@ -147,13 +176,15 @@ impl Machine {
     /// Starts a rollout at `now`: the first action applies step 0.
     pub fn start(plan: Plan, driver: String, now: Timestamp) -> Result<(Self, Action), PlanError> {
         plan.validate()?;
-        let first = plan.steps[0];
+        let first = plan.weight_at(0);
         let state = RolloutState {
             phase: Phase::Progressing,
             ending: None,
             from: plan.from.to_string(),
             to: plan.to.to_string(),
-            steps: plan.steps.iter().map(|w| w.get()).collect(),
+            steps: (0..plan.step_count())
+                .map(|i| plan.weight_at(i).get())
+                .collect(),
             step: 0,
             weights: weights(&plan.from, &plan.to, first),
             started: now,
@@ -173,6 +204,7 @@ impl Machine {
                 thresholds: plan.thresholds.clone(),
                 metrics: plan.metrics.clone(),
             },
+            strategy: plan.strategy.clone(),
         };
         Ok((Self { plan, state }, Action::Step { weight: first }))
     }
@@ -194,7 +226,7 @@ impl Machine {
 
     /// The canary weight of the current step.
     pub fn current_weight(&self) -> Weight {
-        self.plan.steps[self.state.step.min(self.plan.steps.len() - 1)]
+        self.plan.weight_at(self.state.step)
     }
 
     fn finish(&mut self, ending: Ending, reason: String, now: Timestamp) -> Action {
@@ -246,10 +278,10 @@ impl Machine {
         match verdict {
             Verdict::Pass => {
                 self.state.held = None;
-                if self.state.step + 1 < self.plan.steps.len() {
+                if self.state.step + 1 < self.plan.step_count() {
                     self.state.step += 1;
                     self.state.step_started = now;
-                    let w = self.plan.steps[self.state.step];
+                    let w = self.plan.weight_at(self.state.step);
                     self.state.weights = weights(&self.plan.from, &self.plan.to, w);
                     Action::Step { weight: w }
                 } else if self.plan.manual_promotion {
@@ -260,7 +292,7 @@ impl Machine {
                     ));
                     Action::Pause
                 } else {
-                    let n = self.plan.steps.len();
+                    let n = self.plan.step_count();
                     self.finish(
                         Ending::Promoted,
                         format!("all {n} steps passed analysis; {} takes 100%", self.plan.to),
@@ -328,6 +360,7 @@ mod tests {
             manual_promotion: false,
             thresholds: Thresholds::default(),
             metrics: "test".into(),
+            strategy: Strategy::Canary,
         }
     }
 

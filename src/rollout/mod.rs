@@ -9,4 +9,5 @@ pub mod engine;
 pub mod machine;
 pub mod routes;
 pub mod state;
+pub mod strategy;
 pub mod webhook;

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use meshproxy::istio::{HttpRouteDestination, VirtualService};
+use meshproxy::istio::{HttpMatchRequest, HttpRoute, HttpRouteDestination, VirtualService};
+
+use super::state::RolloutState;
+use super::strategy::{AB_ROUTE, Strategy};
 
 /// The VirtualService cannot carry the rollout.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +125,44 @@ pub fn set_weights(
             .copied()
             .unwrap_or(0);
         d.weight = Some(u32::from(w));
+    }
+    Ok(())
+}
+
+/// Shapes the VirtualService for `state`: the weights on the rollout's route
+/// and, for an unfinished `ab` rollout, a first route named
+/// [`AB_ROUTE`] sending matching requests to the new subset. A finished
+/// rollout (promoted or rolled back) has no match route.
+pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), RouteError> {
+    vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
+    set_weights(vs, &state.from, &state.to, &state.weights)?;
+    if let Strategy::Ab { rule, .. } = &state.strategy
+        && !state.phase.is_finished()
+    {
+        let i = route_index(vs, &state.from, &state.to).unwrap_or(0);
+        let mut target = vs.spec.http[i]
+            .route
+            .iter()
+            .find(|d| d.destination.subset.as_deref() == Some(state.from.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        target.destination.subset = Some(state.to.clone());
+        target.weight = None;
+        let (header, value) = rule.header_match();
+        vs.spec.http.insert(
+            0,
+            HttpRoute {
+                name: Some(AB_ROUTE.to_owned()),
+                matches: vec![HttpMatchRequest {
+                    headers: [(header, value)].into(),
+                    ..Default::default()
+                }],
+                route: vec![target],
+                mirror: None,
+                mirror_percentage: None,
+                ..vs.spec.http[i].clone()
+            },
+        );
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{DecisionRecord, Thresholds};
+use super::strategy::Strategy;
 use crate::target::STATE_ANNOTATION;
 use meshproxy::istio::VirtualService;
 
@@ -131,6 +132,9 @@ pub struct RolloutState {
     /// After a rollback: did the stable version's error rate recover?
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<String>,
+    /// How the new version receives traffic (absent: canary).
+    #[serde(default, skip_serializing_if = "Strategy::is_canary")]
+    pub strategy: Strategy,
     /// Settings.
     pub settings: Settings,
 }
@@ -326,6 +330,7 @@ mod tests {
                 thresholds: Thresholds::default(),
                 metrics: "http://127.0.0.1:15000/metrics".into(),
             },
+            strategy: Strategy::default(),
         }
     }
 
