@@ -244,14 +244,7 @@ impl RolloutDefaults {
             timeout,
             ..
         } = args;
-        let AnalysisArgs {
-            interval,
-            threshold,
-            success_rate,
-            max_p99,
-            min_requests,
-            ..
-        } = analysis;
+        self.apply_analysis_flags(analysis)?;
         let weight = |flag: &str, w: u8| {
             Weight::try_from(w).map_err(|e| flag_error(flag, &w.to_string(), e))
         };
@@ -279,24 +272,36 @@ impl RolloutDefaults {
                 "--max-weight needs --step-weight (e.g. --step-weight 10 --max-weight 50)",
             ));
         }
-        let duration = |flag: &str, v: &str| {
-            let d = v
-                .parse::<DurationValue>()
-                .map_err(|m| flag_error(flag, v, m))?
-                .0;
-            if d.is_zero() {
-                return Err(flag_error(flag, v, "must be longer than zero (e.g. 30s)"));
-            }
-            Ok(d)
-        };
+        if let Some(v) = timeout {
+            self.timeout = flag_duration("--timeout", v)?;
+        }
+        if *manual_promotion {
+            self.manual_promotion = true;
+        }
+        if let Some(o) = on_interrupt {
+            self.on_interrupt = *o;
+        }
+        Ok(())
+    }
+
+    /// Lets the analysis flags (`--interval`, `--threshold`, `--success-rate`,
+    /// `--max-p99`, `--min-requests`) replace these defaults; shared by
+    /// `rollout start` and `analyze` so both accept and reject the same values.
+    pub fn apply_analysis_flags(&mut self, analysis: &AnalysisArgs) -> Result<(), SpecError> {
+        let AnalysisArgs {
+            interval,
+            threshold,
+            success_rate,
+            max_p99,
+            min_requests,
+            metrics: _,
+            prometheus: _,
+        } = analysis;
         if let Some(v) = interval {
-            self.interval = duration("--interval", v)?;
+            self.interval = flag_duration("--interval", v)?;
         }
         if let Some(v) = max_p99 {
-            self.max_p99 = duration("--max-p99", v)?;
-        }
-        if let Some(v) = timeout {
-            self.timeout = duration("--timeout", v)?;
+            self.max_p99 = flag_duration("--max-p99", v)?;
         }
         if let Some(t) = threshold {
             self.threshold = *t;
@@ -314,14 +319,20 @@ impl RolloutDefaults {
         if let Some(n) = min_requests {
             self.min_requests = *n;
         }
-        if *manual_promotion {
-            self.manual_promotion = true;
-        }
-        if let Some(o) = on_interrupt {
-            self.on_interrupt = *o;
-        }
         Ok(())
     }
+}
+
+/// A duration flag's value, longer than zero.
+fn flag_duration(flag: &str, v: &str) -> Result<Duration, SpecError> {
+    let d = v
+        .parse::<DurationValue>()
+        .map_err(|m| flag_error(flag, v, m))?
+        .0;
+    if d.is_zero() {
+        return Err(flag_error(flag, v, "must be longer than zero (e.g. 30s)"));
+    }
+    Ok(d)
 }
 
 /// The metrics source from `--metrics URL` / `--prometheus URL`, when given

@@ -38,36 +38,25 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
         v.parse::<Version>()
             .map_err(|e| anyhow::anyhow!("--compare: {e}"))?;
     }
-    let d = RolloutDefaults::default();
     let length = humantime::parse_duration(&window)
         .ok()
         .filter(|d| !d.is_zero())
         .with_context(|| format!("--for {window:?} is not a duration: use e.g. 5m or 30s"))?;
-    let max_p99 = max_p99
-        .as_deref()
-        .map(|v| {
-            humantime::parse_duration(v).map_err(|e| {
-                anyhow::anyhow!("--max-p99 {v:?} is not a duration ({e}): use e.g. 500ms")
-            })
-        })
-        .transpose()?
-        .unwrap_or(d.max_p99);
-    let success_rate = success_rate.unwrap_or(d.success_rate);
-    if !(0.0..=100.0).contains(&success_rate) {
-        anyhow::bail!(
-            "--success-rate {success_rate} is out of range: use a percentage from 0 to 100 (e.g. 99.5)"
-        );
-    }
-    let thresholds = Thresholds {
+    let flags = AnalysisArgs {
         success_rate,
         max_p99,
-        min_requests: min_requests.unwrap_or(d.min_requests),
-        confidence: Thresholds::default().confidence,
-    };
-    let flags = AnalysisArgs {
+        min_requests,
         metrics,
         prometheus,
         ..AnalysisArgs::default()
+    };
+    let mut d = RolloutDefaults::default();
+    d.apply_analysis_flags(&flags)?;
+    let thresholds = Thresholds {
+        success_rate: d.success_rate,
+        max_p99: d.max_p99,
+        min_requests: d.min_requests,
+        confidence: Thresholds::default().confidence,
     };
     let source = source(
         spec::metrics_flag(&flags)?.as_ref(),
