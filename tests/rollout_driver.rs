@@ -56,7 +56,8 @@ impl MetricsSource for Synthetic {
             c.buckets = vec![(5.0, c.requests), (f64::INFINITY, c.requests)];
         }
         Ok(Snapshot {
-            versions: counts.clone(),
+            source: counts.clone(),
+            destination: Default::default(),
         })
     }
 }

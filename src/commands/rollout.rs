@@ -328,7 +328,8 @@ pub async fn auto_interval<M: MetricsSource>(
         .await
         .context("--interval auto: probing the request rate")?;
     let delta = last.delta(&first);
-    let total: f64 = delta.versions.values().map(|c| c.requests).sum();
+    let real = delta.versions();
+    let total: f64 = real.values().map(|c| c.requests).sum();
     let rate = total / AUTO_PROBE.as_secs_f64();
     if rate <= 0.0 {
         bail!(
@@ -337,9 +338,7 @@ pub async fn auto_interval<M: MetricsSource>(
         );
     }
     let stable = from.map(ToString::to_string).or_else(|| {
-        delta
-            .versions
-            .iter()
+        real.iter()
             .max_by(|a, b| a.1.requests.total_cmp(&b.1.requests))
             .map(|(v, _)| v.clone())
     });
