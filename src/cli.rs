@@ -292,17 +292,24 @@ pub struct RolloutStartArgs {
     /// Write a JUnit XML report here: one test case per analysis.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// How v2 receives traffic: weighted steps (`canary`) or only requests
-    /// matching `--match` (`ab`).
+    /// How v2 receives traffic: weighted steps (`canary`), only requests
+    /// matching `--match` (`ab`), mirrored copies first then the steps
+    /// (`mirror`), or a preview then 100% at once (`bluegreen`).
     #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
     pub strategy: StrategyKind,
-    /// With `--strategy ab`: the requests sent to v2, `header:NAME=VALUE` or
-    /// `cookie:NAME=VALUE`.
+    /// With `--strategy ab` (or `bluegreen`, to preview on matched requests
+    /// instead of mirrored ones): the requests sent to v2,
+    /// `header:NAME=VALUE` or `cookie:NAME=VALUE`.
     #[arg(long = "match", value_name = "header:NAME=VALUE|cookie:NAME=VALUE")]
     pub match_rule: Option<String>,
-    /// With `--strategy ab`: analysis intervals before promotion.
+    /// With `--strategy ab`, `mirror` or `bluegreen`: analysis intervals of
+    /// the match / mirror / preview phase.
     #[arg(long, default_value_t = 3)]
     pub iterations: u32,
+    /// With `--strategy mirror` or `bluegreen`: share of live requests
+    /// mirrored to v2, 1 to 100 (default 100).
+    #[arg(long, value_name = "PERCENT")]
+    pub mirror_percent: Option<String>,
 }
 
 /// `meshctl rollout start --strategy`.
@@ -312,6 +319,11 @@ pub enum StrategyKind {
     Canary,
     /// Header/cookie-matched requests go to v2.
     Ab,
+    /// v2 analysed on mirrored copies of live traffic (clients see v1), then the canary steps.
+    Mirror,
+    /// v2 analysed on mirrored (or `--match`ed) traffic, then 100% in one
+    /// write, then one post-switch analysis; a failure rolls back in one write.
+    Bluegreen,
 }
 
 /// `meshctl rollout status`.

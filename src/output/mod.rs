@@ -136,11 +136,10 @@ impl Reporter {
                 "{time} {service}: rolling out {from} -> {to}, steps {steps:?}, every {}, target {target}, metrics {metrics}",
                 humantime::format_duration(std::time::Duration::from_millis(*interval_ms))
             )),
-            RolloutEvent::StepStarted { service, step, steps, weights } => {
-                let w: Vec<String> = weights.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                self.line(&format!("{time} {service}: step {}/{steps}: {}", step + 1, w.join(" ")));
+            RolloutEvent::StepStarted { service, step, steps, traffic, .. } => {
+                self.line(&format!("{time} {service}: step {}/{steps}: {traffic}", step + 1));
                 if let Some(b) = &self.bar {
-                    b.set_message(format!("{service} step {}/{steps} {}", step + 1, w.join(" ")));
+                    b.set_message(format!("{service} step {}/{steps} {traffic}", step + 1));
                 }
             }
             RolloutEvent::Analysis { service, step, failed_checks, threshold, record } => {

@@ -63,7 +63,7 @@ pub fn status(service: &str, s: &RolloutState) -> String {
             _ => s.phase.to_string(),
         }),
         step,
-        s.weights_text(),
+        s.traffic_text(),
         format!("{}/{}", s.failed_checks, s.settings.threshold),
         s.updated.to_string(),
     ]);
