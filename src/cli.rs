@@ -205,6 +205,21 @@ pub struct ServiceArg {
 #[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum RolloutCommand {
     /// Start a canary rollout and drive it to the end.
+    ///
+    /// Strategies (`--strategy`): `canary` moves weights step by step; `ab`
+    /// sends only `--match`ing requests to v2 for `--iterations` analyses;
+    /// `mirror` mirrors `--mirror-percent` of live traffic to v2 (clients are
+    /// served by v1 only), analyses v2's mirrored copies for `--iterations`
+    /// intervals, then removes the mirror and runs `--steps`; `bluegreen`
+    /// previews v2 on mirrored copies (or `--match`ed requests), switches
+    /// 100% in one write, analyses one more interval and rolls back in one
+    /// verified write if that fails (at once, whatever `--threshold`); with
+    /// `--manual-promotion` it pauses before the switch. The mirror or match
+    /// route is always removed in the same write that promotes or rolls back.
+    ///
+    /// Each request is counted once: a version's `reporter="source"` series
+    /// (else `reporter="destination"`) are its real traffic; a mirror window
+    /// judges v2's `reporter="destination"` series (its mirrored copies).
     Start(RolloutStartArgs),
     /// Show the state of a rollout.
     Status(RolloutStatusArgs),
