@@ -36,6 +36,8 @@ enum Answer {
     /// 500 to real requests, 200 to mirrored copies: healthy in a mirror
     /// preview, broken once it serves clients.
     FailReal,
+    /// 200 to everything, mirrored copies after 2 s.
+    SlowShadow,
 }
 
 /// One request an upstream received.
@@ -87,8 +89,11 @@ async fn upstream(version: &'static str, answer: Answer, log: Log) -> SocketAddr
                     shadow,
                     canary_header: header("x-canary").as_deref() == Some("true"),
                 });
+                if answer == Answer::SlowShadow && shadow {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
                 let status = match (answer, shadow) {
-                    (Answer::Ok, _) | (Answer::FailReal, true) => "200 OK",
+                    (Answer::Ok | Answer::SlowShadow, _) | (Answer::FailReal, true) => "200 OK",
                     (Answer::Fail, _) | (Answer::FailReal, false) => "500 Internal Server Error",
                 };
                 let reply = format!(
@@ -492,6 +497,39 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
     );
     let v2 = mesh.seen(&mesh.v2);
     assert!(v2.len() >= 10 && v2.iter().all(|s| s.shadow), "{v2:?}");
+}
+
+#[test]
+fn slow_mirror_fails_the_p99_check_without_slowing_clients() {
+    let mesh = ProxyMesh::start(Answer::SlowShadow);
+    let load = Load::start(mesh.proxy, None);
+    let (code, out, err) = run(mesh.rollout(&[
+        "--strategy",
+        "mirror",
+        "--iterations",
+        "5",
+        "--threshold",
+        "1",
+        "--max-p99",
+        "500ms",
+    ]));
+    let got = load.stop();
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    let s = mesh.state();
+    let record = s.last_record().expect("a record");
+    assert!(
+        record.reason.contains("p99") && record.canary.p99_ms.is_some_and(|p| p >= 1000.0),
+        "{record:?}"
+    );
+    // The copies took 2 s each; the client path did not wait for them: the
+    // sequential load got far more answers than 2 s each would allow, all
+    // from v1, and v1's own p99 stayed under the copies' delay.
+    assert!(
+        record.baseline.p99_ms.is_some_and(|p| p < 1000.0),
+        "{record:?}"
+    );
+    assert!(got.len() >= 50, "{} responses", got.len());
+    assert!(got.iter().all(|g| g.status == 200 && g.served_by == "v1"));
 }
 
 #[test]
