@@ -359,16 +359,22 @@ fn shadowed(seen: &[Seen]) -> BTreeSet<u64> {
 fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
-    let (code, out, err) = run(mesh.rollout(&[
+    let md = mesh.path().join(".summary.md");
+    let mut cmd = mesh.rollout(&[
         "--strategy",
         "mirror",
         "--iterations",
         "2",
         "--steps",
         "50,100",
-    ]));
+    ]);
+    cmd.arg("--summary").arg(&md);
+    let (code, out, err) = run(cmd);
     let got = load.stop();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let md = std::fs::read_to_string(md).expect("summary");
+    assert!(md.contains("| 1 | 0% mirror | 1 | Pass |"), "{md}");
+    assert!(md.contains("| 3 | 50% | 1 | Pass |"), "{md}");
     assert!(
         out.contains("step 1/4: v1=100 v2=0, mirroring 100% to v2"),
         "{out}"

@@ -128,7 +128,7 @@ pub fn summary(s: &RolloutState) -> String {
         let last = h.records.last();
         t.add_row(vec![
             (h.step + 1).to_string(),
-            format!("{}%", h.weight),
+            h.weight_text(),
             h.analyses.to_string(),
             last.map_or("-".to_owned(), |r| {
                 format!("{:?}", r.verdict).to_lowercase()

@@ -66,6 +66,9 @@ pub struct StepHistory {
     pub step: usize,
     /// Canary weight of the step.
     pub weight: u8,
+    /// What the route carried besides the weights (absent: weights only).
+    #[serde(default, skip_serializing_if = "Stage::is_weighted")]
+    pub stage: Stage,
     /// How many analyses ran in this step (older records are dropped).
     pub analyses: u32,
     /// The newest records, oldest first.
@@ -224,6 +227,20 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+// === impl StepHistory ===
+
+impl StepHistory {
+    /// The step's canary weight, with its stage when not weights only:
+    /// `20%`, `0% mirror`, `100% switched`.
+    pub fn weight_text(&self) -> String {
+        if self.stage.is_weighted() {
+            format!("{}%", self.weight)
+        } else {
+            format!("{}% {}", self.weight, self.stage)
+        }
+    }
+}
+
 // === impl Phase ===
 
 impl Phase {
@@ -276,6 +293,7 @@ impl RolloutState {
             self.history.push(StepHistory {
                 step: self.step,
                 weight,
+                stage: self.stage,
                 analyses: 0,
                 records: Vec::new(),
             });
