@@ -28,7 +28,7 @@ use crate::rollout_harness::{RESOURCES, run, wait_exit};
 
 /// How an upstream answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
+pub(crate) enum Answer {
     /// 200 to everything.
     Ok,
     /// 500 to everything.
@@ -50,10 +50,10 @@ struct Seen {
 
 /// One response the load generator got.
 #[derive(Clone, Debug)]
-struct Got {
-    seq: u64,
-    status: u16,
-    served_by: String,
+pub(crate) struct Got {
+    pub(crate) seq: u64,
+    pub(crate) status: u16,
+    pub(crate) served_by: String,
 }
 
 type Log = Arc<Mutex<Vec<Seen>>>;
@@ -138,13 +138,13 @@ fn get(proxy: SocketAddr, seq: u64, canary: bool) -> Option<Got> {
 
 /// A bounded load generator: sequential requests until stopped (at most
 /// 3 minutes / 40 000 requests); every `canary_every`-th carries `x-canary: true`.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Vec<Got>>,
 }
 
 impl Load {
-    fn start(proxy: SocketAddr, canary_every: Option<u64>) -> Self {
+    pub(crate) fn start(proxy: SocketAddr, canary_every: Option<u64>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -165,17 +165,17 @@ impl Load {
         Self { stop, handle }
     }
 
-    fn stop(self) -> Vec<Got> {
+    pub(crate) fn stop(self) -> Vec<Got> {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.join().expect("load generator")
     }
 }
 
 /// meshproxy, the upstreams and the local target directory.
-struct ProxyMesh {
+pub(crate) struct ProxyMesh {
     dir: tempfile::TempDir,
-    proxy: SocketAddr,
-    metrics_url: String,
+    pub(crate) proxy: SocketAddr,
+    pub(crate) metrics_url: String,
     v1: Log,
     v2: Log,
     handle: Option<meshproxy::Handle>,
@@ -183,7 +183,7 @@ struct ProxyMesh {
 }
 
 impl ProxyMesh {
-    fn start(v2: Answer) -> Self {
+    pub(crate) fn start(v2: Answer) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -227,7 +227,7 @@ impl ProxyMesh {
         self.dir.path()
     }
 
-    fn meshctl(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn meshctl(&self, args: &[&str]) -> std::process::Command {
         let mut cmd = crate::util::meshctl();
         cmd.arg("--target")
             .arg(format!("local:{}", self.path().display()))
@@ -258,7 +258,7 @@ impl ProxyMesh {
         read_vs(&self.path().join("discounts.yaml")).expect("the VirtualService")
     }
 
-    fn state(&self) -> RolloutState {
+    pub(crate) fn state(&self) -> RolloutState {
         RolloutState::read(&self.virtual_service()).expect("rollout state")
     }
 
