@@ -692,9 +692,14 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         Some(50.0),
         "{vs:?}"
     );
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts"]));
+    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("mirroring 50% to v2"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
+    assert_eq!(json["state"]["stage"], "mirror", "{json}");
+    assert_eq!(
+        json["state"]["strategy"],
+        serde_json::json!({"kind": "mirror", "mirrorPercent": 50, "iterations": 50})
+    );
     let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
     assert_eq!(code, 0, "{out}{err}");
     let status = wait_exit(&mut driver, Duration::from_secs(60));
