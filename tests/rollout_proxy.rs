@@ -376,6 +376,10 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     assert!(md.contains("| 1 | 0% mirror | 1 | Pass |"), "{md}");
     assert!(md.contains("| 3 | 50% | 1 | Pass |"), "{md}");
     assert!(
+        out.contains("rolling out v1 -> v2 (mirror), steps [0, 0, 50, 100]"),
+        "{out}"
+    );
+    assert!(
         out.contains("step 1/4: v1=100 v2=0, mirroring 100% to v2"),
         "{out}"
     );

@@ -38,6 +38,8 @@ pub enum RolloutEvent {
         to: String,
         /// Canary weights per step.
         steps: Vec<u8>,
+        /// `canary`, `ab`, `mirror` or `bluegreen`.
+        strategy: &'static str,
         /// Analysis interval, ms.
         interval_ms: u64,
         /// Where resources live.
@@ -404,6 +406,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             from: plan.from.to_string(),
             to: plan.to.to_string(),
             steps: machine.state().steps.clone(),
+            strategy: plan.strategy.name(),
             interval_ms: u64::try_from(plan.interval.as_millis()).unwrap_or(u64::MAX),
             target: self.target.describe(),
             metrics: self.metrics.describe(),
