@@ -309,14 +309,16 @@ impl Watch {
                 if flag.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Some(vs) = read_vs(&path) {
-                    let weights = meshctl::rollout::routes::current_weights(&vs);
+                if let Some(mut vs) = read_vs(&path) {
                     let mirror = vs.spec.http.iter().any(|r| r.mirror.is_some());
                     let ab = vs
                         .spec
                         .http
                         .iter()
                         .any(|r| r.name.as_deref() == Some(AB_ROUTE));
+                    // The weights of the weighted route, behind a match route.
+                    vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
+                    let weights = meshctl::rollout::routes::current_weights(&vs);
                     let now = (weights, mirror, ab);
                     if seen.last() != Some(&now) {
                         seen.push(now);
@@ -568,6 +570,45 @@ fn bluegreen_healthy_switches_in_one_write() {
     assert_eq!(seen, expected);
     assert!(got.iter().all(|g| g.status == 200));
     assert!(got.iter().any(|g| g.served_by == "v2"));
+}
+
+#[test]
+fn bluegreen_with_match_previews_on_matched_requests_then_switches() {
+    let mesh = ProxyMesh::start(Answer::Ok);
+    let load = Load::start(mesh.proxy, Some(3));
+    let watch = Watch::start(mesh.path());
+    let (code, out, err) = run(mesh.rollout(&[
+        "--strategy",
+        "bluegreen",
+        "--match",
+        "header:x-canary=true",
+        "--iterations",
+        "2",
+    ]));
+    let seen = watch.stop();
+    load.stop();
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let s = mesh.state();
+    assert_eq!(
+        (s.phase, s.steps.clone()),
+        (Phase::Promoted, vec![0, 0, 100])
+    );
+    // Preview: the match route with v1 at 100%; then one write: v2 at 100%
+    // and the match route gone.
+    assert_eq!(
+        seen,
+        vec![
+            (w(&[("v1", 100), ("v2", 0)]), false, true),
+            (w(&[("v1", 0), ("v2", 100)]), false, false),
+        ]
+    );
+    // Before the switch v2 only got matched requests: the preview windows
+    // counted at least `--min-requests` of them.
+    for h in &s.history[..2] {
+        assert_eq!(h.stage, Stage::Match);
+        assert!(h.records.iter().any(|r| r.canary.requests >= 10), "{h:?}");
+    }
+    assert!(mesh.seen(&mesh.v2).iter().all(|r| !r.shadow));
 }
 
 #[test]
