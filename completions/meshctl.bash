@@ -1131,7 +1131,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__rollout__subcmd__start)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --mirror-percent --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1238,7 +1238,7 @@ _meshctl() {
                     return 0
                     ;;
                 --strategy)
-                    COMPREPLY=($(compgen -W "canary ab" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "canary ab mirror bluegreen" -- "${cur}"))
                     return 0
                     ;;
                 --match)
@@ -1246,6 +1246,10 @@ _meshctl() {
                     return 0
                     ;;
                 --iterations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mirror-percent)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

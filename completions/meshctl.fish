@@ -128,10 +128,13 @@ pause\t'Leave the weights where they are, phase Paused'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l timeout -d 'Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l summary -d 'Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here, e.g. `$GITHUB_STEP_SUMMARY`' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l junit -d 'Write a JUnit XML report here: one test case per analysis' -r -F
-complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l strategy -d 'How v2 receives traffic: weighted steps (`canary`) or only requests matching `--match` (`ab`)' -r -f -a "canary\t'Weighted canary steps'
-ab\t'Header/cookie-matched requests go to v2'"
-complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l match -d 'With `--strategy ab`: the requests sent to v2, `header:NAME=VALUE` or `cookie:NAME=VALUE`' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l iterations -d 'With `--strategy ab`: analysis intervals before promotion' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l strategy -d 'How v2 receives traffic: weighted steps (`canary`), only requests matching `--match` (`ab`), mirrored copies first then the steps (`mirror`), or a preview then 100% at once (`bluegreen`)' -r -f -a "canary\t'Weighted canary steps'
+ab\t'Header/cookie-matched requests go to v2'
+mirror\t'v2 analysed on mirrored copies of live traffic (clients see v1), then the canary steps'
+bluegreen\t'v2 analysed on mirrored (or `--match`ed) traffic, then 100% in one write, then one post-switch analysis; a failure rolls back in one write'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l match -d 'With `--strategy ab` (or `bluegreen`, to preview on matched requests instead of mirrored ones): the requests sent to v2, `header:NAME=VALUE` or `cookie:NAME=VALUE`' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l iterations -d 'With `--strategy ab`, `mirror` or `bluegreen`: analysis intervals of the match / mirror / preview phase' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l mirror-percent -d 'With `--strategy mirror` or `bluegreen`: share of live requests mirrored to v2, 1 to 100 (default 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r

@@ -205,6 +205,21 @@ pub struct ServiceArg {
 #[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum RolloutCommand {
     /// Start a canary rollout and drive it to the end.
+    ///
+    /// Strategies (`--strategy`): `canary` moves weights step by step; `ab`
+    /// sends only `--match`ing requests to v2 for `--iterations` analyses;
+    /// `mirror` mirrors `--mirror-percent` of live traffic to v2 (clients are
+    /// served by v1 only), analyses v2's mirrored copies for `--iterations`
+    /// intervals, then removes the mirror and runs `--steps`; `bluegreen`
+    /// previews v2 on mirrored copies (or `--match`ed requests), switches
+    /// 100% in one write, analyses one more interval and rolls back in one
+    /// verified write if that fails (at once, whatever `--threshold`); with
+    /// `--manual-promotion` it pauses before the switch. The mirror or match
+    /// route is always removed in the same write that promotes or rolls back.
+    ///
+    /// Each request is counted once: a version's `reporter="source"` series
+    /// (else `reporter="destination"`) are its real traffic; a mirror window
+    /// judges v2's `reporter="destination"` series (its mirrored copies).
     Start(RolloutStartArgs),
     /// Show the state of a rollout.
     Status(RolloutStatusArgs),
@@ -292,17 +307,24 @@ pub struct RolloutStartArgs {
     /// Write a JUnit XML report here: one test case per analysis.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// How v2 receives traffic: weighted steps (`canary`) or only requests
-    /// matching `--match` (`ab`).
+    /// How v2 receives traffic: weighted steps (`canary`), only requests
+    /// matching `--match` (`ab`), mirrored copies first then the steps
+    /// (`mirror`), or a preview then 100% at once (`bluegreen`).
     #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
     pub strategy: StrategyKind,
-    /// With `--strategy ab`: the requests sent to v2, `header:NAME=VALUE` or
-    /// `cookie:NAME=VALUE`.
+    /// With `--strategy ab` (or `bluegreen`, to preview on matched requests
+    /// instead of mirrored ones): the requests sent to v2,
+    /// `header:NAME=VALUE` or `cookie:NAME=VALUE`.
     #[arg(long = "match", value_name = "header:NAME=VALUE|cookie:NAME=VALUE")]
     pub match_rule: Option<String>,
-    /// With `--strategy ab`: analysis intervals before promotion.
+    /// With `--strategy ab`, `mirror` or `bluegreen`: analysis intervals of
+    /// the match / mirror / preview phase.
     #[arg(long, default_value_t = 3)]
     pub iterations: u32,
+    /// With `--strategy mirror` or `bluegreen`: share of live requests
+    /// mirrored to v2, 1 to 100 (default 100).
+    #[arg(long, value_name = "PERCENT")]
+    pub mirror_percent: Option<String>,
 }
 
 /// `meshctl rollout start --strategy`.
@@ -312,6 +334,11 @@ pub enum StrategyKind {
     Canary,
     /// Header/cookie-matched requests go to v2.
     Ab,
+    /// v2 analysed on mirrored copies of live traffic (clients see v1), then the canary steps.
+    Mirror,
+    /// v2 analysed on mirrored (or `--match`ed) traffic, then 100% in one
+    /// write, then one post-switch analysis; a failure rolls back in one write.
+    Bluegreen,
 }
 
 /// `meshctl rollout status`.

@@ -424,7 +424,8 @@ pub fn check_metrics(
             return Check::fail(NAME, e.to_string(), fix);
         }
     };
-    if snap.versions.contains_key("") {
+    let seen = snap.versions();
+    if seen.contains_key("") {
         return Check::fail(
             NAME,
             format!(
@@ -436,14 +437,14 @@ pub fn check_metrics(
     let mut missing = Vec::new();
     let mut no_latency = Vec::new();
     for v in versions {
-        match snap.versions.get(*v) {
+        match seen.get(*v) {
             None => missing.push(*v),
             Some(c) if c.buckets.is_empty() => no_latency.push(*v),
             Some(_) => {}
         }
     }
     if !missing.is_empty() {
-        let have: Vec<&str> = snap.versions.keys().map(String::as_str).collect();
+        let have: Vec<&str> = seen.keys().map(String::as_str).collect();
         return Check::fail(
             NAME,
             format!(

@@ -11,6 +11,8 @@ mod rollout_harness;
 mod rollout;
 // The rollout driver in-process: paused clock, webhooks against loopback servers.
 mod rollout_driver;
+// `ab`, `mirror` and `bluegreen` through a real meshproxy and upstreams (issue 7).
+mod rollout_proxy;
 // `meshctl render`: golden files for a broad set of specs.
 mod render;
 // `meshctl render` error paths, each with its exact message.

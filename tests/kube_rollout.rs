@@ -235,3 +235,153 @@ fn a_failing_canary_rolls_back_with_a_warning_event() {
     let events = mesh.cluster.server.objects("events.k8s.io", "events", NS);
     assert!(events.iter().any(|e| e["type"] == "Warning"), "{events:#?}");
 }
+
+/// `update` requests to the VirtualService and their status codes.
+fn vs_updates(mesh: &KubeMesh) -> Vec<u16> {
+    mesh.cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.resource.as_deref() == Some("virtualservices") && r.verb == "update")
+        .map(|r| r.status)
+        .collect()
+}
+
+#[test]
+fn ab_on_the_cluster_routes_matches_to_v2_then_promotes() {
+    use meshctl::rollout::strategy::{AB_ROUTE, Stage};
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&[
+            "--strategy",
+            "ab",
+            "--match",
+            "header:x-canary=true",
+            "--iterations",
+            "3",
+            "--interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    let s = mesh.wait_for("the match stage", |s| s.stage == Stage::Match);
+    assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
+    let vs = mesh.virtual_service();
+    let first = &vs.spec.http[0];
+    assert_eq!(first.name.as_deref(), Some(AB_ROUTE), "{vs:?}");
+    assert_eq!(
+        first.matches[0].headers["x-canary"],
+        meshproxy::istio::StringMatch::Exact("true".into())
+    );
+    assert_eq!(first.route[0].destination.subset.as_deref(), Some("v2"));
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0));
+    let s = mesh.state().expect("state");
+    assert_eq!((s.phase, s.history.len()), (Phase::Promoted, 3));
+    // The simulator sends a fifth of the requests with the header.
+    assert!(
+        s.history
+            .iter()
+            .all(|h| h.records.last().is_some_and(|r| r.canary.requests >= 10)),
+        "{:?}",
+        s.history
+    );
+    let vs = mesh.virtual_service();
+    assert!(
+        vs.spec
+            .http
+            .iter()
+            .all(|r| r.name.as_deref() != Some(AB_ROUTE))
+    );
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
+    assert!(vs_updates(&mesh).iter().all(|s| *s == 200));
+    assert_rbac_allows(&mesh.cluster.server);
+}
+
+#[test]
+fn mirror_on_the_cluster_analyses_copies_then_steps() {
+    use meshctl::rollout::strategy::Stage;
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    let mut driver = mesh
+        .rollout(&[
+            "--strategy",
+            "mirror",
+            "--mirror-percent",
+            "50",
+            "--iterations",
+            "2",
+            "--steps",
+            "50,100",
+            "--interval",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning the driver");
+    mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
+    let raw = mesh
+        .cluster
+        .istio("virtualservices", "discounts")
+        .expect("vs");
+    assert_eq!(
+        raw["spec"]["http"][0]["mirror"],
+        json!({"host": "discounts", "subset": "v2"})
+    );
+    assert_eq!(
+        raw["spec"]["http"][0]["mirrorPercentage"],
+        json!({"value": 50.0})
+    );
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
+    let status = wait_exit(&mut driver, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0));
+    let s = mesh.state().expect("state");
+    assert_eq!(s.phase, Phase::Promoted);
+    let weights_seen: Vec<u8> = s.history.iter().map(|h| h.weight).collect();
+    assert_eq!(weights_seen, vec![0, 0, 50, 100]);
+    // The mirror windows judged the copies (reported by the destination).
+    for h in &s.history[..2] {
+        let r = h.records.last().expect("record");
+        assert!(
+            r.canary.requests >= 10 && r.baseline.requests >= 10,
+            "{r:?}"
+        );
+    }
+    let raw = mesh
+        .cluster
+        .istio("virtualservices", "discounts")
+        .expect("vs");
+    assert!(raw["spec"]["http"][0].get("mirror").is_none(), "{raw}");
+    assert!(
+        raw["spec"]["http"][0].get("mirrorPercentage").is_none(),
+        "{raw}"
+    );
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
+}
+
+#[test]
+fn mirror_failing_on_the_cluster_rolls_back_and_removes_the_mirror() {
+    let mesh = KubeMesh::start(Behaviour::healthy().failing("v2", 0.5));
+    let (code, out, err) = run(mesh.rollout(&[
+        "--strategy",
+        "mirror",
+        "--iterations",
+        "3",
+        "--threshold",
+        "1",
+    ]));
+    assert_eq!(code, 3, "{out}{err}");
+    let s = mesh.state().expect("state");
+    assert_eq!((s.phase, s.history.len()), (Phase::RolledBack, 1));
+    assert_eq!(s.history[0].weight, 0, "rolled back in the mirror phase");
+    let raw = mesh
+        .cluster
+        .istio("virtualservices", "discounts")
+        .expect("vs");
+    assert!(raw["spec"]["http"][0].get("mirror").is_none(), "{raw}");
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
+    let events = mesh.cluster.server.objects("events.k8s.io", "events", NS);
+    assert!(events.iter().any(|e| e["type"] == "Warning"), "{events:#?}");
+}

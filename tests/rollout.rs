@@ -818,3 +818,38 @@ fn ab_bad_match_names_the_flag_and_the_fix() {
     assert!(err.contains("--strategy ab needs --match"), "{err}");
     assert!(ab_route(&mesh).is_none());
 }
+
+#[test]
+fn mirror_rollback_from_another_process_removes_the_mirror() {
+    use meshctl::rollout::strategy::Stage;
+    let mesh = Mesh::start(Behaviour::healthy());
+    let mut child = mesh
+        .rollout(&["--strategy", "mirror", "--iterations", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("meshctl");
+    let s = mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
+    assert_eq!(s.weights, v(&[("v1", 100), ("v2", 0)]));
+    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
+    assert_eq!(json["state"]["stage"], "mirror");
+    let text = std::fs::read_to_string(mesh.path().join("discounts.yaml")).unwrap();
+    assert!(
+        text.contains("mirror:") && text.contains("mirrorPercentage:"),
+        "{text}"
+    );
+    let (code, out, err) = run(mesh.meshctl(&["rollback", "discounts"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3));
+    let text = std::fs::read_to_string(mesh.path().join("discounts.yaml")).unwrap();
+    assert!(
+        !text.contains("mirror:") && !text.contains("mirrorPercentage"),
+        "{text}"
+    );
+    let s = mesh.state().expect("state");
+    assert_eq!((s.phase, s.stage), (Phase::RolledBack, Stage::Weighted));
+    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+}

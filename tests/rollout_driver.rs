@@ -56,7 +56,8 @@ impl MetricsSource for Synthetic {
             c.buckets = vec![(5.0, c.requests), (f64::INFINITY, c.requests)];
         }
         Ok(Snapshot {
-            versions: counts.clone(),
+            source: counts.clone(),
+            destination: Default::default(),
         })
     }
 }
@@ -338,5 +339,110 @@ async fn a_rejected_pre_rollout_hook_changes_nothing() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("discounts.yaml")).unwrap(),
         RESOURCES
+    );
+}
+
+/// The local target with another writer that puts 50/50 weights back right
+/// after a rollback is written (as a GitOps controller re-applying an old
+/// manifest would).
+struct RacingWriter {
+    inner: LocalTarget,
+}
+
+impl Target for RacingWriter {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn apply(
+        &self,
+        resources: &[meshproxy::istio::Resource],
+        options: meshctl::target::ApplyOptions,
+    ) -> Result<Vec<meshctl::target::Applied>, meshctl::target::TargetError> {
+        self.inner.apply(resources, options).await
+    }
+
+    async fn virtual_service(
+        &self,
+        name: &str,
+    ) -> Result<meshproxy::istio::VirtualService, meshctl::target::TargetError> {
+        self.inner.virtual_service(name).await
+    }
+
+    async fn destination_rule(
+        &self,
+        name: &str,
+    ) -> Result<meshproxy::istio::DestinationRule, meshctl::target::TargetError> {
+        self.inner.destination_rule(name).await
+    }
+
+    async fn replace_virtual_service(
+        &self,
+        vs: &meshproxy::istio::VirtualService,
+    ) -> Result<meshproxy::istio::VirtualService, meshctl::target::TargetError> {
+        let stored = self.inner.replace_virtual_service(vs).await?;
+        if RolloutState::read(vs).is_ok_and(|s| s.phase == Phase::RolledBack) {
+            let mut theirs = stored.clone();
+            let half: BTreeMap<String, u8> = [("v1".to_owned(), 50), ("v2".to_owned(), 50)].into();
+            routes::set_weights(&mut theirs, "v1", "v2", &half).expect("weights");
+            self.inner.replace_virtual_service(&theirs).await?;
+        }
+        Ok(stored)
+    }
+
+    async fn rollouts(
+        &self,
+    ) -> Result<Vec<meshproxy::istio::VirtualService>, meshctl::target::TargetError> {
+        self.inner.rollouts().await
+    }
+
+    async fn acquire_lease(
+        &self,
+        service: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(), meshctl::target::TargetError> {
+        self.inner.acquire_lease(service, holder, ttl).await
+    }
+
+    async fn release_lease(
+        &self,
+        service: &str,
+        holder: &str,
+    ) -> Result<(), meshctl::target::TargetError> {
+        self.inner.release_lease(service, holder).await
+    }
+
+    async fn record_event(
+        &self,
+        service: &str,
+        kind: meshctl::target::EventType,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), meshctl::target::TargetError> {
+        self.inner
+            .record_event(service, kind, reason, message)
+            .await
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_rollback_overwritten_by_another_writer_is_reported_not_trusted() {
+    let (_dir, inner) = fixture();
+    let metrics = synthetic(&inner, 0.5, 1000.0);
+    let target = RacingWriter { inner };
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let driver = Driver::new(&target, &metrics, &rec, options(Webhooks::default()), rx);
+    let mut p = plan(&[50, 100]);
+    p.threshold = 1;
+    let err = driver.run(p).await.expect_err("the read-back finds 50/50");
+    assert!(
+        matches!(err, EngineError::RollbackNotApplied { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the rollback of \"discounts\" was written but reading it back shows v1=50 v2=50, not v1=100 v2=0 without mirror or match route: another writer changed the VirtualService; run `meshctl rollback discounts` and check who else writes it"
     );
 }

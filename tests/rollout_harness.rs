@@ -1,7 +1,9 @@
 //! Harness for the rollout end-to-end tests: a `discounts` service on either
 //! target (a local directory, or the fake Kubernetes API server on
 //! 127.0.0.1 with a generated kubeconfig), a traffic simulator that follows
-//! the weights meshctl writes (as a proxy would), and a real HTTP server on
+//! the weights, the `meshctl-ab` match route and the route's mirror that
+//! meshctl writes (as a proxy would: real requests `reporter="source"`,
+//! mirrored copies `reporter="destination"`), and a real HTTP server on
 //! 127.0.0.1:0 serving the simulated Istio counters as Prometheus text.
 //!
 //! The simulator stands in for meshproxy so these tests exercise meshctl's
@@ -106,7 +108,9 @@ struct Counter {
     latency_ms: f64,
 }
 
-type Counters = Arc<Mutex<BTreeMap<String, Counter>>>;
+/// Counters per reporter (`source` for real requests, `destination` for
+/// mirrored copies, as meshproxy reports them), then per version.
+type Counters = Arc<Mutex<BTreeMap<(&'static str, String), Counter>>>;
 
 /// Reads the VirtualService as stored by the target.
 type ReadVs = Arc<dyn Fn() -> Option<VirtualService> + Send + Sync>;
@@ -378,18 +382,42 @@ fn traffic_shares(vs: &VirtualService) -> BTreeMap<String, u8> {
     shares
 }
 
+/// The subset the weighted route mirrors to and the mirrored share of all
+/// requests, percent (a mirror on the weighted route copies its requests).
+fn mirror_share(vs: &VirtualService) -> Option<(String, f64)> {
+    use meshctl::rollout::strategy::AB_ROUTE;
+    let ab = vs
+        .spec
+        .http
+        .iter()
+        .any(|r| r.name.as_deref() == Some(AB_ROUTE));
+    let route = vs.spec.http.iter().find(|r| {
+        r.name.as_deref() != Some(AB_ROUTE)
+            && r.route.iter().any(|d| d.destination.subset.is_some())
+    })?;
+    let subset = route.mirror.as_ref()?.subset.clone()?;
+    let percent = route.mirror_percentage.map_or(100.0, |p| p.value);
+    Some((subset, percent * if ab { 0.8 } else { 1.0 }))
+}
+
 fn simulate(read: &ReadVs, b: &Behaviour, counters: &Counters, stop: &AtomicBool) {
     // Bounded: at most 3 minutes of traffic.
     for _ in 0..9000 {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        if let Some(weights) = read().map(|vs| traffic_shares(&vs)) {
+        if let Some((weights, mirror)) = read().map(|vs| {
+            let shares = traffic_shares(&vs)
+                .into_iter()
+                .map(|(v, w)| ("source", v, f64::from(w)));
+            let mirrored = mirror_share(&vs).map(|(v, p)| ("destination", v, p));
+            (shares.collect::<Vec<_>>(), mirrored)
+        }) {
             let mut c = counters.lock().expect("counters");
-            for (v, w) in weights {
-                let e = c.entry(v.clone()).or_default();
+            for (reporter, v, w) in weights.into_iter().chain(mirror) {
+                let e = c.entry((reporter, v.clone())).or_default();
                 e.latency_ms = b.latency_ms.get(&v).copied().unwrap_or(3.0);
-                e.carry += b.per_tick * f64::from(w) / 100.0;
+                e.carry += b.per_tick * w / 100.0;
                 let n = e.carry.floor();
                 e.carry -= n;
                 e.error_carry += n * b.errors.get(&v).copied().unwrap_or(0.0);
@@ -410,9 +438,9 @@ fn simulate(read: &ReadVs, b: &Behaviour, counters: &Counters, stop: &AtomicBool
 fn exposition(counters: &Counters) -> String {
     let c = counters.lock().expect("counters");
     let mut out = String::from("# TYPE istio_requests_total counter\n");
-    for (v, k) in c.iter() {
+    for ((reporter, v), k) in c.iter() {
         let l = format!(
-            "reporter=\"source\",source_workload=\"meshproxy\",destination_service=\"discounts.default.svc.cluster.local\",destination_service_name=\"discounts\",destination_version=\"{v}\""
+            "reporter=\"{reporter}\",source_workload=\"meshproxy\",destination_service=\"discounts.default.svc.cluster.local\",destination_service_name=\"discounts\",destination_version=\"{v}\""
         );
         out.push_str(&format!(
             "istio_requests_total{{{l},response_code=\"200\"}} {}\n",

@@ -235,3 +235,59 @@ fn prometheus_source_reads_a_real_meshproxy() {
     );
     assert!(json["record"]["baseline"]["p99_ms"].is_number(), "{json}");
 }
+
+#[test]
+fn mirror_rollout_through_prometheus_counts_like_a_direct_scrape() {
+    use crate::rollout_proxy::{Answer, Load, ProxyMesh};
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    // Real meshproxy scraped by real Prometheus: the mirror windows read v2's
+    // reporter="destination" copies, the canary steps v1's and v2's
+    // reporter="source" requests although v2's mirrored series remain.
+    let mesh = ProxyMesh::start(Answer::Ok);
+    let load = Load::start(mesh.proxy, None);
+    let target = mesh
+        .metrics_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let prom = start_prometheus(bin, &target);
+    let (code, out, err) = run(mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--strategy",
+        "mirror",
+        "--iterations",
+        "2",
+        "--steps",
+        "50,100",
+        "--interval",
+        "1500ms",
+        "--min-requests",
+        "10",
+        "--prometheus",
+        &prom.url,
+    ]));
+    load.stop();
+    assert_eq!(code, 0, "{out}{err}");
+    let s = mesh.state();
+    assert_eq!(s.phase, Phase::Promoted);
+    let counts: Vec<(u8, u64, u64)> = s
+        .history
+        .iter()
+        .map(|h| {
+            let r = h.records.last().expect("record");
+            (h.weight, r.baseline.requests, r.canary.requests)
+        })
+        .collect();
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    for (weight, baseline, canary) in &counts {
+        assert!(*canary >= 10, "{counts:?}");
+        assert!(*weight == 100 || *baseline >= 10, "{counts:?}");
+    }
+    drop(prom);
+}

@@ -1,6 +1,7 @@
 //! `meshctl rollback [SERVICE]`: the stable version takes 100% again in one
 //! write, from any process (a running driver notices and exits 3), or after
-//! the driver was killed.
+//! the driver was killed. The same write removes a mirror or match route
+//! of a `mirror`, `ab` or `bluegreen` rollout (also for `meshctl promote`).
 
 use std::time::SystemTime;
 
@@ -67,6 +68,8 @@ pub async fn finish_now<T: Target>(
         ));
         s.held = None;
         s.driver = None;
+        // The final object carries weights only: no mirror, no match route.
+        s.stage = crate::rollout::strategy::Stage::Weighted;
         s.updated = Timestamp::from_system(SystemTime::now());
         routes::apply_state(&mut vs, &s)?;
         s.write(&mut vs);

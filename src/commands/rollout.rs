@@ -20,7 +20,7 @@ use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
 use crate::rollout::routes;
 use crate::rollout::state::{Ending, Phase, RolloutState};
-use crate::rollout::strategy::{Match, Strategy};
+use crate::rollout::strategy::{Match, Preview, Strategy};
 use crate::rollout::webhook::{Hook, WebhookConfig, Webhooks};
 use crate::spec::{self, RolloutDefaults};
 use crate::target::Target;
@@ -328,7 +328,8 @@ pub async fn auto_interval<M: MetricsSource>(
         .await
         .context("--interval auto: probing the request rate")?;
     let delta = last.delta(&first);
-    let total: f64 = delta.versions.values().map(|c| c.requests).sum();
+    let real = delta.versions();
+    let total: f64 = real.values().map(|c| c.requests).sum();
     let rate = total / AUTO_PROBE.as_secs_f64();
     if rate <= 0.0 {
         bail!(
@@ -337,9 +338,7 @@ pub async fn auto_interval<M: MetricsSource>(
         );
     }
     let stable = from.map(ToString::to_string).or_else(|| {
-        delta
-            .versions
-            .iter()
+        real.iter()
             .max_by(|a, b| a.1.requests.total_cmp(&b.1.requests))
             .map(|(v, _)| v.clone())
     });
@@ -377,28 +376,72 @@ pub async fn auto_interval<M: MetricsSource>(
     Ok(interval)
 }
 
-/// The strategy from `--strategy`, `--match` and `--iterations`.
+/// The strategy from `--strategy`, `--match`, `--iterations` and
+/// `--mirror-percent`.
 fn strategy(args: &RolloutStartArgs) -> anyhow::Result<Strategy> {
-    match (args.strategy, args.match_rule.as_deref()) {
-        (StrategyKind::Canary, None) => Ok(Strategy::Canary),
-        (StrategyKind::Canary, Some(_)) => {
-            bail!("--match only applies to --strategy ab: add `--strategy ab` or drop --match")
-        }
+    let kind = args.strategy;
+    let name = match kind {
+        StrategyKind::Canary => "canary",
+        StrategyKind::Ab => "ab",
+        StrategyKind::Mirror => "mirror",
+        StrategyKind::Bluegreen => "bluegreen",
+    };
+    let rule = args
+        .match_rule
+        .as_deref()
+        .map(str::parse::<Match>)
+        .transpose()?;
+    let percent = args
+        .mirror_percent
+        .as_deref()
+        .map(crate::rollout::strategy::mirror_percent)
+        .transpose()?;
+    if rule.is_some() && matches!(kind, StrategyKind::Canary | StrategyKind::Mirror) {
+        bail!(
+            "--match only applies to --strategy ab or bluegreen: add `--strategy ab` (or `--strategy bluegreen`) or drop --match"
+        );
+    }
+    if percent.is_some() && !matches!(kind, StrategyKind::Mirror | StrategyKind::Bluegreen) {
+        bail!(
+            "--mirror-percent only applies to --strategy mirror or bluegreen: add `--strategy mirror` or drop --mirror-percent"
+        );
+    }
+    if percent.is_some() && rule.is_some() {
+        bail!(
+            "--mirror-percent and --match both choose the bluegreen preview: keep --match to preview on matched requests, or --mirror-percent to preview on mirrored copies"
+        );
+    }
+    if kind == StrategyKind::Bluegreen && !args.steps.is_empty() {
+        bail!(
+            "--steps does not apply to --strategy bluegreen (it switches 100% in one write): drop --steps, or use --strategy mirror for mirrored copies followed by weighted steps"
+        );
+    }
+    if kind != StrategyKind::Canary && args.iterations == 0 {
+        bail!(
+            "--iterations must be at least 1 for --strategy {name} (analyses before the weights move)"
+        );
+    }
+    let iterations = args.iterations;
+    let percent = percent.unwrap_or(100);
+    Ok(match (kind, rule) {
+        (StrategyKind::Canary, _) => Strategy::Canary,
         (StrategyKind::Ab, None) => bail!(
             "--strategy ab needs --match: e.g. `--match header:x-canary=true` or `--match cookie:group=beta`"
         ),
-        (StrategyKind::Ab, Some(m)) => {
-            if args.iterations == 0 {
-                bail!(
-                    "--iterations must be at least 1 for --strategy ab (analyses before promotion)"
-                );
-            }
-            Ok(Strategy::Ab {
-                rule: m.parse::<Match>()?,
-                iterations: args.iterations,
-            })
-        }
-    }
+        (StrategyKind::Ab, Some(rule)) => Strategy::Ab { rule, iterations },
+        (StrategyKind::Mirror, _) => Strategy::Mirror {
+            percent,
+            iterations,
+        },
+        (StrategyKind::Bluegreen, Some(rule)) => Strategy::BlueGreen {
+            preview: Preview::Match(rule),
+            iterations,
+        },
+        (StrategyKind::Bluegreen, None) => Strategy::BlueGreen {
+            preview: Preview::Mirror { percent },
+            iterations,
+        },
+    })
 }
 
 /// `meshctl rollout start`.

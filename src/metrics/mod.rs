@@ -5,6 +5,36 @@
 //!
 //! Two sources: meshproxy's own `/metrics` endpoint ([`proxy::ProxyMetrics`])
 //! and a Prometheus server queried with PromQL ([`prometheus::Prometheus`]).
+//! Both keep the `reporter` label apart, so the counting rule below is the
+//! same for either.
+//!
+//! # Counting each request once
+//!
+//! Istio reports a request from up to two proxies: the client's
+//! (`reporter="source"`) and the destination's (`reporter="destination"`).
+//! A mirrored (shadow) copy is reported only by the destination's proxy; its
+//! response never reaches a client. meshproxy is a client-side proxy: its
+//! real requests are `reporter="source"`, its mirrored copies
+//! `reporter="destination"`. A [`Snapshot`] keeps the two reporters apart
+//! and the window (the difference of two snapshots) is judged with one of
+//! two selections ([`Traffic`]), per version:
+//!
+//! - [`Traffic::Real`] (what clients were served): the version's
+//!   `reporter="source"` series when they counted requests in the window,
+//!   else its `reporter="destination"` series (traffic only the
+//!   destination's proxy saw, e.g. from clients outside the mesh). With real
+//!   Istio both reporters count each in-mesh request, and only the source
+//!   side is taken, so each request counts once; mirrored copies never count
+//!   as real traffic of a version that also served real requests.
+//! - [`Traffic::Mirrored`] (shadow copies): the version's
+//!   `reporter="destination"` series. The rollout selects this only for the
+//!   new version while its route weight is 0 and the route mirrors to it
+//!   (the `mirror` and `bluegreen` strategies' preview), so every
+//!   destination-reported request of that version in the window is a
+//!   mirrored copy. The stable baseline of that window stays
+//!   [`Traffic::Real`].
+//!
+//! Series without a `reporter` label count as `reporter="source"`.
 
 pub mod exposition;
 pub mod prometheus;
@@ -42,11 +72,30 @@ pub struct VersionCounters {
     pub buckets: Vec<(f64, f64)>,
 }
 
-/// Cumulative counters of every version of one service at one moment.
+/// Cumulative counters of every version of one service at one moment, per
+/// reporter (see the module docs for how a window selects among them).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Snapshot {
-    /// Counters per `destination_version`.
-    pub versions: BTreeMap<String, VersionCounters>,
+    /// Requests reported by the client's proxy (`reporter="source"`, or no
+    /// `reporter` label), per `destination_version`.
+    pub source: BTreeMap<String, VersionCounters>,
+    /// Requests reported by the destination's proxy
+    /// (`reporter="destination"`), per `destination_version`: real requests
+    /// with real Istio, mirrored copies with meshproxy and Istio alike.
+    pub destination: BTreeMap<String, VersionCounters>,
+}
+
+/// Which requests of a version a window counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Traffic {
+    /// Requests clients were served: source-reported when there are any,
+    /// else destination-reported.
+    #[default]
+    Real,
+    /// Mirrored (shadow) copies: destination-reported requests of a version
+    /// that takes no real traffic (weight 0) while a route mirrors to it.
+    Mirrored,
 }
 
 /// Why a scrape produced no usable numbers. Every variant fails the check.
@@ -145,27 +194,60 @@ impl VersionCounters {
 // === impl Snapshot ===
 
 impl Snapshot {
-    /// Counters of one version (zero when the version has no series yet).
+    /// Real traffic of one version (zero when the version has no series yet).
     pub fn version(&self, v: &str) -> VersionCounters {
-        self.versions.get(v).cloned().unwrap_or_default()
+        self.select(v, Traffic::Real)
     }
 
-    /// The window between `earlier` and `self`.
+    /// The counters of version `v` that `traffic` selects.
+    pub fn select(&self, v: &str, traffic: Traffic) -> VersionCounters {
+        let source = self.source.get(v);
+        let destination = self.destination.get(v);
+        let chosen = match traffic {
+            Traffic::Mirrored => destination,
+            Traffic::Real => match source {
+                Some(s) if s.requests > 0.0 => Some(s),
+                _ => destination.or(source),
+            },
+        };
+        chosen.cloned().unwrap_or_default()
+    }
+
+    /// Real traffic of every version seen (by either reporter).
+    pub fn versions(&self) -> BTreeMap<String, VersionCounters> {
+        self.source
+            .keys()
+            .chain(self.destination.keys())
+            .map(|v| (v.clone(), self.version(v)))
+            .collect()
+    }
+
+    /// The window between `earlier` and `self`, per reporter.
     pub fn delta(&self, earlier: &Self) -> Self {
-        let versions = self
-            .versions
-            .iter()
-            .map(|(v, now)| (v.clone(), now.delta(&earlier.version(v))))
-            .collect();
-        Self { versions }
+        fn each(
+            now: &BTreeMap<String, VersionCounters>,
+            then: &BTreeMap<String, VersionCounters>,
+        ) -> BTreeMap<String, VersionCounters> {
+            now.iter()
+                .map(|(v, c)| {
+                    (
+                        v.clone(),
+                        c.delta(&then.get(v).cloned().unwrap_or_default()),
+                    )
+                })
+                .collect()
+        }
+        Self {
+            source: each(&self.source, &earlier.source),
+            destination: each(&self.destination, &earlier.destination),
+        }
     }
 
     /// Builds a snapshot of `service` from parsed exposition samples.
     ///
     /// Series are selected by `destination_service_name` (falling back to
-    /// the short name of `destination_service`) and summed over every other
-    /// label. When both reporters are present (real Istio reports each
-    /// request twice), only `reporter="destination"` is counted.
+    /// the short name of `destination_service`), kept apart by `reporter`
+    /// and summed over every other label.
     pub fn from_samples(
         samples: &[exposition::Sample],
         service: &str,
@@ -180,19 +262,12 @@ impl Snapshot {
                 name == service
             }
         };
-        let relevant: Vec<&exposition::Sample> = samples
-            .iter()
-            .filter(|s| (s.name == REQUESTS_TOTAL || s.name == DURATION_BUCKET) && matches(s))
-            .collect();
-        let has_destination = relevant
-            .iter()
-            .any(|s| s.label("reporter") == "destination");
         let mut snap = Self::default();
         let mut any_requests = false;
-        for s in relevant {
-            if has_destination && s.label("reporter") != "destination" {
-                continue;
-            }
+        for s in samples
+            .iter()
+            .filter(|s| (s.name == REQUESTS_TOTAL || s.name == DURATION_BUCKET) && matches(s))
+        {
             if !s.value.is_finite() || s.value < 0.0 {
                 return Err(MetricsError::Malformed {
                     url: url.to_owned(),
@@ -202,8 +277,12 @@ impl Snapshot {
                     ),
                 });
             }
-            let v = snap
-                .versions
+            let by_reporter = if s.label("reporter") == "destination" {
+                &mut snap.destination
+            } else {
+                &mut snap.source
+            };
+            let v = by_reporter
                 .entry(s.label("destination_version").to_owned())
                 .or_default();
             if s.name == REQUESTS_TOTAL {
@@ -230,7 +309,11 @@ impl Snapshot {
                 service: service.to_owned(),
             });
         }
-        for v in snap.versions.values_mut() {
+        for v in snap
+            .source
+            .values_mut()
+            .chain(snap.destination.values_mut())
+        {
             v.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         Ok(snap)
@@ -274,14 +357,107 @@ istio_request_duration_milliseconds_bucket{reporter="source",destination_service
         );
     }
 
+    fn snap(text: &str) -> Snapshot {
+        Snapshot::from_samples(&exposition::parse(text).unwrap(), "d", "u").unwrap()
+    }
+
+    /// `istio_requests_total` of service `d`: (reporter, version, code, value).
+    fn requests(series: &[(&str, &str, &str, u32)]) -> String {
+        series
+            .iter()
+            .map(|(r, v, c, n)| {
+                format!(
+                    "istio_requests_total{{reporter=\"{r}\",destination_service_name=\"d\",destination_version=\"{v}\",response_code=\"{c}\"}} {n}\n"
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn destination_reporter_wins_over_source() {
+    fn real_istio_counts_each_request_once() {
+        // Both sidecars report every request: the window counts it once.
+        let before = snap(&requests(&[
+            ("source", "v1", "200", 100),
+            ("destination", "v1", "200", 100),
+            ("source", "v2", "200", 10),
+            ("destination", "v2", "200", 10),
+        ]));
+        let after = snap(&requests(&[
+            ("source", "v1", "200", 190),
+            ("destination", "v1", "200", 190),
+            ("source", "v2", "200", 20),
+            ("source", "v2", "503", 2),
+            ("destination", "v2", "200", 20),
+            ("destination", "v2", "503", 2),
+        ]));
+        let w = after.delta(&before);
+        assert_eq!(w.version("v1").requests, 90.0);
+        let v2 = w.version("v2");
+        assert_eq!((v2.requests, v2.errors), (12.0, 2.0));
+        assert_eq!(after.versions()["v1"].requests, 190.0);
+    }
+
+    #[test]
+    fn meshproxy_source_series_count_after_a_mirror_ran() {
+        // meshproxy: real requests are reporter="source"; the mirrored copies
+        // of an earlier mirror phase stay as reporter="destination" series of
+        // v2 and must not hide v1's or v2's real traffic.
+        let before = snap(&requests(&[
+            ("source", "v1", "200", 500),
+            ("destination", "v2", "200", 480),
+            ("destination", "v2", "500", 20),
+        ]));
+        let after = snap(&requests(&[
+            ("source", "v1", "200", 590),
+            ("source", "v2", "200", 10),
+            ("destination", "v2", "200", 480),
+            ("destination", "v2", "500", 20),
+        ]));
+        let w = after.delta(&before);
+        assert_eq!(w.version("v1").requests, 90.0);
+        let v2 = w.version("v2");
+        assert_eq!((v2.requests, v2.errors), (10.0, 0.0));
+        // The old rule (destination only, once any exists) saw no v1 traffic.
+        assert_eq!(w.select("v1", Traffic::Mirrored).requests, 0.0);
+    }
+
+    #[test]
+    fn mirror_window_analyses_mirrored_copies_against_real_baseline() {
+        let before = snap(&requests(&[("source", "v1", "200", 100)]));
+        let after = snap(&requests(&[
+            ("source", "v1", "200", 200),
+            ("destination", "v2", "200", 45),
+            ("destination", "v2", "500", 5),
+        ]));
+        let w = after.delta(&before);
+        assert_eq!(w.select("v1", Traffic::Real).requests, 100.0);
+        let m = w.select("v2", Traffic::Mirrored);
+        assert_eq!((m.requests, m.errors), (50.0, 5.0));
+        // Real Istio in the same phase: v1 reported twice, v2's copies once.
+        let istio = snap(&requests(&[
+            ("source", "v1", "200", 200),
+            ("destination", "v1", "200", 200),
+            ("destination", "v2", "200", 45),
+            ("destination", "v2", "500", 5),
+        ]))
+        .delta(&snap(&requests(&[
+            ("source", "v1", "200", 100),
+            ("destination", "v1", "200", 100),
+        ])));
+        assert_eq!(istio.version("v1").requests, 100.0);
+        assert_eq!(istio.select("v2", Traffic::Mirrored).requests, 50.0);
+    }
+
+    #[test]
+    fn destination_only_traffic_still_counts_as_real() {
+        // Clients outside the mesh: only the destination's sidecar reports.
         let text = r#"
-istio_requests_total{reporter="source",destination_service_name="d",destination_version="v1",response_code="200"} 7
 istio_requests_total{reporter="destination",destination_service_name="d",destination_version="v1",response_code="200"} 6
+istio_requests_total{destination_service_name="d",destination_version="v3",response_code="200"} 4
 "#;
-        let snap = Snapshot::from_samples(&exposition::parse(text).unwrap(), "d", "u").unwrap();
-        assert_eq!(snap.version("v1").requests, 6.0);
+        let s = snap(text);
+        assert_eq!(s.version("v1").requests, 6.0);
+        assert_eq!(s.source["v3"].requests, 4.0, "no reporter label: source");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! A Prometheus server as a metrics source, so the same rollout works on a
 //! real Istio cluster. Two instant queries per scrape over Istio's standard
-//! metrics, summed by version (and reporter, to avoid counting a request
-//! twice when both sidecars report it):
+//! metrics, summed by version and *kept apart by reporter*, so the counting
+//! rule of [`super`] (each real request once; mirrored copies only where the
+//! rollout asks for them) is applied to the same series as for a direct
+//! scrape of meshproxy:
 //!
 //! ```text
 //! sum by (destination_version, response_code, reporter) (istio_requests_total{destination_service_name="SVC"})
@@ -102,48 +104,60 @@ impl Prometheus {
                 url: url.clone(),
                 source,
             })?;
-        let parsed: ApiResponse =
-            serde_json::from_str(&body).map_err(|e| MetricsError::Malformed {
-                url: url.clone(),
-                message: format!("not a Prometheus API response ({e})"),
-            })?;
-        if parsed.status != "success" || !status.is_success() {
-            return Err(MetricsError::Malformed {
-                url,
-                message: format!(
-                    "query {promql:?} failed: {}",
-                    parsed.error.unwrap_or_else(|| format!("HTTP {status}"))
-                ),
-            });
-        }
-        let data = parsed.data.ok_or_else(|| MetricsError::Malformed {
-            url: url.clone(),
-            message: "response has no data".to_owned(),
-        })?;
-        if data.result_type != "vector" {
-            return Err(MetricsError::Malformed {
-                url,
-                message: format!("expected a vector result, got {}", data.result_type),
-            });
-        }
-        data.result
-            .into_iter()
-            .map(|s| {
-                let mut labels = s.metric;
-                labels.insert("destination_service_name".to_owned(), service.to_owned());
-                let value =
-                    exposition::parse_le(&s.value.1).ok_or_else(|| MetricsError::Malformed {
-                        url: url.clone(),
-                        message: format!("value {:?} is not a number", s.value.1),
-                    })?;
-                Ok(exposition::Sample {
-                    name: name.to_owned(),
-                    labels,
-                    value,
-                })
-            })
-            .collect()
+        samples_from_response(name, promql, status, &body, service, &url)
     }
+}
+
+/// The samples of one instant-query answer (`body`, with HTTP `status`),
+/// named `name` and labelled with `service`.
+pub fn samples_from_response(
+    name: &str,
+    promql: &str,
+    status: reqwest::StatusCode,
+    body: &str,
+    service: &str,
+    url: &str,
+) -> Result<Vec<exposition::Sample>, MetricsError> {
+    let parsed: ApiResponse = serde_json::from_str(body).map_err(|e| MetricsError::Malformed {
+        url: url.to_owned(),
+        message: format!("not a Prometheus API response ({e})"),
+    })?;
+    if parsed.status != "success" || !status.is_success() {
+        return Err(MetricsError::Malformed {
+            url: url.to_owned(),
+            message: format!(
+                "query {promql:?} failed: {}",
+                parsed.error.unwrap_or_else(|| format!("HTTP {status}"))
+            ),
+        });
+    }
+    let data = parsed.data.ok_or_else(|| MetricsError::Malformed {
+        url: url.to_owned(),
+        message: "response has no data".to_owned(),
+    })?;
+    if data.result_type != "vector" {
+        return Err(MetricsError::Malformed {
+            url: url.to_owned(),
+            message: format!("expected a vector result, got {}", data.result_type),
+        });
+    }
+    data.result
+        .into_iter()
+        .map(|s| {
+            let mut labels = s.metric;
+            labels.insert("destination_service_name".to_owned(), service.to_owned());
+            let value =
+                exposition::parse_le(&s.value.1).ok_or_else(|| MetricsError::Malformed {
+                    url: url.to_owned(),
+                    message: format!("value {:?} is not a number", s.value.1),
+                })?;
+            Ok(exposition::Sample {
+                name: name.to_owned(),
+                labels,
+                value,
+            })
+        })
+        .collect()
 }
 
 impl MetricsSource for Prometheus {
@@ -162,6 +176,80 @@ impl MetricsSource for Prometheus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Traffic;
+
+    /// A Prometheus answer to the requests query: (reporter, version, code, value).
+    fn answer(series: &[(&str, &str, &str, u32)]) -> String {
+        let result: Vec<serde_json::Value> = series
+            .iter()
+            .map(|(r, v, c, n)| {
+                serde_json::json!({
+                    "metric": {"reporter": r, "destination_version": v, "response_code": c},
+                    "value": [1_700_000_000.0, n.to_string()],
+                })
+            })
+            .collect();
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+            .to_string()
+    }
+
+    fn snap(series: &[(&str, &str, &str, u32)]) -> Snapshot {
+        let [q, _] = Prometheus::queries("d");
+        let samples = samples_from_response(
+            REQUESTS_TOTAL,
+            &q,
+            reqwest::StatusCode::OK,
+            &answer(series),
+            "d",
+            "http://prom",
+        )
+        .unwrap();
+        Snapshot::from_samples(&samples, "d", "http://prom").unwrap()
+    }
+
+    #[test]
+    fn counts_like_a_direct_scrape() {
+        // Real Istio: both reporters per version, each request once.
+        let w = snap(&[
+            ("source", "v1", "200", 190),
+            ("destination", "v1", "200", 190),
+            ("source", "v2", "503", 2),
+            ("destination", "v2", "503", 2),
+        ])
+        .delta(&snap(&[
+            ("source", "v1", "200", 100),
+            ("destination", "v1", "200", 100),
+        ]));
+        assert_eq!(w.version("v1").requests, 90.0);
+        assert_eq!(w.version("v2").errors, 2.0);
+        // meshproxy after a mirror: v1's source series still count, and the
+        // mirror window selects v2's destination-reported copies.
+        let w = snap(&[
+            ("source", "v1", "200", 150),
+            ("destination", "v2", "200", 40),
+            ("destination", "v2", "500", 10),
+        ])
+        .delta(&snap(&[("source", "v1", "200", 100)]));
+        assert_eq!(w.version("v1").requests, 50.0);
+        let m = w.select("v2", Traffic::Mirrored);
+        assert_eq!((m.requests, m.errors), (50.0, 10.0));
+    }
+
+    #[test]
+    fn a_failed_query_is_malformed_with_the_query() {
+        let body = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        let e = samples_from_response(
+            REQUESTS_TOTAL,
+            "sum(x)",
+            reqwest::StatusCode::BAD_REQUEST,
+            body,
+            "d",
+            "http://prom/api/v1/query",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("query \"sum(x)\" failed: parse error"), "{e}");
+    }
 
     #[test]
     fn queries_select_the_service() {

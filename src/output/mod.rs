@@ -132,15 +132,14 @@ impl Reporter {
         let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let time = now.get(11..19).unwrap_or(&now).to_owned();
         match e {
-            RolloutEvent::Started { service, from, to, steps, interval_ms, target, metrics } => self.line(&format!(
-                "{time} {service}: rolling out {from} -> {to}, steps {steps:?}, every {}, target {target}, metrics {metrics}",
+            RolloutEvent::Started { service, from, to, steps, strategy, interval_ms, target, metrics } => self.line(&format!(
+                "{time} {service}: rolling out {from} -> {to} ({strategy}), steps {steps:?}, every {}, target {target}, metrics {metrics}",
                 humantime::format_duration(std::time::Duration::from_millis(*interval_ms))
             )),
-            RolloutEvent::StepStarted { service, step, steps, weights } => {
-                let w: Vec<String> = weights.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                self.line(&format!("{time} {service}: step {}/{steps}: {}", step + 1, w.join(" ")));
+            RolloutEvent::StepStarted { service, step, steps, traffic, .. } => {
+                self.line(&format!("{time} {service}: step {}/{steps}: {traffic}", step + 1));
                 if let Some(b) = &self.bar {
-                    b.set_message(format!("{service} step {}/{steps} {}", step + 1, w.join(" ")));
+                    b.set_message(format!("{service} step {}/{steps} {traffic}", step + 1));
                 }
             }
             RolloutEvent::Analysis { service, step, failed_checks, threshold, record } => {

@@ -92,9 +92,9 @@ pub fn markdown(service: &str, s: &RolloutState) -> String {
         for (i, r) in h.records.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "| {} | {}% | {} | {:?} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:?} | {} | {} | {} | {} | {} | {} | {} |",
                 h.step + 1,
-                h.weight,
+                h.weight_text(),
                 first + i,
                 r.verdict,
                 r.canary.requests,
@@ -127,10 +127,10 @@ pub fn junit(service: &str, s: &RolloutState) -> String {
                 .collect();
             let _ = write!(
                 cases,
-                "  <testcase classname=\"meshctl.rollout.{}\" name=\"step {} ({}%) analysis {}\" time=\"{secs:.3}\">",
+                "  <testcase classname=\"meshctl.rollout.{}\" name=\"step {} ({}) analysis {}\" time=\"{secs:.3}\">",
                 xml(service),
                 h.step + 1,
-                h.weight,
+                h.weight_text(),
                 first + i
             );
             match r.verdict {

@@ -63,7 +63,7 @@ pub fn status(service: &str, s: &RolloutState) -> String {
             _ => s.phase.to_string(),
         }),
         step,
-        s.weights_text(),
+        s.traffic_text(),
         format!("{}/{}", s.failed_checks, s.settings.threshold),
         s.updated.to_string(),
     ]);
@@ -128,7 +128,7 @@ pub fn summary(s: &RolloutState) -> String {
         let last = h.records.last();
         t.add_row(vec![
             (h.step + 1).to_string(),
-            format!("{}%", h.weight),
+            h.weight_text(),
             h.analyses.to_string(),
             last.map_or("-".to_owned(), |r| {
                 format!("{:?}", r.verdict).to_lowercase()

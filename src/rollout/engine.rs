@@ -17,9 +17,10 @@ use super::analysis::{self, DecisionRecord, VersionStats, Window};
 use super::machine::{Action, Event, Machine, Plan, PlanError};
 use super::routes::{self, RouteError};
 use super::state::{Ending, Phase, RolloutState, StateError, Timestamp};
+use super::strategy::Stage;
 use super::webhook::{Hook, Payload, WebhookError, Webhooks};
 use crate::cli::OnInterrupt;
-use crate::metrics::{MetricsError, MetricsSource, Snapshot};
+use crate::metrics::{MetricsError, MetricsSource, Snapshot, Traffic};
 use crate::target::{EventType, Target, TargetError};
 use meshproxy::istio::VirtualService;
 
@@ -37,6 +38,8 @@ pub enum RolloutEvent {
         to: String,
         /// Canary weights per step.
         steps: Vec<u8>,
+        /// `canary`, `ab`, `mirror` or `bluegreen`.
+        strategy: &'static str,
         /// Analysis interval, ms.
         interval_ms: u64,
         /// Where resources live.
@@ -54,6 +57,11 @@ pub enum RolloutEvent {
         steps: usize,
         /// Weights.
         weights: std::collections::BTreeMap<String, u8>,
+        /// What the route carries besides the weights (`weighted`, `mirror`,
+        /// `match`, `switched`).
+        stage: Stage,
+        /// The weights and the stage in words.
+        traffic: String,
     },
     /// A window was analysed.
     Analysis {
@@ -182,6 +190,19 @@ pub enum EngineError {
     /// The pre-rollout webhook refused.
     #[error("the rollout was not started: {0}")]
     PreRollout(#[source] WebhookError),
+    /// Reading the VirtualService back after a rollback found other weights
+    /// or a mirror / match route still in place.
+    #[error(
+        "the rollback of {service:?} was written but reading it back shows {found}, not {expected}: another writer changed the VirtualService; run `meshctl rollback {service}` and check who else writes it"
+    )]
+    RollbackNotApplied {
+        /// Service.
+        service: String,
+        /// What the rollback wrote.
+        expected: String,
+        /// What the target holds.
+        found: String,
+    },
 }
 
 /// How the driver ended.
@@ -329,6 +350,9 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             plan.to.as_str(),
             &Default::default(),
         )?;
+        if plan.strategy.mirror_percent().is_some() {
+            routes::check_mirror(&self.vs, plan.from.as_str(), plan.to.as_str())?;
+        }
 
         self.lease_ttl = (plan.interval * 3).max(Duration::from_secs(15));
         self.target
@@ -382,6 +406,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             from: plan.from.to_string(),
             to: plan.to.to_string(),
             steps: machine.state().steps.clone(),
+            strategy: plan.strategy.name(),
             interval_ms: u64::try_from(plan.interval.as_millis()).unwrap_or(u64::MAX),
             target: self.target.describe(),
             metrics: self.metrics.describe(),
@@ -412,6 +437,8 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                         step: s.step,
                         steps: s.steps.len(),
                         weights: s.weights.clone(),
+                        stage: s.stage,
+                        traffic: s.traffic_text(),
                     });
                     window_start = Some(self.scrape().await);
                 }
@@ -522,7 +549,17 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             Err(e) => return analysis::unreadable(t0, end.0, from, to, e),
         };
         let delta = last.delta(first);
-        let (b, c) = (delta.version(from), delta.version(to));
+        // A mirror window judges the new version's mirrored copies against
+        // the stable version's real traffic (see `crate::metrics`).
+        let canary_traffic = if s.stage == Stage::Mirror {
+            Traffic::Mirrored
+        } else {
+            Traffic::Real
+        };
+        let (b, c) = (
+            delta.select(from, Traffic::Real),
+            delta.select(to, canary_traffic),
+        );
         analysis::analyse(
             &Window {
                 start: t0,
@@ -721,6 +758,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                     external: false,
                 });
                 self.event(EventType::Warning, "RolledBack", &reason).await;
+                self.confirm_rollback(&s).await?;
                 self.hook(Hook::Rollback, &s).await;
                 self.verify(machine).await?;
             }
@@ -758,6 +796,32 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 });
             }
         }
+    }
+
+    /// Reads the VirtualService back after a rollback: the stable version
+    /// at 100% and no mirror or match route left, or an error (exit 1).
+    async fn confirm_rollback(&self, s: &RolloutState) -> Result<(), EngineError> {
+        let stored = self.target.virtual_service(&self.options.service).await?;
+        let weights = routes::current_weights(&stored);
+        let full = |v: &str| weights.get(v).copied().unwrap_or(0);
+        let preview = routes::has_preview(&stored, &s.to);
+        if full(&s.from) == 100 && full(&s.to) == 0 && !preview {
+            return Ok(());
+        }
+        let shown: Vec<String> = weights.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        Err(EngineError::RollbackNotApplied {
+            service: self.service(),
+            expected: format!("{}=100 {}=0 without mirror or match route", s.from, s.to),
+            found: format!(
+                "{}{}",
+                shown.join(" "),
+                if preview {
+                    " with a mirror or match route"
+                } else {
+                    ""
+                }
+            ),
+        })
     }
 
     /// After a rollback, watch the stable version for one interval and

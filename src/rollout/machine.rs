@@ -8,13 +8,20 @@
 //!                      │           fail ──► Analyse … × threshold ──► RolledBack
 //!  interrupt ──► RolledBack (or Paused)     gate closed ──► counts as a failed check
 //! ```
+//!
+//! Strategies only change what each step is (see [`Plan::stage_at`]): `ab`
+//! has `iterations` match steps; `mirror` has `iterations` mirror steps,
+//! then the canary steps; `bluegreen` has `iterations` preview steps, then
+//! one switched step at 100% whose failing analysis rolls back at once
+//! (whatever the threshold), as Argo Rollouts' post-promotion analysis does.
+//! With manual promotion, `bluegreen` pauses *before* the switch.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::analysis::{DecisionRecord, Thresholds, Verdict};
 use super::state::{Ending, Held, Phase, RolloutState, Settings, Timestamp};
-use super::strategy::Strategy;
+use super::strategy::{Stage, Strategy};
 use crate::cli::OnInterrupt;
 use crate::traffic::{Version, Weight};
 
@@ -39,8 +46,8 @@ pub struct Plan {
     pub thresholds: Thresholds,
     /// Metrics source description (for the record).
     pub metrics: String,
-    /// Canary steps, or `ab` (then `steps` is ignored: each of the
-    /// `iterations` keeps the weighted route on the stable version).
+    /// Canary steps, `ab` or `bluegreen` (then `steps` is ignored), or
+    /// `mirror` (mirror iterations, then `steps`).
     pub strategy: Strategy,
 }
 
@@ -62,9 +69,11 @@ pub enum PlanError {
     /// interval of 0.
     #[error("--interval must be longer than 0 (e.g. 30s)")]
     Interval,
-    /// `ab` without iterations.
-    #[error("--iterations must be at least 1 for --strategy ab (analyses before promotion)")]
-    Iterations,
+    /// `ab`, `mirror` or `bluegreen` without iterations.
+    #[error(
+        "--iterations must be at least 1 for --strategy {0} (analyses before the weights move)"
+    )]
+    Iterations(&'static str),
     /// Bad success rate.
     #[error("--success-rate {0} is not a percentage: use a number from 0 to 100 (e.g. 99)")]
     SuccessRate(String),
@@ -111,18 +120,19 @@ pub struct Machine {
 impl Plan {
     /// Checks the plan's invariants.
     pub fn validate(&self) -> Result<(), PlanError> {
-        if let Strategy::Ab { iterations, .. } = self.strategy {
-            if iterations == 0 {
-                return Err(PlanError::Iterations);
-            }
-        } else if self.steps.is_empty() {
-            return Err(PlanError::NoSteps);
+        let uses_steps = matches!(self.strategy, Strategy::Canary | Strategy::Mirror { .. });
+        if !self.strategy.is_canary() && self.strategy.iterations() == 0 {
+            return Err(PlanError::Iterations(self.strategy.name()));
         }
-        let ok = !self.strategy.is_canary()
-            || self.steps.windows(2).all(|w| w[0] < w[1]) && self.steps[0] > Weight::ZERO;
-        if !ok {
-            let list: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
-            return Err(PlanError::Steps(list.join(",")));
+        if uses_steps {
+            if self.steps.is_empty() {
+                return Err(PlanError::NoSteps);
+            }
+            let ok = self.steps.windows(2).all(|w| w[0] < w[1]) && self.steps[0] > Weight::ZERO;
+            if !ok {
+                let list: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
+                return Err(PlanError::Steps(list.join(",")));
+            }
         }
         if self.from == self.to {
             return Err(PlanError::SameVersion(self.to.to_string()));
@@ -140,20 +150,45 @@ impl Plan {
         Ok(())
     }
 
+    fn preview_steps(&self) -> usize {
+        usize::try_from(self.strategy.iterations()).unwrap_or(usize::MAX)
+    }
+
     /// How many steps (analysed intervals) the rollout has.
     pub fn step_count(&self) -> usize {
+        let n = self.preview_steps();
         match self.strategy {
             Strategy::Canary => self.steps.len(),
-            Strategy::Ab { iterations, .. } => usize::try_from(iterations).unwrap_or(usize::MAX),
+            Strategy::Ab { .. } => n,
+            Strategy::Mirror { .. } => n.saturating_add(self.steps.len()),
+            Strategy::BlueGreen { .. } => n.saturating_add(1),
         }
     }
 
-    /// The weighted route's canary weight at step `i` (0 under `ab`: only
-    /// matching requests reach the new version).
-    pub fn weight_at(&self, i: usize) -> Weight {
+    /// What the route carries at step `i`.
+    pub fn stage_at(&self, i: usize) -> Stage {
         match self.strategy {
-            Strategy::Canary => self.steps[i.min(self.steps.len() - 1)],
-            Strategy::Ab { .. } => Weight::ZERO,
+            Strategy::Canary => Stage::Weighted,
+            _ if i < self.preview_steps() => self.strategy.preview_stage(),
+            Strategy::BlueGreen { .. } => Stage::Switched,
+            _ => Stage::Weighted,
+        }
+    }
+
+    /// The weighted route's canary weight at step `i` (0 during a match or
+    /// mirror preview: only matching requests, or copies, reach the new
+    /// version; 100 once `bluegreen` switched).
+    pub fn weight_at(&self, i: usize) -> Weight {
+        match self.stage_at(i) {
+            Stage::Match | Stage::Mirror => Weight::ZERO,
+            Stage::Switched => Weight::FULL,
+            Stage::Weighted => {
+                let j = i.saturating_sub(match self.strategy {
+                    Strategy::Mirror { .. } => self.preview_steps(),
+                    _ => 0,
+                });
+                self.steps[j.min(self.steps.len() - 1)]
+            }
         }
     }
 }
@@ -205,6 +240,7 @@ impl Machine {
                 metrics: plan.metrics.clone(),
             },
             strategy: plan.strategy.clone(),
+            stage: plan.stage_at(0),
         };
         Ok((Self { plan, state }, Action::Step { weight: first }))
     }
@@ -242,6 +278,7 @@ impl Machine {
             Phase::RolledBack
         };
         self.state.ending = Some(ending);
+        self.state.stage = Stage::Weighted;
         self.state.reason = Some(reason);
         self.state.held = None;
         self.state.driver = None;
@@ -278,17 +315,22 @@ impl Machine {
         match verdict {
             Verdict::Pass => {
                 self.state.held = None;
-                if self.state.step + 1 < self.plan.step_count() {
-                    self.state.step += 1;
+                let next = self.state.step + 1;
+                let before_switch = self.plan.manual_promotion
+                    && next < self.plan.step_count()
+                    && self.plan.stage_at(next) == Stage::Switched;
+                if next < self.plan.step_count() && !before_switch {
+                    self.state.step = next;
                     self.state.step_started = now;
-                    let w = self.plan.weight_at(self.state.step);
+                    self.state.stage = self.plan.stage_at(next);
+                    let w = self.plan.weight_at(next);
                     self.state.weights = weights(&self.plan.from, &self.plan.to, w);
                     Action::Step { weight: w }
                 } else if self.plan.manual_promotion {
                     self.state.phase = Phase::Paused;
                     self.state.reason = Some(format!(
                         "every step passed; paused at {} for manual promotion: run `meshctl promote`",
-                        self.state.weights_text()
+                        self.state.traffic_text()
                     ));
                     Action::Pause
                 } else {
@@ -323,7 +365,16 @@ impl Machine {
             Verdict::Fail => {
                 self.state.held = None;
                 self.state.failed_checks += 1;
-                if self.state.failed_checks >= self.plan.threshold {
+                if self.state.stage == Stage::Switched {
+                    self.finish(
+                        Ending::RolledBack,
+                        format!(
+                            "post-switch analysis failed: {reason}; {} takes 100% again",
+                            self.plan.from
+                        ),
+                        now,
+                    )
+                } else if self.state.failed_checks >= self.plan.threshold {
                     self.finish(
                         Ending::RolledBack,
                         format!(
@@ -538,6 +589,162 @@ mod tests {
             Action::Pause
         );
         assert_eq!(m.state().weights_text(), "v1=90 v2=10");
+    }
+
+    fn pass() -> Event {
+        Event::Analysed(Box::new(record(100.0, 0.0)))
+    }
+
+    fn fail() -> Event {
+        Event::Analysed(Box::new(record(100.0, 50.0)))
+    }
+
+    #[test]
+    fn mirror_analyses_copies_then_runs_the_canary_steps() {
+        let mut p = plan(&[50, 100]);
+        p.strategy = Strategy::Mirror {
+            percent: 100,
+            iterations: 2,
+        };
+        let (mut m, a) = Machine::start(p, "me".into(), t(0)).unwrap();
+        assert_eq!(
+            a,
+            Action::Step {
+                weight: Weight::ZERO
+            }
+        );
+        assert_eq!(m.state().steps, vec![0, 0, 50, 100]);
+        assert_eq!(
+            (m.state().stage, m.state().traffic_text().as_str()),
+            (Stage::Mirror, "v1=100 v2=0, mirroring 100% to v2")
+        );
+        assert_eq!(
+            m.on(pass(), t(1)),
+            Action::Step {
+                weight: Weight::ZERO
+            }
+        );
+        assert_eq!(m.state().stage, Stage::Mirror);
+        let a = m.on(pass(), t(2));
+        assert_eq!(
+            (a, m.state().stage, m.state().weights_text()),
+            (
+                Action::Step {
+                    weight: Weight::try_from(50u8).unwrap()
+                },
+                Stage::Weighted,
+                "v1=50 v2=50".to_owned()
+            )
+        );
+        m.on(pass(), t(3));
+        assert_eq!(m.on(pass(), t(4)), Action::Finish(Ending::Promoted));
+        assert_eq!(m.state().stage, Stage::Weighted);
+    }
+
+    #[test]
+    fn mirror_failure_rolls_back_at_the_threshold() {
+        let mut p = plan(&[50, 100]);
+        p.strategy = Strategy::Mirror {
+            percent: 10,
+            iterations: 3,
+        };
+        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        assert_eq!(m.on(fail(), t(1)), Action::Analyse { extend: false });
+        assert_eq!(m.state().stage, Stage::Mirror);
+        assert_eq!(m.on(fail(), t(2)), Action::Finish(Ending::RolledBack));
+        let s = m.state();
+        assert_eq!(
+            (s.stage, s.weights_text().as_str()),
+            (Stage::Weighted, "v1=100 v2=0")
+        );
+    }
+
+    fn bluegreen(iterations: u32) -> Plan {
+        let mut p = plan(&[10]);
+        p.strategy = Strategy::BlueGreen {
+            preview: crate::rollout::strategy::Preview::Mirror { percent: 100 },
+            iterations,
+        };
+        p
+    }
+
+    #[test]
+    fn bluegreen_switches_in_one_step_then_analyses_once_more() {
+        let (mut m, a) = Machine::start(bluegreen(2), "me".into(), t(0)).unwrap();
+        assert_eq!(
+            a,
+            Action::Step {
+                weight: Weight::ZERO
+            }
+        );
+        assert_eq!(
+            m.state().steps,
+            vec![0, 0, 100],
+            "never an intermediate weight"
+        );
+        m.on(pass(), t(1));
+        assert_eq!(
+            m.on(pass(), t(2)),
+            Action::Step {
+                weight: Weight::FULL
+            }
+        );
+        assert_eq!(
+            (m.state().stage, m.state().weights_text().as_str()),
+            (Stage::Switched, "v1=0 v2=100")
+        );
+        assert_eq!(m.on(pass(), t(3)), Action::Finish(Ending::Promoted));
+    }
+
+    #[test]
+    fn bluegreen_post_switch_failure_rolls_back_at_once() {
+        let mut p = bluegreen(1);
+        p.threshold = 5;
+        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        assert_eq!(
+            m.on(pass(), t(1)),
+            Action::Step {
+                weight: Weight::FULL
+            }
+        );
+        assert_eq!(m.on(fail(), t(2)), Action::Finish(Ending::RolledBack));
+        let s = m.state();
+        assert_eq!(s.weights_text(), "v1=100 v2=0");
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .starts_with("post-switch analysis failed: v2: success rate"),
+            "{:?}",
+            s.reason
+        );
+    }
+
+    #[test]
+    fn bluegreen_manual_promotion_pauses_before_the_switch() {
+        let mut p = bluegreen(1);
+        p.manual_promotion = true;
+        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        assert_eq!(m.on(pass(), t(1)), Action::Pause);
+        let s = m.state();
+        assert_eq!((s.phase, s.stage), (Phase::Paused, Stage::Mirror));
+        assert!(
+            s.reason
+                .as_deref()
+                .unwrap()
+                .contains("paused at v1=100 v2=0, mirroring 100% to v2"),
+            "{:?}",
+            s.reason
+        );
+    }
+
+    #[test]
+    fn strategies_without_iterations_are_rejected() {
+        let e = Machine::start(bluegreen(0), "me".into(), t(0)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--iterations must be at least 1 for --strategy bluegreen (analyses before the weights move)"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The canary rollout: a pure state machine ([`machine`]), the analysis of
-//! one window ([`analysis`]), the state stored on the VirtualService
-//! ([`state`]), route weights ([`routes`]), webhooks ([`webhook`]) and the
-//! async driver that runs it all against a target and a metrics source
-//! ([`engine`]).
+//! The rollout: a pure state machine ([`machine`]), the analysis of one
+//! window ([`analysis`]), the state stored on the VirtualService
+//! ([`state`]), how the new version gets traffic (`canary`, `ab`, `mirror`,
+//! `bluegreen`: [`strategy`]), route weights, match routes and mirrors
+//! ([`routes`]), webhooks ([`webhook`]) and the async driver that runs it
+//! all against a target and a metrics source ([`engine`]).
 
 pub mod analysis;
 pub mod engine;

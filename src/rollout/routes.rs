@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use meshproxy::istio::{HttpMatchRequest, HttpRoute, HttpRouteDestination, VirtualService};
+use meshproxy::istio::{
+    Destination, HttpMatchRequest, HttpRoute, HttpRouteDestination, Percent, VirtualService,
+};
 
 use super::state::RolloutState;
-use super::strategy::{AB_ROUTE, Strategy};
+use super::strategy::{AB_ROUTE, Stage};
 
 /// The VirtualService cannot carry the rollout.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +37,18 @@ pub enum RouteError {
         route: usize,
         /// Stable subset.
         from: String,
+    },
+    /// The rollout's route already mirrors somewhere else.
+    #[error(
+        "VirtualService {name:?} route {route} already mirrors to {mirror}: a mirror or bluegreen rollout puts its own mirror there; remove that mirror from the route, or use --strategy canary or ab"
+    )]
+    MirrorInUse {
+        /// VirtualService.
+        name: String,
+        /// Route index.
+        route: usize,
+        /// The existing mirror destination.
+        mirror: String,
     },
 }
 
@@ -130,13 +144,24 @@ pub fn set_weights(
 }
 
 /// Shapes the VirtualService for `state`: the weights on the rollout's route
-/// and, for an unfinished `ab` rollout, a first route named
-/// [`AB_ROUTE`] sending matching requests to the new subset. A finished
-/// rollout (promoted or rolled back) has no match route.
+/// and, while unfinished, what the current [`Stage`] adds: a first route
+/// named [`AB_ROUTE`] sending matching requests to the new subset, or a
+/// mirror to the new subset on the weighted route. A finished rollout
+/// (promoted or rolled back) has neither.
 pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), RouteError> {
     vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
+    clear_mirror(vs, &state.from, &state.to);
     set_weights(vs, &state.from, &state.to, &state.weights)?;
-    if let Strategy::Ab { rule, .. } = &state.strategy
+    if state.stage == Stage::Mirror && !state.phase.is_finished() {
+        set_mirror(
+            vs,
+            &state.from,
+            &state.to,
+            state.strategy.mirror_percent().unwrap_or(100),
+        )?;
+    }
+    if let Some(rule) = state.strategy.match_rule()
+        && state.stage == Stage::Match
         && !state.phase.is_finished()
     {
         let i = route_index(vs, &state.from, &state.to).unwrap_or(0);
@@ -167,6 +192,96 @@ pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), 
     Ok(())
 }
 
+/// Is `m` the mirror a rollout to `to` puts on its route?
+fn is_ours(m: &Destination, host: &str, to: &str) -> bool {
+    m.host == host && m.subset.as_deref() == Some(to)
+}
+
+/// The host of the stable destination of the rollout's route.
+fn stable_host(route: &HttpRoute, from: &str, to: &str) -> Option<String> {
+    route
+        .route
+        .iter()
+        .find(|d| matches!(d.destination.subset.as_deref(), Some(s) if s == from || s == to))
+        .map(|d| d.destination.host.clone())
+}
+
+/// Fails when the rollout's route mirrors somewhere other than the new
+/// subset (a mirror or bluegreen rollout would replace that mirror).
+pub fn check_mirror(vs: &VirtualService, from: &str, to: &str) -> Result<(), RouteError> {
+    let Some(i) = route_index(vs, from, to) else {
+        return Ok(());
+    };
+    let route = &vs.spec.http[i];
+    let host = stable_host(route, from, to).unwrap_or_default();
+    match &route.mirror {
+        Some(m) if !is_ours(m, &host, to) => Err(RouteError::MirrorInUse {
+            name: vs.metadata.name.clone(),
+            route: i,
+            mirror: match &m.subset {
+                Some(s) => format!("{} subset {s}", m.host),
+                None => m.host.clone(),
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Mirrors `percent`% of the rollout's route to the new subset (same host
+/// and port as the stable destination).
+pub fn set_mirror(
+    vs: &mut VirtualService,
+    from: &str,
+    to: &str,
+    percent: u8,
+) -> Result<(), RouteError> {
+    let i = route_index(vs, from, to).ok_or_else(|| RouteError::NoRoute {
+        name: vs.metadata.name.clone(),
+        from: from.to_owned(),
+        to: to.to_owned(),
+    })?;
+    let route = &mut vs.spec.http[i];
+    let stable = route
+        .route
+        .iter()
+        .find(|d| d.destination.subset.as_deref() == Some(from))
+        .or_else(|| route.route.first())
+        .map(|d| d.destination.clone())
+        .unwrap_or_default();
+    route.mirror = Some(Destination {
+        subset: Some(to.to_owned()),
+        ..stable
+    });
+    route.mirror_percentage = Some(Percent {
+        value: f64::from(percent),
+    });
+    Ok(())
+}
+
+/// Removes the mirror to the new subset from the rollout's route (a mirror
+/// elsewhere is left alone).
+pub fn clear_mirror(vs: &mut VirtualService, from: &str, to: &str) {
+    let Some(i) = route_index(vs, from, to) else {
+        return;
+    };
+    let route = &mut vs.spec.http[i];
+    let host = stable_host(route, from, to).unwrap_or_default();
+    if route.mirror.as_ref().is_some_and(|m| is_ours(m, &host, to)) {
+        route.mirror = None;
+        route.mirror_percentage = None;
+    }
+}
+
+/// Does any route still carry a rollout's match route or a mirror to `to`?
+pub fn has_preview(vs: &VirtualService, to: &str) -> bool {
+    vs.spec.http.iter().any(|r| {
+        r.name.as_deref() == Some(AB_ROUTE)
+            || r.mirror
+                .as_ref()
+                .is_some_and(|m| m.subset.as_deref() == Some(to))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +306,66 @@ spec:
         set_weights(&mut vs, "v1", "v2", &w).unwrap();
         assert_eq!(current_weights(&vs), w);
         assert_eq!(vs.spec.http[0].route[1].destination.host, "discounts");
+    }
+
+    #[test]
+    fn mirror_is_set_and_cleared_on_the_weighted_route() {
+        use crate::rollout::strategy::Strategy;
+        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+        let mut state = crate::rollout::state::tests::sample();
+        state.weights = [("v1".to_owned(), 100), ("v2".to_owned(), 0)].into();
+        state.strategy = Strategy::Mirror {
+            percent: 25,
+            iterations: 2,
+        };
+        state.stage = Stage::Mirror;
+        apply_state(&mut vs, &state).unwrap();
+        let r = &vs.spec.http[0];
+        assert_eq!(
+            r.mirror,
+            Some(Destination {
+                host: "discounts".into(),
+                subset: Some("v2".into()),
+                port: None
+            })
+        );
+        assert_eq!(r.mirror_percentage, Some(Percent { value: 25.0 }));
+        assert!(has_preview(&vs, "v2"));
+        assert!(check_mirror(&vs, "v1", "v2").is_ok(), "our own mirror");
+        // The next step (weights only) removes it in the same write.
+        state.stage = Stage::Weighted;
+        state.weights = [("v1".to_owned(), 50), ("v2".to_owned(), 50)].into();
+        apply_state(&mut vs, &state).unwrap();
+        assert_eq!(
+            (
+                vs.spec.http[0].mirror.as_ref(),
+                vs.spec.http[0].mirror_percentage
+            ),
+            (None, None)
+        );
+        assert!(!has_preview(&vs, "v2"));
+        // A finished rollout never carries the mirror.
+        state.stage = Stage::Mirror;
+        state.phase = crate::rollout::state::Phase::RolledBack;
+        apply_state(&mut vs, &state).unwrap();
+        assert!(!has_preview(&vs, "v2"));
+    }
+
+    #[test]
+    fn a_foreign_mirror_is_refused_and_left_alone() {
+        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+        vs.spec.http[0].mirror = Some(Destination {
+            host: "audit".into(),
+            subset: None,
+            port: None,
+        });
+        let e = check_mirror(&vs, "v1", "v2").unwrap_err().to_string();
+        assert!(
+            e.contains("route 0 already mirrors to audit: a mirror or bluegreen rollout puts its own mirror there; remove that mirror"),
+            "{e}"
+        );
+        clear_mirror(&mut vs, "v1", "v2");
+        assert!(vs.spec.http[0].mirror.is_some());
     }
 
     #[test]

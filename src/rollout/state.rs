@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{DecisionRecord, Thresholds};
-use super::strategy::Strategy;
+use super::strategy::{Stage, Strategy};
 use crate::target::STATE_ANNOTATION;
 use meshproxy::istio::VirtualService;
 
@@ -66,6 +66,9 @@ pub struct StepHistory {
     pub step: usize,
     /// Canary weight of the step.
     pub weight: u8,
+    /// What the route carried besides the weights (absent: weights only).
+    #[serde(default, skip_serializing_if = "Stage::is_weighted")]
+    pub stage: Stage,
     /// How many analyses ran in this step (older records are dropped).
     pub analyses: u32,
     /// The newest records, oldest first.
@@ -135,6 +138,11 @@ pub struct RolloutState {
     /// How the new version receives traffic (absent: canary).
     #[serde(default, skip_serializing_if = "Strategy::is_canary")]
     pub strategy: Strategy,
+    /// What the route carries in the current step: a match route, a mirror,
+    /// the switched bluegreen (absent: weights only). Finished rollouts carry
+    /// weights only.
+    #[serde(default, skip_serializing_if = "Stage::is_weighted")]
+    pub stage: Stage,
     /// Settings.
     pub settings: Settings,
 }
@@ -219,6 +227,20 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+// === impl StepHistory ===
+
+impl StepHistory {
+    /// The step's canary weight, with its stage when not weights only:
+    /// `20%`, `0% mirror`, `100% switched`.
+    pub fn weight_text(&self) -> String {
+        if self.stage.is_weighted() {
+            format!("{}%", self.weight)
+        } else {
+            format!("{}% {}", self.weight, self.stage)
+        }
+    }
+}
+
 // === impl Phase ===
 
 impl Phase {
@@ -271,6 +293,7 @@ impl RolloutState {
             self.history.push(StepHistory {
                 step: self.step,
                 weight,
+                stage: self.stage,
                 analyses: 0,
                 records: Vec::new(),
             });
@@ -289,6 +312,27 @@ impl RolloutState {
         self.history.iter().rev().find_map(|h| h.records.last())
     }
 
+    /// What the route carries, in words: `v1=100 v2=0, mirroring 50% to v2`.
+    pub fn traffic_text(&self) -> String {
+        let w = self.weights_text();
+        if self.phase.is_finished() {
+            return w;
+        }
+        match self.stage {
+            Stage::Weighted => w,
+            Stage::Mirror => format!(
+                "{w}, mirroring {}% to {}",
+                self.strategy.mirror_percent().unwrap_or(100),
+                self.to
+            ),
+            Stage::Match => match self.strategy.match_rule() {
+                Some(rule) => format!("{w}, {rule} to {}", self.to),
+                None => w,
+            },
+            Stage::Switched => format!("{w}, switched (post-switch analysis)"),
+        }
+    }
+
     /// The weights as `v1=90 v2=10`.
     pub fn weights_text(&self) -> String {
         let mut pairs: Vec<String> = Vec::new();
@@ -300,7 +344,7 @@ impl RolloutState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rollout::analysis::{Verdict, unreadable};
 
@@ -331,6 +375,7 @@ mod tests {
                 metrics: "http://127.0.0.1:15000/metrics".into(),
             },
             strategy: Strategy::default(),
+            stage: Stage::default(),
         }
     }
 
