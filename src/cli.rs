@@ -220,6 +220,15 @@ pub enum RolloutCommand {
     /// Each request is counted once: a version's `reporter="source"` series
     /// (else `reporter="destination"`) are its real traffic; a mirror window
     /// judges v2's `reporter="destination"` series (its mirrored copies).
+    ///
+    /// `--interval auto` measures the request rate over 3 s and sizes each
+    /// window from the share of it v2 gets in that step: the step weight;
+    /// `--mirror-percent` (as copies) in a mirror stage; all of it after a
+    /// bluegreen switch; for a `--match` stage the first window probes the
+    /// matched share (v2's requests against all) and the next windows are
+    /// sized from it, holding (and saying so) while nothing matches. No
+    /// window outlasts `--timeout`; steps that cannot reach significance
+    /// within it are named at start.
     Start(RolloutStartArgs),
     /// Show the state of a rollout.
     Status(RolloutStatusArgs),
@@ -241,7 +250,9 @@ pub enum OnInterrupt {
 /// Analysis thresholds.
 #[derive(Debug, Args, Clone, Default)]
 pub struct AnalysisArgs {
-    /// Time between steps / analysis windows (e.g. `30s`).
+    /// Time between steps / analysis windows (e.g. `30s`); `rollout start`
+    /// also takes `auto`: each step bakes until v2 has served the requests
+    /// the analysis needs, at the share of traffic it gets in that step.
     #[arg(long)]
     pub interval: Option<String>,
     /// Failed checks tolerated before rolling back.

@@ -162,3 +162,81 @@ fn the_flag_check_rejects_an_unknown_flag() {
     assert!(!lists(&text, "--frobnicate"));
     assert!(!lists(&text, "--t"));
 }
+
+/// The jobs of a pipeline: GitHub's `jobs.*`, GitLab's top-level mappings
+/// with a `script`.
+fn jobs(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let Some(top) = doc.as_object() else {
+        return Vec::new();
+    };
+    match top.get("jobs").and_then(|j| j.as_object()) {
+        Some(jobs) => jobs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        None => top
+            .iter()
+            .filter(|(_, v)| v.get("script").is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+#[test]
+fn pipelines_run_a_bluegreen_release_on_the_exit_code_contract() {
+    // The flags the blue/green jobs rely on exist, with the values they use.
+    let help = help(&["rollout", "start"]);
+    for flag in [
+        "--strategy",
+        "--mirror-percent",
+        "--match",
+        "--iterations",
+        "--interval",
+        "--summary",
+        "--junit",
+    ] {
+        assert!(lists(&help, flag), "`meshctl rollout start` has no {flag}");
+    }
+    for value in ["bluegreen", "mirror", "auto"] {
+        assert!(
+            help.contains(value),
+            "`meshctl rollout start --help` does not mention {value}:\n{help}"
+        );
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci");
+    for file in FILES {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let doc: serde_json::Value = meshproxy::istio::yaml::from_str(&text).unwrap();
+        let mut found = Vec::new();
+        for (name, job) in jobs(&doc) {
+            let mut found_scripts = Vec::new();
+            scripts(&job, &mut found_scripts);
+            let all = found_scripts.join("\n");
+            let calls: Vec<Vec<String>> =
+                found_scripts.iter().flat_map(|s| invocations(s)).collect();
+            let Some(call) = calls.iter().find(|a| {
+                a.starts_with(&["rollout".to_owned(), "start".to_owned()])
+                    && a.windows(2).any(|w| {
+                        w[0] == "--strategy" && matches!(w[1].as_str(), "bluegreen" | "mirror")
+                    })
+            }) else {
+                continue;
+            };
+            // Traffic-aware bake times, with a progress deadline to warn against.
+            for (flag, value) in [("--interval", "auto"), ("--mirror-percent", "50")] {
+                assert!(
+                    call.windows(2).any(|w| w[0] == flag && w[1] == value),
+                    "{file}: job {name}: {call:?} lacks {flag} {value}"
+                );
+            }
+            assert!(call.iter().any(|a| a == "--timeout"), "{file}: job {name}");
+            // The job branches on the exit codes a bluegreen run can end with
+            // (no --manual-promotion: it never pauses).
+            for code in ["0)", "3)", "4)", "*)"] {
+                assert!(
+                    all.contains(code),
+                    "{file}: job {name} does not handle exit code {code}:\n{all}"
+                );
+            }
+            found.push(name);
+        }
+        assert_eq!(found, ["bluegreen"], "{file}: one bluegreen job expected");
+    }
+}

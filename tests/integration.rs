@@ -13,6 +13,8 @@ mod rollout;
 mod rollout_driver;
 // `ab`, `mirror` and `bluegreen` through a real meshproxy and upstreams (issue 7).
 mod rollout_proxy;
+// `--interval auto` per strategy: mirror percent, measured match share (issue 7).
+mod rollout_auto;
 // `meshctl render`: golden files for a broad set of specs.
 mod render;
 // `meshctl render` error paths, each with its exact message.

@@ -104,6 +104,7 @@ fn options(webhooks: Webhooks) -> DriverOptions {
         no_wait_on_pause: false,
         webhooks,
         poll: Duration::from_secs(1),
+        pace: None,
     }
 }
 

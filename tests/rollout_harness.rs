@@ -65,6 +65,8 @@ pub struct Behaviour {
     pub errors: BTreeMap<String, f64>,
     /// Latency per version (ms).
     pub latency_ms: BTreeMap<String, f64>,
+    /// Percent of requests that carry the `ab` match (default 20).
+    pub match_percent: u8,
 }
 
 impl Behaviour {
@@ -74,6 +76,7 @@ impl Behaviour {
             per_tick: 10.0,
             errors: BTreeMap::new(),
             latency_ms: BTreeMap::new(),
+            match_percent: 20,
         }
     }
 
@@ -88,6 +91,13 @@ impl Behaviour {
     #[must_use]
     pub fn slow(mut self, version: &str, ms: f64) -> Self {
         self.latency_ms.insert(version.to_owned(), ms);
+        self
+    }
+
+    /// Percent of requests carrying the `ab` match.
+    #[must_use]
+    pub fn matching(mut self, percent: u8) -> Self {
+        self.match_percent = percent;
         self
     }
 
@@ -356,9 +366,9 @@ pub fn run(mut cmd: Command) -> (i32, String, String) {
 }
 
 /// Share of traffic per subset: the weighted route, except that under an
-/// `ab` rollout (first route `meshctl-ab`) a fifth of the requests carry the
-/// match and go to its destination.
-fn traffic_shares(vs: &VirtualService) -> BTreeMap<String, u8> {
+/// `ab` rollout (first route `meshctl-ab`) `matched` percent of the requests
+/// (a fifth by default) carry the match and go to its destination.
+fn traffic_shares(vs: &VirtualService, matched: u8) -> BTreeMap<String, u8> {
     use meshctl::rollout::strategy::AB_ROUTE;
     let mut weighted = vs.clone();
     weighted
@@ -373,10 +383,10 @@ fn traffic_shares(vs: &VirtualService) -> BTreeMap<String, u8> {
         .find(|r| r.name.as_deref() == Some(AB_ROUTE))
     {
         for w in shares.values_mut() {
-            *w = u8::try_from(u16::from(*w) * 4 / 5).unwrap_or(100);
+            *w = u8::try_from(u16::from(*w) * u16::from(100 - matched) / 100).unwrap_or(100);
         }
         if let Some(s) = ab.route.first().and_then(|d| d.destination.subset.clone()) {
-            *shares.entry(s).or_default() += 20;
+            *shares.entry(s).or_default() += matched;
         }
     }
     shares
@@ -384,7 +394,7 @@ fn traffic_shares(vs: &VirtualService) -> BTreeMap<String, u8> {
 
 /// The subset the weighted route mirrors to and the mirrored share of all
 /// requests, percent (a mirror on the weighted route copies its requests).
-fn mirror_share(vs: &VirtualService) -> Option<(String, f64)> {
+fn mirror_share(vs: &VirtualService, matched: u8) -> Option<(String, f64)> {
     use meshctl::rollout::strategy::AB_ROUTE;
     let ab = vs
         .spec
@@ -397,7 +407,12 @@ fn mirror_share(vs: &VirtualService) -> Option<(String, f64)> {
     })?;
     let subset = route.mirror.as_ref()?.subset.clone()?;
     let percent = route.mirror_percentage.map_or(100.0, |p| p.value);
-    Some((subset, percent * if ab { 0.8 } else { 1.0 }))
+    let unmatched = if ab {
+        f64::from(100 - matched) / 100.0
+    } else {
+        1.0
+    };
+    Some((subset, percent * unmatched))
 }
 
 fn simulate(read: &ReadVs, b: &Behaviour, counters: &Counters, stop: &AtomicBool) {
@@ -407,10 +422,10 @@ fn simulate(read: &ReadVs, b: &Behaviour, counters: &Counters, stop: &AtomicBool
             return;
         }
         if let Some((weights, mirror)) = read().map(|vs| {
-            let shares = traffic_shares(&vs)
+            let shares = traffic_shares(&vs, b.match_percent)
                 .into_iter()
                 .map(|(v, w)| ("source", v, f64::from(w)));
-            let mirrored = mirror_share(&vs).map(|(v, p)| ("destination", v, p));
+            let mirrored = mirror_share(&vs, b.match_percent).map(|(v, p)| ("destination", v, p));
             (shares.collect::<Vec<_>>(), mirrored)
         }) {
             let mut c = counters.lock().expect("counters");

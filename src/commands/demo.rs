@@ -299,6 +299,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                 } else {
                     let req = StartRequest {
                         strategy: Default::default(),
+                        pace: None,
                         service: SERVICE.to_owned(),
                         to: "v2".parse()?,
                         from: Some("v1".parse()?),

@@ -15,9 +15,10 @@ use crate::metrics::prometheus::Prometheus;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::metrics::{MetricsError, MetricsSource, Snapshot};
 use crate::output::{Format, Reporter, Term, report, table};
-use crate::rollout::analysis::{self, Thresholds};
+use crate::rollout::analysis::Thresholds;
 use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
+use crate::rollout::pace::{self, Pace};
 use crate::rollout::routes;
 use crate::rollout::state::{Ending, Phase, RolloutState};
 use crate::rollout::strategy::{Match, Preview, Strategy};
@@ -185,6 +186,9 @@ pub struct StartRequest {
     pub webhooks: Webhooks,
     /// Canary (default) or `ab`.
     pub strategy: Strategy,
+    /// `--interval auto`: each window sized from the traffic the new
+    /// version gets in its step (`interval` is then the first window's).
+    pub pace: Option<Pace>,
 }
 
 /// Runs a rollout on any target with any metrics source, reporting to `reporter`.
@@ -218,7 +222,7 @@ pub async fn drive<T: Target, M: MetricsSource>(
                 .with_context(|| format!("subset {s:?} of VirtualService {:?}", req.service))?
         }
     };
-    let plan = Plan {
+    let mut plan = Plan {
         from,
         to: req.to,
         steps: req.steps,
@@ -230,13 +234,20 @@ pub async fn drive<T: Target, M: MetricsSource>(
         metrics: metrics.describe(),
         strategy: req.strategy,
     };
+    if let Some(p) = &req.pace {
+        plan.interval = p
+            .next(&plan, 0, pace::Window::Fresh, Duration::ZERO)
+            .interval;
+        announce_pace(p, &plan, reporter);
+    }
     let options = DriverOptions {
         service: req.service.clone(),
         holder: holder(),
         on_interrupt: req.on_interrupt,
         no_wait_on_pause: req.no_wait_on_pause,
         webhooks: req.webhooks,
-        poll: req.interval.min(Duration::from_millis(500)),
+        poll: plan.interval.min(Duration::from_millis(500)),
+        pace: req.pace,
     };
     let driver = Driver::new(target, metrics, reporter, options, interrupts);
     let (finish, state) = driver.run(plan).await?;
@@ -303,26 +314,21 @@ pub fn source(m: Option<&spec::MetricsSource>, timeout: Duration) -> anyhow::Res
     })
 }
 
-/// How long traffic is measured for `--interval auto`.
-const AUTO_PROBE: Duration = Duration::from_secs(3);
-
-/// `--interval auto`: from the request rate observed over a short probe and
-/// the sample size the z-test needs to tell a canary failing at the
-/// success-rate threshold from the baseline (95% confidence, 80% power),
-/// the bake time of the first (smallest) step, which needs the longest.
-/// Warns when that exceeds the progress deadline.
-pub async fn auto_interval<M: MetricsSource>(
+/// `--interval auto`: measures the request rate to `service` and the
+/// stable version's error share over a [`pace::PROBE`], for [`Pace`] to size
+/// each step's bake from the share of that traffic the new version gets
+/// in the step (see [`crate::rollout::pace`]).
+pub async fn auto_pace<M: MetricsSource>(
     metrics: &M,
     service: &str,
     from: Option<&Version>,
     d: &RolloutDefaults,
-    reporter: &Reporter,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Pace> {
     let first = metrics
         .scrape(service)
         .await
         .context("--interval auto: probing the request rate")?;
-    tokio::time::sleep(AUTO_PROBE).await;
+    tokio::time::sleep(pace::PROBE).await;
     let last = metrics
         .scrape(service)
         .await
@@ -330,10 +336,11 @@ pub async fn auto_interval<M: MetricsSource>(
     let delta = last.delta(&first);
     let real = delta.versions();
     let total: f64 = real.values().map(|c| c.requests).sum();
-    let rate = total / AUTO_PROBE.as_secs_f64();
+    let rate = total / pace::PROBE.as_secs_f64();
     if rate <= 0.0 {
         bail!(
-            "--interval auto: {service} got no requests in a {AUTO_PROBE:?} probe of {}; give --interval (e.g. 30s)",
+            "--interval auto: {service} got no requests in a {:?} probe of {}; give --interval (e.g. 30s)",
+            pace::PROBE,
             metrics.describe()
         );
     }
@@ -343,37 +350,37 @@ pub async fn auto_interval<M: MetricsSource>(
             .map(|(v, _)| v.clone())
     });
     let base = stable.map(|v| delta.version(&v)).unwrap_or_default();
-    let base_err = if base.requests > 0.0 {
-        (base.errors / base.requests).max(0.001)
-    } else {
-        0.001
-    };
-    let target_err = ((100.0 - d.success_rate) / 100.0)
-        .max(base_err * 2.0)
-        .min(0.999);
-    let w = f64::from(d.steps.first().map_or(100, |w| w.get()));
-    let ratio = ((100.0 - w) / w).max(0.01);
-    let confidence = Thresholds::default().confidence;
-    let n = analysis::required_canary_requests(base_err, target_err, ratio, confidence, 0.8)
-        .max(d.min_requests);
-    // Whole requests at a positive rate: the division is finite.
-    let secs = (n as f64 / (rate * w / 100.0)).clamp(1.0, 86_400.0);
-    let interval = Duration::from_secs_f64(secs.ceil());
+    let demand = pace::Demand::new(
+        d.success_rate,
+        (base.requests, base.errors),
+        Thresholds::default().confidence,
+        d.min_requests,
+    );
+    Ok(Pace::new(rate, demand))
+}
+
+/// Prints the `--interval auto` plan: the rate and what the test needs,
+/// each step's first bake, and a warning per step that cannot reach
+/// significance within the progress deadline.
+fn announce_pace(pace: &Pace, plan: &Plan, reporter: &Reporter) {
+    let d = pace.demand();
     reporter.line(&format!(
-        "--interval auto: {rate:.1} requests/s; step 1 ({w}%) needs {n} canary requests to detect {:.2}% errors against {:.2}% at {}% confidence: interval {}",
-        target_err * 100.0,
-        base_err * 100.0,
-        confidence * 100.0,
-        humantime::format_duration(interval)
+        "--interval auto: {:.1} requests/s over {}; {} needs enough requests per window to detect {:.2}% errors against {:.2}% at {}% confidence ({}% power, at least --min-requests {})",
+        pace.rate(),
+        humantime::format_duration(pace::PROBE),
+        plan.to,
+        d.target_err * 100.0,
+        d.base_err * 100.0,
+        d.confidence * 100.0,
+        d.power * 100.0,
+        d.min_requests
     ));
-    if interval > d.timeout {
-        reporter.line(&format!(
-            "warning: --interval auto: {} is longer than the progress deadline (--timeout {}): the first step cannot reach significance and will end inconclusive; raise --timeout or the traffic",
-            humantime::format_duration(interval),
-            humantime::format_duration(d.timeout)
-        ));
+    for b in pace.schedule(plan) {
+        reporter.line(&format!("--interval auto: {}", pace.describe(plan, &b)));
     }
-    Ok(interval)
+    for w in pace.warnings(plan) {
+        reporter.warn(&w);
+    }
 }
 
 /// The strategy from `--strategy`, `--match`, `--iterations` and
@@ -459,7 +466,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         .transpose()
         .map_err(|e| anyhow::anyhow!("--istio-api: {e}"))?;
     let target = open_target(global, istio_api).await?;
-    let (service, mut d, metrics, webhooks) = settings(global, &args)?;
+    let (service, d, metrics, webhooks) = settings(global, &args)?;
     let to: Version = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
     let from = args
         .from
@@ -475,9 +482,11 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
             .clamp(Duration::from_secs(1), Duration::from_secs(10)),
     )?;
     let reporter = Reporter::new(format(global), Term::detect());
-    if auto {
-        d.interval = auto_interval(&metrics, &service, from.as_ref(), &d, &reporter).await?;
-    }
+    let pace = if auto {
+        Some(auto_pace(&metrics, &service, from.as_ref(), &d).await?)
+    } else {
+        None
+    };
     let req = StartRequest {
         service,
         to,
@@ -497,6 +506,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         no_wait_on_pause: args.no_wait_on_pause,
         webhooks,
         strategy,
+        pace,
     };
     let service = req.service.clone();
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;

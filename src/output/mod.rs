@@ -112,6 +112,16 @@ impl Reporter {
         }
     }
 
+    /// A warning: a line of text output, on stderr for JSON output (one
+    /// event per line on stdout) and even when quiet.
+    pub fn warn(&self, s: &str) {
+        if self.format == Format::Text {
+            self.line(s);
+        } else {
+            eprintln!("{s}");
+        }
+    }
+
     fn json(&self, e: &RolloutEvent) {
         let mut v = serde_json::to_value(e).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
@@ -182,6 +192,9 @@ impl Reporter {
             }
             RolloutEvent::Webhook { service, message, .. } => {
                 self.line(&format!("{time} {service}: webhook: {message}"));
+            }
+            RolloutEvent::Bake { service, message, .. } => {
+                self.line(&format!("{time} {service}: --interval auto: {message}"));
             }
             RolloutEvent::Waiting { next_analysis_ms, .. } => {
                 if let Some(b) = &self.bar {

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::analysis::{self, DecisionRecord, VersionStats, Window};
 use super::machine::{Action, Event, Machine, Plan, PlanError};
+use super::pace::{self, Pace};
 use super::routes::{self, RouteError};
 use super::state::{Ending, Phase, RolloutState, StateError, Timestamp};
 use super::strategy::Stage;
@@ -138,6 +139,33 @@ pub enum RolloutEvent {
         /// Time to the next analysis, ms.
         next_analysis_ms: u64,
     },
+    /// `--interval auto` sized the next window from the traffic the new
+    /// version gets in this step.
+    Bake {
+        /// Service.
+        service: String,
+        /// Step index (0-based).
+        step: usize,
+        /// What the route carries.
+        stage: Stage,
+        /// The new version's share of the live requests the sizing used,
+        /// percent (mirrored copies for a mirror stage); absent while a
+        /// match step's share is being measured.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        share_percent: Option<f64>,
+        /// The share was measured on a match window.
+        measured: bool,
+        /// Live requests per second.
+        rate: f64,
+        /// Requests the new version needs in the window.
+        requests: u64,
+        /// The wait, ms.
+        interval_ms: u64,
+        /// Cut at the step's progress deadline.
+        capped: bool,
+        /// In words.
+        message: String,
+    },
 }
 
 /// Receives the driver's events (the reporter, a test's recorder).
@@ -229,6 +257,9 @@ pub struct DriverOptions {
     pub webhooks: Webhooks,
     /// How often the state is re-read to notice other processes (at most the interval).
     pub poll: Duration,
+    /// `--interval auto`: each window sized from the traffic the new
+    /// version gets in its step (`None`: every window is `plan.interval`).
+    pub pace: Option<Pace>,
 }
 
 /// Wall-clock time derived from tokio's clock, so paused-clock tests see time move.
@@ -425,6 +456,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
 
         let mut window_start: Option<(Timestamp, Result<Snapshot, String>)> = None;
         let mut last_end: Option<(Timestamp, Result<Snapshot, String>)> = None;
+        let mut last_record: Option<DecisionRecord> = None;
         loop {
             match action {
                 Action::Step { .. } => {
@@ -480,12 +512,18 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 }
                 Action::Finish(ending) => return self.finish(&mut machine, ending).await,
             }
-            // Wait one interval, then analyse the window.
+            // Wait one interval (or the bake `--interval auto` sizes), then
+            // analyse the window.
+            let served = match action {
+                Action::Analyse { extend: true } => last_record.as_ref().map(|r| r.canary.requests),
+                _ => None,
+            };
+            let interval = self.bake(&machine, served);
             self.emit(RolloutEvent::Waiting {
                 service: service.clone(),
-                next_analysis_ms: u64::try_from(plan.interval.as_millis()).unwrap_or(u64::MAX),
+                next_analysis_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             });
-            match self.wait(plan.interval, &machine).await? {
+            match self.wait(interval, &machine).await? {
                 Waited::Elapsed => {}
                 Waited::Interrupted => {
                     action = machine.on(
@@ -499,6 +537,12 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             let end = self.scrape().await;
             let record = self.analyse(&machine, window_start.as_ref(), &end).await;
             last_end = Some(end);
+            if machine.state().stage == Stage::Match
+                && let Some(p) = self.options.pace.as_mut()
+            {
+                p.observe(&record);
+            }
+            last_record = Some(record.clone());
             let now = self.clock.now();
             action = machine.on(Event::Analysed(Box::new(record.clone())), now);
             let s = machine.state();
@@ -510,6 +554,36 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 record,
             });
         }
+    }
+
+    /// The next window's length: `plan.interval`, or with `--interval auto`
+    /// the bake for the traffic the new version gets in the current step
+    /// (`served`: its requests so far in a held window), announced as a
+    /// [`RolloutEvent::Bake`].
+    fn bake(&self, machine: &Machine, served: Option<u64>) -> Duration {
+        let plan = machine.plan();
+        let Some(p) = &self.options.pace else {
+            return plan.interval;
+        };
+        let s = machine.state();
+        let window = match served {
+            Some(served) => pace::Window::Extended { served },
+            None => pace::Window::Fresh,
+        };
+        let b = p.next(plan, s.step, window, self.clock.now().since(s.step_started));
+        self.emit(RolloutEvent::Bake {
+            service: self.service(),
+            step: b.step,
+            stage: b.stage,
+            share_percent: b.share.map(|sh| sh.canary * 100.0),
+            measured: b.measured,
+            rate: p.rate(),
+            requests: b.requests,
+            interval_ms: u64::try_from(b.interval.as_millis()).unwrap_or(u64::MAX),
+            capped: b.capped,
+            message: p.describe(plan, &b),
+        });
+        b.interval
     }
 
     async fn scrape(&self) -> (Timestamp, Result<Snapshot, String>) {

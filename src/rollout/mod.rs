@@ -2,12 +2,14 @@
 //! window ([`analysis`]), the state stored on the VirtualService
 //! ([`state`]), how the new version gets traffic (`canary`, `ab`, `mirror`,
 //! `bluegreen`: [`strategy`]), route weights, match routes and mirrors
-//! ([`routes`]), webhooks ([`webhook`]) and the async driver that runs it
-//! all against a target and a metrics source ([`engine`]).
+//! ([`routes`]), `--interval auto` bake times ([`pace`]), webhooks
+//! ([`webhook`]) and the async driver that runs it all against a target and
+//! a metrics source ([`engine`]).
 
 pub mod analysis;
 pub mod engine;
 pub mod machine;
+pub mod pace;
 pub mod routes;
 pub mod state;
 pub mod strategy;

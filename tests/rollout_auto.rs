@@ -1,0 +1,228 @@
+//! `rollout start --interval auto` per strategy, through the real binary on
+//! the local directory target with the traffic simulator (issue 7,
+//! traffic-aware steps): a mirror stage bakes from `--mirror-percent`, a
+//! match stage from the share measured on its first window, and a match
+//! stage nothing matches holds, says so, and ends inconclusive.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::rollout_harness::{Behaviour, Mesh, wait_exit};
+
+/// A running `rollout start -o json`, its events read line by line.
+struct Events {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Events {
+    fn spawn(mesh: &Mesh, extra: &[&str]) -> Self {
+        let mut cmd = mesh.rollout(&["--interval", "auto", "--success-rate", "90", "-o", "json"]);
+        cmd.args(extra);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning meshctl");
+        let out = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not one JSON event per line ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Self {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The next event satisfying `pred` (bounded: 60 s).
+    fn until(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        // Bounded: at most 60 one-second waits, and no more than 10,000 events.
+        let (mut idle, mut seen) = (0, 0);
+        while idle < 60 && seen < 10_000 {
+            match self.lines.recv_timeout(Duration::from_secs(1)) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => seen += 1,
+                Err(mpsc::RecvTimeoutError::Timeout) => idle += 1,
+                Err(e) => panic!("no {what} event: meshctl stopped ({e})"),
+            }
+        }
+        panic!("no {what} event within 60 s")
+    }
+
+    /// Stops the rollout (SIGKILL) and returns its stderr.
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr.join().unwrap_or_default()
+    }
+
+    /// Waits for the exit (bounded) and returns the code and every remaining event.
+    fn finish(mut self) -> (i32, Vec<Value>, String) {
+        let status = wait_exit(&mut self.child, Duration::from_secs(90));
+        let rest: Vec<Value> = self.lines.iter().collect();
+        (
+            status.code().unwrap_or(-1),
+            rest,
+            self.stderr.join().unwrap_or_default(),
+        )
+    }
+}
+
+fn is_bake(v: &Value, step: u64) -> bool {
+    v["event"] == "bake" && v["step"] == step
+}
+
+/// The first mirror window's bake at `percent`, and stderr.
+fn mirror_bake(percent: &str) -> (Value, String) {
+    let mesh = Mesh::start(Behaviour::healthy().rate(0.2));
+    let run = Events::spawn(
+        &mesh,
+        &[
+            "--strategy",
+            "mirror",
+            "--mirror-percent",
+            percent,
+            "--iterations",
+            "1",
+            "--timeout",
+            "15s",
+        ],
+    );
+    let bake = run.until("bake", |v| is_bake(v, 0));
+    (bake, run.kill())
+}
+
+#[test]
+fn interval_auto_bakes_longer_at_a_lower_mirror_percent() {
+    // 0.2 requests per 20 ms tick: about 10 requests/s to the service.
+    let (full, full_err) = mirror_bake("100");
+    let (tenth, tenth_err) = mirror_bake("10");
+    for (b, share) in [(&full, 100.0), (&tenth, 10.0)] {
+        assert_eq!(b["stage"], "mirror", "{b}");
+        assert_eq!(b["share_percent"].as_f64(), Some(share), "{b}");
+        assert_eq!(b["measured"], false, "{b}");
+        let rate = b["rate"].as_f64().unwrap();
+        assert!((3.0..=30.0).contains(&rate), "{b}");
+    }
+    let ms = |b: &Value| b["interval_ms"].as_u64().unwrap();
+    // A tenth of the copies (somewhat fewer needed against a baseline ten
+    // times larger): a longer bake for the same traffic.
+    assert!(ms(&tenth) > ms(&full), "10%: {tenth}\n100%: {full}");
+    assert!(
+        tenth["message"]
+            .as_str()
+            .unwrap()
+            .contains("step 1/5 (mirroring 10% of v1 to v2)"),
+        "{tenth}"
+    );
+    // The 10% mirror window cannot gather its copies within --timeout 15s:
+    // cut at the deadline, and the start-time warning names the step.
+    assert_eq!(
+        (tenth["capped"].as_bool(), full["capped"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(
+        tenth_err.contains("warning: --interval auto: step 1/5 (mirroring 10% of v1 to v2)"),
+        "{tenth_err}"
+    );
+    assert!(
+        tenth_err.contains("raise --timeout, --mirror-percent, or the traffic"),
+        "{tenth_err}"
+    );
+    assert!(!full_err.contains("step 1/5 (mirroring"), "{full_err}");
+}
+
+#[test]
+fn interval_auto_sizes_ab_windows_from_the_measured_match_share() {
+    // 1 request per tick (about 50/s), 20% of them carry the match.
+    let mesh = Mesh::start(Behaviour::healthy().rate(1.0));
+    let run = Events::spawn(
+        &mesh,
+        &[
+            "--strategy",
+            "ab",
+            "--match",
+            "header:x-canary=true",
+            "--iterations",
+            "2",
+        ],
+    );
+    let probe = run.until("bake", |v| is_bake(v, 0));
+    assert_eq!(probe["stage"], "match", "{probe}");
+    assert!(probe.get("share_percent").is_none(), "{probe}");
+    assert!(probe["interval_ms"].as_u64().unwrap() >= 3000, "{probe}");
+    assert!(
+        probe["message"].as_str().unwrap().contains("probing"),
+        "{probe}"
+    );
+    let (code, rest, err) = run.finish();
+    assert_eq!(code, 0, "{rest:?}\n{err}");
+    let sized = rest
+        .iter()
+        .find(|v| is_bake(v, 1))
+        .unwrap_or_else(|| panic!("no bake for the second match window: {rest:?}"));
+    assert_eq!(sized["measured"], true, "{sized}");
+    let share = sized["share_percent"].as_f64().unwrap();
+    assert!((12.0..=28.0).contains(&share), "measured {share}%: {sized}");
+    let text = sized["message"].as_str().unwrap();
+    assert!(text.contains("of requests matched"), "{text}");
+    assert!(text.contains("(measured)"), "{text}");
+    assert_eq!(mesh.weights().get("v2"), Some(&100));
+}
+
+#[test]
+fn interval_auto_holds_when_nothing_matches_and_ends_inconclusive() {
+    let mesh = Mesh::start(Behaviour::healthy().rate(1.0).matching(0));
+    let run = Events::spawn(
+        &mesh,
+        &[
+            "--strategy",
+            "ab",
+            "--match",
+            "header:x-canary=true",
+            "--iterations",
+            "1",
+            "--timeout",
+            "8s",
+        ],
+    );
+    let (code, rest, err) = run.finish();
+    assert_eq!(code, 4, "timed out, inconclusive: {rest:?}\n{err}");
+    let held = rest
+        .iter()
+        .find(|v| v["event"] == "bake" && v["share_percent"].as_f64() == Some(0.0))
+        .unwrap_or_else(|| panic!("no bake after an empty match window: {rest:?}"));
+    let text = held["message"].as_str().unwrap();
+    assert!(text.contains("(match, nothing matched)"), "{text}");
+    assert!(text.contains("no request matched so far"), "{text}");
+    assert!(
+        text.contains("ends inconclusive at the progress deadline"),
+        "{text}"
+    );
+    // Nothing ran past the deadline: every window fits in 8 s from the step start.
+    let rolled = rest
+        .iter()
+        .find(|v| v["event"] == "rolled_back")
+        .expect("rolled_back event");
+    assert_eq!(rolled["timed_out"], true, "{rolled}");
+    assert_eq!(mesh.weights().get("v1"), Some(&100));
+}
