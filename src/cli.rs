@@ -250,9 +250,11 @@ pub enum OnInterrupt {
 /// Analysis thresholds.
 #[derive(Debug, Args, Clone, Default)]
 pub struct AnalysisArgs {
-    /// Time between steps / analysis windows (e.g. `30s`); `rollout start`
-    /// also takes `auto`: each step bakes until v2 has served the requests
-    /// the analysis needs, at the share of traffic it gets in that step.
+    /// Time between steps / analysis windows (e.g. `30s`).
+    ///
+    /// `rollout start` also takes `auto`: each step bakes until v2 has served
+    /// the requests the analysis needs, at the share of the traffic it gets
+    /// in that step (see `rollout start --help`).
     #[arg(long)]
     pub interval: Option<String>,
     /// Failed checks tolerated before rolling back.

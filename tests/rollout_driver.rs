@@ -447,3 +447,128 @@ async fn a_rollback_overwritten_by_another_writer_is_reported_not_trusted() {
         "the rollback of \"discounts\" was written but reading it back shows v1=50 v2=50, not v1=100 v2=0 without mirror or match route: another writer changed the VirtualService; run `meshctl rollback discounts` and check who else writes it"
     );
 }
+
+/// `(bake interval, analysed window)` pairs of an `--interval auto` run, in ms.
+fn bakes_and_windows(events: &[RolloutEvent]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut bake = None;
+    for e in events {
+        match e {
+            RolloutEvent::Bake { interval_ms, .. } => bake = Some(*interval_ms),
+            RolloutEvent::Analysis { record, .. } => {
+                let window = record.window_end.since(record.window_start);
+                let ms = u64::try_from(window.as_millis()).unwrap();
+                out.push((bake.take().expect("a bake before each analysis"), ms));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn paused_clock_interval_auto_bakes_each_step_from_its_weight() {
+    use meshctl::rollout::pace::{Demand, Pace};
+    let (_dir, target) = fixture();
+    let metrics = synthetic(&target, 0.0, 1000.0);
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let mut o = options(Webhooks::default());
+    // 10 requests/s, --success-rate 90.
+    o.pace = Some(Pace::new(10.0, Demand::new(90.0, (1000.0, 0.0), 0.95, 20)));
+    let driver = Driver::new(&target, &metrics, &rec, o, rx);
+    let (finish, _) = driver.run(plan(&[10, 50, 100])).await.expect("driver");
+    assert_eq!(finish, Finish::Ended(Ending::Promoted));
+    let pairs = bakes_and_windows(&rec.0.lock().unwrap());
+    assert_eq!(pairs.len(), 3, "{pairs:?}");
+    // Each window lasted its step's bake, and smaller steps baked longer.
+    for (bake, window) in &pairs {
+        assert_eq!(bake, window, "{pairs:?}");
+    }
+    assert!(
+        pairs[0].0 > pairs[1].0 && pairs[1].0 > pairs[2].0,
+        "{pairs:?}"
+    );
+}
+
+/// Traffic no request of which matches: v1 serves 100 requests per scrape.
+#[derive(Default)]
+struct Unmatched(Mutex<f64>);
+
+impl MetricsSource for Unmatched {
+    fn describe(&self) -> String {
+        "unmatched".to_owned()
+    }
+
+    async fn scrape(&self, _service: &str) -> Result<Snapshot, MetricsError> {
+        let mut n = self.0.lock().expect("count");
+        *n += 100.0;
+        let v1 = VersionCounters {
+            requests: *n,
+            errors: 0.0,
+            buckets: vec![(5.0, *n), (f64::INFINITY, *n)],
+        };
+        Ok(Snapshot {
+            source: [("v1".to_owned(), v1)].into(),
+            destination: Default::default(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn paused_clock_interval_auto_holds_an_unmatched_ab_step_until_the_deadline() {
+    use meshctl::rollout::pace::{Demand, PROBE, Pace};
+    use meshctl::rollout::strategy::{Stage, Strategy};
+    let (_dir, target) = fixture();
+    let metrics = Unmatched::default();
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let mut o = options(Webhooks::default());
+    o.pace = Some(Pace::new(10.0, Demand::new(90.0, (1000.0, 0.0), 0.95, 20)));
+    let mut p = plan(&[100]);
+    p.strategy = Strategy::Ab {
+        rule: "header:x-canary=true".parse().unwrap(),
+        iterations: 1,
+    };
+    p.step_timeout = Duration::from_secs(10);
+    let driver = Driver::new(&target, &metrics, &rec, o, rx);
+    let (finish, state) = driver.run(p).await.expect("driver");
+    assert_eq!(finish, Finish::Ended(Ending::TimedOut));
+    let events = rec.0.lock().unwrap();
+    let bakes: Vec<(Option<f64>, u64, bool, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            RolloutEvent::Bake {
+                stage,
+                share_percent,
+                interval_ms,
+                capped,
+                message,
+                ..
+            } => {
+                assert_eq!(*stage, Stage::Match);
+                Some((*share_percent, *interval_ms, *capped, message.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    // The probe, then holding at the probe length, the last window cut at
+    // the deadline: 3 s + 3 s + 3 s + 1 s = the 10 s progress deadline.
+    let probe = u64::try_from(PROBE.as_millis()).unwrap();
+    let lengths: Vec<u64> = bakes.iter().map(|b| b.1).collect();
+    assert_eq!(lengths, [probe, probe, probe, 1000], "{bakes:?}");
+    assert_eq!(bakes[0].0, None, "{bakes:?}");
+    assert!(bakes[1..].iter().all(|b| b.0 == Some(0.0)), "{bakes:?}");
+    assert!(
+        bakes[1].3.contains("no request matched so far"),
+        "{}",
+        bakes[1].3
+    );
+    assert_eq!(bakes.last().map(|b| b.2), Some(true), "{bakes:?}");
+    // The held window spans the whole step: no window ran past the deadline.
+    let last = state.last_record().unwrap();
+    assert_eq!(
+        last.window_end.since(last.window_start),
+        Duration::from_secs(10)
+    );
+}

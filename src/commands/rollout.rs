@@ -375,8 +375,17 @@ fn announce_pace(pace: &Pace, plan: &Plan, reporter: &Reporter) {
         d.power * 100.0,
         d.min_requests
     ));
+    let mut probed = false;
     for b in pace.schedule(plan) {
-        reporter.line(&format!("--interval auto: {}", pace.describe(plan, &b)));
+        if b.share.is_none() && std::mem::replace(&mut probed, true) {
+            reporter.line(&format!(
+                "--interval auto: step {}/{} (match): sized from the share measured on the match windows before it",
+                b.step + 1,
+                plan.step_count()
+            ));
+        } else {
+            reporter.line(&format!("--interval auto: {}", pace.describe(plan, &b)));
+        }
     }
     for w in pace.warnings(plan) {
         reporter.warn(&w);
