@@ -56,6 +56,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l versions -d '
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
@@ -76,6 +77,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l versions -d 'V
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
@@ -111,6 +113,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l to -d 'The new version' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l from -d 'The stable version (default: the one taking traffic now)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l steps -d 'Canary weights per step, comma-separated (e.g. `10,25,50,100`)' -r
@@ -237,6 +240,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l versions -d 'Ve
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r

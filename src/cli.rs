@@ -127,6 +127,12 @@ pub struct SpecArgs {
     /// Istio API version to emit: v1 (default), v1beta1.
     #[arg(long)]
     pub istio_api: Option<String>,
+    /// Sticky sessions: pin each client to the version it first got with
+    /// this cookie, rendered as VirtualService routes (default: the spec
+    /// file's `stickyCookie`; `rollout start` also keeps the cookie of
+    /// sticky routes already applied).
+    #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
+    pub sticky_cookie: Option<String>,
 }
 
 /// `meshctl render`.

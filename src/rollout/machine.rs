@@ -42,6 +42,8 @@ pub struct Plan {
     /// Canary steps, or `ab` (then `steps` is ignored: each of the
     /// `iterations` keeps the weighted route on the stable version).
     pub strategy: Strategy,
+    /// Sticky sessions: the cookie whose routes follow the weights.
+    pub sticky_cookie: Option<super::sticky::CookieName>,
 }
 
 /// A plan that breaks the rules.
@@ -205,6 +207,7 @@ impl Machine {
                 metrics: plan.metrics.clone(),
             },
             strategy: plan.strategy.clone(),
+            sticky_cookie: plan.sticky_cookie.clone(),
         };
         Ok((Self { plan, state }, Action::Step { weight: first }))
     }
@@ -361,6 +364,7 @@ mod tests {
             thresholds: Thresholds::default(),
             metrics: "test".into(),
             strategy: Strategy::Canary,
+            sticky_cookie: None,
         }
     }
 

@@ -135,6 +135,10 @@ pub struct RolloutState {
     /// How the new version receives traffic (absent: canary).
     #[serde(default, skip_serializing_if = "Strategy::is_canary")]
     pub strategy: Strategy,
+    /// Sticky sessions: the cookie whose routes follow the weights
+    /// (`rollout start --sticky-cookie`; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_cookie: Option<super::sticky::CookieName>,
     /// Settings.
     pub settings: Settings,
 }
@@ -331,6 +335,7 @@ mod tests {
                 metrics: "http://127.0.0.1:15000/metrics".into(),
             },
             strategy: Strategy::default(),
+            sticky_cookie: None,
         }
     }
 
