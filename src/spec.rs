@@ -26,7 +26,7 @@ use meshproxy::istio::yaml::{self, YamlError};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs};
+use crate::cli::{AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs, ThresholdArgs};
 use crate::rollout::sticky::CookieName;
 use crate::traffic::{Split, TrafficError, Version, Weight};
 
@@ -295,9 +295,12 @@ impl RolloutDefaults {
         let AnalysisArgs {
             interval,
             threshold,
-            success_rate,
-            max_p99,
-            min_requests,
+            thresholds:
+                ThresholdArgs {
+                    success_rate,
+                    max_p99,
+                    min_requests,
+                },
             metrics: _,
             prometheus: _,
         } = analysis;
