@@ -333,3 +333,29 @@ async fn sticky_cookie_keeps_each_client_on_one_version_across_weight_changes() 
     load.await.expect("load task");
     proxy.shutdown().await;
 }
+
+#[test]
+fn rollout_start_rejects_a_bad_cookie_name_before_touching_the_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, out) = run_meshctl(
+        dir.path(),
+        &[
+            "rollout",
+            "start",
+            "discounts",
+            "--to",
+            "v2",
+            "--sticky-cookie",
+            "my;cookie",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out,
+        "error: --sticky-cookie \"my;cookie\": \"my;cookie\" is not a valid cookie name: it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character); use letters, digits and !#$%&'*+-.^_`|~ (e.g. meshctl-version)\n"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).expect("dir").next().is_none(),
+        "nothing written"
+    );
+}

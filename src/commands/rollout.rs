@@ -409,6 +409,7 @@ fn strategy(args: &RolloutStartArgs) -> anyhow::Result<Strategy> {
 /// `meshctl rollout start`.
 pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::Result<Outcome> {
     let strategy = strategy(&args)?;
+    let sticky_cookie = sticky_cookie(global, &args.spec)?;
     let auto = args.analysis.interval.as_deref() == Some("auto");
     if auto {
         args.analysis.interval = None;
@@ -459,7 +460,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         no_wait_on_pause: args.no_wait_on_pause,
         webhooks,
         strategy,
-        sticky_cookie: sticky_cookie(global, &args.spec)?,
+        sticky_cookie,
     };
     let service = req.service.clone();
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;
