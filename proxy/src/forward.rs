@@ -724,15 +724,19 @@ fn prepare_upstream_headers(parts: &mut http::request::Parts, conn: &ConnInfo) {
 fn request_id() -> HeaderValue {
     let n = fastrand::u128(..);
     let n = (n & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let s = format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        (n >> 96) as u32,
-        (n >> 80) as u16,
-        (n >> 64) as u16,
-        (n >> 48) as u16,
-        n & 0xffff_ffff_ffff
-    );
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // 8-4-4-4-12 lowercase hex digits, written without the formatter: this
+    // runs once per request.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 36];
+    let mut digit = 0;
+    for (i, c) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        *c = HEX[((n >> (124 - 4 * digit)) & 0xf) as usize];
+        digit += 1;
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): `Connection`, the headers
@@ -801,6 +805,16 @@ mod tests {
         let s = id.to_str().unwrap();
         assert_eq!(s.len(), 36, "{s}");
         assert_eq!(&s[14..15], "4", "{s}");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
+        assert!(
+            s.char_indices()
+                .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
+                }),
+            "{s}"
+        );
         assert_ne!(request_id(), id);
     }
 

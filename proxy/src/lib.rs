@@ -195,7 +195,16 @@ impl Handle {
 pub async fn start(settings: Settings) -> Result<Handle, Error> {
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
-    let live = Arc::new(Live::new(metrics.clone()));
+    let client_tls = Arc::new(
+        tls::ClientTls::new(settings.tls.mesh.clone(), Some(settings.config_dir.clone())).map_err(
+            |source| Error::Tls {
+                what: "--workload-cert/--workload-key/--mesh-ca",
+                source,
+            },
+        )?,
+    );
+    // DestinationRules naming TLS files that do not load are rejected at load.
+    let live = Arc::new(Live::new(metrics.clone()).with_client_tls(client_tls.clone()));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let fingerprint = match &settings.kube {
         None => {
@@ -246,15 +255,6 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
             what: "--tls-cert/--tls-key/--tls-client-ca",
             source,
         })?;
-    let client_tls = Arc::new(
-        tls::ClientTls::new(settings.tls.mesh.clone(), Some(settings.config_dir.clone())).map_err(
-            |source| Error::Tls {
-                what: "--workload-cert/--workload-key/--mesh-ca",
-                source,
-            },
-        )?,
-    );
-
     // Certificate rotation: poll the files until shutdown.
     let mut watchers = vec![tls::spawn_watcher(
         client_tls.clone(),

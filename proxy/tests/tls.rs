@@ -499,16 +499,6 @@ async fn every_outbound_mode_against_tls_upstreams() {
             200,
             "spiffe://cluster.local/ns/default/sa/meshproxy svc",
         ),
-        (
-            "MUTUAL with a missing key file is a 503",
-            mutual,
-            format!(
-                "{{mode: MUTUAL, caCertificates: ca.pem, clientCertificate: {}, privateKey: missing.key}}",
-                client_cert.display()
-            ),
-            503,
-            "upstream connect error",
-        ),
     ];
     // Consecutive cases answer differently, so seeing the expected answer
     // also shows the new DestinationRule is live.
@@ -531,17 +521,69 @@ async fn every_outbound_mode_against_tls_upstreams() {
     }
     let text = metrics(&handle).await;
     assert!(
-        metric_value(&text, "istio_requests_total", &[("response_flags", "UF")]) >= 3.0,
+        metric_value(&text, "istio_requests_total", &[("response_flags", "UF")]) >= 2.0,
         "{text}"
+    );
+
+    // A key file that does not exist is caught when the DestinationRule is
+    // loaded: the configuration is rejected and the old one (ISTIO_MUTUAL,
+    // the last case) keeps serving.
+    route_with_tls(
+        &cfg,
+        mutual,
+        &format!(
+            "{{mode: MUTUAL, caCertificates: ca.pem, clientCertificate: {}, privateKey: missing.key}}",
+            client_cert.display()
+        ),
+    );
+    eventually(
+        "the DestinationRule naming a missing key is rejected",
+        || async {
+            let text = admin_get(handle.admin_addr(), "/metrics").await.body;
+            metric_value(&text, "meshproxy_config_reload_failures_total", &[]) >= 1.0
+        },
+    )
+    .await;
+    let r = get(&http, addr, "svc", "/").await;
+    assert_eq!(r.status.as_u16(), 200, "{:?}", r.body);
+    assert!(
+        r.body
+            .starts_with("spiffe://cluster.local/ns/default/sa/meshproxy svc"),
+        "{:?}",
+        r.body
     );
 
     // MUTUAL without its files is an invalid configuration: rejected whole.
     route_with_tls(&cfg, mutual, "{mode: MUTUAL, caCertificates: ca.pem}");
     eventually("the invalid DestinationRule is rejected", || async {
         let text = admin_get(handle.admin_addr(), "/metrics").await.body;
-        metric_value(&text, "meshproxy_config_reload_failures_total", &[]) >= 1.0
+        metric_value(&text, "meshproxy_config_reload_failures_total", &[]) >= 2.0
     })
     .await;
+}
+
+/// The load-time TLS check names the file, the DestinationRule, the field
+/// and the missing file.
+#[test]
+fn missing_tls_files_are_rejected_at_load_with_file_rule_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: svc}\nspec:\n  host: svc\n  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy:\n      tls: {mode: SIMPLE, caCertificates: no-such-ca.pem}\n",
+    )
+    .unwrap();
+    let (snapshot, _) = meshproxy::source::dir::load(dir.path()).unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = meshproxy::metrics::ProxyMetrics::register(&mut registry);
+    let tls = std::sync::Arc::new(
+        meshproxy::tls::ClientTls::new(None, Some(dir.path().to_path_buf())).unwrap(),
+    );
+    let live = meshproxy::source::Live::new(metrics).with_client_tls(tls);
+    let err = live.apply(snapshot).unwrap_err().to_string();
+    assert!(err.contains("svc.yaml: DestinationRule/svc"), "{err}");
+    assert!(err.contains("spec.subsets[0].trafficPolicy.tls"), "{err}");
+    assert!(err.contains("no-such-ca.pem"), "{err}");
+    assert_eq!(live.generation(), 0, "nothing was applied");
 }
 
 // === rotation ===
