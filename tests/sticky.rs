@@ -359,3 +359,65 @@ fn rollout_start_rejects_a_bad_cookie_name_before_touching_the_target() {
         "nothing written"
     );
 }
+
+/// On Kubernetes (the fake API server, validating against Istio's CRDs when
+/// they are available): the sticky routes and `set-cookie` operations are
+/// accepted, and `promote` from another process rewrites them in the same
+/// write as the weights.
+#[test]
+fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
+    use crate::kube_support::KubeMesh;
+    use crate::rollout_harness::{Behaviour, run};
+
+    let names = |mesh: &KubeMesh| -> Vec<String> {
+        mesh.virtual_service()
+            .spec
+            .http
+            .iter()
+            .map(|r| r.name.clone().unwrap_or_default())
+            .collect()
+    };
+    let cookies = |mesh: &KubeMesh| -> Vec<String> {
+        let vs = mesh.virtual_service();
+        let weighted = vs.spec.http.last().expect("the weighted route");
+        weighted
+            .route
+            .iter()
+            .map(|d| {
+                d.headers
+                    .as_ref()
+                    .expect("headers")
+                    .response
+                    .as_ref()
+                    .expect("response")
+                    .add["set-cookie"]
+                    .clone()
+            })
+            .collect()
+    };
+    let mesh = KubeMesh::start(Behaviour::healthy());
+    let (code, out, err) = run(mesh.rollout(&[
+        "--steps",
+        "50",
+        "--manual-promotion",
+        "--no-wait-on-pause",
+        "--sticky-cookie",
+        "ver",
+    ]));
+    assert_eq!(code, 5, "{out}{err}");
+    assert_eq!(names(&mesh), ["meshctl-sticky-v1", "meshctl-sticky-v2", ""]);
+    assert_eq!(
+        cookies(&mesh),
+        [
+            "ver=v1; Path=/; HttpOnly; SameSite=Lax",
+            "ver=v2; Path=/; HttpOnly; SameSite=Lax"
+        ]
+    );
+    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(names(&mesh), ["meshctl-sticky-v2", ""]);
+    assert_eq!(cookies(&mesh).len(), 2);
+    let state = mesh.state().expect("state");
+    assert_eq!(state.phase, Phase::Promoted);
+    assert_eq!(state.sticky_cookie.expect("cookie").as_str(), "ver");
+}
