@@ -420,4 +420,27 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
     let state = mesh.state().expect("state");
     assert_eq!(state.phase, Phase::Promoted);
     assert_eq!(state.sticky_cookie.expect("cookie").as_str(), "ver");
+
+    // The next rollout, without the flag, keeps the cookie it finds.
+    let mut next = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v1",
+        "--from",
+        "v2",
+        "--metrics",
+        &mesh.mesh.metrics_url,
+        "--interval",
+        "300ms",
+        "--min-requests",
+        "10",
+    ]);
+    next.args(["--steps", "50", "--manual-promotion", "--no-wait-on-pause"]);
+    let (code, out, err) = run(next);
+    assert_eq!(code, 5, "{out}{err}");
+    let state = mesh.state().expect("state");
+    assert_eq!(state.sticky_cookie.expect("cookie kept").as_str(), "ver");
+    assert_eq!(names(&mesh), ["meshctl-sticky-v1", "meshctl-sticky-v2", ""]);
 }
