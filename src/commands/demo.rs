@@ -316,6 +316,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                         on_interrupt: rollout.on_interrupt,
                         no_wait_on_pause: false,
                         webhooks: Webhooks::default(),
+                        sticky_cookie: None,
                     };
                     let signals_for_driver = signals.clone();
                     drive(&target, &metrics, &reporter, req, signals_for_driver).await.map(|(o, state)| {

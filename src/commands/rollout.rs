@@ -20,6 +20,7 @@ use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
 use crate::rollout::routes;
 use crate::rollout::state::{Ending, Phase, RolloutState};
+use crate::rollout::sticky::{self, CookieName};
 use crate::rollout::strategy::{Match, Preview, Strategy};
 use crate::rollout::webhook::{Hook, WebhookConfig, Webhooks};
 use crate::spec::{self, RolloutDefaults};
@@ -185,6 +186,9 @@ pub struct StartRequest {
     pub webhooks: Webhooks,
     /// Canary (default) or `ab`.
     pub strategy: Strategy,
+    /// Sticky sessions (`--sticky-cookie` or `stickyCookie`); `None` keeps
+    /// the cookie of sticky routes already on the VirtualService, if any.
+    pub sticky_cookie: Option<CookieName>,
 }
 
 /// Runs a rollout on any target with any metrics source, reporting to `reporter`.
@@ -229,6 +233,7 @@ pub async fn drive<T: Target, M: MetricsSource>(
         thresholds: req.thresholds,
         metrics: metrics.describe(),
         strategy: req.strategy,
+        sticky_cookie: req.sticky_cookie.or_else(|| sticky::cookie_of(&vs)),
     };
     let options = DriverOptions {
         service: req.service.clone(),
@@ -447,6 +452,7 @@ fn strategy(args: &RolloutStartArgs) -> anyhow::Result<Strategy> {
 /// `meshctl rollout start`.
 pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::Result<Outcome> {
     let strategy = strategy(&args)?;
+    let sticky_cookie = sticky_cookie(global, &args.spec)?;
     let auto = args.analysis.interval.as_deref() == Some("auto");
     if auto {
         args.analysis.interval = None;
@@ -497,6 +503,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         no_wait_on_pause: args.no_wait_on_pause,
         webhooks,
         strategy,
+        sticky_cookie,
     };
     let service = req.service.clone();
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;
@@ -589,4 +596,17 @@ pub async fn status(global: &GlobalArgs, args: RolloutStatusArgs) -> anyhow::Res
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The sticky cookie of `rollout start`: `--sticky-cookie`, else the spec
+/// file's `stickyCookie` when there is a spec file.
+fn sticky_cookie(
+    global: &GlobalArgs,
+    args: &crate::cli::SpecArgs,
+) -> anyhow::Result<Option<CookieName>> {
+    let has_file = args.file.is_some() || std::path::Path::new(spec::DEFAULT_FILE).is_file();
+    if has_file {
+        return Ok(spec::resolve(args, global.kube.namespace.as_deref())?.sticky_cookie);
+    }
+    Ok(spec::sticky_flag(args)?)
 }

@@ -10,5 +10,6 @@ pub mod engine;
 pub mod machine;
 pub mod routes;
 pub mod state;
+pub mod sticky;
 pub mod strategy;
 pub mod webhook;
