@@ -418,7 +418,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__demo)
-            opts="-n -o -q -v -h -V --bad-canary --interval --mtls --dir --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-n -o -q -v -h -V --bad-canary --interval --mtls --dir --strategy --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -430,6 +430,10 @@ _meshctl() {
                     ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "canary ab mirror bluegreen" -- "${cur}"))
                     return 0
                     ;;
                 --target)

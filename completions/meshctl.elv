@@ -263,6 +263,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;demo'= {
             cand --interval 'Analysis interval'
             cand --dir 'Keep the demo''s files here instead of a temporary directory'
+            cand --strategy 'How v2 gets traffic: `canary` steps; `ab` (every 4th request carries `x-canary: true`, only those reach v2); `mirror` (v2 judged on copies of every request first, clients see v1, then the steps); `bluegreen` (mirror preview, then 100% in one write)'
             cand --target 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)'
             cand --context 'Kubeconfig context to use (default: the current context)'
             cand -n 'Namespace (default: the context''s namespace, else `default`)'

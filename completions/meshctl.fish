@@ -208,6 +208,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s h -l help -d
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l interval -d 'Analysis interval' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Keep the demo\'s files here instead of a temporary directory' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l strategy -d 'How v2 gets traffic: `canary` steps; `ab` (every 4th request carries `x-canary: true`, only those reach v2); `mirror` (v2 judged on copies of every request first, clients see v1, then the steps); `bluegreen` (mirror preview, then 100% in one write)' -r -f -a "canary\t'Weighted canary steps'
+ab\t'Header/cookie-matched requests go to v2'
+mirror\t'v2 analysed on mirrored copies of live traffic (clients see v1), then the canary steps'
+bluegreen\t'v2 analysed on mirrored (or `--match`ed) traffic, then 100% in one write, then one post-switch analysis; a failure rolls back in one write'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r

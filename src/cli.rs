@@ -404,6 +404,12 @@ pub struct DemoArgs {
     /// Keep the demo's files here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// How v2 gets traffic: `canary` steps; `ab` (every 4th request carries
+    /// `x-canary: true`, only those reach v2); `mirror` (v2 judged on copies
+    /// of every request first, clients see v1, then the steps); `bluegreen`
+    /// (mirror preview, then 100% in one write).
+    #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
+    pub strategy: StrategyKind,
 }
 
 /// `meshctl certs`.
