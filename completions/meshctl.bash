@@ -237,7 +237,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__apply)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --dry-run --force-conflicts --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --dry-run --force-conflicts --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,6 +277,13 @@ _meshctl() {
                     ;;
                 --istio-api)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sticky-cookie)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --target)
@@ -411,7 +418,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__demo)
-            opts="-n -o -q -v -h -V --bad-canary --interval --mtls --dir --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-n -o -q -v -h -V --bad-canary --interval --mtls --dir --strategy --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -423,6 +430,10 @@ _meshctl() {
                     ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --strategy)
+                    COMPREPLY=($(compgen -W "canary ab mirror bluegreen" -- "${cur}"))
                     return 0
                     ;;
                 --target)
@@ -461,7 +472,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__diff)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --exit-code --show-rollout-state --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --exit-code --show-rollout-state --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,6 +512,13 @@ _meshctl() {
                     ;;
                 --istio-api)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sticky-cookie)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --target)
@@ -913,7 +931,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__render)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --promoted --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --promoted --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -953,6 +971,13 @@ _meshctl() {
                     ;;
                 --istio-api)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sticky-cookie)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --target)
@@ -1131,7 +1156,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__rollout__subcmd__start)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --mirror-percent --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --mirror-percent --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1171,6 +1196,13 @@ _meshctl() {
                     ;;
                 --istio-api)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sticky-cookie)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --to)

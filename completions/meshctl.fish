@@ -56,6 +56,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l versions -d '
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand render" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
@@ -76,6 +77,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l versions -d 'V
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
@@ -111,6 +113,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l to -d 'The new version' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l from -d 'The stable version (default: the one taking traffic now)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l steps -d 'Canary weights per step, comma-separated (e.g. `10,25,50,100`)' -r
@@ -118,9 +121,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l max-weight -d 'Last canary weight before promotion (with --step-weight)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l interval -d 'Time between steps / analysis windows (e.g. `30s`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l threshold -d 'Failed checks tolerated before rolling back' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l success-rate -d 'Minimum canary success rate, percent (non-5xx share)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l max-p99 -d 'Maximum canary p99 latency (e.g. `500ms`)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l min-requests -d 'Minimum canary requests per window; fewer holds the step' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l success-rate -d 'Minimum canary success rate, percent of non-5xx answers (default 99)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l max-p99 -d 'Maximum canary p99 latency (default `500ms`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l min-requests -d 'Minimum canary requests per analysis window (default 20); with fewer the window is inconclusive (a rollout holds its step)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l metrics -d 'meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l prometheus -d 'Prometheus server URL, queried with PromQL over Istio metrics' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l on-interrupt -d 'On SIGINT/SIGTERM: roll back (default) or pause' -r -f -a "rollback\t'Send 100% back to the stable version (default)'
@@ -187,9 +190,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s h -l help -
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l compare -d 'Baseline and canary versions, e.g. `--compare v1 v2`' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l for -d 'Length of the analysis window (e.g. `5m`)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l success-rate -d 'Minimum canary success rate, percent (default 99)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l success-rate -d 'Minimum canary success rate, percent of non-5xx answers (default 99)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l max-p99 -d 'Maximum canary p99 latency (default `500ms`)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l min-requests -d 'Minimum canary requests in the window (default 20); fewer is inconclusive' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l min-requests -d 'Minimum canary requests per analysis window (default 20); with fewer the window is inconclusive (a rollout holds its step)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l metrics -d 'meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l prometheus -d 'Prometheus server URL, queried with PromQL over Istio metrics' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
@@ -205,6 +208,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s h -l help -d
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l interval -d 'Analysis interval' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Keep the demo\'s files here instead of a temporary directory' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l strategy -d 'How v2 gets traffic: `canary` steps; `ab` (every 4th request carries `x-canary: true`, only those reach v2); `mirror` (v2 judged on copies of every request first, clients see v1, then the steps); `bluegreen` (mirror preview, then 100% in one write)' -r -f -a "canary\t'Weighted canary steps'
+ab\t'Header/cookie-matched requests go to v2'
+mirror\t'v2 analysed on mirrored copies of live traffic (clients see v1), then the canary steps'
+bluegreen\t'v2 analysed on mirrored (or `--match`ed) traffic, then 100% in one write, then one post-switch analysis; a failure rolls back in one write'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r
@@ -240,6 +247,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l versions -d 'Ve
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l weight -d 'Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l templates -d 'Directory of templates overriding the embedded ones' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l istio-api -d 'Istio API version to emit: v1 (default), v1beta1' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l sticky-cookie -d 'Sticky sessions: pin each client to the version it first got with this cookie, rendered as VirtualService routes (default: the spec file\'s `stickyCookie`; `rollout start` also keeps the cookie of sticky routes already applied)' -r -f
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r

@@ -127,6 +127,12 @@ pub struct SpecArgs {
     /// Istio API version to emit: v1 (default), v1beta1.
     #[arg(long)]
     pub istio_api: Option<String>,
+    /// Sticky sessions: pin each client to the version it first got with
+    /// this cookie, rendered as VirtualService routes (default: the spec
+    /// file's `stickyCookie`; `rollout start` also keeps the cookie of
+    /// sticky routes already applied).
+    #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
+    pub sticky_cookie: Option<String>,
 }
 
 /// `meshctl render`.
@@ -247,6 +253,22 @@ pub enum OnInterrupt {
     Pause,
 }
 
+/// The thresholds a canary is judged by, declared once for `rollout start`
+/// and `analyze`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ThresholdArgs {
+    /// Minimum canary success rate, percent of non-5xx answers (default 99).
+    #[arg(long)]
+    pub success_rate: Option<f64>,
+    /// Maximum canary p99 latency (default `500ms`).
+    #[arg(long)]
+    pub max_p99: Option<String>,
+    /// Minimum canary requests per analysis window (default 20); with
+    /// fewer the window is inconclusive (a rollout holds its step).
+    #[arg(long)]
+    pub min_requests: Option<u64>,
+}
+
 /// Analysis thresholds.
 #[derive(Debug, Args, Clone, Default)]
 pub struct AnalysisArgs {
@@ -260,15 +282,9 @@ pub struct AnalysisArgs {
     /// Failed checks tolerated before rolling back.
     #[arg(long)]
     pub threshold: Option<u32>,
-    /// Minimum canary success rate, percent (non-5xx share).
-    #[arg(long)]
-    pub success_rate: Option<f64>,
-    /// Maximum canary p99 latency (e.g. `500ms`).
-    #[arg(long)]
-    pub max_p99: Option<String>,
-    /// Minimum canary requests per window; fewer holds the step.
-    #[arg(long)]
-    pub min_requests: Option<u64>,
+    /// `--success-rate`, `--max-p99`, `--min-requests`.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`).
     #[arg(long, conflicts_with = "prometheus")]
     pub metrics: Option<String>,
@@ -375,15 +391,9 @@ pub struct AnalyzeArgs {
     /// Length of the analysis window (e.g. `5m`).
     #[arg(long = "for", default_value = "5m")]
     pub window: String,
-    /// Minimum canary success rate, percent (default 99).
-    #[arg(long)]
-    pub success_rate: Option<f64>,
-    /// Maximum canary p99 latency (default `500ms`).
-    #[arg(long)]
-    pub max_p99: Option<String>,
-    /// Minimum canary requests in the window (default 20); fewer is inconclusive.
-    #[arg(long)]
-    pub min_requests: Option<u64>,
+    /// `--success-rate`, `--max-p99`, `--min-requests`.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`).
     #[arg(long, conflicts_with = "prometheus")]
     pub metrics: Option<String>,
@@ -407,6 +417,12 @@ pub struct DemoArgs {
     /// Keep the demo's files here instead of a temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// How v2 gets traffic: `canary` steps; `ab` (every 4th request carries
+    /// `x-canary: true`, only those reach v2); `mirror` (v2 judged on copies
+    /// of every request first, clients see v1, then the steps); `bluegreen`
+    /// (mirror preview, then 100% in one write).
+    #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
+    pub strategy: StrategyKind,
 }
 
 /// `meshctl certs`.

@@ -61,6 +61,79 @@ pub struct Request {
     pub from: Option<String>,
     /// New version (default: the DestinationRule's last subset other than `from`).
     pub to: Option<String>,
+    /// `connection_security_policy` per version as the metrics source
+    /// reports it (see [`security_policies`]); `None` when not read.
+    pub security: Option<SecurityPolicies>,
+}
+
+/// `connection_security_policy` label values (`none`, `mutual_tls`,
+/// `unknown`) seen on `istio_requests_total` per `destination_version`.
+pub type SecurityPolicies = BTreeMap<String, BTreeSet<String>>;
+
+/// Reads the `connection_security_policy` values of `service`'s request
+/// series from the metrics source: a `/metrics` endpoint (meshproxy,
+/// Envoy) or a Prometheus server. `None` when the source cannot be read or
+/// parsed (the `metrics` check reports why).
+pub async fn security_policies(
+    source: &crate::spec::MetricsSource,
+    service: &str,
+    timeout: std::time::Duration,
+) -> Option<SecurityPolicies> {
+    use crate::spec::MetricsSource as M;
+    let client = crate::metrics::http_client(timeout).ok()?;
+    let mut out = SecurityPolicies::new();
+    match source {
+        M::Proxy(url) => {
+            let text = client
+                .get(url.clone())
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            for s in crate::metrics::exposition::parse(&text).ok()? {
+                if s.name == "istio_requests_total"
+                    && s.label("destination_service_name") == service
+                {
+                    out.entry(s.label("destination_version").to_owned())
+                        .or_default()
+                        .insert(s.label("connection_security_policy").to_owned());
+                }
+            }
+        }
+        M::Prometheus(base) => {
+            #[derive(serde::Deserialize)]
+            struct Resp {
+                data: Data,
+            }
+            #[derive(serde::Deserialize)]
+            struct Data {
+                result: Vec<Series>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Series {
+                metric: BTreeMap<String, String>,
+            }
+            let promql = format!(
+                "count by (destination_version, connection_security_policy) (istio_requests_total{{destination_service_name=\"{}\"}})",
+                service.replace('"', "")
+            );
+            let url = reqwest::Url::parse_with_params(
+                &format!("{}/api/v1/query", base.as_str().trim_end_matches('/')),
+                &[("query", promql)],
+            )
+            .ok()?;
+            let resp: Resp = client.get(url).send().await.ok()?.json().await.ok()?;
+            for s in resp.data.result {
+                let get = |k: &str| s.metric.get(k).cloned().unwrap_or_default();
+                out.entry(get("destination_version"))
+                    .or_default()
+                    .insert(get("connection_security_policy"));
+            }
+        }
+    }
+    Some(out)
 }
 
 // === impl Check ===
@@ -161,7 +234,12 @@ pub async fn diagnose<T: Target, M: MetricsSource>(
         snapshot,
         &versions,
     ));
-    checks.push(check_mtls(service, dr.as_ref().ok(), &versions));
+    checks.push(check_mtls(
+        service,
+        dr.as_ref().ok(),
+        &versions,
+        req.security.as_ref(),
+    ));
     Report {
         service: service.to_owned(),
         from,
@@ -504,8 +582,16 @@ fn is_mutual(m: Option<TlsMode>) -> bool {
 /// (`MUTUAL`/`ISTIO_MUTUAL`) or both without, since a rollout that moves
 /// traffic from an mTLS subset to a plain-text one (or back) fails every
 /// request where the server side insists on the other; and `MUTUAL` names
-/// its client certificate and key.
-pub fn check_mtls(service: &str, dr: Option<&DestinationRule>, versions: &[&str]) -> Check {
+/// its client certificate and key. With `observed` (the metrics source's
+/// `connection_security_policy` per version), a version the DestinationRule
+/// sends with mutual TLS must not show plain-text (`none`) requests: that
+/// means the proxies are not doing what the rule says.
+pub fn check_mtls(
+    service: &str,
+    dr: Option<&DestinationRule>,
+    versions: &[&str],
+    observed: Option<&SecurityPolicies>,
+) -> Check {
     const NAME: &str = "mtls";
     let Some(dr) = dr else {
         return Check::fail(
@@ -552,6 +638,44 @@ pub fn check_mtls(service: &str, dr: Option<&DestinationRule>, versions: &[&str]
             "give both subsets the same trafficPolicy.tls.mode (set it once at spec.trafficPolicy and remove the per-subset overrides)",
         );
     }
+    if let Some(observed) = observed {
+        for (v, m, _) in &modes {
+            let seen = observed.get(*v);
+            if is_mutual(*m) && seen.is_some_and(|s| s.contains("none")) {
+                return Check::fail(
+                    NAME,
+                    format!(
+                        "DestinationRule {service:?} sends {v} with {} but the metrics show connection_security_policy=\"none\" for {v}: its requests travel in plain text",
+                        mode_name(*m)
+                    ),
+                    format!(
+                        "turn on mTLS where the traffic flows (Istio: a STRICT PeerAuthentication and sidecars on both ends; meshproxy: start it with its workload certificate, --tls-cert/--tls-key/--tls-ca), or set trafficPolicy.tls.mode to DISABLE for subset {v} if plain text is intended"
+                    ),
+                );
+            }
+        }
+        let seen: Vec<String> = modes
+            .iter()
+            .filter_map(|(v, _, _)| {
+                let s = observed.get(*v)?;
+                let s: Vec<&str> = s
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                (!s.is_empty()).then(|| format!("{v}: {}", s.join("/")))
+            })
+            .collect();
+        if !seen.is_empty() {
+            return Check::pass(
+                NAME,
+                format!(
+                    "client TLS modes agree ({described}); metrics agree (connection_security_policy {})",
+                    seen.join(", ")
+                ),
+            );
+        }
+    }
     Check::pass(NAME, format!("client TLS modes agree ({described})"))
 }
 
@@ -580,12 +704,12 @@ spec:
 
     #[test]
     fn mtls_passes_when_modes_agree_and_fails_when_mixed() {
-        assert!(check_mtls("discounts", Some(&dr(DR)), &["v1", "v2"]).passed);
+        assert!(check_mtls("discounts", Some(&dr(DR)), &["v1", "v2"], None).passed);
         let mixed = dr(&DR.replace(
             "    labels: {version: v2}\n",
             "    labels: {version: v2}\n    trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
         ));
-        let c = check_mtls("discounts", Some(&mixed), &["v1", "v2"]);
+        let c = check_mtls("discounts", Some(&mixed), &["v1", "v2"], None);
         assert!(!c.passed);
         assert_eq!(
             c.message,
@@ -596,15 +720,77 @@ spec:
             "  host: discounts\n",
             "  host: discounts\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
         ));
-        assert!(check_mtls("discounts", Some(&rule), &["v1", "v2"]).passed);
+        assert!(check_mtls("discounts", Some(&rule), &["v1", "v2"], None).passed);
         let mutual = dr(&DR.replace(
             "  host: discounts\n",
             "  host: discounts\n  trafficPolicy: {tls: {mode: MUTUAL}}\n",
         ));
-        let c = check_mtls("discounts", Some(&mutual), &["v1", "v2"]);
+        let c = check_mtls("discounts", Some(&mutual), &["v1", "v2"], None);
         assert!(
             c.message.contains("MUTUAL without clientCertificate"),
             "{c:?}"
+        );
+    }
+
+    #[test]
+    fn mtls_compares_the_rule_with_the_metrics_security_label() {
+        let rule = DR.replace(
+            "  host: discounts\n",
+            "  host: discounts\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
+        );
+        let seen = |v1: &[&str], v2: &[&str]| -> SecurityPolicies {
+            [
+                (
+                    "v1".to_owned(),
+                    v1.iter().map(|s| (*s).to_owned()).collect(),
+                ),
+                (
+                    "v2".to_owned(),
+                    v2.iter().map(|s| (*s).to_owned()).collect(),
+                ),
+            ]
+            .into()
+        };
+        let ok = seen(&["mutual_tls"], &["mutual_tls", "unknown"]);
+        let c = check_mtls("discounts", Some(&dr(&rule)), &["v1", "v2"], Some(&ok));
+        assert!(c.passed, "{c:?}");
+        assert!(
+            c.message.contains(
+                "metrics agree (connection_security_policy v1: mutual_tls, v2: mutual_tls/unknown)"
+            ),
+            "{}",
+            c.message
+        );
+        let plain = seen(&["mutual_tls"], &["none"]);
+        let c = check_mtls("discounts", Some(&dr(&rule)), &["v1", "v2"], Some(&plain));
+        assert!(!c.passed);
+        assert_eq!(
+            c.message,
+            "DestinationRule \"discounts\" sends v2 with ISTIO_MUTUAL but the metrics show connection_security_policy=\"none\" for v2: its requests travel in plain text"
+        );
+        assert!(
+            c.fix
+                .unwrap()
+                .contains("set trafficPolicy.tls.mode to DISABLE for subset v2"),
+        );
+        // Plain-text rules are not second-guessed (Istio's auto mTLS may
+        // still encrypt), and no series means nothing to compare.
+        let c = check_mtls(
+            "discounts",
+            Some(&dr(DR)),
+            &["v1", "v2"],
+            Some(&seen(&["mutual_tls"], &["none"])),
+        );
+        assert!(c.passed, "{c:?}");
+        let c = check_mtls(
+            "discounts",
+            Some(&dr(&rule)),
+            &["v1", "v2"],
+            Some(&SecurityPolicies::new()),
+        );
+        assert_eq!(
+            c.message,
+            "client TLS modes agree (v1: ISTIO_MUTUAL, v2: ISTIO_MUTUAL)"
         );
     }
 

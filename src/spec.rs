@@ -26,7 +26,8 @@ use meshproxy::istio::yaml::{self, YamlError};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs};
+use crate::cli::{AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs, ThresholdArgs};
+use crate::rollout::sticky::CookieName;
 use crate::traffic::{Split, TrafficError, Version, Weight};
 
 /// The spec file used when `-f` is not given and the file exists.
@@ -100,6 +101,9 @@ pub struct ServiceSpec {
     pub webhooks: Vec<Webhook>,
     /// The spec file this came from, if any.
     pub source: Option<PathBuf>,
+    /// Sticky sessions (`stickyCookie`, `--sticky-cookie`): the cookie whose
+    /// routes the VirtualService carries (see [`crate::rollout::sticky`]).
+    pub sticky_cookie: Option<CookieName>,
 }
 
 /// One version of the service: a DestinationRule subset.
@@ -291,9 +295,12 @@ impl RolloutDefaults {
         let AnalysisArgs {
             interval,
             threshold,
-            success_rate,
-            max_p99,
-            min_requests,
+            thresholds:
+                ThresholdArgs {
+                    success_rate,
+                    max_p99,
+                    min_requests,
+                },
             metrics: _,
             prometheus: _,
         } = analysis;
@@ -533,6 +540,7 @@ struct RawSpec {
     metrics: Option<RawMetrics>,
     #[serde(default)]
     webhooks: Vec<RawWebhook>,
+    sticky_cookie: Option<CookieValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -665,6 +673,16 @@ struct VersionName(Version);
 impl<'de> Deserialize<'de> for VersionName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_str(d, "a version name such as v1").map(Self)
+    }
+}
+
+/// A cookie name, checked where it is written.
+#[derive(Debug)]
+struct CookieValue(CookieName);
+
+impl<'de> Deserialize<'de> for CookieValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a cookie name such as meshctl-version").map(Self)
     }
 }
 
@@ -1042,6 +1060,7 @@ fn build(
         weights: weight_flags,
         templates: _,
         istio_api: istio_api_flag,
+        sticky_cookie: sticky_cookie_flag,
     } = args;
     let RawSpec {
         service,
@@ -1055,6 +1074,7 @@ fn build(
         rollout,
         metrics,
         webhooks,
+        sticky_cookie,
     } = raw;
     let in_file = file.path.is_some();
 
@@ -1280,7 +1300,22 @@ fn build(
         metrics,
         webhooks: hooks,
         source: file.path.map(Path::to_owned),
+        sticky_cookie: match sticky_cookie_flag {
+            Some(_) => sticky_flag(args)?,
+            None => sticky_cookie.map(|c| c.0),
+        },
     })
+}
+
+/// `--sticky-cookie NAME`, validated as a cookie name.
+pub fn sticky_flag(args: &SpecArgs) -> Result<Option<CookieName>, SpecError> {
+    args.sticky_cookie
+        .as_deref()
+        .map(|v| {
+            v.parse::<CookieName>()
+                .map_err(|e| flag_error("--sticky-cookie", v, e))
+        })
+        .transpose()
 }
 
 fn version_spec(name: Version, labels: Option<Labels>) -> VersionSpec {

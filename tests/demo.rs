@@ -18,6 +18,39 @@ fn demo_promotes_a_healthy_canary() {
 }
 
 #[test]
+fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
+    let mut cmd = crate::util::meshctl();
+    cmd.args([
+        "demo",
+        "--strategy",
+        "mirror",
+        "--bad-canary",
+        "--interval",
+        "500ms",
+    ]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
+    // v2 failed on mirrored copies only: no client was ever answered by it.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("demo: load generator:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.ends_with(", v2 0"), "{line}");
+    assert!(line.contains(" 0 failed"), "{line}");
+}
+
+#[test]
+fn demo_ab_sends_only_marked_requests_to_v2_and_promotes() {
+    let mut cmd = crate::util::meshctl();
+    cmd.args(["demo", "--strategy", "ab", "--interval", "500ms"]);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
+    assert!(out.contains("every 4th with x-canary: true"), "{out}");
+}
+
+#[test]
 fn demo_bad_canary_rolls_back_to_v1() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = crate::util::meshctl();

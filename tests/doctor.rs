@@ -368,6 +368,40 @@ fn mixed_mtls_modes_fail_mtls() {
     );
 }
 
+#[test]
+fn istio_mutual_rule_with_plain_text_series_fails_mtls() {
+    let rule = RESOURCES.replacen(
+        "spec:\n  host: discounts\n",
+        "spec:\n  host: discounts\n  trafficPolicy:\n    tls:\n      mode: ISTIO_MUTUAL\n",
+        1,
+    );
+    let dir = mesh(&rule, ENDPOINTS);
+    let with_policy = |policy: &str| {
+        exposition(&["v1", "v2"]).replace(
+            "response_code=\"200\"",
+            &format!("response_code=\"200\",connection_security_policy=\"{policy}\""),
+        )
+    };
+    let metrics = MetricsServer::start(with_policy("none"));
+    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
+    only_failure(
+        code,
+        &report,
+        "mtls",
+        "DestinationRule \"discounts\" sends v1 with ISTIO_MUTUAL but the metrics show connection_security_policy=\"none\" for v1",
+        "turn on mTLS where the traffic flows",
+    );
+    // The same rule with mutual_tls series passes.
+    let metrics = MetricsServer::start(with_policy("mutual_tls"));
+    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let m = check(&report, "mtls")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(m.contains("metrics agree"), "{m}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_are_pods_with_the_subset_labels_on_kubernetes() {
     let cluster = Cluster::start().await;

@@ -45,3 +45,5 @@ mod ci_examples;
 mod demo;
 // `meshctl certs`: development CA and workload certificates for mTLS.
 mod certs;
+// Sticky sessions through meshctl and meshproxy: one version per client across weight changes (issue 7).
+mod sticky;

@@ -112,6 +112,18 @@ pub const CASES: &[Case] = &[
             "service: search\nnamespace: staging\nversions:\n  v2: {version: v2, tier: gold}\n  v9: {version: v9}\n",
         ),
     },
+    Case {
+        name: "sticky",
+        args: &["--weight", "v1=90", "--weight", "v2=10"],
+        spec: Some(
+            "service: discounts\nport: 8080\nversions: [v1, v2]\nstickyCookie: meshctl-version\n",
+        ),
+    },
+    Case {
+        name: "sticky-promoted",
+        args: &["--sticky-cookie", "meshctl-version", "--promoted"],
+        spec: Some("service: discounts\nversions: [v1, v2]\n"),
+    },
 ];
 
 /// The repository root.
@@ -186,6 +198,16 @@ fn example_json() {
 #[test]
 fn example_promoted() {
     check("example-promoted");
+}
+
+#[test]
+fn sticky() {
+    check("sticky");
+}
+
+#[test]
+fn sticky_promoted() {
+    check("sticky-promoted");
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn malformed_yaml() {
 fn unknown_field() {
     assert_msg(
         spec_fails("service: discounts\nversions: [v1]\nwieghts: {v1: 100}\n"),
-        "meshctl.yaml: line 3 column 1 at field `wieghts`: unknown field `wieghts`, expected one of `service`, `namespace`, `hosts`, `gateway`, `port`, `versions`, `weights`, `istioApi`, `rollout`, `metrics`, `webhooks`",
+        "meshctl.yaml: line 3 column 1 at field `wieghts`: unknown field `wieghts`, expected one of `service`, `namespace`, `hosts`, `gateway`, `port`, `versions`, `weights`, `istioApi`, `rollout`, `metrics`, `webhooks`, `stickyCookie`",
     );
 }
 
@@ -257,6 +257,27 @@ fn bad_rollout_and_metrics() {
             "service: d\nversions: [v1]\nwebhooks:\n- {name: a, type: pre-rolout, url: 'http://x'}\n",
         ),
         "meshctl.yaml: line 4 column 19 at field `webhooks[0].type`: unknown variant `pre-rolout`, expected one of `pre-rollout`, `rollout`, `post-rollout`, `rollback`",
+    );
+}
+
+#[test]
+fn bad_sticky_cookie() {
+    assert_msg(
+        spec_fails("service: d\nversions: [v1, v2]\nstickyCookie: \"my cookie\"\n"),
+        "meshctl.yaml: line 3 column 15 at field `stickyCookie`: \"my cookie\" is not a valid cookie name: it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character); use letters, digits and !#$%&'*+-.^_`|~ (e.g. meshctl-version)",
+    );
+    assert_msg(
+        fails(
+            &[],
+            &[
+                "discounts",
+                "--versions",
+                "v1,v2",
+                "--sticky-cookie",
+                "ver=1",
+            ],
+        ),
+        "--sticky-cookie \"ver=1\": \"ver=1\" is not a valid cookie name: it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character); use letters, digits and !#$%&'*+-.^_`|~ (e.g. meshctl-version)",
     );
 }
 

@@ -93,6 +93,7 @@ fn plan(steps: &[u8]) -> Plan {
         thresholds: Thresholds::default(),
         metrics: "synthetic".into(),
         strategy: Default::default(),
+        sticky_cookie: None,
     }
 }
 

@@ -273,6 +273,7 @@ impl Forwarder {
             return resp;
         };
         let (backend, pin) = self.choose(route, &parts.headers);
+        let ops = route.header_rules(backend);
 
         let mut flags = Flags::NONE;
         if let Some((delay, share)) = route.fault.delay
@@ -303,6 +304,7 @@ impl Forwarder {
         }
 
         prepare_upstream_headers(&mut parts, conn);
+        crate::headers::on_request(ops, &mut parts.headers);
         let shadow = route
             .mirror
             .as_ref()
@@ -322,6 +324,7 @@ impl Forwarder {
                 local_reply(status, text)
             }
         };
+        crate::headers::on_response(ops, resp.headers_mut());
         if let Some(cookie) = pin {
             resp.headers_mut().append(header::SET_COOKIE, cookie);
         }

@@ -17,6 +17,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::endpoints::EndpointsFile;
+use crate::headers::HeaderRules;
 use crate::istio::validate::{parse_duration, short_host};
 use crate::istio::{
     DestinationRule, HttpMatchRequest, HttpRoute, Resource, StringMatch, VirtualService,
@@ -97,6 +98,9 @@ pub struct Route {
     pub fault: FaultPolicy,
     /// Shadow traffic: the destination and the share of requests copied.
     pub mirror: Option<Mirror>,
+    /// Header operations per destination (parallel to `destinations`);
+    /// empty when neither the route nor any destination has any.
+    header_rules: Box<[Option<Box<HeaderRules>>]>,
 }
 
 /// Where a route mirrors traffic.
@@ -349,6 +353,20 @@ impl Route {
             .find(|(b, w)| **w > 0 && &*b.metrics.id().version == version)
             .map(|(b, _)| b)
     }
+
+    /// The header operations for a request sent to `backend` (one of this
+    /// route's destinations): its own, then the route's. `None` without any.
+    #[inline]
+    pub fn header_rules(&self, backend: &Backend) -> Option<&HeaderRules> {
+        if self.header_rules.is_empty() {
+            return None;
+        }
+        let i = self
+            .destinations
+            .iter()
+            .position(|b| std::ptr::eq(&**b, backend))?;
+        self.header_rules[i].as_deref()
+    }
 }
 
 // === impl RequestMatch ===
@@ -496,8 +514,20 @@ impl Compiler<'_> {
         }
         let mut destinations = Vec::new();
         let mut weights = Vec::new();
+        let mut header_rules = Vec::new();
         let single = r.route.len() == 1;
-        for d in &r.route {
+        let route_headers_ok =
+            self.header_errors(file, object, &format!("{at}.headers"), r.headers.as_ref());
+        for (j, d) in r.route.iter().enumerate() {
+            let at_dest = format!("{at}.route[{j}].headers");
+            if self.header_errors(file, object, &at_dest, d.headers.as_ref()) && route_headers_ok {
+                header_rules.push(
+                    HeaderRules::compile(d.headers.as_ref(), r.headers.as_ref())
+                        .ok()
+                        .flatten()
+                        .map(Box::new),
+                );
+            }
             destinations.push(self.backend(
                 ns,
                 &d.destination.host,
@@ -581,7 +611,32 @@ impl Compiler<'_> {
             retry,
             fault,
             mirror,
+            header_rules: if header_rules.iter().all(Option::is_none) {
+                Box::default()
+            } else {
+                header_rules.into()
+            },
         })
+    }
+
+    /// Reports the header operations that cannot be compiled; `true` when
+    /// there are none.
+    fn header_errors(
+        &mut self,
+        file: &str,
+        object: &str,
+        at: &str,
+        headers: Option<&crate::istio::Headers>,
+    ) -> bool {
+        match HeaderRules::compile(headers, None) {
+            Ok(_) => true,
+            Err(errs) => {
+                for e in errs {
+                    self.error(file, object, format!("{at}.{}", e.field), e.message);
+                }
+                false
+            }
+        }
     }
 
     fn request_match(
@@ -907,5 +962,38 @@ mod tests {
             }
         }
         assert_eq!(v2, 10);
+    }
+
+    #[test]
+    fn header_rules_belong_to_their_destination() {
+        let t = table("  - headers: {response: {set: {x-route: r}}}\n    route:\n    - {destination: {host: discounts, subset: v1}, weight: 50, headers: {response: {add: {set-cookie: v=v1}}}}\n    - {destination: {host: discounts, subset: v2}, weight: 50}\n").unwrap();
+        let route = t
+            .host("discounts")
+            .unwrap()
+            .route(&Method::GET, &"/".parse().unwrap(), &HeaderMap::new())
+            .unwrap();
+        for _ in 0..4 {
+            let b = route.pick();
+            let mut h = HeaderMap::new();
+            crate::headers::on_response(route.header_rules(b), &mut h);
+            assert_eq!(h["x-route"], "r");
+            let v1 = &*b.metrics.id().version == "v1";
+            assert_eq!(h.contains_key("set-cookie"), v1, "{h:?}");
+        }
+        let plain = table("  - route: [{destination: {host: discounts, subset: v1}}]\n").unwrap();
+        let route = plain
+            .host("discounts")
+            .unwrap()
+            .route(&Method::GET, &"/".parse().unwrap(), &HeaderMap::new())
+            .unwrap();
+        assert!(route.header_rules(route.pick()).is_none());
+        let errs = table("  - route:\n    - {destination: {host: discounts, subset: v1}, headers: {request: {set: {\"x a\": b}}}}\n").unwrap_err();
+        assert!(
+            errs[0].to_string().starts_with(
+                "discounts.yaml: VirtualService/discounts spec.http[0].route[0].headers.request.set.x a: "
+            ),
+            "{}",
+            errs[0]
+        );
     }
 }

@@ -18,6 +18,8 @@ mod admin;
 mod binary;
 // Issue 7: VirtualService mirroring and sticky-session cookies.
 mod mirror;
+// VirtualService header operations and the sticky-session routes meshctl renders.
+mod headers;
 // Cluster mode (`--kube`) against the fake API server (needs the `kube` feature).
 #[cfg(feature = "kube")]
 mod cluster;

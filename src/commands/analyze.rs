@@ -25,9 +25,7 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
         service,
         compare,
         window,
-        success_rate,
-        max_p99,
-        min_requests,
+        thresholds,
         metrics,
         prometheus,
     } = args;
@@ -43,9 +41,7 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
         .filter(|d| !d.is_zero())
         .with_context(|| format!("--for {window:?} is not a duration: use e.g. 5m or 30s"))?;
     let flags = AnalysisArgs {
-        success_rate,
-        max_p99,
-        min_requests,
+        thresholds,
         metrics,
         prometheus,
         ..AnalysisArgs::default()

@@ -21,12 +21,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Outcome;
-use crate::cli::{DemoArgs, GlobalArgs, SpecArgs};
+use crate::cli::{DemoArgs, GlobalArgs, SpecArgs, StrategyKind};
 use crate::metrics::MetricsSource;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::output::{Format, Reporter, Term, table};
 use crate::render::{self, Overrides, Templates};
 use crate::rollout::analysis::Thresholds;
+use crate::rollout::strategy::{Preview, Strategy};
 use crate::rollout::webhook::Webhooks;
 use crate::spec::{self, RolloutDefaults};
 use crate::target::local::{LocalTarget, write_atomic};
@@ -40,6 +41,14 @@ const SERVICE: &str = "discounts";
 const RATE: u64 = 200;
 /// Hard cap on the demo's duration (the load stops here at the latest).
 const MAX_RUN: Duration = Duration::from_secs(120);
+
+/// The header `--strategy ab` matches; the load generator sets it on every
+/// [`AB_EVERY`]th request.
+const AB_HEADER: &str = "x-canary";
+const AB_EVERY: u64 = 4;
+
+/// Analysis intervals of the `ab`, `mirror` and `bluegreen` demo stages.
+const ITERATIONS: u32 = 2;
 
 /// A loopback HTTP server answering `hello from VERSION`; with
 /// `fail_every = Some(n)` every n-th request gets a 500.
@@ -106,6 +115,7 @@ struct LoadStats {
 /// Sends `RATE` requests per second through the proxy until `stop` or `MAX_RUN`.
 fn load(
     proxy: SocketAddr,
+    mark: bool,
     stats: Arc<LoadStats>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -117,12 +127,16 @@ fn load(
         let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let max = RATE * MAX_RUN.as_secs();
-        for _ in 0..max {
+        for i in 0..max {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            let req = client.get(&url).header("host", SERVICE).send();
+            let mut req = client.get(&url).header("host", SERVICE);
+            if mark && i % AB_EVERY == 0 {
+                req = req.header(AB_HEADER, "true");
+            }
+            let req = req.send();
             match req.await {
                 Ok(resp) => {
                     let okay = resp.status().is_success();
@@ -159,7 +173,24 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         interval,
         mtls,
         dir,
+        strategy,
     } = args;
+    let strategy = match strategy {
+        StrategyKind::Canary => Strategy::Canary,
+        StrategyKind::Ab => Strategy::Ab {
+            rule: format!("header:{AB_HEADER}=true").parse()?,
+            iterations: ITERATIONS,
+        },
+        StrategyKind::Mirror => Strategy::Mirror {
+            percent: 100,
+            iterations: ITERATIONS,
+        },
+        StrategyKind::Bluegreen => Strategy::BlueGreen {
+            preview: Preview::Mirror { percent: 100 },
+            iterations: ITERATIONS,
+        },
+    };
+    let mark = matches!(strategy, Strategy::Ab { .. });
     let rollout = RolloutDefaults {
         interval: humantime::parse_duration(&interval)
             .ok()
@@ -274,11 +305,15 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                     pki.display()
                 ));
             }
-            reporter.line(&format!("demo: sending {RATE} requests/s to http://{} (Host: {SERVICE})", proxy.listen_addr()));
+            reporter.line(&format!(
+                "demo: sending {RATE} requests/s to http://{} (Host: {SERVICE}){}",
+                proxy.listen_addr(),
+                if mark { format!(", every {AB_EVERY}th with {AB_HEADER}: true") } else { String::new() }
+            ));
         }
         let stats = Arc::new(LoadStats::default());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let load_task = load(proxy.listen_addr(), stats.clone(), stop_rx);
+        let load_task = load(proxy.listen_addr(), mark, stats.clone(), stop_rx);
         let metrics = ProxyMetrics::new(&metrics_url, Duration::from_secs(2))?;
         let mut signals = interrupts()?;
 
@@ -298,7 +333,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                     Err(anyhow::anyhow!("meshproxy reported no traffic for {SERVICE} within 10s at {metrics_url}"))
                 } else {
                     let req = StartRequest {
-                        strategy: Default::default(),
+                        strategy: strategy.clone(),
                         pace: None,
                         service: SERVICE.to_owned(),
                         to: "v2".parse()?,
@@ -317,6 +352,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                         on_interrupt: rollout.on_interrupt,
                         no_wait_on_pause: false,
                         webhooks: Webhooks::default(),
+                        sticky_cookie: None,
                     };
                     let signals_for_driver = signals.clone();
                     drive(&target, &metrics, &reporter, req, signals_for_driver).await.map(|(o, state)| {

@@ -49,11 +49,26 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<Outco
         ..AnalysisArgs::default()
     };
     let metrics = spec::metrics_flag(&flags)?.or(spec_metrics);
+    let security = match &metrics {
+        Some(m) => doctor::security_policies(m, &service, METRICS_TIMEOUT).await,
+        None => match reqwest::Url::parse(crate::commands::rollout::DEFAULT_METRICS_URL) {
+            Ok(url) => {
+                doctor::security_policies(
+                    &spec::MetricsSource::Proxy(url),
+                    &service,
+                    METRICS_TIMEOUT,
+                )
+                .await
+            }
+            Err(_) => None,
+        },
+    };
     let metrics = source(metrics.as_ref(), METRICS_TIMEOUT)?;
     let req = Request {
         service,
         from: from.clone(),
         to: to.clone(),
+        security,
     };
     let target = open_target(global, None).await?;
     let report = doctor::diagnose(&target, &metrics, &req).await;

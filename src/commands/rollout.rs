@@ -21,6 +21,7 @@ use crate::rollout::machine::Plan;
 use crate::rollout::pace::{self, Pace};
 use crate::rollout::routes;
 use crate::rollout::state::{Ending, Phase, RolloutState};
+use crate::rollout::sticky::{self, CookieName};
 use crate::rollout::strategy::{Match, Preview, Strategy};
 use crate::rollout::webhook::{Hook, WebhookConfig, Webhooks};
 use crate::spec::{self, RolloutDefaults};
@@ -189,6 +190,9 @@ pub struct StartRequest {
     /// `--interval auto`: each window sized from the traffic the new
     /// version gets in its step (`interval` is then the first window's).
     pub pace: Option<Pace>,
+    /// Sticky sessions (`--sticky-cookie` or `stickyCookie`); `None` keeps
+    /// the cookie of sticky routes already on the VirtualService, if any.
+    pub sticky_cookie: Option<CookieName>,
 }
 
 /// Runs a rollout on any target with any metrics source, reporting to `reporter`.
@@ -233,6 +237,7 @@ pub async fn drive<T: Target, M: MetricsSource>(
         thresholds: req.thresholds,
         metrics: metrics.describe(),
         strategy: req.strategy,
+        sticky_cookie: req.sticky_cookie.or_else(|| sticky::cookie_of(&vs)),
     };
     if let Some(p) = &req.pace {
         plan.interval = p
@@ -463,6 +468,7 @@ fn strategy(args: &RolloutStartArgs) -> anyhow::Result<Strategy> {
 /// `meshctl rollout start`.
 pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::Result<Outcome> {
     let strategy = strategy(&args)?;
+    let sticky_cookie = sticky_cookie(global, &args.spec)?;
     let auto = args.analysis.interval.as_deref() == Some("auto");
     if auto {
         args.analysis.interval = None;
@@ -516,6 +522,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         webhooks,
         strategy,
         pace,
+        sticky_cookie,
     };
     let service = req.service.clone();
     let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;
@@ -608,4 +615,17 @@ pub async fn status(global: &GlobalArgs, args: RolloutStatusArgs) -> anyhow::Res
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The sticky cookie of `rollout start`: `--sticky-cookie`, else the spec
+/// file's `stickyCookie` when there is a spec file.
+fn sticky_cookie(
+    global: &GlobalArgs,
+    args: &crate::cli::SpecArgs,
+) -> anyhow::Result<Option<CookieName>> {
+    let has_file = args.file.is_some() || std::path::Path::new(spec::DEFAULT_FILE).is_file();
+    if has_file {
+        return Ok(spec::resolve(args, global.kube.namespace.as_deref())?.sticky_cookie);
+    }
+    Ok(spec::sticky_flag(args)?)
 }

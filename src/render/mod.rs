@@ -265,6 +265,9 @@ pub fn render(
         }
     }
 
+    if let Some(cookie) = &spec.sticky_cookie {
+        add_sticky(&mut produced, cookie)?;
+    }
     let resources: Vec<Resource> = produced.iter().map(|(r, _)| r.clone()).collect();
     if let Err(e) = meshproxy::istio::validate::validate(&resources) {
         let mut origins: Vec<String> = Vec::new();
@@ -286,6 +289,33 @@ pub fn render(
     }
     check::matches_spec(spec, split, &produced, templates)?;
     Ok(resources)
+}
+
+/// Sticky sessions on the VirtualService's `primary` route, exactly as a
+/// rollout with `--sticky-cookie` writes them ([`crate::rollout::sticky`]),
+/// so what is rendered and what a rollout leaves behind agree.
+fn add_sticky(
+    produced: &mut [(Resource, &TemplateOrigin)],
+    cookie: &crate::rollout::sticky::CookieName,
+) -> Result<(), RenderError> {
+    for (r, origin) in produced.iter_mut() {
+        let Resource::VirtualService(vs) = r else {
+            continue;
+        };
+        crate::rollout::sticky::strip(vs);
+        if let Some(i) = vs
+            .spec
+            .http
+            .iter()
+            .position(|h| h.name.as_deref() == Some(PRIMARY_ROUTE))
+        {
+            crate::rollout::sticky::apply(vs, i, cookie).map_err(|e| RenderError::Spec {
+                origin: (*origin).clone(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Parses one template's output into resources, rejecting fields the
@@ -451,6 +481,56 @@ mod tests {
             found.push(p.to_owned());
         });
         assert_eq!(found, ["spec.exportTo", "spec.http[0].corsPolicy"]);
+    }
+
+    #[test]
+    fn sticky_cookie_renders_routes_that_follow_the_weights() {
+        let s = spec("service: discounts\nversions: [v1, v2]\nstickyCookie: ver\n");
+        let step = Split::parse_pairs(&["v1=90", "v2=10"]).unwrap();
+        let out = render(&s, &Templates::embedded(), &Overrides { split: Some(step) }).unwrap();
+        let names: Vec<_> = vs(&out)
+            .spec
+            .http
+            .iter()
+            .map(|r| r.name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["meshctl-sticky-v1", "meshctl-sticky-v2", PRIMARY_ROUTE]
+        );
+        let primary = &vs(&out).spec.http[2];
+        let cookie = |i: usize| {
+            primary.route[i]
+                .headers
+                .as_ref()
+                .unwrap()
+                .response
+                .as_ref()
+                .unwrap()
+                .add["set-cookie"]
+                .clone()
+        };
+        assert_eq!(cookie(0), "ver=v1; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(cookie(1), "ver=v2; Path=/; HttpOnly; SameSite=Lax");
+        // Promoted: only the new version keeps a sticky route.
+        let out = render(
+            &s,
+            &Templates::embedded(),
+            &Overrides {
+                split: Some(Split::all_to("v2".parse().unwrap())),
+            },
+        )
+        .unwrap();
+        assert_eq!(vs(&out).spec.http.len(), 2);
+        assert_eq!(
+            vs(&out).spec.http[0].name.as_deref(),
+            Some("meshctl-sticky-v2")
+        );
+        // Without the cookie nothing changes.
+        let plain = spec("service: discounts\nversions: [v1, v2]\n");
+        let out = render(&plain, &Templates::embedded(), &Overrides::default()).unwrap();
+        assert_eq!(vs(&out).spec.http.len(), 1);
+        assert!(vs(&out).spec.http[0].route[0].headers.is_none());
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Plan {
     /// Canary steps, `ab` or `bluegreen` (then `steps` is ignored), or
     /// `mirror` (mirror iterations, then `steps`).
     pub strategy: Strategy,
+    /// Sticky sessions: the cookie whose routes follow the weights.
+    pub sticky_cookie: Option<super::sticky::CookieName>,
 }
 
 /// A plan that breaks the rules.
@@ -241,6 +243,7 @@ impl Machine {
             },
             strategy: plan.strategy.clone(),
             stage: plan.stage_at(0),
+            sticky_cookie: plan.sticky_cookie.clone(),
         };
         Ok((Self { plan, state }, Action::Step { weight: first }))
     }
@@ -412,6 +415,7 @@ mod tests {
             thresholds: Thresholds::default(),
             metrics: "test".into(),
             strategy: Strategy::Canary,
+            sticky_cookie: None,
         }
     }
 

@@ -12,5 +12,6 @@ pub mod machine;
 pub mod pace;
 pub mod routes;
 pub mod state;
+pub mod sticky;
 pub mod strategy;
 pub mod webhook;

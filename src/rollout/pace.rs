@@ -492,6 +492,7 @@ mod tests {
             thresholds: Thresholds::default(),
             metrics: "test".into(),
             strategy,
+            sticky_cookie: None,
         }
     }
 

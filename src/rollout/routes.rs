@@ -9,6 +9,7 @@ use meshproxy::istio::{
 };
 
 use super::state::RolloutState;
+use super::sticky::{self, StickyError};
 use super::strategy::{AB_ROUTE, Stage};
 
 /// The VirtualService cannot carry the rollout.
@@ -50,6 +51,9 @@ pub enum RouteError {
         /// The existing mirror destination.
         mirror: String,
     },
+    /// Sticky sessions cannot be added to the route.
+    #[error(transparent)]
+    Sticky(#[from] StickyError),
 }
 
 fn weight_of(d: &HttpRouteDestination, n: usize) -> u8 {
@@ -60,12 +64,19 @@ fn weight_of(d: &HttpRouteDestination, n: usize) -> u8 {
     }
 }
 
+/// Routes meshctl adds in front of the weighted one (`ab` match, sticky
+/// sessions): never the route carrying the split.
+fn is_added_route(r: &HttpRoute) -> bool {
+    r.name.as_deref() == Some(AB_ROUTE) || sticky::is_sticky_route(r)
+}
+
 /// The index of the route carrying the rollout.
 pub fn route_index(vs: &VirtualService, from: &str, to: &str) -> Option<usize> {
     vs.spec.http.iter().position(|r| {
-        r.route
-            .iter()
-            .any(|d| matches!(d.destination.subset.as_deref(), Some(s) if s == from || s == to))
+        !is_added_route(r)
+            && r.route
+                .iter()
+                .any(|d| matches!(d.destination.subset.as_deref(), Some(s) if s == from || s == to))
     })
 }
 
@@ -75,7 +86,7 @@ pub fn current_weights(vs: &VirtualService) -> BTreeMap<String, u8> {
         .spec
         .http
         .iter()
-        .find(|r| r.route.iter().any(|d| d.destination.subset.is_some()))
+        .find(|r| !is_added_route(r) && r.route.iter().any(|d| d.destination.subset.is_some()))
     else {
         return BTreeMap::new();
     };
@@ -151,6 +162,7 @@ pub fn set_weights(
 pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), RouteError> {
     vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
     clear_mirror(vs, &state.from, &state.to);
+    sticky::strip(vs);
     set_weights(vs, &state.from, &state.to, &state.weights)?;
     if state.stage == Stage::Mirror && !state.phase.is_finished() {
         set_mirror(
@@ -188,6 +200,19 @@ pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), 
                 ..vs.spec.http[i].clone()
             },
         );
+    }
+    apply_sticky(vs, state)
+}
+
+/// Sticky sessions (see [`sticky`]) on the rollout's route, consistent with
+/// the weights just set: called by [`apply_state`], so every weight write
+/// (steps, `promote`, `rollback`, from any process) carries them.
+pub fn apply_sticky(vs: &mut VirtualService, state: &RolloutState) -> Result<(), RouteError> {
+    let Some(cookie) = &state.sticky_cookie else {
+        return Ok(());
+    };
+    if let Some(i) = route_index(vs, &state.from, &state.to) {
+        sticky::apply(vs, i, cookie)?;
     }
     Ok(())
 }

@@ -143,6 +143,10 @@ pub struct RolloutState {
     /// weights only.
     #[serde(default, skip_serializing_if = "Stage::is_weighted")]
     pub stage: Stage,
+    /// Sticky sessions: the cookie whose routes follow the weights
+    /// (`rollout start --sticky-cookie`; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_cookie: Option<super::sticky::CookieName>,
     /// Settings.
     pub settings: Settings,
 }
@@ -376,6 +380,7 @@ pub(crate) mod tests {
             },
             strategy: Strategy::default(),
             stage: Stage::default(),
+            sticky_cookie: None,
         }
     }
 

@@ -23,8 +23,9 @@ pub use destination_rule::{
 pub use gateway::{Gateway, GatewaySpec, Port, Server, ServerTlsMode, ServerTlsSettings};
 pub use meta::{ApiVersion, GROUP, ObjectMeta};
 pub use virtual_service::{
-    Abort, Delay, Destination, Fault, HttpMatchRequest, HttpRetry, HttpRoute, HttpRouteDestination,
-    Percent, PortSelector, StringMatch, StringMatchRepr, VirtualService, VirtualServiceSpec,
+    Abort, Delay, Destination, Fault, HeaderOperations, Headers, HttpMatchRequest, HttpRetry,
+    HttpRoute, HttpRouteDestination, Percent, PortSelector, StringMatch, StringMatchRepr,
+    VirtualService, VirtualServiceSpec,
 };
 
 use serde::{Deserialize, Serialize};

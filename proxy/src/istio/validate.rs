@@ -242,6 +242,9 @@ fn validate_vs(
                     );
                 }
             }
+            if let Some(h) = &dest.headers {
+                check_headers(c, object, &format!("{at}.headers"), h);
+            }
             let d = &dest.destination;
             if !is_valid_host(&d.host) {
                 c.push(
@@ -334,7 +337,56 @@ fn validate_vs(
             &format!("{at}.mirrorPercentage.value"),
             route.mirror_percentage,
         );
+        if let Some(h) = &route.headers {
+            check_headers(c, object, &format!("{at}.headers"), h);
+        }
     }
+}
+
+/// Header operations: every name a valid HTTP header name that a route may
+/// change (not a pseudo-header, not `host`), every value a valid header value.
+fn check_headers(c: &mut Collector, object: &str, at: &str, h: &super::Headers) {
+    for (dir, ops) in [("request", &h.request), ("response", &h.response)] {
+        let Some(ops) = ops else { continue };
+        let names = ops
+            .set
+            .iter()
+            .map(|(k, v)| ("set", k, Some(v)))
+            .chain(ops.add.iter().map(|(k, v)| ("add", k, Some(v))))
+            .chain(ops.remove.iter().map(|k| ("remove", k, None)));
+        for (op, name, value) in names {
+            let field = format!("{at}.{dir}.{op}.{name}");
+            if let Some(problem) = header_name_problem(name) {
+                c.push(object, field.as_str(), problem);
+            }
+            if let Some(v) = value
+                && http::HeaderValue::from_str(v).is_err()
+            {
+                c.push(
+                    object,
+                    field,
+                    format!("{v:?} is not a valid header value: use visible ASCII characters, spaces and tabs, without line breaks"),
+                );
+            }
+        }
+    }
+}
+
+fn header_name_problem(name: &str) -> Option<String> {
+    if name.starts_with(':') {
+        return Some(format!(
+            "{name:?} is a pseudo-header, which header operations cannot change: use a regular header name"
+        ));
+    }
+    if name.eq_ignore_ascii_case("host") {
+        return Some(
+            "\"host\" cannot be changed by header operations: route to a different destination instead"
+                .to_owned(),
+        );
+    }
+    http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .is_err()
+        .then(|| format!("{name:?} is not a valid header name: use letters, digits and '-'"))
 }
 
 fn check_percent(c: &mut Collector, object: &str, field: &str, p: Option<super::Percent>) {
@@ -511,6 +563,26 @@ mod tests {
             problems(&text),
             [
                 "VirtualService/discounts spec.http[0].route[0].destination.subset: subset \"v3\" of host \"discounts\" is not defined in its DestinationRule (defined: v1, v2)"
+            ]
+        );
+    }
+
+    #[test]
+    fn checks_header_operations() {
+        let ok = vs(
+            "    - destination: {host: discounts, subset: v1}\n      headers:\n        request: {set: {x-version: v1}, remove: [x-debug]}\n        response: {add: {set-cookie: \"ver=v1; Path=/\"}}\n",
+        );
+        assert_eq!(problems(&ok), Vec::<String>::new());
+        let bad = vs(
+            "    - destination: {host: discounts, subset: v1}\n      headers:\n        request: {set: {\":authority\": x, \"bad name\": y}, remove: [Host]}\n        response: {add: {x-ok: \"line\\nbreak\"}}\n",
+        );
+        assert_eq!(
+            problems(&bad),
+            [
+                "VirtualService/discounts spec.http[0].route[0].headers.request.set.:authority: \":authority\" is a pseudo-header, which header operations cannot change: use a regular header name",
+                "VirtualService/discounts spec.http[0].route[0].headers.request.set.bad name: \"bad name\" is not a valid header name: use letters, digits and '-'",
+                "VirtualService/discounts spec.http[0].route[0].headers.request.remove.Host: \"host\" cannot be changed by header operations: route to a different destination instead",
+                "VirtualService/discounts spec.http[0].route[0].headers.response.add.x-ok: \"line\\nbreak\" is not a valid header value: use visible ASCII characters, spaces and tabs, without line breaks",
             ]
         );
     }

@@ -61,6 +61,10 @@ pub struct HttpRoute {
     /// Share of traffic mirrored (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror_percentage: Option<Percent>,
+    /// Header operations for every request this route takes and its
+    /// responses (applied after the chosen destination's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
 }
 
 /// Match conditions, AND-ed.
@@ -166,6 +170,59 @@ pub struct HttpRouteDestination {
     /// an absent weight on a single destination as 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// Header operations for requests sent to this destination and their
+    /// responses (e.g. a `set-cookie` naming the version, for sticky sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+}
+
+/// Istio `Headers`: operations on the request sent upstream and on the
+/// response sent back to the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headers {
+    /// Operations on the request before it is forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HeaderOperations>,
+    /// Operations on the response before it is returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HeaderOperations>,
+}
+
+/// Istio `HeaderOperations`, applied in Envoy's order: `remove`, then `set`
+/// (overwrite), then `add` (append).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderOperations {
+    /// Overwrite these headers (name → value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Append these headers (name → value), keeping existing values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Remove these headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+// === impl Headers ===
+
+impl Headers {
+    /// No operation in either direction?
+    pub fn is_empty(&self) -> bool {
+        self.request.as_ref().is_none_or(HeaderOperations::is_empty)
+            && self
+                .response
+                .as_ref()
+                .is_none_or(HeaderOperations::is_empty)
+    }
+}
+
+// === impl HeaderOperations ===
+
+impl HeaderOperations {
+    /// No `set`, `add` or `remove`?
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
 }
 
 /// A service (and optionally a subset and port).
@@ -266,5 +323,25 @@ mod tests {
             err.contains("exactly one of `exact`, `prefix` or `regex`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn header_operations_use_istio_field_names() {
+        let text = "name: r\nheaders: {request: {remove: [x-debug]}}\nroute:\n- destination: {host: d, subset: v1}\n  weight: 100\n  headers:\n    request: {set: {x-version: v1}}\n    response: {add: {set-cookie: \"v=v1; Path=/\"}}\n";
+        let r: HttpRoute = crate::istio::yaml::from_str(text).unwrap();
+        assert_eq!(
+            r.headers.as_ref().unwrap().request.as_ref().unwrap().remove,
+            ["x-debug"]
+        );
+        let h = r.route[0].headers.as_ref().unwrap();
+        assert_eq!(h.request.as_ref().unwrap().set["x-version"], "v1");
+        assert_eq!(
+            h.response.as_ref().unwrap().add["set-cookie"],
+            "v=v1; Path=/"
+        );
+        assert!(!h.is_empty() && Headers::default().is_empty());
+        let printed = crate::istio::yaml::to_string(&r).unwrap();
+        let again: HttpRoute = crate::istio::yaml::from_str(&printed).unwrap();
+        assert_eq!(again, r);
     }
 }

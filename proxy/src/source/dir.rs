@@ -179,6 +179,9 @@ pub async fn watch(
                 .map(|()| w)
         })
     };
+    // A write between the first load and the watcher's registration would
+    // otherwise go unnoticed until the next change: check once now.
+    let _ = tx.send(());
     let poll = match &watcher {
         Ok(_) => None,
         Err(e) => {
