@@ -2,7 +2,9 @@
 //! the local directory target with the traffic simulator (issue 7,
 //! traffic-aware steps): a mirror stage bakes from `--mirror-percent`, a
 //! match stage from the share measured on its first window, and a match
-//! stage nothing matches holds, says so, and ends inconclusive.
+//! stage nothing matches holds, says so, and ends inconclusive. One test
+//! runs a `bluegreen` mirror preview through a real meshproxy under load
+//! (the `rollout_proxy` harness).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
@@ -24,6 +26,10 @@ impl Events {
     fn spawn(mesh: &Mesh, extra: &[&str]) -> Self {
         let mut cmd = mesh.rollout(&["--interval", "auto", "--success-rate", "90", "-o", "json"]);
         cmd.args(extra);
+        Self::command(cmd)
+    }
+
+    fn command(mut cmd: std::process::Command) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -225,4 +231,90 @@ fn interval_auto_holds_when_nothing_matches_and_ends_inconclusive() {
         .expect("rolled_back event");
     assert_eq!(rolled["timed_out"], true, "{rolled}");
     assert_eq!(mesh.weights().get("v1"), Some(&100));
+}
+
+/// The mirror window's bake and the run's events, through a real meshproxy
+/// under load (`--strategy bluegreen`, mirror preview at `percent`); with
+/// `to_the_end` the exit code, else meshctl is stopped once the first window
+/// is sized.
+fn bluegreen_through_meshproxy(percent: &str, to_the_end: bool) -> (Value, Vec<Value>, i32) {
+    use crate::rollout_proxy::{Answer, Load, ProxyMesh};
+    let mesh = ProxyMesh::start(Answer::Ok);
+    let load = Load::start(mesh.proxy, None);
+    let cmd = mesh.meshctl(&[
+        "rollout",
+        "start",
+        "discounts",
+        "--to",
+        "v2",
+        "--metrics",
+        &mesh.metrics_url,
+        "--strategy",
+        "bluegreen",
+        "--mirror-percent",
+        percent,
+        "--iterations",
+        "1",
+        "--interval",
+        "auto",
+        "--success-rate",
+        "90",
+        "--min-requests",
+        "10",
+        "-o",
+        "json",
+    ]);
+    let run = Events::command(cmd);
+    let (bake, events, code) = if to_the_end {
+        let (code, events, err) = run.finish();
+        let bake = events
+            .iter()
+            .find(|v| is_bake(v, 0))
+            .cloned()
+            .unwrap_or_else(|| panic!("no bake for the mirror window: {events:?}\n{err}"));
+        (bake, events, code)
+    } else {
+        let bake = run.until("bake", |v| is_bake(v, 0));
+        run.kill();
+        (bake, Vec::new(), -1)
+    };
+    load.stop();
+    (bake, events, code)
+}
+
+#[test]
+fn interval_auto_through_meshproxy_bakes_a_small_mirror_longer() {
+    let (full, _, _) = bluegreen_through_meshproxy("100", false);
+    let (small, events, code) = bluegreen_through_meshproxy("1", true);
+    assert_eq!(code, 0, "{events:?}");
+    for (b, share) in [(&full, 100.0), (&small, 1.0)] {
+        assert_eq!(b["stage"], "mirror", "{b}");
+        assert_eq!(b["share_percent"].as_f64(), Some(share), "{b}");
+    }
+    let ms = |b: &Value| b["interval_ms"].as_u64().unwrap();
+    println!("100%: {}\n1%: {}", full["message"], small["message"]);
+    assert!(ms(&small) > ms(&full), "1%: {small}\n100%: {full}");
+    // The 1% mirror preview passed on the copies it was sized for, and the
+    // switched step was sized for all of the traffic with no baseline left.
+    let mirror = events
+        .iter()
+        .rfind(|v| v["event"] == "analysis" && v["step"] == 0)
+        .expect("the mirror window's analysis");
+    assert_eq!(mirror["record"]["verdict"], "pass", "{mirror}");
+    let copies = mirror["record"]["canary"]["requests"].as_u64().unwrap();
+    assert!(copies >= 10, "{mirror}");
+    let switched = events
+        .iter()
+        .find(|v| is_bake(v, 1))
+        .expect("the switched window's bake");
+    assert_eq!(switched["stage"], "switched", "{switched}");
+    assert_eq!(
+        switched["share_percent"].as_f64(),
+        Some(100.0),
+        "{switched}"
+    );
+    assert!(
+        events.iter().any(|v| v["event"] == "promoted"),
+        "{events:?}"
+    );
 }
