@@ -537,10 +537,8 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             let end = self.scrape().await;
             let record = self.analyse(&machine, window_start.as_ref(), &end).await;
             last_end = Some(end);
-            if machine.state().stage == Stage::Match
-                && let Some(p) = self.options.pace.as_mut()
-            {
-                p.observe(&record);
+            if let Some(p) = self.options.pace.as_mut() {
+                p.observe(machine.state().stage, &record);
             }
             last_record = Some(record.clone());
             let now = self.clock.now();

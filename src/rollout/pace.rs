@@ -24,7 +24,9 @@
 //!   probe length, and says so, until requests match or the progress
 //!   deadline ends it inconclusive.
 //!
-//! No window runs past the step's progress deadline (`--timeout`): a bake
+//! Every analysed window also refreshes the request rate (the real
+//! requests of both versions it counted), so later steps follow the
+//! traffic as it changes. No window runs past the step's progress deadline (`--timeout`): a bake
 //! longer than that is cut at the deadline, where the step is judged on the
 //! requests it has, and [`Pace::warnings`] names such steps when the rollout
 //! starts.
@@ -274,21 +276,25 @@ impl Pace {
         seconds_for(all, self.rate).max(PROBE)
     }
 
-    /// Records what a match window saw: the new version's real requests
-    /// against all real requests. Returns the measured share (`Some(0.0)`
-    /// when nothing matched), or `None` when the window saw no traffic at
-    /// all (the estimate is kept).
-    pub fn observe(&mut self, record: &DecisionRecord) -> Option<f64> {
+    /// Records what an analysed window of a `stage` step saw, so the
+    /// following windows follow the traffic: the live request rate (real
+    /// requests of both versions; a mirror window's copies are not live
+    /// traffic) and, for a match window, the matched share (the new
+    /// version's real requests against all real requests). Returns the
+    /// matched share (`Some(0.0)` when nothing matched); `None` for other
+    /// stages, or when the window saw no traffic at all (the estimates are
+    /// kept: an unreadable or empty window says nothing about the rate).
+    pub fn observe(&mut self, stage: Stage, record: &DecisionRecord) -> Option<f64> {
         let (c, b) = (record.canary.requests, record.baseline.requests);
-        let total = c + b;
-        if total == 0 {
+        let live = if stage == Stage::Mirror { b } else { c + b };
+        let secs = record.window_end.since(record.window_start).as_secs_f64();
+        if live > 0 && secs > 0.0 {
+            self.rate = live as f64 / secs;
+        }
+        if stage != Stage::Match || c + b == 0 {
             return None;
         }
-        let secs = record.window_end.since(record.window_start).as_secs_f64();
-        if secs > 0.0 {
-            self.rate = total as f64 / secs;
-        }
-        let share = c as f64 / total as f64;
+        let share = c as f64 / (c + b) as f64;
         self.matched = Some(share);
         Some(share)
     }
@@ -682,7 +688,7 @@ mod tests {
             assert!(probe.interval >= PROBE);
             assert!(pace.describe(&p, &probe).contains("probing"));
             // 20% of 40 requests/s matched over 5 s.
-            assert_eq!(pace.observe(&record(40, 160, 5)), Some(0.2));
+            assert_eq!(pace.observe(Stage::Match, &record(40, 160, 5)), Some(0.2));
             assert_eq!(pace.rate(), 40.0);
             let held = pace.next(
                 &p,
@@ -717,9 +723,9 @@ mod tests {
             &[10],
         );
         let mut pace = Pace::new(40.0, demand());
-        pace.observe(&record(100, 100, 5));
+        pace.observe(Stage::Match, &record(100, 100, 5));
         let half = pace.next(&p, 1, Window::Fresh, Duration::ZERO);
-        pace.observe(&record(4, 196, 5));
+        pace.observe(Stage::Match, &record(4, 196, 5));
         let fiftieth = pace.next(&p, 1, Window::Fresh, Duration::ZERO);
         assert!(
             fiftieth.interval > half.interval * 5,
@@ -737,7 +743,7 @@ mod tests {
             &[10],
         );
         let mut pace = Pace::new(40.0, demand());
-        assert_eq!(pace.observe(&record(0, 200, 5)), Some(0.0));
+        assert_eq!(pace.observe(Stage::Match, &record(0, 200, 5)), Some(0.0));
         let b = pace.next(
             &p,
             0,
@@ -753,8 +759,29 @@ mod tests {
             "{text}"
         );
         // A window without any traffic keeps the estimate.
-        assert_eq!(pace.observe(&record(0, 0, 5)), None);
+        assert_eq!(pace.observe(Stage::Match, &record(0, 0, 5)), None);
         assert_eq!(pace.matched(), Some(0.0));
+    }
+
+    #[test]
+    fn every_window_updates_the_rate_the_next_ones_are_sized_from() {
+        let p = plan(mirror(10), &[50, 100]);
+        let mut pace = Pace::new(20.0, demand());
+        let before = pace.next(&p, 2, Window::Fresh, Duration::ZERO);
+        // A mirror window: v1's real requests are the live traffic; v2's
+        // copies are not counted again. 50 requests/s now.
+        assert_eq!(pace.observe(Stage::Mirror, &record(25, 250, 5)), None);
+        assert_eq!(pace.rate(), 50.0);
+        let after = pace.next(&p, 2, Window::Fresh, Duration::ZERO);
+        assert!(after.interval < before.interval, "{after:?} vs {before:?}");
+        // A weighted window counts both versions; the switched one only v2.
+        pace.observe(Stage::Weighted, &record(10, 10, 2));
+        assert_eq!(pace.rate(), 10.0);
+        pace.observe(Stage::Switched, &record(60, 0, 3));
+        assert_eq!(pace.rate(), 20.0);
+        // An empty (or unreadable) window keeps the estimate.
+        pace.observe(Stage::Weighted, &record(0, 0, 5));
+        assert_eq!((pace.rate(), pace.matched()), (20.0, None));
     }
 
     #[test]
