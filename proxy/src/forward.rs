@@ -212,6 +212,8 @@ impl Forwarder {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
+            // One write() per request head, as on the listener (server.rs).
+            .http1_writev(false)
             .build(http);
         let no_route = live.metrics().destination(DestinationId::unknown());
         Self {

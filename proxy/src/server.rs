@@ -122,7 +122,11 @@ impl Shared {
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes.max(8192))
-            .keep_alive(true);
+            .keep_alive(true)
+            // Copy each small response into one buffer and write() it
+            // rather than writev() head and body: 3.5% less CPU per request
+            // in proxy/bench (responses of a few hundred bytes).
+            .writev(false);
         builder
             .http2()
             .timer(TokioTimer::new())
