@@ -25,11 +25,12 @@
 //!   deadline ends it inconclusive.
 //!
 //! Every analysed window also refreshes the request rate (the real
-//! requests of both versions it counted), so later steps follow the
-//! traffic as it changes. No window runs past the step's progress deadline (`--timeout`): a bake
-//! longer than that is cut at the deadline, where the step is judged on the
-//! requests it has, and [`Pace::warnings`] names such steps when the rollout
-//! starts.
+//! requests of both versions it counted), so later steps follow the traffic
+//! as it changes. A held window is extended by the time its missing
+//! requests take. No window runs past the step's progress deadline
+//! (`--timeout`): a longer bake is cut at the deadline, where the step is
+//! judged on the requests it has, and [`Pace::warnings`] names such steps
+//! when the rollout starts.
 
 use std::fmt::Write as _;
 use std::time::Duration;
