@@ -150,6 +150,7 @@ pub struct Handle {
     shutdown: watch::Sender<bool>,
     force: watch::Sender<bool>,
     workers: Vec<oneshot::Receiver<()>>,
+    balancer: Arc<server::Balancer>,
     drain_timeout: Duration,
 }
 
@@ -164,6 +165,11 @@ impl Handle {
     /// The admin listener's bound address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// Open client connections per worker thread.
+    pub fn worker_connections(&self) -> Vec<usize> {
+        self.balancer.active()
     }
 
     /// The live configuration.
@@ -274,7 +280,9 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
     let (force, force_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(settings.limits.max_connections));
     let mut done = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
+    let slots = server::Balancer::slots(listeners.len());
+    let balancer = slots[0].balancer.clone();
+    for ((i, listener), slot) in listeners.into_iter().enumerate().zip(slots) {
         // Thread per core: each worker owns its event loop, listener and
         // upstream pool, so a request never hops threads.
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -309,6 +317,7 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
                                 permits,
                                 shutdown_rx,
                                 force_rx,
+                                slot,
                             )
                             .await;
                         }
@@ -343,6 +352,7 @@ pub async fn start(settings: Settings) -> Result<Handle, Error> {
         shutdown,
         force,
         workers: done,
+        balancer,
         drain_timeout: settings.drain_timeout,
     })
 }

@@ -15,6 +15,14 @@
 //! `AsyncRead + AsyncWrite` stream, with the peer's identity in its
 //! [`ConnInfo`]. A refused handshake closes the connection and counts in
 //! `meshproxy_tls_handshake_failures_total`.
+//!
+//! Workers balance connections exactly (like Envoy's `exact_balance`):
+//! `SO_REUSEPORT` spreads new connections over the workers' listeners by a
+//! hash of the addresses, which with few clients can leave one worker with
+//! most of them (the tail latency then comes from that worker's queue). A
+//! worker that accepts a connection while another serves fewer hands it
+//! over through the [`Balancer`]; it costs a channel send per connection,
+//! nothing per request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,7 +34,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::forward::{ConnInfo, Forwarder};
@@ -149,25 +157,133 @@ impl Shared {
     }
 }
 
+/// A connection accepted by one worker, on its way to another.
+#[derive(Debug)]
+pub struct Handoff {
+    tcp: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    permit: OwnedSemaphorePermit,
+    served: Served,
+}
+
+/// Open connections per worker, and the way to hand a connection to
+/// another worker.
+#[derive(Debug)]
+pub struct Balancer {
+    active: Box<[AtomicUsize]>,
+    inboxes: Box<[mpsc::UnboundedSender<Handoff>]>,
+}
+
+/// One worker's place in the [`Balancer`].
+#[derive(Debug)]
+pub struct WorkerSlot {
+    /// This worker's index.
+    pub index: usize,
+    /// Shared by all workers.
+    pub balancer: Arc<Balancer>,
+    /// Connections other workers hand to this one.
+    pub inbox: mpsc::UnboundedReceiver<Handoff>,
+}
+
+/// Counts a connection on its worker until dropped.
+#[derive(Debug)]
+struct Served(Arc<Balancer>, usize);
+
+// === impl Balancer ===
+
+impl Balancer {
+    /// A balancer for `workers` workers, and each worker's slot.
+    pub fn slots(workers: usize) -> Vec<WorkerSlot> {
+        let (inboxes, receivers): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+        let balancer = Arc::new(Self {
+            active: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            inboxes: inboxes.into(),
+        });
+        receivers
+            .into_iter()
+            .enumerate()
+            .map(|(index, inbox)| WorkerSlot {
+                index,
+                balancer: balancer.clone(),
+                inbox,
+            })
+            .collect()
+    }
+
+    /// Open connections per worker.
+    pub fn active(&self) -> Vec<usize> {
+        self.active
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The worker that should serve a connection `me` accepted: `me`
+    /// unless another serves fewer.
+    fn pick(&self, me: usize) -> usize {
+        let mine = self.active[me].load(Ordering::Relaxed);
+        let (least, n) = self
+            .active
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .enumerate()
+            .min_by_key(|(_, n)| *n)
+            .unwrap_or((me, mine));
+        if n < mine { least } else { me }
+    }
+
+    fn serve(self: &Arc<Self>, worker: usize) -> Served {
+        self.active[worker].fetch_add(1, Ordering::Relaxed);
+        Served(self.clone(), worker)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.0.active[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Accepts connections until `shutdown` flips, then waits for the open
 /// ones to drain (each is told to finish its in-flight requests and close).
 /// Returns once every connection task has ended, or when `force` flips.
-/// `permits` caps open connections across all workers.
+/// `permits` caps open connections across all workers; `slot` balances
+/// them between workers.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
     mut force: watch::Receiver<bool>,
+    mut slot: WorkerSlot,
 ) {
     // Every connection task holds a sender; recv() returns None when all are gone.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (tcp, peer, permit, served) = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
+            Some(h) = slot.inbox.recv() => match tokio::net::TcpStream::from_std(h.tcp) {
+                Ok(tcp) => (tcp, h.peer, h.permit, h.served),
+                Err(e) => {
+                    tracing::debug!(error = %e, "handed-over connection lost");
+                    continue;
+                }
+            },
             r = listener.accept() => match r {
-                Ok(c) => c,
+                Ok((tcp, peer)) => {
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        shared.metrics.connections_rejected.inc();
+                        tracing::debug!(%peer, "connection limit reached; closing");
+                        drop(tcp);
+                        continue;
+                    };
+                    match hand_over(&slot, tcp, peer, permit) {
+                        Some(mine) => mine,
+                        None => continue,
+                    }
+                }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -176,17 +292,12 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            shared.metrics.connections_rejected.inc();
-            tracing::debug!(%peer, "connection limit reached; closing");
-            drop(tcp);
-            continue;
-        };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         let drain = shutdown.clone();
         let alive = alive_tx.clone();
         tokio::spawn(async move {
+            let _served = served;
             match &shared.tls {
                 None => {
                     let info = ConnInfo::new(peer, Security::None);
@@ -218,6 +329,49 @@ pub async fn serve(
     tokio::select! {
         _ = alive_rx.recv() => {}
         _ = force.changed() => {}
+    }
+}
+
+/// Sends a connection this worker accepted to the worker serving the
+/// fewest, counting it there at once so the next accepts see it. Returns it
+/// when this worker should serve it (it serves fewest, or the other worker
+/// has stopped).
+fn hand_over(
+    slot: &WorkerSlot,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    permit: OwnedSemaphorePermit,
+) -> Option<(
+    tokio::net::TcpStream,
+    std::net::SocketAddr,
+    OwnedSemaphorePermit,
+    Served,
+)> {
+    let to = slot.balancer.pick(slot.index);
+    if to == slot.index {
+        return Some((tcp, peer, permit, slot.balancer.serve(slot.index)));
+    }
+    let std = match tcp.into_std() {
+        Ok(std) => std,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "cannot hand the connection over");
+            return None;
+        }
+    };
+    let handoff = Handoff {
+        tcp: std,
+        peer,
+        permit,
+        served: slot.balancer.serve(to),
+    };
+    match slot.balancer.inboxes[to].send(handoff) {
+        Ok(()) => None,
+        // That worker has stopped: serve it here.
+        Err(mpsc::error::SendError(h)) => {
+            drop(h.served);
+            let tcp = tokio::net::TcpStream::from_std(h.tcp).ok()?;
+            Some((tcp, h.peer, h.permit, slot.balancer.serve(slot.index)))
+        }
     }
 }
 

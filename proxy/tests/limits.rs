@@ -178,3 +178,44 @@ async fn oversized_headers_over_http2_get_431() {
     assert_eq!(up.hits(), 0);
     p.shutdown().await;
 }
+
+/// Workers balance connections exactly: whatever worker's listener the
+/// kernel picks (`SO_REUSEPORT` hashes the addresses), each worker ends up
+/// serving as many connections as the others, give or take one.
+#[tokio::test]
+async fn connections_are_balanced_across_workers() {
+    let up = upstream().run().await;
+    let cfg = ConfigDir::new(&split(100, 0), &[up.addr], &[]);
+    let p = proxy_with(cfg.path(), |s| s.workers = Some(3)).await;
+    let mut open = Vec::new();
+    for n in 1..=12 {
+        let mut s = TcpStream::connect(p.listen_addr()).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: svc\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let got = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..got]).starts_with("HTTP/1.1 200"),
+            "connection {n}: {:?}",
+            String::from_utf8_lossy(&buf[..got])
+        );
+        open.push(s);
+        let per_worker = p.worker_connections();
+        assert_eq!(per_worker.iter().sum::<usize>(), n, "{per_worker:?}");
+        let (min, max) = (
+            per_worker.iter().min().unwrap(),
+            per_worker.iter().max().unwrap(),
+        );
+        assert!(max - min <= 1, "after {n} connections: {per_worker:?}");
+    }
+    // Closed connections are no longer counted.
+    drop(open);
+    eventually("closed connections leave the counts", || async {
+        p.worker_connections().iter().sum::<usize>() == 0
+    })
+    .await;
+}
