@@ -80,6 +80,15 @@ pub fn route_index(vs: &VirtualService, from: &str, to: &str) -> Option<usize> {
     })
 }
 
+/// The index of the route carrying the rollout, or why there is none.
+fn rollout_route(vs: &VirtualService, from: &str, to: &str) -> Result<usize, RouteError> {
+    route_index(vs, from, to).ok_or_else(|| RouteError::NoRoute {
+        name: vs.metadata.name.clone(),
+        from: from.to_owned(),
+        to: to.to_owned(),
+    })
+}
+
 /// The weight per subset of the first route that has subsets.
 pub fn current_weights(vs: &VirtualService) -> BTreeMap<String, u8> {
     let Some(route) = vs
@@ -116,11 +125,7 @@ pub fn set_weights(
     weights: &BTreeMap<String, u8>,
 ) -> Result<(), RouteError> {
     let name = vs.metadata.name.clone();
-    let i = route_index(vs, from, to).ok_or_else(|| RouteError::NoRoute {
-        name: name.clone(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-    })?;
+    let i = rollout_route(vs, from, to)?;
     let route = &mut vs.spec.http[i];
     let stable = route
         .route
@@ -260,11 +265,7 @@ pub fn set_mirror(
     to: &str,
     percent: u8,
 ) -> Result<(), RouteError> {
-    let i = route_index(vs, from, to).ok_or_else(|| RouteError::NoRoute {
-        name: vs.metadata.name.clone(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-    })?;
+    let i = rollout_route(vs, from, to)?;
     let route = &mut vs.spec.http[i];
     let stable = route
         .route
