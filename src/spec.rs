@@ -144,6 +144,9 @@ pub struct RolloutDefaults {
     pub steps: Vec<Weight>,
     /// Time between steps, the analysis window (default 30s, never zero).
     pub interval: Duration,
+    /// `interval: auto` in the file: size each window from the traffic, as
+    /// `--interval auto` does (an `--interval` flag overrides it).
+    pub auto_interval: bool,
     /// Failed or inconclusive checks tolerated before rolling back (default 2).
     pub threshold: u32,
     /// Minimum canary success rate in percent, 0..=100 (default 99).
@@ -365,6 +368,7 @@ impl Default for RolloutDefaults {
                 .map(|w| Weight::try_from(w).expect("constant weights are in range"))
                 .collect(),
             interval: Duration::from_secs(30),
+            auto_interval: false,
             threshold: 2,
             success_rate: 99.0,
             max_p99: Duration::from_millis(500),
@@ -564,7 +568,7 @@ struct RawRollout {
     steps: Option<Vec<WeightValue>>,
     step_weight: Option<WeightValue>,
     max_weight: Option<WeightValue>,
-    interval: Option<DurationValue>,
+    interval: Option<IntervalValue>,
     threshold: Option<u32>,
     success_rate: Option<Percent>,
     max_p99: Option<DurationValue>,
@@ -846,6 +850,38 @@ impl<'de> Deserialize<'de> for DurationValue {
         parse_str(
             d,
             "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\"",
+        )
+    }
+}
+
+/// `rollout.interval`: a duration, or `auto`.
+#[derive(Clone, Copy, Debug)]
+enum IntervalValue {
+    /// Sized from the traffic (`--interval auto`).
+    Auto,
+    /// A fixed window.
+    Every(DurationValue),
+}
+
+impl FromStr for IntervalValue {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(Self::Auto);
+        }
+        s.parse().map(Self::Every).map_err(|_| {
+            format!(
+                "{s:?} is neither a duration nor `auto`: use a number with a unit, e.g. \"30s\", \"500ms\" or \"5m\", or `auto` to size each window from the traffic"
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for IntervalValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(
+            d,
+            "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\", or `auto`",
         )
     }
 }
@@ -1436,9 +1472,15 @@ fn build_rollout(raw: RawRollout, file: FileCtx<'_>) -> Result<RolloutDefaults, 
         Some(DurationValue(d)) => Ok(d),
         None => Ok(default),
     };
+    let (interval, auto_interval) = match interval {
+        Some(IntervalValue::Auto) => (None, true),
+        Some(IntervalValue::Every(v)) => (Some(v), false),
+        None => (None, d.auto_interval),
+    };
     Ok(RolloutDefaults {
         steps,
         interval: positive(interval, "interval", d.interval)?,
+        auto_interval,
         threshold: threshold.unwrap_or(d.threshold),
         success_rate: success_rate.map_or(d.success_rate, |p| p.0),
         max_p99: positive(max_p99, "maxP99", d.max_p99)?,
@@ -1521,6 +1563,20 @@ mod tests {
         assert_eq!(s.versions[0].labels["track"], "canary");
         assert_eq!(s.versions[1].labels["version"], "v1");
         assert_eq!(s.weights.to_string(), "v2=10 v1=90");
+    }
+
+    #[test]
+    fn interval_auto_in_the_file() {
+        let s = spec("service: d\nversions: [v1]\nrollout:\n  interval: auto\n").unwrap();
+        assert!(s.rollout.auto_interval);
+        assert_eq!(s.rollout.interval, RolloutDefaults::default().interval);
+        let s = spec("service: d\nversions: [v1]\nrollout:\n  interval: 45s\n").unwrap();
+        assert!(!s.rollout.auto_interval);
+        assert_eq!(s.rollout.interval, Duration::from_secs(45));
+        let err = spec("service: d\nversions: [v1]\nrollout:\n  interval: soon\n").unwrap_err();
+        assert!(err.contains("`rollout.interval`"), "{err}");
+        assert!(err.contains("neither a duration nor `auto`"), "{err}");
+        assert!(err.contains("e.g. \"30s\""), "{err}");
     }
 
     #[test]

@@ -319,3 +319,41 @@ fn interval_auto_through_meshproxy_bakes_a_small_mirror_longer() {
         "{events:?}"
     );
 }
+
+/// `rollout.interval: auto` in meshctl.yaml sizes the windows like the flag;
+/// a fixed `--interval` overrides it.
+#[test]
+fn interval_auto_from_the_spec_file_and_a_flag_overrides_it() {
+    let mesh = Mesh::start(Behaviour::healthy().rate(1.0));
+    let spec = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(
+        spec.path(),
+        "service: discounts\nversions: [v1, v2]\nrollout:\n  interval: auto\n",
+    )
+    .unwrap();
+    let start = |mesh: &Mesh, extra: &[&str]| {
+        let mut cmd = mesh.meshctl(&["rollout", "start", "discounts", "--to", "v2"]);
+        cmd.arg("-f").arg(spec.path());
+        cmd.args(["--metrics", &mesh.metrics_url, "--min-requests", "10"]);
+        cmd.args(["--success-rate", "90", "--timeout", "20s", "-o", "json"]);
+        cmd.args(extra);
+        Events::command(cmd)
+    };
+    let run = start(&mesh, &[]);
+    let bake = run.until("bake", |v| is_bake(v, 0));
+    assert_eq!(bake["share_percent"].as_f64(), Some(10.0), "{bake}");
+    run.kill();
+
+    // --interval 300ms wins over the file: fixed windows, no bake events
+    // (a fresh mesh: the killed rollout above is still in progress there).
+    let mesh = Mesh::start(Behaviour::healthy().rate(1.0));
+    let run = start(&mesh, &["--interval", "300ms"]);
+    let started = run.until("started", |v| v["event"] == "started");
+    assert_eq!(started["interval_ms"].as_u64(), Some(300), "{started}");
+    let (code, rest, err) = run.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !rest.iter().any(|v| v["event"] == "bake"),
+        "no bake events with a fixed --interval"
+    );
+}

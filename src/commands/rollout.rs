@@ -469,8 +469,10 @@ fn strategy(args: &RolloutStartArgs) -> anyhow::Result<Strategy> {
 pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::Result<Outcome> {
     let strategy = strategy(&args)?;
     let sticky_cookie = sticky_cookie(global, &args.spec)?;
-    let auto = args.analysis.interval.as_deref() == Some("auto");
-    if auto {
+    let auto_flag = args.analysis.interval.as_deref() == Some("auto");
+    // A fixed --interval overrides `interval: auto` in meshctl.yaml.
+    let fixed_flag = args.analysis.interval.is_some() && !auto_flag;
+    if auto_flag {
         args.analysis.interval = None;
     }
     let istio_api = args
@@ -497,6 +499,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
             .clamp(Duration::from_secs(1), Duration::from_secs(10)),
     )?;
     let reporter = Reporter::new(format(global), Term::detect());
+    let auto = auto_flag || (!fixed_flag && d.auto_interval);
     let pace = if auto {
         Some(auto_pace(&metrics, &service, from.as_ref(), &d).await?)
     } else {
