@@ -75,7 +75,7 @@ fn wrong_type() {
 fn wrong_type_of_duration() {
     assert_msg(
         spec_fails("service: discounts\nversions: [v1]\nrollout:\n  interval: 30\n"),
-        "meshctl.yaml: line 4 column 13 at field `rollout.interval`: \"30\" is not a duration: use a number with a unit, e.g. \"30s\", \"500ms\" or \"5m\"",
+        "meshctl.yaml: line 4 column 13 at field `rollout.interval`: \"30\" is neither a duration nor `auto`: use a number with a unit, e.g. \"30s\", \"500ms\" or \"5m\", or `auto` to size each window from the traffic",
     );
 }
 
