@@ -110,11 +110,7 @@ impl CookieName {
     /// RE2 regex over the `cookie` request header: this cookie has value
     /// `subset` (anywhere among the client's cookies).
     pub fn regex(&self, subset: &str) -> String {
-        format!(
-            "^(.*?;\\s*)?{}={}(;.*)?$",
-            regex_escape(&self.0),
-            regex_escape(subset)
-        )
+        super::strategy::cookie_regex(&self.0, subset)
     }
 }
 
@@ -132,10 +128,7 @@ impl FromStr for CookieName {
         if s.len() > 128 {
             return Err(err("it is longer than 128 characters"));
         }
-        if !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
-        {
+        if !s.chars().all(super::strategy::is_token_char) {
             return Err(err(
                 "it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character)",
             ));
@@ -162,17 +155,6 @@ impl fmt::Display for CookieName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Is this a route meshctl adds for sticky sessions?

@@ -143,14 +143,21 @@ impl Match {
             MatchKind::Header => (self.name.clone(), StringMatch::Exact(self.value.clone())),
             MatchKind::Cookie => (
                 "cookie".to_owned(),
-                StringMatch::Regex(format!(
-                    "^(.*?;\\s*)?{}={}(;.*)?$",
-                    regex_escape(&self.name),
-                    regex_escape(&self.value)
-                )),
+                StringMatch::Regex(cookie_regex(&self.name, &self.value)),
             ),
         }
     }
+}
+
+/// RE2 regex over the `cookie` request header: cookie `name` has value
+/// `value`, anywhere among the client's cookies (as Istio users write it).
+/// Shared by `--match cookie:` and sticky sessions.
+pub(crate) fn cookie_regex(name: &str, value: &str) -> String {
+    format!(
+        "^(.*?;\\s*)?{}={}(;.*)?$",
+        regex_escape(name),
+        regex_escape(value)
+    )
 }
 
 fn regex_escape(s: &str) -> String {
@@ -164,10 +171,14 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
+/// A character allowed in an HTTP token (RFC 9110 `tchar`), and so in a
+/// header or cookie name.
+pub(crate) fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
 fn token_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.!#$%&'*+^`|~".contains(c))
+    !s.is_empty() && s.chars().all(is_token_char)
 }
 
 impl FromStr for Match {
