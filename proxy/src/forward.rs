@@ -397,23 +397,9 @@ impl Forwarder {
         let start = Instant::now();
         let metrics = shadow.mirror.backend.metrics.clone();
         let (protocol, security, principal) = (shadow.protocol, shadow.security, shadow.principal);
-        let tls_client = match self.tls_client(&shadow.mirror.backend) {
-            Ok(c) => c,
-            Err(f) => {
-                let (status, flags, _) = f.reply();
-                metrics.record_mirror(
-                    status.as_u16(),
-                    flags,
-                    protocol,
-                    security,
-                    &principal,
-                    start.elapsed(),
-                );
-                return;
-            }
-        };
-        let Some(endpoint) = shadow.mirror.backend.next_endpoint() else {
-            let (status, flags, _) = Failure::NoHealthy.reply();
+        // A copy that cannot even be sent is counted with its failure.
+        let unsent = |f: Failure| {
+            let (status, flags, _) = f.reply();
             metrics.record_mirror(
                 status.as_u16(),
                 flags,
@@ -422,7 +408,13 @@ impl Forwarder {
                 &principal,
                 start.elapsed(),
             );
-            return;
+        };
+        let tls_client = match self.tls_client(&shadow.mirror.backend) {
+            Ok(c) => c,
+            Err(f) => return unsent(f),
+        };
+        let Some(endpoint) = shadow.mirror.backend.next_endpoint() else {
+            return unsent(Failure::NoHealthy);
         };
         let mut uri = http::uri::Parts::default();
         uri.scheme = Some(if tls_client.is_some() {
