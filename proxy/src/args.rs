@@ -13,6 +13,15 @@ use crate::tls::{MeshIdentityFiles, ServerTlsFiles, SpiffeId, TlsSettings};
 
 /// meshproxy: an HTTP proxy that routes by Istio VirtualServices and
 /// DestinationRules and exports Istio's metrics.
+/// The engine for plain-text HTTP/1.1 client connections (`--http1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Http1Engine {
+    /// The lean lane ([`crate::h1`]); hyper serves what it hands over.
+    Lean,
+    /// hyper for every connection.
+    Hyper,
+}
+
 #[derive(Clone, Debug, Parser)]
 #[command(name = "meshproxy", version, about)]
 pub struct Args {
@@ -70,6 +79,9 @@ pub struct Args {
     /// Sticky sessions: pin each client to the version it first got with this cookie, while that version keeps a weight above 0.
     #[arg(long, value_name = "NAME")]
     pub sticky_cookie: Option<String>,
+    /// Plain-text HTTP/1.1 engine: `lean` (httparse and a direct upstream exchange; hyper takes whatever it does not serve) or `hyper` (hyper for everything).
+    #[arg(long, value_name = "ENGINE", default_value = "lean")]
+    pub http1: Http1Engine,
     /// Serve TLS on the proxy listener with this PEM certificate chain (ALPN h2, http/1.1).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -132,6 +144,7 @@ impl Args {
             drain_timeout,
             access_log,
             sticky_cookie,
+            http1,
             tls_cert,
             tls_key,
             tls_client_ca,
@@ -256,6 +269,7 @@ impl Args {
                 connect_timeout,
                 access_log,
                 sticky_cookie,
+                lean_http1: http1 == Http1Engine::Lean,
                 ..ForwardSettings::default()
             },
             drain_timeout,

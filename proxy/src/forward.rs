@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::body::{ResponseBody, UpstreamBody};
 use crate::istio::TlsMode;
 use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
-use crate::routes::{Backend, Mirror, RetryOn, Route};
+use crate::routes::{Backend, Mirror, RetryOn, Route, RouteTable};
 use crate::source::Live;
 use crate::tls::{ClientTls, TlsClient, UpstreamClients};
 
@@ -49,6 +49,9 @@ pub struct ForwardSettings {
     /// Sticky sessions: the cookie that pins a client to the version it
     /// first got (`--sticky-cookie NAME`).
     pub sticky_cookie: Option<String>,
+    /// Serve plain-text HTTP/1.1 on the lean lane ([`crate::h1`]) rather
+    /// than hyper's (`--http1 lean|hyper`).
+    pub lean_http1: bool,
 }
 
 impl Default for ForwardSettings {
@@ -59,6 +62,7 @@ impl Default for ForwardSettings {
             max_replay_body: 64 * 1024,
             access_log: false,
             sticky_cookie: None,
+            lean_http1: true,
         }
     }
 }
@@ -112,13 +116,55 @@ pub struct Forwarder {
     live: Arc<Live>,
     client: UpstreamClient,
     tls: Option<UpstreamClients<UpstreamBody>>,
-    settings: ForwardSettings,
+    pub(crate) settings: ForwardSettings,
     no_route: DestinationMetrics,
+    /// Plain-TCP upstream connections of the lean HTTP/1.1 lane.
+    pub(crate) pool: crate::h1::Pool,
+}
+
+/// The client's request body as the request path gets it.
+#[derive(Debug)]
+pub(crate) enum ClientBody {
+    /// Streamed from the client (hyper's listener).
+    Streamed(Incoming),
+    /// Read whole already (the lean HTTP/1.1 lane), so it can be replayed.
+    Buffered(Bytes),
+}
+
+/// What to do with a routed request.
+#[derive(Debug)]
+pub(crate) enum Plan<'t> {
+    /// Answer locally: no route, or an injected abort.
+    Reply(LocalReply<'t>),
+    /// Send it upstream.
+    Forward(Planned<'t>),
+}
+
+/// A local answer and how to count it.
+#[derive(Debug)]
+pub(crate) struct LocalReply<'t> {
+    pub(crate) response: Response<ResponseBody>,
+    /// Counted against this destination; `None`: the unknown one.
+    pub(crate) metrics: Option<&'t DestinationMetrics>,
+    pub(crate) flags: Flags,
+    pub(crate) route: Option<&'t Route>,
+}
+
+/// A request on its way upstream.
+#[derive(Debug)]
+pub(crate) struct Planned<'t> {
+    pub(crate) route: &'t Route,
+    pub(crate) backend: &'t Backend,
+    /// `Set-Cookie` value when sticky sessions (re)pin the client.
+    pub(crate) pin: Option<HeaderValue>,
+    pub(crate) ops: Option<&'t crate::headers::HeaderRules>,
+    pub(crate) flags: Flags,
+    pub(crate) shadow: Option<Shadow<'t>>,
 }
 
 /// A request chosen for mirroring, with the labels its metrics need.
 #[derive(Clone, Debug)]
-struct Shadow<'a> {
+pub(crate) struct Shadow<'a> {
     mirror: &'a Mirror,
     protocol: Protocol,
     security: Security,
@@ -127,7 +173,7 @@ struct Shadow<'a> {
 
 /// Why no upstream response came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Failure {
+pub(crate) enum Failure {
     /// No endpoint for the destination.
     NoHealthy,
     /// TCP connect failed or timed out.
@@ -141,7 +187,7 @@ enum Failure {
 // === impl Failure ===
 
 impl Failure {
-    fn reply(self) -> (StatusCode, Flags, &'static str) {
+    pub(crate) fn reply(self) -> (StatusCode, Flags, &'static str) {
         match self {
             Self::NoHealthy => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -170,7 +216,7 @@ impl Failure {
 // === impl RetryOn ===
 
 impl RetryOn {
-    fn status(self, s: StatusCode) -> bool {
+    pub(crate) fn status(self, s: StatusCode) -> bool {
         (self.server_error && s.is_server_error())
             || (self.gateway_error
                 && matches!(
@@ -182,7 +228,7 @@ impl RetryOn {
             || (self.conflict && s == StatusCode::CONFLICT)
     }
 
-    fn failure(self, f: Failure) -> bool {
+    pub(crate) fn failure(self, f: Failure) -> bool {
         match f {
             Failure::Connect => self.connect_failure,
             Failure::Reset => self.reset || self.server_error || self.gateway_error,
@@ -216,13 +262,20 @@ impl Forwarder {
             .http1_writev(false)
             .build(http);
         let no_route = live.metrics().destination(DestinationId::unknown());
+        let pool = crate::h1::Pool::new(settings.connect_timeout);
         Self {
             live,
             client,
             tls: None,
             settings,
             no_route,
+            pool,
         }
+    }
+
+    /// The live configuration this forwarder routes by.
+    pub(crate) fn live(&self) -> &Live {
+        &self.live
     }
 
     /// Enables TLS to upstreams whose DestinationRule asks for it.
@@ -240,15 +293,34 @@ impl Forwarder {
         let start = Instant::now();
         let table = self.live.table();
         let (mut parts, body) = req.into_parts();
-        let protocol = if parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-        {
-            Protocol::Grpc
-        } else {
-            Protocol::Http
-        };
+        let protocol = protocol_of(&parts.headers);
+        match self.plan(&table, &mut parts, conn, protocol).await {
+            Plan::Reply(reply) => self.reply(reply, &parts, protocol, conn, start),
+            Plan::Forward(plan) => {
+                let result = self
+                    .forward(
+                        plan.route,
+                        plan.backend,
+                        &mut parts,
+                        ClientBody::Streamed(body),
+                        plan.shadow.clone(),
+                    )
+                    .await;
+                self.respond(result, plan, &parts, protocol, conn, start)
+            }
+        }
+    }
+
+    /// Everything before the upstream exchange: route, choose the
+    /// destination, inject faults, rewrite the request head for the
+    /// upstream, and decide on mirroring.
+    pub(crate) async fn plan<'t>(
+        &self,
+        table: &'t RouteTable,
+        parts: &mut http::request::Parts,
+        conn: &ConnInfo,
+        protocol: Protocol,
+    ) -> Plan<'t> {
         let authority = match parts.uri.authority() {
             Some(a) => a.as_str(),
             None => parts
@@ -261,18 +333,12 @@ impl Forwarder {
             .host(authority)
             .and_then(|vh| vh.route(&parts.method, &parts.uri, &parts.headers));
         let Some(route) = route else {
-            let resp = local_reply(StatusCode::NOT_FOUND, "no route\n");
-            self.finish(
-                &self.no_route,
-                &parts,
-                &resp,
-                Flags::NR,
-                protocol,
-                conn,
-                start,
-                None,
-            );
-            return resp;
+            return Plan::Reply(LocalReply {
+                response: local_reply(StatusCode::NOT_FOUND, "no route\n"),
+                metrics: None,
+                flags: Flags::NR,
+                route: None,
+            });
         };
         let (backend, pin) = self.choose(route, &parts.headers);
         let ops = route.header_rules(backend);
@@ -287,25 +353,19 @@ impl Forwarder {
         if let Some((status, share)) = route.fault.abort
             && hit(share)
         {
-            let mut resp = local_reply(status, "fault filter abort\n");
+            let mut response = local_reply(status, "fault filter abort\n");
             if let Some(cookie) = pin {
-                resp.headers_mut().append(header::SET_COOKIE, cookie);
+                response.headers_mut().append(header::SET_COOKIE, cookie);
             }
-            let flags = flags.with(Flags::FI);
-            self.finish(
-                &backend.metrics,
-                &parts,
-                &resp,
-                flags,
-                protocol,
-                conn,
-                start,
-                Some(route),
-            );
-            return resp;
+            return Plan::Reply(LocalReply {
+                response,
+                metrics: Some(&backend.metrics),
+                flags: flags.with(Flags::FI),
+                route: Some(route),
+            });
         }
 
-        prepare_upstream_headers(&mut parts, conn);
+        prepare_upstream_headers(parts, conn);
         crate::headers::on_request(ops, &mut parts.headers);
         let shadow = route
             .mirror
@@ -317,7 +377,52 @@ impl Forwarder {
                 security: conn.security,
                 principal: conn.principal.clone(),
             });
-        let result = self.forward(route, backend, &mut parts, body, shadow).await;
+        Plan::Forward(Planned {
+            route,
+            backend,
+            pin,
+            ops,
+            flags,
+            shadow,
+        })
+    }
+
+    /// Counts a locally answered request and returns its response.
+    pub(crate) fn reply(
+        &self,
+        reply: LocalReply<'_>,
+        parts: &http::request::Parts,
+        protocol: Protocol,
+        conn: &ConnInfo,
+        start: Instant,
+    ) -> Response<ResponseBody> {
+        let metrics = reply.metrics.unwrap_or(&self.no_route);
+        self.finish(
+            metrics,
+            parts,
+            reply.response.status(),
+            reply.flags,
+            protocol,
+            conn,
+            start,
+            reply.route,
+        );
+        reply.response
+    }
+
+    /// Turns the upstream result into the client's response: failures
+    /// become local replies, header operations and the sticky cookie are
+    /// applied, and the request is counted.
+    pub(crate) fn respond(
+        &self,
+        result: Result<Response<ResponseBody>, Failure>,
+        plan: Planned<'_>,
+        parts: &http::request::Parts,
+        protocol: Protocol,
+        conn: &ConnInfo,
+        start: Instant,
+    ) -> Response<ResponseBody> {
+        let mut flags = plan.flags;
         let mut resp = match result {
             Ok(resp) => resp,
             Err(f) => {
@@ -326,19 +431,19 @@ impl Forwarder {
                 local_reply(status, text)
             }
         };
-        crate::headers::on_response(ops, resp.headers_mut());
-        if let Some(cookie) = pin {
+        crate::headers::on_response(plan.ops, resp.headers_mut());
+        if let Some(cookie) = plan.pin {
             resp.headers_mut().append(header::SET_COOKIE, cookie);
         }
         self.finish(
-            &backend.metrics,
-            &parts,
-            &resp,
+            &plan.backend.metrics,
+            parts,
+            resp.status(),
             flags,
             protocol,
             conn,
             start,
-            Some(route),
+            Some(plan.route),
         );
         resp
     }
@@ -369,7 +474,7 @@ impl Forwarder {
     /// The pooled TLS client for `backend` when its DestinationRule asks for
     /// TLS. Failures to set it up are logged by the pool and answered like
     /// a failed connect (503, `UF`).
-    fn tls_client(&self, backend: &Backend) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
+    pub(crate) fn tls_client(&self, backend: &Backend) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
         match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
             None => Ok(None),
             Some(settings) => {
@@ -386,7 +491,7 @@ impl Forwarder {
     /// background. Its response is read and dropped; it never delays or
     /// fails the real request. Mirrored requests carry `Host: NAME-shadow`,
     /// as Envoy sends them, and are counted with `reporter="destination"`.
-    fn spawn_mirror(
+    pub(crate) fn spawn_mirror(
         &self,
         shadow: Shadow<'_>,
         parts: &http::request::Parts,
@@ -473,11 +578,11 @@ impl Forwarder {
     }
 
     #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
-    fn finish(
+    pub(crate) fn finish(
         &self,
         metrics: &DestinationMetrics,
         parts: &http::request::Parts,
-        resp: &Response<ResponseBody>,
+        status: StatusCode,
         flags: Flags,
         protocol: Protocol,
         conn: &ConnInfo,
@@ -486,7 +591,7 @@ impl Forwarder {
     ) {
         let elapsed = start.elapsed();
         metrics.record(
-            resp.status().as_u16(),
+            status.as_u16(),
             flags,
             protocol,
             conn.security,
@@ -499,7 +604,7 @@ impl Forwarder {
                 target: "meshproxy::access",
                 method = %parts.method,
                 path = parts.uri.path(),
-                status = resp.status().as_u16(),
+                status = status.as_u16(),
                 flags = flags.as_str(),
                 route = route.map_or("-", |r| r.name.as_str()),
                 destination = %id.name,
@@ -517,12 +622,12 @@ impl Forwarder {
     /// read whole before it is returned, so its head and body reach the
     /// client in one write (one wake-up of the client instead of two);
     /// anything larger or of unknown length streams.
-    async fn forward(
+    pub(crate) async fn forward(
         &self,
         route: &Route,
         backend: &Backend,
         parts: &mut http::request::Parts,
-        body: Incoming,
+        body: ClientBody,
         shadow: Option<Shadow<'_>>,
     ) -> Result<Response<ResponseBody>, Failure> {
         let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
@@ -552,12 +657,16 @@ impl Forwarder {
         route: &Route,
         backend: &Backend,
         parts: &mut http::request::Parts,
-        body: Incoming,
+        body: ClientBody,
         shadow: Option<Shadow<'_>>,
     ) -> Result<Response<Incoming>, Failure> {
         let policy = route.retry;
+        let body = match body {
+            ClientBody::Buffered(b) => return self.send(route, backend, parts, (None, Some(b)), shadow).await,
+            ClientBody::Streamed(b) => b,
+        };
         // Decide once whether the body can be replayed (see the module docs).
-        let (mut stream, replay) = if body.is_end_stream() {
+        let prepared = if body.is_end_stream() {
             (None, Some(Bytes::new()))
         } else if (policy.attempts > 0 || shadow.is_some())
             && UpstreamBody::replayable(&body, self.settings.max_replay_body)
@@ -570,6 +679,20 @@ impl Forwarder {
         } else {
             (Some(body), None)
         };
+        self.send(route, backend, parts, prepared, shadow).await
+    }
+
+    /// Sends a request whose body is either streamed or buffered for
+    /// replay, retrying by the route's policy when it is buffered.
+    async fn send(
+        &self,
+        route: &Route,
+        backend: &Backend,
+        parts: &mut http::request::Parts,
+        (mut stream, replay): (Option<Incoming>, Option<Bytes>),
+        shadow: Option<Shadow<'_>>,
+    ) -> Result<Response<Incoming>, Failure> {
+        let policy = route.retry;
         let max_attempts = if replay.is_some() { policy.attempts } else { 0 };
         // Bytes-backed: cloning per try does not copy the path.
         let path = parts
@@ -639,8 +762,20 @@ impl Forwarder {
     }
 }
 
+/// `grpc` for gRPC requests (by `content-type`), else `http`.
+pub(crate) fn protocol_of(headers: &HeaderMap) -> Protocol {
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    {
+        Protocol::Grpc
+    } else {
+        Protocol::Http
+    }
+}
+
 /// Envoy's retry back-off: 25 ms base, doubling, full jitter, capped at 250 ms.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let cap = 25u64.saturating_mul(1 << attempt.min(4)).min(250);
     Duration::from_millis(fastrand::u64(0..=cap))
 }
@@ -678,7 +813,7 @@ fn hit(share: f64) -> bool {
     share >= 1.0 || (share > 0.0 && fastrand::f64() < share)
 }
 
-fn local_reply(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+pub(crate) fn local_reply(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::text(text));
     *resp.status_mut() = status;
     resp.headers_mut()

@@ -160,6 +160,11 @@ impl HeaderRules {
         }))
     }
 
+    /// Whether no operation touches the response.
+    pub fn response_is_empty(&self) -> bool {
+        self.response.iter().all(HeaderOps::is_empty)
+    }
+
     /// Applies the request operations to the headers sent upstream.
     pub fn apply_request(&self, headers: &mut HeaderMap) {
         for ops in &self.request {

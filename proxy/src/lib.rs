@@ -15,6 +15,7 @@ pub mod body;
 pub mod cluster;
 pub mod endpoints;
 pub mod forward;
+pub mod h1;
 pub mod headers;
 pub mod istio;
 pub mod metrics;

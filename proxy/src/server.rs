@@ -301,7 +301,11 @@ pub async fn serve(
             match &shared.tls {
                 None => {
                     let info = ConnInfo::new(peer, Security::None);
-                    serve_connection(tcp, info, &shared, drain).await;
+                    if shared.forwarder.settings.lean_http1 {
+                        crate::h1::serve(tcp, info, &shared, drain).await;
+                    } else {
+                        serve_connection(tcp, info, &shared, drain).await;
+                    }
                 }
                 // The handshake runs in the connection task, bounded like a
                 // request head; the config in use now serves the whole
@@ -391,7 +395,18 @@ pub fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::ne
 
 /// Serves one client connection over any byte stream until it closes, its
 /// idle timeout passes, or `drain` flips.
-pub async fn serve_connection<I>(
+pub async fn serve_connection<I>(io: I, info: ConnInfo, shared: &Shared, drain: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    shared.metrics.active_connections.inc();
+    serve_hyper(io, info, shared, drain).await;
+    shared.metrics.active_connections.dec();
+}
+
+/// Serves a connection with hyper (HTTP/1.1 or HTTP/2), without counting
+/// it in the connection gauge (the caller does).
+pub async fn serve_hyper<I>(
     io: I,
     info: ConnInfo,
     shared: &Shared,
@@ -399,7 +414,6 @@ pub async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    shared.metrics.active_connections.inc();
     let state = Arc::new(ConnState {
         epoch: Instant::now(),
         inflight: AtomicUsize::new(0),
@@ -449,5 +463,4 @@ pub async fn serve_connection<I>(
             }
         }
     }
-    shared.metrics.active_connections.dec();
 }

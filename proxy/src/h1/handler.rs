@@ -1,0 +1,461 @@
+//! One request on the lean lane: the same plan as hyper's path (route,
+//! faults, header rewrites, mirroring, metrics), then a direct exchange
+//! with a plain-HTTP upstream whose response is forwarded as it arrives.
+//!
+//! Destinations with DestinationRule TLS go through the hyper client
+//! ([`Forwarder::forward`]) and their response is written by
+//! [`write_response`].
+
+use bytes::{Buf as _, Bytes, BytesMut};
+use http::header;
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+use tokio::time::Instant;
+
+use super::codec::{self, ChunkedEnd, Framing, ResponseHead};
+use super::upstream::{Conn, ExchangeError};
+use crate::body::ResponseBody;
+use crate::forward::{
+    ClientBody, ConnInfo, Failure, Forwarder, Plan, Planned, backoff, protocol_of, strip_hop_by_hop,
+};
+use crate::metrics::Flags;
+
+/// Bytes gathered before a write while forwarding a body.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The client side of one exchange.
+#[derive(Debug)]
+pub struct Downstream<'a, W> {
+    /// The client connection.
+    pub io: &'a mut W,
+    /// Reused output buffer.
+    pub out: &'a mut BytesMut,
+    /// Whether the connection stays open after this response.
+    pub keep_alive: bool,
+}
+
+/// What the response left behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// The whole response was written; the connection can go on.
+    Complete,
+    /// The response could not be completed: close the connection.
+    Broken,
+}
+
+// === impl Forwarder ===
+
+impl Forwarder {
+    /// Serves one request read by the lean lane and writes its response.
+    pub(crate) async fn handle_h1<W>(
+        &self,
+        mut parts: http::request::Parts,
+        body: Bytes,
+        conn: &ConnInfo,
+        down: &mut Downstream<'_, W>,
+    ) -> Sent
+    where
+        W: AsyncWrite + Unpin,
+    {
+        let start = Instant::now();
+        let table = self.live().table();
+        let protocol = protocol_of(&parts.headers);
+        let head_only = parts.method == Method::HEAD;
+        let plan = match self.plan(&table, &mut parts, conn, protocol).await {
+            Plan::Reply(reply) => {
+                let resp = self.reply(reply, &parts, protocol, conn, start);
+                return write_response(down, resp, head_only).await;
+            }
+            Plan::Forward(plan) => plan,
+        };
+        let tls = match self.tls_client(plan.backend) {
+            Ok(tls) => tls.is_some(),
+            Err(f) => {
+                let resp = self.respond(Err(f), plan, &parts, protocol, conn, start);
+                return write_response(down, resp, head_only).await;
+            }
+        };
+        if tls {
+            let result = self
+                .forward(
+                    plan.route,
+                    plan.backend,
+                    &mut parts,
+                    ClientBody::Buffered(body),
+                    plan.shadow.clone(),
+                )
+                .await;
+            let resp = self.respond(result, plan, &parts, protocol, conn, start);
+            return write_response(down, resp, head_only).await;
+        }
+
+        let timeout = plan
+            .route
+            .timeout
+            .unwrap_or(self.settings.default_timeout);
+        let deadline = (!timeout.is_zero()).then(|| start + timeout);
+        if let Some(shadow) = plan.shadow.clone() {
+            let path = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            self.spawn_mirror(shadow, &parts, &path, body.clone(), timeout);
+        }
+        let mut request = BytesMut::with_capacity(512 + body.len());
+        codec::write_request_head(&mut request, &parts.method, &parts.uri, &parts.headers);
+        request.extend_from_slice(&body);
+        let resendable = idempotent(&parts.method);
+        let tries = self.lean_tries(&plan, &request, resendable);
+        let result = match deadline {
+            None => tries.await,
+            Some(d) => tokio::time::timeout_at(d, tries)
+                .await
+                .unwrap_or(Err(Failure::Timeout)),
+        };
+        let (mut up, head, endpoint) = match result {
+            Ok(r) => r,
+            Err(f) => {
+                let resp = self.respond(Err(f), plan, &parts, protocol, conn, start);
+                return write_response(down, resp, head_only).await;
+            }
+        };
+
+        let status = head.status;
+        let framing = head.body_framing(&parts.method);
+        let reusable = head.keep_alive;
+        write_upstream_head(down, &head, framing, &plan);
+        up.recycle(head);
+        let forwarded = forward_body(down, &mut up, framing, deadline).await;
+        let mut flags = plan.flags;
+        let sent = match forwarded {
+            Ok(()) => {
+                if reusable && framing != Framing::Close {
+                    self.pool.checkin(endpoint, up);
+                }
+                Sent::Complete
+            }
+            Err(BodyError::Upstream) => {
+                flags = flags.with(Flags::UC);
+                Sent::Broken
+            }
+            Err(BodyError::Timeout) => {
+                flags = flags.with(Flags::UT);
+                Sent::Broken
+            }
+            // The client went away: its status stays what the upstream said.
+            Err(BodyError::Client) => Sent::Broken,
+        };
+        self.finish(
+            &plan.backend.metrics,
+            &parts,
+            status,
+            flags,
+            protocol,
+            conn,
+            start,
+            Some(plan.route),
+        );
+        sent
+    }
+
+    /// Sends the request to the planned destination, retrying by the
+    /// route's policy (the body is already buffered, so every request can
+    /// be retried).
+    async fn lean_tries<'p>(
+        &self,
+        plan: &Planned<'p>,
+        request: &[u8],
+        resendable: bool,
+    ) -> Result<(Conn, ResponseHead, &'p http::uri::Authority), Failure> {
+        let policy = plan.route.retry;
+        let mut attempt = 0;
+        loop {
+            let Some(endpoint) = plan.backend.next_endpoint() else {
+                return Err(Failure::NoHealthy);
+            };
+            let exchange = self.pool.exchange(endpoint, request, resendable);
+            let result = match policy.per_try_timeout {
+                Some(t) => tokio::time::timeout(t, exchange)
+                    .await
+                    .unwrap_or(Err(ExchangeError::Timeout)),
+                None => exchange.await,
+            };
+            let result = result.map_err(|e| match e {
+                ExchangeError::Connect => Failure::Connect,
+                ExchangeError::Reset => Failure::Reset,
+                ExchangeError::Timeout => Failure::Timeout,
+            });
+            let retry = attempt < policy.attempts
+                && match &result {
+                    Ok((_, head)) => policy.on.status(head.status),
+                    Err(f) => policy.on.failure(*f),
+                };
+            if !retry {
+                return result.map(|(conn, head)| (conn, head, endpoint));
+            }
+            tracing::debug!(backend = %plan.backend.name, attempt, "retrying");
+            attempt += 1;
+            drop(result);
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+/// Methods a proxy may send again on its own (RFC 9110 §9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Writes the client's response head for an upstream response into
+/// `down.out`: hop-by-hop fields dropped, header operations and the sticky
+/// cookie applied, a close-delimited body re-framed as chunked.
+fn write_upstream_head<W>(
+    down: &mut Downstream<'_, W>,
+    head: &ResponseHead,
+    framing: Framing,
+    plan: &Planned<'_>,
+) {
+    let out = &mut *down.out;
+    out.clear();
+    codec::write_status_line(out, head.status);
+    let edited = plan.pin.is_some() || plan.ops.is_some_and(|r| !r.response_is_empty());
+    if edited {
+        let mut map = head.header_map();
+        strip_hop_by_hop(&mut map);
+        crate::headers::on_response(plan.ops, &mut map);
+        if let Some(cookie) = &plan.pin {
+            map.append(header::SET_COOKIE, cookie.clone());
+        }
+        if matches!(framing, Framing::Chunked | Framing::Close) {
+            map.remove(header::CONTENT_LENGTH);
+        }
+        codec::write_fields(out, &map);
+        if matches!(framing, Framing::Chunked | Framing::Close) {
+            codec::write_field(out, b"transfer-encoding", b"chunked");
+        }
+    } else {
+        let has_connection = head
+            .field_bytes()
+            .any(|(n, _)| n.eq_ignore_ascii_case(b"connection"));
+        let named: Vec<(&[u8], &[u8])> = if has_connection {
+            head.field_bytes().collect()
+        } else {
+            Vec::new()
+        };
+        for (name, value) in head.field_bytes() {
+            if codec::is_hop_by_hop(name)
+                || (has_connection && codec::named_by_connection(&named, name))
+                || name.eq_ignore_ascii_case(b"transfer-encoding")
+                || (framing == Framing::Chunked && name.eq_ignore_ascii_case(b"content-length"))
+            {
+                continue;
+            }
+            codec::write_field(out, name, value);
+        }
+        if matches!(framing, Framing::Chunked | Framing::Close) {
+            codec::write_field(out, b"transfer-encoding", b"chunked");
+        }
+    }
+    if !down.keep_alive {
+        codec::write_field(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Why forwarding a response body stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// The upstream broke the body off or framed it wrongly.
+    Upstream,
+    /// The route timeout passed.
+    Timeout,
+    /// The client went away.
+    Client,
+}
+
+/// Forwards the body after the head already in `down.out`, flushing it
+/// all. A chunked body passes byte for byte; a close-delimited one is
+/// re-framed as chunked.
+async fn forward_body<W>(
+    down: &mut Downstream<'_, W>,
+    up: &mut Conn,
+    framing: Framing,
+    deadline: Option<Instant>,
+) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+{
+    match framing {
+        Framing::Empty => {}
+        Framing::Length(mut left) => loop {
+            let take = usize::try_from(left.min(up.buf.len() as u64)).unwrap_or(usize::MAX);
+            take_into(down, up, take).await?;
+            left -= take as u64;
+            if left == 0 {
+                break;
+            }
+            read_upstream(down, up, deadline).await?;
+        },
+        Framing::Chunked => {
+            let mut chunked = ChunkedEnd::default();
+            loop {
+                let take = chunked.advance(&up.buf).map_err(|_| BodyError::Upstream)?;
+                take_into(down, up, take).await?;
+                if chunked.done() {
+                    break;
+                }
+                read_upstream(down, up, deadline).await?;
+            }
+        }
+        Framing::Close => loop {
+            codec::write_chunk(down.out, &up.buf);
+            up.buf.clear();
+            if down.out.len() >= WRITE_CHUNK {
+                flush(down).await?;
+            }
+            match read_upstream(down, up, deadline).await {
+                Ok(()) => {}
+                Err(BodyError::Upstream) => {
+                    down.out.extend_from_slice(codec::LAST_CHUNK);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        },
+    }
+    flush(down).await
+}
+
+/// Moves `n` buffered upstream bytes to the client's output.
+async fn take_into<W>(down: &mut Downstream<'_, W>, up: &mut Conn, n: usize) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+{
+    if down.out.len() + n <= WRITE_CHUNK {
+        down.out.extend_from_slice(&up.buf[..n]);
+    } else {
+        flush(down).await?;
+        down.io
+            .write_all(&up.buf[..n])
+            .await
+            .map_err(|_| BodyError::Client)?;
+    }
+    up.buf.advance(n);
+    Ok(())
+}
+
+/// Reads more of the upstream body (the pending output is written first,
+/// so the client is never kept waiting on the upstream). End of stream is
+/// `BodyError::Upstream`.
+async fn read_upstream<W>(
+    down: &mut Downstream<'_, W>,
+    up: &mut Conn,
+    deadline: Option<Instant>,
+) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+{
+    flush(down).await?;
+    let read = match deadline {
+        None => up.read_more().await,
+        Some(d) => tokio::time::timeout_at(d, up.read_more())
+            .await
+            .map_err(|_| BodyError::Timeout)?,
+    };
+    match read {
+        Ok(0) | Err(_) => Err(BodyError::Upstream),
+        Ok(_) => Ok(()),
+    }
+}
+
+async fn flush<W>(down: &mut Downstream<'_, W>) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+{
+    if !down.out.is_empty() {
+        down.io
+            .write_all(down.out)
+            .await
+            .map_err(|_| BodyError::Client)?;
+        down.out.clear();
+    }
+    Ok(())
+}
+
+/// Writes a response built by the request path (local replies, responses
+/// through the hyper client): `content-length` when the body's size is
+/// known, chunked otherwise.
+pub async fn write_response<W>(
+    down: &mut Downstream<'_, W>,
+    resp: Response<ResponseBody>,
+    head_only: bool,
+) -> Sent
+where
+    W: AsyncWrite + Unpin,
+{
+    let (head, mut body) = resp.into_parts();
+    let out = &mut *down.out;
+    out.clear();
+    codec::write_status_line(out, head.status);
+    for (name, value) in &head.headers {
+        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+            codec::write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    let bodiless = head.status.is_informational()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    let exact = body.size_hint().exact();
+    match exact {
+        _ if bodiless => {}
+        Some(n) => codec::write_field(out, b"content-length", n.to_string().as_bytes()),
+        None => codec::write_field(out, b"transfer-encoding", b"chunked"),
+    }
+    if !down.keep_alive {
+        codec::write_field(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !(head_only || bodiless) {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Sent::Broken;
+            };
+            if let Ok(data) = frame.into_data() {
+                if exact.is_some() {
+                    down.out.extend_from_slice(&data);
+                } else {
+                    codec::write_chunk(down.out, &data);
+                }
+                if down.out.len() >= WRITE_CHUNK && flush(down).await.is_err() {
+                    return Sent::Broken;
+                }
+            }
+        }
+        if exact.is_none() {
+            down.out.extend_from_slice(codec::LAST_CHUNK);
+        }
+    }
+    match flush(down).await {
+        Ok(()) => Sent::Complete,
+        Err(_) => Sent::Broken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotent_methods() {
+        assert!(idempotent(&Method::GET));
+        assert!(idempotent(&Method::PUT));
+        assert!(!idempotent(&Method::POST));
+        assert!(!idempotent(&Method::PATCH));
+    }
+}

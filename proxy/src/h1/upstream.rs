@@ -1,0 +1,225 @@
+//! Upstream HTTP/1.1 connections of the lean lane: a per-worker keep-alive
+//! pool and one request/response exchange on a connection.
+//!
+//! Each worker has its own [`Pool`] (its own `Forwarder`), so checkout and
+//! checkin take an uncontended lock. An idle connection the upstream has
+//! closed is noticed at checkout (the event loop has seen it readable) and
+//! dropped; one that closes while the request is being sent is replaced by
+//! a fresh connection once, when the request is safe to send again.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::uri::Authority;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::codec::{self, FieldRange, HeadError, ResponseHead};
+
+/// Idle connections kept per endpoint, at most.
+const MAX_IDLE_PER_ENDPOINT: usize = 1024;
+/// An idle connection older than this is closed instead of reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Largest upstream response head.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// One upstream connection and its read buffer.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub tcp: TcpStream,
+    /// Bytes read but not yet consumed.
+    pub buf: BytesMut,
+    fields: Vec<FieldRange>,
+    reused: bool,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeError {
+    /// The TCP connect failed or timed out.
+    Connect,
+    /// The connection broke, or the upstream answered with a malformed head.
+    Reset,
+    /// The per-try timeout passed.
+    Timeout,
+}
+
+/// Keep-alive connections per endpoint, for one worker.
+#[derive(Debug)]
+pub struct Pool {
+    idle: Mutex<HashMap<Authority, Vec<(Conn, Instant)>>>,
+    connect_timeout: Duration,
+}
+
+// === impl Pool ===
+
+impl Pool {
+    /// An empty pool whose connects give up after `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+        }
+    }
+
+    /// A live idle connection to `endpoint`, if there is one.
+    fn checkout(&self, endpoint: &Authority) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(endpoint)?;
+        while let Some((mut conn, since)) = list.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && conn.is_open() {
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection whose last exchange ended cleanly.
+    pub fn checkin(&self, endpoint: &Authority, conn: Conn) {
+        if !conn.buf.is_empty() {
+            return; // the upstream sent more than its response
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = match idle.get_mut(endpoint) {
+            Some(list) => list,
+            None => idle.entry(endpoint.clone()).or_default(),
+        };
+        if list.len() < MAX_IDLE_PER_ENDPOINT {
+            list.push((conn, Instant::now()));
+        }
+    }
+
+    async fn connect(&self, endpoint: &Authority) -> Result<Conn, ExchangeError> {
+        let connect = async {
+            let tcp = match endpoint.as_str().parse::<SocketAddr>() {
+                Ok(addr) => TcpStream::connect(addr).await?,
+                Err(_) => {
+                    let port = endpoint.port_u16().unwrap_or(80);
+                    TcpStream::connect((endpoint.host(), port)).await?
+                }
+            };
+            tcp.set_nodelay(true)?;
+            Ok::<_, io::Error>(tcp)
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(tcp)) => Ok(Conn {
+                tcp,
+                buf: BytesMut::with_capacity(8 * 1024),
+                fields: Vec::new(),
+                reused: false,
+            }),
+            Ok(Err(e)) => {
+                tracing::debug!(%endpoint, error = %e, "upstream connect failed");
+                Err(ExchangeError::Connect)
+            }
+            Err(_) => {
+                tracing::debug!(%endpoint, "upstream connect timed out");
+                Err(ExchangeError::Connect)
+            }
+        }
+    }
+
+    /// Sends `request` (head and body bytes) to `endpoint` and reads the
+    /// response head. A pooled connection that turns out to be closed is
+    /// replaced once by a new one when `resendable`.
+    pub async fn exchange(
+        &self,
+        endpoint: &Authority,
+        request: &[u8],
+        resendable: bool,
+    ) -> Result<(Conn, ResponseHead), ExchangeError> {
+        if let Some(mut conn) = self.checkout(endpoint) {
+            match conn.round_trip(request).await {
+                Ok(head) => return Ok((conn, head)),
+                Err(Trip::Stale) if resendable => {
+                    tracing::debug!(%endpoint, "pooled connection was closed; resending on a new one");
+                }
+                Err(_) => return Err(ExchangeError::Reset),
+            }
+        }
+        let mut conn = self.connect(endpoint).await?;
+        match conn.round_trip(request).await {
+            Ok(head) => Ok((conn, head)),
+            Err(_) => Err(ExchangeError::Reset),
+        }
+    }
+}
+
+/// How a round trip failed.
+enum Trip {
+    /// Nothing came back at all: the connection was closed before or while
+    /// the request was sent.
+    Stale,
+    /// It broke later, or the answer was malformed.
+    Broken,
+}
+
+// === impl Conn ===
+
+impl Conn {
+    /// Whether an idle connection is still usable: the event loop has not
+    /// seen it readable (a close or stray bytes), which costs no syscall.
+    fn is_open(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    async fn round_trip(&mut self, request: &[u8]) -> Result<ResponseHead, Trip> {
+        let stale = if self.reused { Trip::Stale } else { Trip::Broken };
+        if self.tcp.write_all(request).await.is_err() {
+            return Err(stale);
+        }
+        let mut got_any = false;
+        loop {
+            if !self.buf.is_empty() {
+                got_any = true;
+                let fields = std::mem::take(&mut self.fields);
+                match codec::parse_response(&mut self.buf, fields) {
+                    Ok(Some(head)) if head.status.is_informational() => {
+                        // 1xx (103 Early Hints, a stray 100): not forwarded.
+                        if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                            return Err(Trip::Broken);
+                        }
+                        self.fields = head.fields;
+                        continue;
+                    }
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) => {}
+                    Err((HeadError::TooManyHeaders | HeadError::Invalid, fields)) => {
+                        self.fields = fields;
+                        return Err(Trip::Broken);
+                    }
+                }
+                if self.buf.len() > MAX_RESPONSE_HEAD {
+                    return Err(Trip::Broken);
+                }
+            }
+            match self.read_more().await {
+                Ok(0) | Err(_) if !got_any => return Err(stale),
+                Ok(0) | Err(_) => return Err(Trip::Broken),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
+    pub async fn read_more(&mut self) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt as _;
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(8 * 1024);
+        }
+        self.tcp.read_buf(&mut self.buf).await
+    }
+
+    /// Gives the head's field buffer back for the next response.
+    pub fn recycle(&mut self, head: ResponseHead) {
+        self.fields = head.fields;
+    }
+}
