@@ -474,7 +474,10 @@ impl Forwarder {
     /// The pooled TLS client for `backend` when its DestinationRule asks for
     /// TLS. Failures to set it up are logged by the pool and answered like
     /// a failed connect (503, `UF`).
-    pub(crate) fn tls_client(&self, backend: &Backend) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
+    pub(crate) fn tls_client(
+        &self,
+        backend: &Backend,
+    ) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
         match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
             None => Ok(None),
             Some(settings) => {
@@ -662,7 +665,11 @@ impl Forwarder {
     ) -> Result<Response<Incoming>, Failure> {
         let policy = route.retry;
         let body = match body {
-            ClientBody::Buffered(b) => return self.send(route, backend, parts, (None, Some(b)), shadow).await,
+            ClientBody::Buffered(b) => {
+                return self
+                    .send(route, backend, parts, (None, Some(b)), shadow)
+                    .await;
+            }
             ClientBody::Streamed(b) => b,
         };
         // Decide once whether the body can be replayed (see the module docs).

@@ -395,8 +395,12 @@ pub fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::ne
 
 /// Serves one client connection over any byte stream until it closes, its
 /// idle timeout passes, or `drain` flips.
-pub async fn serve_connection<I>(io: I, info: ConnInfo, shared: &Shared, drain: watch::Receiver<bool>)
-where
+pub async fn serve_connection<I>(
+    io: I,
+    info: ConnInfo,
+    shared: &Shared,
+    drain: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     shared.metrics.active_connections.inc();

@@ -23,5 +23,7 @@ mod headers;
 // Cluster mode (`--kube`) against the fake API server (needs the `kube` feature).
 #[cfg(feature = "kube")]
 mod cluster;
+// The lean HTTP/1.1 lane: framings, pipelining, pooled connections, hand-over to hyper.
+mod lean;
 // mTLS: inbound refusals, ALPN, outbound DestinationRule modes, rotation, curl/openssl.
 mod tls;

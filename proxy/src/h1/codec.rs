@@ -92,7 +92,10 @@ pub fn parse_request(
         .method
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(HeadError::Invalid)?;
-    let path = req.path.map(|p| offset(base, p.as_bytes())).ok_or(HeadError::Invalid)?;
+    let path = req
+        .path
+        .map(|p| offset(base, p.as_bytes()))
+        .ok_or(HeadError::Invalid)?;
     let minor = req.version.ok_or(HeadError::Invalid)?;
     scratch.clear();
     scratch.extend(
@@ -105,8 +108,8 @@ pub fn parse_request(
     let mut headers = HeaderMap::with_capacity(scratch.len());
     for (name, value) in scratch.iter() {
         let name = HeaderName::from_bytes(&raw[name.clone()]).map_err(|_| HeadError::Invalid)?;
-        let value =
-            HeaderValue::from_maybe_shared(raw.slice(value.clone())).map_err(|_| HeadError::Invalid)?;
+        let value = HeaderValue::from_maybe_shared(raw.slice(value.clone()))
+            .map_err(|_| HeadError::Invalid)?;
         headers.append(name, value);
     }
     Ok(Some(RequestHead {
@@ -142,13 +145,17 @@ fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    v.iter()
-        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    v.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// Whether a comma-separated header (`Connection`) lists `token`.
 pub fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| lists(v.as_bytes(), token))
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| lists(v.as_bytes(), token))
 }
 
 fn lists(value: &[u8], token: &str) -> bool {
@@ -168,11 +175,8 @@ pub fn parse_response(
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let base = buf.as_ptr() as usize;
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut slots,
-    );
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
     let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -222,7 +226,11 @@ pub fn parse_response(
     let framing = if chunked {
         Framing::Chunked
     } else if let Some(n) = length {
-        if n == 0 { Framing::Empty } else { Framing::Length(n) }
+        if n == 0 {
+            Framing::Empty
+        } else {
+            Framing::Length(n)
+        }
     } else {
         Framing::Close
     };
@@ -305,8 +313,14 @@ pub fn named_by_connection(fields: &[(&[u8], &[u8])], name: &[u8]) -> bool {
 pub fn write_request_head(out: &mut BytesMut, method: &Method, uri: &Uri, headers: &HeaderMap) {
     out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
-    let target = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
-    out.put_slice(if target.is_empty() { b"/" } else { target.as_bytes() });
+    let target = uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    out.put_slice(if target.is_empty() {
+        b"/"
+    } else {
+        target.as_bytes()
+    });
     out.put_slice(b" HTTP/1.1\r\n");
     write_fields(out, headers);
     out.put_slice(b"\r\n");
@@ -496,7 +510,10 @@ mod tests {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("+1"));
         assert_eq!(request_body_len(&h), Err(()));
         let mut te = HeaderMap::new();
-        te.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        te.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         assert_eq!(request_body_len(&te), Err(()));
     }
 

@@ -91,10 +91,7 @@ impl Forwarder {
             return write_response(down, resp, head_only).await;
         }
 
-        let timeout = plan
-            .route
-            .timeout
-            .unwrap_or(self.settings.default_timeout);
+        let timeout = plan.route.timeout.unwrap_or(self.settings.default_timeout);
         let deadline = (!timeout.is_zero()).then(|| start + timeout);
         if let Some(shadow) = plan.shadow.clone() {
             let path = parts
@@ -333,7 +330,11 @@ where
 }
 
 /// Moves `n` buffered upstream bytes to the client's output.
-async fn take_into<W>(down: &mut Downstream<'_, W>, up: &mut Conn, n: usize) -> Result<(), BodyError>
+async fn take_into<W>(
+    down: &mut Downstream<'_, W>,
+    up: &mut Conn,
+    n: usize,
+) -> Result<(), BodyError>
 where
     W: AsyncWrite + Unpin,
 {

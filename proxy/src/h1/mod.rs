@@ -121,7 +121,13 @@ impl<'s> Lane<'s> {
                 }
                 let idle = waiting == Waiting::Idle;
                 match self
-                    .read(&mut tcp, &mut timer, &mut timer_at, deadline, idle.then_some(&mut drain))
+                    .read(
+                        &mut tcp,
+                        &mut timer,
+                        &mut timer_at,
+                        deadline,
+                        idle.then_some(&mut drain),
+                    )
                     .await
                 {
                     Ok(true) => {}
@@ -132,7 +138,9 @@ impl<'s> Lane<'s> {
 
             // Only what the lane serves stays; the rest goes to hyper with
             // the head unread.
-            let body_len = codec::request_body_len(&head.headers).ok().filter(|n| *n <= max_body);
+            let body_len = codec::request_body_len(&head.headers)
+                .ok()
+                .filter(|n| *n <= max_body);
             let Some(body_len) = body_len.filter(|_| {
                 head.minor == 1
                     && head.method != Method::CONNECT
@@ -157,8 +165,8 @@ impl<'s> Lane<'s> {
             }
             let body = self.buf.split_to(body_len).freeze();
 
-            let keep_alive = !codec::has_token(&head.headers, &header::CONNECTION, "close")
-                && !*drain.borrow();
+            let keep_alive =
+                !codec::has_token(&head.headers, &header::CONNECTION, "close") && !*drain.borrow();
             let (mut parts, ()) = Request::new(()).into_parts();
             parts.method = head.method;
             parts.uri = head.uri;

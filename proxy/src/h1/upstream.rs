@@ -172,7 +172,11 @@ impl Conn {
     }
 
     async fn round_trip(&mut self, request: &[u8]) -> Result<ResponseHead, Trip> {
-        let stale = if self.reused { Trip::Stale } else { Trip::Broken };
+        let stale = if self.reused {
+            Trip::Stale
+        } else {
+            Trip::Broken
+        };
         if self.tcp.write_all(request).await.is_err() {
             return Err(stale);
         }

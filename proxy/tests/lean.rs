@@ -1,0 +1,328 @@
+//! The lean HTTP/1.1 lane: upstream framings it forwards byte for byte or
+//! re-frames, pipelining, stale pooled connections, hop-by-hop fields, and
+//! the requests it hands to hyper mid-connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::util::*;
+
+/// An upstream that answers every request head it reads with `answer`
+/// (given the request head), closing the connection after each answer
+/// when `close` is set. Counts connections.
+async fn raw_upstream(answer: fn(&str) -> Vec<u8>, close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counter = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 4096];
+                        match tcp.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    if tcp.write_all(&answer(&head)).await.is_err() {
+                        return;
+                    }
+                    if close {
+                        let _ = tcp.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+async fn lean_proxy(upstream: SocketAddr) -> (ConfigDir, meshproxy::Handle) {
+    let cfg = ConfigDir::new(&split(100, 0), &[upstream], &[upstream]);
+    let p = proxy(cfg.path()).await;
+    (cfg, p)
+}
+
+/// Reads from `tcp` until `n` complete responses with `content-length`
+/// bodies have arrived; returns the raw text.
+async fn read_responses(tcp: &mut TcpStream, n: usize) -> String {
+    let mut text = Vec::new();
+    let read = async {
+        loop {
+            let s = String::from_utf8_lossy(&text).into_owned();
+            if count_complete(&s) >= n {
+                return s;
+            }
+            let mut chunk = [0u8; 8192];
+            let got = tcp.read(&mut chunk).await.unwrap();
+            assert!(got > 0, "connection closed after: {s}");
+            text.extend_from_slice(&chunk[..got]);
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.expect("responses")
+}
+
+fn count_complete(s: &str) -> usize {
+    let mut rest = s;
+    let mut n = 0;
+    while let Some(end) = rest.find("\r\n\r\n") {
+        let head = &rest[..end];
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        if rest.len() < end + 4 + len {
+            break;
+        }
+        rest = &rest[end + 4 + len..];
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn chunked_close_delimited_and_large_bodies_arrive_whole() {
+    fn answer(head: &str) -> Vec<u8> {
+        if head.starts_with("GET /chunked") {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n7;x=y\r\n, mesh!\r\n0\r\nx-trailer: 1\r\n\r\n".to_vec()
+        } else if head.starts_with("GET /large") {
+            let body = "0123456789abcdef".repeat(64 * 1024);
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        } else {
+            b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec()
+        }
+    }
+    // Close after each answer: the close-delimited body needs it, and the
+    // pool must not keep those connections.
+    let (up, _) = raw_upstream(answer, true).await;
+    let (_cfg, p) = lean_proxy(up).await;
+    let c = client();
+    let r = get(&c, p.listen_addr(), "svc", "/chunked").await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "hello, mesh!"));
+    let r = get(&c, p.listen_addr(), "svc", "/close").await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "until the end"));
+    assert_eq!(r.headers["transfer-encoding"], "chunked", "re-framed");
+    let r = get(&c, p.listen_addr(), "svc", "/large").await;
+    assert_eq!(r.body.len(), 16 * 64 * 1024);
+    assert!(r.body.starts_with("0123456789abcdef0123"));
+    // Each kept working on the same client connection.
+    let r = get(&c, p.listen_addr(), "svc", "/chunked").await;
+    assert_eq!(r.body, "hello, mesh!");
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let up = upstream().echo().run().await;
+    let (_cfg, p) = lean_proxy(up.addr).await;
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(
+        b"GET /one HTTP/1.1\r\nHost: svc\r\n\r\nGET /two HTTP/1.1\r\nHost: svc\r\n\r\nGET /three HTTP/1.1\r\nHost: svc\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let text = read_responses(&mut tcp, 3).await;
+    let one = text.find("GET /one").unwrap();
+    let two = text.find("GET /two").unwrap();
+    let three = text.find("GET /three").unwrap();
+    assert!(one < two && two < three, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+}
+
+#[tokio::test]
+async fn pooled_connections_closed_by_the_upstream_are_replaced() {
+    // The upstream closes every connection after its answer without
+    // announcing it; the next request must not fail on the dead one.
+    fn answer(_: &str) -> Vec<u8> {
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()
+    }
+    let (up, conns) = raw_upstream(answer, true).await;
+    let (_cfg, p) = lean_proxy(up).await;
+    let c = client();
+    for i in 0..20 {
+        let r = get(&c, p.listen_addr(), "svc", "/").await;
+        assert_eq!(r.status.as_u16(), 200, "request {i}: {}", r.body);
+        if i % 2 == 0 {
+            // Give the close time to arrive, so both paths are taken: seen
+            // at checkout, and found when the request is sent.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 20);
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let (up, conns) = raw_upstream(
+        |_| b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+        false,
+    )
+    .await;
+    let (_cfg, p) = lean_proxy(up).await;
+    let c = client();
+    for _ in 0..50 {
+        assert_eq!(get(&c, p.listen_addr(), "svc", "/").await.status, 200);
+    }
+    assert!(conns.load(Ordering::SeqCst) <= 2, "{conns:?}");
+}
+
+#[tokio::test]
+async fn hop_by_hop_fields_of_the_upstream_are_dropped() {
+    fn answer(_: &str) -> Vec<u8> {
+        b"HTTP/1.1 200 OK\r\nconnection: keep-alive, x-private\r\nkeep-alive: timeout=5\r\nx-private: secret\r\nx-public: yes\r\ncontent-length: 2\r\n\r\nok".to_vec()
+    }
+    let (up, _) = raw_upstream(answer, false).await;
+    let (_cfg, p) = lean_proxy(up).await;
+    let r = get(&client(), p.listen_addr(), "svc", "/").await;
+    assert_eq!(r.headers["x-public"], "yes");
+    for gone in ["connection", "keep-alive", "x-private"] {
+        assert!(!r.headers.contains_key(gone), "{gone}: {:?}", r.headers);
+    }
+}
+
+#[tokio::test]
+async fn head_requests_get_no_body_and_the_connection_goes_on() {
+    let up = upstream().body("twelve bytes").run().await;
+    let (_cfg, p) = lean_proxy(up.addr).await;
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(b"HEAD / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(tcp.read(&mut b).await.unwrap(), 1);
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.contains("content-length: 12"), "{head}");
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_responses(&mut tcp, 1).await;
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK"),
+        "no body bytes came before: {text}"
+    );
+    assert!(text.ends_with("twelve bytes"), "{text}");
+}
+
+#[tokio::test]
+async fn requests_the_lane_does_not_serve_go_to_hyper_mid_connection() {
+    let up = upstream().echo().run().await;
+    let (_cfg, p) = lean_proxy(up.addr).await;
+    let tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+
+    // 1. A small POST: served by the lane, body forwarded.
+    let req = Request::post("/small")
+        .header("host", "svc")
+        .body(http_body_util::Either::Left(Full::new(Bytes::from_static(
+            b"0123456789",
+        ))))
+        .unwrap();
+    let body = send
+        .send_request(req)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_bytes().to_vec()).unwrap();
+    assert!(text.contains("body-len: 10"), "{text}");
+
+    // 2. A chunked POST on the same connection: handed to hyper.
+    let chunks = futures_util::stream::iter(
+        ["abc", "defg"].map(|s| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(s)))),
+    );
+    let req = Request::post("/chunked")
+        .header("host", "svc")
+        .body(http_body_util::Either::Right(StreamBody::new(chunks)))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(resp.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains("body-len: 7"), "{text}");
+    assert!(text.contains("x-forwarded-for: 127.0.0.1"), "{text}");
+
+    // 3. And the connection still serves.
+    let req = Request::get("/after")
+        .header("host", "svc")
+        .body(http_body_util::Either::Left(Full::new(Bytes::new())))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let text = String::from_utf8(resp.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.starts_with("GET /after"), "{text}");
+}
+
+#[tokio::test]
+async fn http_1_0_and_expect_continue_are_served_by_hyper() {
+    let up = upstream().echo().run().await;
+    let (_cfg, p) = lean_proxy(up.addr).await;
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(b"GET /old HTTP/1.0\r\nHost: svc\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
+    assert!(text.contains("GET /old"), "{text}");
+
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(
+        b"POST /x HTTP/1.1\r\nHost: svc\r\nExpect: 100-continue\r\ncontent-length: 3\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 100 Continue"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    tcp.write_all(b"abc").await.unwrap();
+    let text = read_responses(&mut tcp, 1).await;
+    assert!(text.contains("body-len: 3"), "{text}");
+}
+
+#[tokio::test]
+async fn the_hyper_engine_serves_the_same_routes() {
+    let up = upstream().echo().run().await;
+    let cfg = ConfigDir::new(&split(100, 0), &[up.addr], &[up.addr]);
+    let p = proxy_with(cfg.path(), |s| s.forward.lean_http1 = false).await;
+    let r = get(&client(), p.listen_addr(), "svc", "/via-hyper").await;
+    assert_eq!(r.status.as_u16(), 200);
+    assert!(r.body.starts_with("GET /via-hyper"), "{}", r.body);
+    assert!(r.body.contains("x-request-id: "), "{}", r.body);
+}
