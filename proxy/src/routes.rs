@@ -65,7 +65,8 @@ pub struct ConfigFile {
 /// The live routing table.
 #[derive(Debug)]
 pub struct RouteTable {
-    exact: HashMap<Box<str>, Arc<VirtualHost>>,
+    /// Keyed by a fast hash: one lookup per request, keys from the config.
+    exact: HashMap<Box<str>, Arc<VirtualHost>, foldhash::fast::RandomState>,
     /// `(".example.com", vhost)`, longest suffix first.
     wildcard: Vec<(Box<str>, Arc<VirtualHost>)>,
     any: Option<Arc<VirtualHost>>,
@@ -205,7 +206,7 @@ impl RouteTable {
     /// A table that routes nothing (before the first load).
     pub fn empty() -> Self {
         Self {
-            exact: HashMap::new(),
+            exact: HashMap::default(),
             wildcard: Vec::new(),
             any: None,
             snapshot: Arc::new(ConfigSnapshot::default()),

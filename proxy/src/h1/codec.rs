@@ -105,7 +105,8 @@ pub fn parse_request(
     );
     let raw = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(raw.slice(path)).map_err(|_| HeadError::Invalid)?;
-    let mut headers = HeaderMap::with_capacity(scratch.len());
+    // Room for the fields the proxy adds (x-forwarded-*, x-request-id).
+    let mut headers = HeaderMap::with_capacity(scratch.len() + 4);
     for (name, value) in scratch.iter() {
         let name = HeaderName::from_bytes(&raw[name.clone()]).map_err(|_| HeadError::Invalid)?;
         let value = HeaderValue::from_maybe_shared(raw.slice(value.clone()))

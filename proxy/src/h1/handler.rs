@@ -32,6 +32,8 @@ pub struct Downstream<'a, W> {
     pub io: &'a mut W,
     /// Reused output buffer.
     pub out: &'a mut BytesMut,
+    /// Reused buffer for the upstream request.
+    pub request: &'a mut BytesMut,
     /// Whether the connection stays open after this response.
     pub keep_alive: bool,
 }
@@ -101,11 +103,12 @@ impl Forwarder {
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
             self.spawn_mirror(shadow, &parts, &path, body.clone(), timeout);
         }
-        let mut request = BytesMut::with_capacity(512 + body.len());
-        codec::write_request_head(&mut request, &parts.method, &parts.uri, &parts.headers);
+        let request = &mut *down.request;
+        request.clear();
+        codec::write_request_head(request, &parts.method, &parts.uri, &parts.headers);
         request.extend_from_slice(&body);
         let resendable = idempotent(&parts.method);
-        let tries = self.lean_tries(&plan, &request, resendable);
+        let tries = self.lean_tries(&plan, request, resendable);
         let result = match deadline {
             None => tries.await,
             Some(d) => tokio::time::timeout_at(d, tries)

@@ -33,6 +33,7 @@ mod prefixed;
 mod upstream;
 
 use std::io;
+use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Version, header};
@@ -62,6 +63,8 @@ struct Lane<'s> {
     shared: &'s Shared,
     buf: BytesMut,
     out: BytesMut,
+    /// The upstream request being written.
+    request: BytesMut,
     scratch: Vec<codec::FieldRange>,
 }
 
@@ -80,6 +83,7 @@ impl<'s> Lane<'s> {
             shared,
             buf: BytesMut::with_capacity(8 * 1024),
             out: BytesMut::with_capacity(8 * 1024),
+            request: BytesMut::with_capacity(1024),
             scratch: Vec::new(),
         }
     }
@@ -90,7 +94,7 @@ impl<'s> Lane<'s> {
         mut self,
         mut tcp: TcpStream,
         info: &ConnInfo,
-        mut drain: watch::Receiver<bool>,
+        drain: watch::Receiver<bool>,
     ) -> Option<(TcpStream, Bytes, watch::Receiver<bool>)> {
         let limits = &self.shared.limits;
         let max_head = limits.max_header_bytes.max(8192);
@@ -101,6 +105,11 @@ impl<'s> Lane<'s> {
         tokio::pin!(timer);
         let mut timer_at = deadline;
         let mut waiting = Waiting::Head;
+        // One registration with the drain signal for the whole connection
+        // (the signal is shared by every connection).
+        let mut drain_signal = drain.clone();
+        let drained = drain_signal.changed();
+        tokio::pin!(drained);
         loop {
             // A complete request head, read within its deadline.
             let head = loop {
@@ -126,7 +135,8 @@ impl<'s> Lane<'s> {
                         &mut timer,
                         &mut timer_at,
                         deadline,
-                        idle.then_some(&mut drain),
+                        drained.as_mut(),
+                        idle,
                     )
                     .await
                 {
@@ -156,7 +166,14 @@ impl<'s> Lane<'s> {
             deadline = Instant::now() + limits.idle_timeout;
             while self.buf.len() < body_len {
                 match self
-                    .read(&mut tcp, &mut timer, &mut timer_at, deadline, None)
+                    .read(
+                        &mut tcp,
+                        &mut timer,
+                        &mut timer_at,
+                        deadline,
+                        drained.as_mut(),
+                        false,
+                    )
                     .await
                 {
                     Ok(true) => deadline = Instant::now() + limits.idle_timeout,
@@ -175,6 +192,7 @@ impl<'s> Lane<'s> {
             let mut down = Downstream {
                 io: &mut tcp,
                 out: &mut self.out,
+                request: &mut self.request,
                 keep_alive,
             };
             let sent = forwarder.handle_h1(parts, body, info, &mut down).await;
@@ -187,14 +205,16 @@ impl<'s> Lane<'s> {
     }
 
     /// Reads more client bytes. `Ok(false)`: the connection should close
-    /// (end of stream, `deadline` passed, or `drain` flipped).
+    /// (end of stream, `deadline` passed, or, with `watch_drain`, the
+    /// `drained` signal fired; it is not polled again after that).
     async fn read(
         &mut self,
         tcp: &mut TcpStream,
-        timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+        timer: &mut Pin<&mut tokio::time::Sleep>,
         timer_at: &mut Instant,
         deadline: Instant,
-        mut drain: Option<&mut watch::Receiver<bool>>,
+        mut drained: Pin<&mut impl Future<Output = Result<(), watch::error::RecvError>>>,
+        watch_drain: bool,
     ) -> io::Result<bool> {
         loop {
             if self.buf.capacity() - self.buf.len() < 1024 {
@@ -212,14 +232,6 @@ impl<'s> Lane<'s> {
                 timer.as_mut().reset(deadline);
                 *timer_at = deadline;
             }
-            let drained = async {
-                match drain.as_mut() {
-                    Some(d) => {
-                        let _ = d.changed().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 biased;
                 r = tcp.readable() => r?,
@@ -230,7 +242,7 @@ impl<'s> Lane<'s> {
                     timer.as_mut().reset(deadline);
                     *timer_at = deadline;
                 }
-                () = drained => return Ok(false),
+                _ = drained.as_mut(), if watch_drain => return Ok(false),
             }
         }
     }

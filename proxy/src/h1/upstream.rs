@@ -53,7 +53,8 @@ pub enum ExchangeError {
 /// Keep-alive connections per endpoint, for one worker.
 #[derive(Debug)]
 pub struct Pool {
-    idle: Mutex<HashMap<Authority, Vec<(Conn, Instant)>>>,
+    /// Keyed by a fast hash (two lookups per request; keys from the config).
+    idle: Mutex<HashMap<Authority, Vec<(Conn, Instant)>, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
 }
 
@@ -63,7 +64,7 @@ impl Pool {
     /// An empty pool whose connects give up after `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::default()),
             connect_timeout,
         }
     }
