@@ -16,7 +16,7 @@ WORKERS=${WORKERS:-2}
 UP1=127.0.0.1:18081 UP2=127.0.0.1:18082
 NGINX=127.0.0.1:18090 HAPROXY=127.0.0.1:18091 ENVOY=127.0.0.1:18092 ENVOY_ADMIN=127.0.0.1:18093
 MESH=127.0.0.1:18094 MESH_ADMIN=127.0.0.1:18095
-MIRROR10=127.0.0.1:18096 MIRROR100=127.0.0.1:18098
+MIRROR10=127.0.0.1:18096 MIRROR100=127.0.0.1:18098 MESH_HYPER=127.0.0.1:18100
 
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
@@ -168,6 +168,9 @@ CONF
 "$BIN/meshproxy" --config "$tmp/mesh" --listen "$MESH" --admin "$MESH_ADMIN" --workers "$WORKERS" 2>"$tmp/mesh.log" &
 mesh_pid=$!
 pids+=($mesh_pid)
+# The same, with hyper serving every HTTP/1.1 connection (before the lean lane).
+"$BIN/meshproxy" --config "$tmp/mesh" --listen "$MESH_HYPER" --admin 127.0.0.1:18101 --workers "$WORKERS" --http1 hyper 2>"$tmp/mesh-hyper.log" &
+pids+=($!)
 
 # --- meshproxy with the same split plus a shadow copy to v2 (issue 7),
 #     for 10% and 100% of requests ---
@@ -183,7 +186,7 @@ for pct in 10 100; do
   pids+=($!)
 done
 
-for a in "$NGINX" "$HAPROXY" "$ENVOY" "$MESH" "$MIRROR10" "$MIRROR100"; do wait_port "$a"; done
+for a in "$NGINX" "$HAPROXY" "$ENVOY" "$MESH" "$MESH_HYPER" "$MIRROR10" "$MIRROR100"; do wait_port "$a"; done
 sleep 1
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 idle_rss=$(rss_kib "$mesh_pid")
@@ -204,11 +207,11 @@ run_wrk() { # name addr
 }
 
 declare -A R
-NAMES="direct nginx haproxy envoy meshproxy meshproxy+mirror10% meshproxy+mirror100%"
+NAMES="direct nginx haproxy envoy meshproxy meshproxy-http1-hyper meshproxy+mirror10% meshproxy+mirror100%"
 for name in $NAMES; do
   case $name in
     direct) addr=$UP1 ;; nginx) addr=$NGINX ;; haproxy) addr=$HAPROXY ;;
-    envoy) addr=$ENVOY ;; meshproxy) addr=$MESH ;;
+    envoy) addr=$ENVOY ;; meshproxy) addr=$MESH ;; meshproxy-http1-hyper) addr=$MESH_HYPER ;;
     meshproxy+mirror10%) addr=$MIRROR10 ;; meshproxy+mirror100%) addr=$MIRROR100 ;;
   esac
   echo "benchmarking $name ($addr)..." >&2
@@ -236,13 +239,15 @@ split=$(curl -s "http://$MESH_ADMIN/metrics" | grep '^istio_requests_total{' |
   awk '{ n[$1] += $2; t += $2 } END { for (k in n) printf "%s=%.2f%% ", k, 100 * n[k] / t }')
 d_rps=$(cut -d' ' -f1 <<<"${R[direct]}")
 {
-  echo "| target | req/s (c=64) | vs direct | p50 ms (c=8) | p99 ms (c=8) | p99 vs direct |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| target | req/s (c=64) | vs direct | vs nginx | p50 ms (c=8) | p99 ms (c=8) | p99 vs direct | p99 vs nginx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   d_p99=$(cut -d' ' -f3 <<<"${R[direct]}")
+  n_rps=$(cut -d' ' -f1 <<<"${R[nginx]}")
+  n_p99=$(cut -d' ' -f3 <<<"${R[nginx]}")
   for name in $NAMES; do
     read -r rps p50 p99 <<<"${R[$name]}"
-    awk -v n="$name" -v r="$rps" -v dr="$d_rps" -v p50="$p50" -v p99="$p99" -v dp="$d_p99" \
-      'BEGIN { printf "| %s | %.0f | %.2f | %.3f | %.3f | %.2f |\n", n, r, r/dr, p50, p99, p99/dp }'
+    awk -v n="$name" -v r="$rps" -v dr="$d_rps" -v nr="$n_rps" -v p50="$p50" -v p99="$p99" -v dp="$d_p99" -v np="$n_p99" \
+      'BEGIN { printf "| %s | %.0f | %.2f | %.2f | %.3f | %.3f | %.2f | %.2f |\n", n, r, r/dr, r/nr, p50, p99, p99/dp, p99/np }'
   done
   echo
   echo "meshproxy RSS: idle $((idle_rss / 1024)) MiB, with 1,000 open connections $((conns_rss / 1024)) MiB"

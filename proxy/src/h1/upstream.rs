@@ -53,9 +53,32 @@ pub enum ExchangeError {
 /// Keep-alive connections per endpoint, for one worker.
 #[derive(Debug)]
 pub struct Pool {
-    /// Keyed by a fast hash (two lookups per request; keys from the config).
-    idle: Mutex<HashMap<Authority, Vec<(Conn, Instant)>, foldhash::fast::RandomState>>,
+    idle: Mutex<Idle>,
     connect_timeout: Duration,
+}
+
+/// The idle connections, and when they are next swept.
+#[derive(Debug)]
+struct Idle {
+    /// Keyed by a fast hash (two lookups per request; keys from the config).
+    by_endpoint: HashMap<Authority, Vec<(Conn, Instant)>, foldhash::fast::RandomState>,
+    next_sweep: Instant,
+}
+
+// === impl Idle ===
+
+impl Idle {
+    /// Closes connections idle too long or closed by the upstream, and
+    /// forgets endpoints without any (they may have left the config).
+    fn sweep(&mut self, now: Instant) {
+        self.by_endpoint.retain(|_, list| {
+            list.retain_mut(|(conn, since)| {
+                now.duration_since(*since) < IDLE_TIMEOUT && conn.is_open()
+            });
+            !list.is_empty()
+        });
+        self.next_sweep = now + IDLE_TIMEOUT / 3;
+    }
 }
 
 // === impl Pool ===
@@ -64,7 +87,10 @@ impl Pool {
     /// An empty pool whose connects give up after `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Self {
         Self {
-            idle: Mutex::new(HashMap::default()),
+            idle: Mutex::new(Idle {
+                by_endpoint: HashMap::default(),
+                next_sweep: Instant::now() + IDLE_TIMEOUT / 3,
+            }),
             connect_timeout,
         }
     }
@@ -72,7 +98,7 @@ impl Pool {
     /// A live idle connection to `endpoint`, if there is one.
     fn checkout(&self, endpoint: &Authority) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(endpoint)?;
+        let list = idle.by_endpoint.get_mut(endpoint)?;
         while let Some((mut conn, since)) = list.pop() {
             if since.elapsed() < IDLE_TIMEOUT && conn.is_open() {
                 conn.reused = true;
@@ -82,18 +108,29 @@ impl Pool {
         None
     }
 
-    /// Returns a connection whose last exchange ended cleanly.
+    /// Idle connections, over all endpoints.
+    pub fn idle_connections(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.by_endpoint.values().map(Vec::len).sum()
+    }
+
+    /// Returns a connection whose last exchange ended cleanly; every
+    /// `IDLE_TIMEOUT / 3` this also sweeps out stale ones.
     pub fn checkin(&self, endpoint: &Authority, conn: Conn) {
         if !conn.buf.is_empty() {
             return; // the upstream sent more than its response
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = match idle.get_mut(endpoint) {
+        if now >= idle.next_sweep {
+            idle.sweep(now);
+        }
+        let list = match idle.by_endpoint.get_mut(endpoint) {
             Some(list) => list,
-            None => idle.entry(endpoint.clone()).or_default(),
+            None => idle.by_endpoint.entry(endpoint.clone()).or_default(),
         };
         if list.len() < MAX_IDLE_PER_ENDPOINT {
-            list.push((conn, Instant::now()));
+            list.push((conn, now));
         }
     }
 
@@ -226,5 +263,87 @@ impl Conn {
     /// Gives the head's field buffer back for the next response.
     pub fn recycle(&mut self, head: ResponseHead) {
         self.fields = head.fields;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An upstream answering each request head with a fixed response,
+    /// keeping connections open until `close` says otherwise.
+    async fn upstream() -> (Authority, tokio::sync::mpsc::UnboundedReceiver<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                let _ = tx.send(tcp);
+            }
+        });
+        (addr.to_string().parse().unwrap(), rx)
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_swept_out() {
+        let (endpoint, mut served) = upstream().await;
+        let pool = Pool::new(Duration::from_secs(1));
+        let (mut conn, head) = pool
+            .exchange(&endpoint, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", true)
+            .await
+            .unwrap();
+        assert_eq!(head.status, 200);
+        conn.recycle(head);
+        conn.buf.clear(); // the body, as the lane would have forwarded it
+        pool.checkin(&endpoint, conn);
+        assert_eq!(pool.idle_connections(), 1);
+
+        // The upstream closes it; once the event loop has seen that, a
+        // sweep drops it.
+        drop(served.recv().await.unwrap());
+        // The runtime parks meanwhile, and its event loop sees the close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pool.idle.lock().unwrap().sweep(Instant::now());
+        assert_eq!(pool.idle_connections(), 0);
+        assert!(
+            pool.idle.lock().unwrap().by_endpoint.is_empty(),
+            "endpoint forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connects_and_dead_answers_are_told_apart() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint: Authority = closed.local_addr().unwrap().to_string().parse().unwrap();
+        drop(closed);
+        let pool = Pool::new(Duration::from_secs(1));
+        let err = pool
+            .exchange(&endpoint, b"GET / HTTP/1.1\r\n\r\n", true)
+            .await
+            .unwrap_err();
+        assert_eq!(err, ExchangeError::Connect);
+
+        // An upstream that reads the request and closes without answering.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = tcp.read(&mut buf).await;
+            }
+        });
+        let err = pool
+            .exchange(&endpoint, b"GET / HTTP/1.1\r\n\r\n", true)
+            .await
+            .unwrap_err();
+        assert_eq!(err, ExchangeError::Reset);
     }
 }
