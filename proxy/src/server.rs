@@ -316,7 +316,11 @@ pub async fn serve(
                         if let Some(id) = &peer_info.principal {
                             info = info.with_principal(id);
                         }
-                        serve_connection(stream, info, &shared, drain).await;
+                        if shared.forwarder.settings.lean_http1 && !peer_info.h2 {
+                            crate::h1::serve(stream, info, &shared, drain).await;
+                        } else {
+                            serve_connection(stream, info, &shared, drain).await;
+                        }
                     }
                     Err(e) => {
                         shared.metrics.tls_handshake_failures.inc();

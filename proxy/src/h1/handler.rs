@@ -349,6 +349,7 @@ where
             .write_all(&up.buf[..n])
             .await
             .map_err(|_| BodyError::Client)?;
+        down.io.flush().await.map_err(|_| BodyError::Client)?;
     }
     up.buf.advance(n);
     Ok(())
@@ -388,6 +389,8 @@ where
             .await
             .map_err(|_| BodyError::Client)?;
         down.out.clear();
+        // A no-op on TCP; TLS may hold records back until flushed.
+        down.io.flush().await.map_err(|_| BodyError::Client)?;
     }
     Ok(())
 }

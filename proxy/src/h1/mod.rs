@@ -18,8 +18,9 @@
 //! [`crate::server::serve_hyper`] — HTTP/2 prior knowledge, HTTP/1.0,
 //! `Upgrade`, `Expect`, `CONNECT`, chunked or large (above
 //! `max_replay_body`) request bodies, malformed or oversized heads (hyper
-//! answers 400/431). TLS listeners and upstreams with DestinationRule TLS
-//! use hyper as before.
+//! answers 400/431). On a TLS listener the lane serves connections that did
+//! not negotiate `h2` by ALPN. Upstreams with DestinationRule TLS are
+//! reached through hyper's client (the response is still written here).
 //!
 //! Limits hold as on hyper's path: a request head must arrive within
 //! `header_read_timeout`, an idle keep-alive connection closes after
@@ -37,7 +38,7 @@ use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Version, header};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -48,9 +49,13 @@ use crate::server::Shared;
 use handler::{Downstream, Sent};
 use prefixed::Prefixed;
 
-/// Serves one plain-text client connection on the lean lane, handing it
-/// to hyper when a request needs more than the lane does.
-pub async fn serve(tcp: TcpStream, info: ConnInfo, shared: &Shared, drain: watch::Receiver<bool>) {
+/// Serves one HTTP/1.1 client connection (plain TCP, or TLS without h2
+/// negotiated) on the lean lane, handing it to hyper when a request needs
+/// more than the lane does.
+pub async fn serve<I>(tcp: I, info: ConnInfo, shared: &Shared, drain: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     shared.metrics.active_connections.inc();
     if let Some((tcp, read, drain)) = Lane::new(shared).run(tcp, &info, drain).await {
         crate::server::serve_hyper(Prefixed::new(read, tcp), info, shared, drain).await;
@@ -90,12 +95,15 @@ impl<'s> Lane<'s> {
 
     /// Serves requests until the connection ends (`None`) or must go to
     /// hyper (`Some`, with what was read and not yet served).
-    async fn run(
+    async fn run<I>(
         mut self,
-        mut tcp: TcpStream,
+        mut tcp: I,
         info: &ConnInfo,
         drain: watch::Receiver<bool>,
-    ) -> Option<(TcpStream, Bytes, watch::Receiver<bool>)> {
+    ) -> Option<(I, Bytes, watch::Receiver<bool>)>
+    where
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
         let limits = &self.shared.limits;
         let max_head = limits.max_header_bytes.max(8192);
         let max_body = self.shared.forwarder.settings.max_replay_body;
@@ -207,34 +215,32 @@ impl<'s> Lane<'s> {
     /// Reads more client bytes. `Ok(false)`: the connection should close
     /// (end of stream, `deadline` passed, or, with `watch_drain`, the
     /// `drained` signal fired; it is not polled again after that).
-    async fn read(
+    async fn read<I>(
         &mut self,
-        tcp: &mut TcpStream,
+        tcp: &mut I,
         timer: &mut Pin<&mut tokio::time::Sleep>,
         timer_at: &mut Instant,
         deadline: Instant,
         mut drained: Pin<&mut impl Future<Output = Result<(), watch::error::RecvError>>>,
         watch_drain: bool,
-    ) -> io::Result<bool> {
+    ) -> io::Result<bool>
+    where
+        I: AsyncRead + Unpin,
+    {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(8 * 1024);
+        }
+        // The timer only moves when the deadline comes earlier than it;
+        // when it fires early it is re-armed for the real deadline.
+        if *timer_at > deadline {
+            timer.as_mut().reset(deadline);
+            *timer_at = deadline;
+        }
         loop {
-            if self.buf.capacity() - self.buf.len() < 1024 {
-                self.buf.reserve(8 * 1024);
-            }
-            match tcp.try_read_buf(&mut self.buf) {
-                Ok(0) => return Ok(false),
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            // The timer only moves when the deadline comes earlier than it;
-            // when it fires early it is re-armed for the real deadline.
-            if *timer_at > deadline {
-                timer.as_mut().reset(deadline);
-                *timer_at = deadline;
-            }
+            // Reading first: when bytes are there, nothing else is polled.
             tokio::select! {
                 biased;
-                r = tcp.readable() => r?,
+                r = tcp.read_buf(&mut self.buf) => return r.map(|n| n > 0),
                 () = timer.as_mut() => {
                     if Instant::now() >= deadline {
                         return Ok(false);
@@ -250,8 +256,10 @@ impl<'s> Lane<'s> {
 
 /// Ends a connection the lane is done with: FIN first, so a response just
 /// written is not cut off by a reset.
-async fn close(mut tcp: TcpStream) -> Option<(TcpStream, Bytes, watch::Receiver<bool>)> {
-    use tokio::io::AsyncWriteExt as _;
+async fn close<I>(mut tcp: I) -> Option<(I, Bytes, watch::Receiver<bool>)>
+where
+    I: AsyncWrite + Unpin,
+{
     let _ = tcp.shutdown().await;
     None
 }
