@@ -3,7 +3,7 @@
 # same ECDSA P-256 certificate (from `meshctl certs`), the same worker count,
 # the same plain-HTTP upstream behind both, and the same load tools.
 #
-#   proxy/bench/tls.sh            # WORKERS=1 DURATION=10s CONNS=64 HS_CONNS=16 SKIP_BUILD=0
+#   proxy/bench/tls.sh            # WORKERS=1 DURATION=10s CONNS=64 HS_CONNS=16 SKIP_BUILD=0 MESHPROXY_ARGS=
 #
 # Measured per server:
 #   handshakes/s  tls_load --handshake: every request on a new TCP+TLS
@@ -130,8 +130,11 @@ services:
     - address: 127.0.0.1:$UP
       labels: {version: v1}
 CONF
+# MESHPROXY_ARGS adds flags, e.g. MESHPROXY_ARGS="--http1 hyper" to compare
+# with hyper serving every connection.
+read -ra extra <<<"${MESHPROXY_ARGS:-}"
 common=(--config "$work/config" --workers "$WORKERS"
-  --tls-cert "$pki/bench-server.crt" --tls-key "$pki/bench-server.key")
+  --tls-cert "$pki/bench-server.crt" --tls-key "$pki/bench-server.key" "${extra[@]}")
 RUST_LOG=error taskset -c 0 "$PROXY_BIN" "${common[@]}" --tls-client-ca "$pki/ca.crt" \
   --listen 127.0.0.1:$PROXY_MTLS --admin 127.0.0.1:$ADMIN_MTLS &
 pids+=($!)
