@@ -119,7 +119,7 @@ pub struct Forwarder {
     pub(crate) settings: ForwardSettings,
     no_route: DestinationMetrics,
     /// Plain-TCP upstream connections of the lean HTTP/1.1 lane.
-    pub(crate) pool: crate::h1::Pool,
+    pub(crate) pool: Arc<crate::h1::Pool>,
 }
 
 /// The client's request body as the request path gets it.
@@ -165,10 +165,10 @@ pub(crate) struct Planned<'t> {
 /// A request chosen for mirroring, with the labels its metrics need.
 #[derive(Clone, Debug)]
 pub(crate) struct Shadow<'a> {
-    mirror: &'a Mirror,
-    protocol: Protocol,
-    security: Security,
-    principal: Arc<str>,
+    pub(crate) mirror: &'a Mirror,
+    pub(crate) protocol: Protocol,
+    pub(crate) security: Security,
+    pub(crate) principal: Arc<str>,
 }
 
 /// Why no upstream response came back.
@@ -262,7 +262,7 @@ impl Forwarder {
             .http1_writev(false)
             .build(http);
         let no_route = live.metrics().destination(DestinationId::unknown());
-        let pool = crate::h1::Pool::new(settings.connect_timeout);
+        let pool = Arc::new(crate::h1::Pool::new(settings.connect_timeout));
         Self {
             live,
             client,
@@ -796,7 +796,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> Failure {
 }
 
 /// `svc:8080` → `svc-shadow:8080`, Envoy's host for mirrored requests.
-fn shadow_host(host: &str) -> String {
+pub(crate) fn shadow_host(host: &str) -> String {
     match host.rsplit_once(':') {
         Some((h, p)) if !h.contains(']') || h.ends_with(']') => format!("{h}-shadow:{p}"),
         _ => format!("{host}-shadow"),

@@ -18,8 +18,10 @@ use super::codec::{self, ChunkedEnd, Framing, ResponseHead};
 use super::upstream::{Conn, ExchangeError};
 use crate::body::ResponseBody;
 use crate::forward::{
-    ClientBody, ConnInfo, Failure, Forwarder, Plan, Planned, backoff, protocol_of, strip_hop_by_hop,
+    ClientBody, ConnInfo, Failure, Forwarder, Plan, Planned, Shadow, backoff, protocol_of,
+    shadow_host, strip_hop_by_hop,
 };
+use crate::istio::TlsMode;
 use crate::metrics::Flags;
 
 /// Bytes gathered before a write while forwarding a body.
@@ -96,12 +98,7 @@ impl Forwarder {
         let timeout = plan.route.timeout.unwrap_or(self.settings.default_timeout);
         let deadline = (!timeout.is_zero()).then(|| start + timeout);
         if let Some(shadow) = plan.shadow.clone() {
-            let path = parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            self.spawn_mirror(shadow, &parts, &path, body.clone(), timeout);
+            self.mirror_h1(shadow, &parts, &body, timeout);
         }
         let request = &mut *down.request;
         request.clear();
@@ -200,6 +197,123 @@ impl Forwarder {
             attempt += 1;
             drop(result);
             tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+}
+
+impl Forwarder {
+    /// Sends a copy of the request to the mirror destination in the
+    /// background, over the lane's pool when the mirror is plain HTTP (as
+    /// [`Forwarder::spawn_mirror`] does through hyper's client otherwise):
+    /// `Host: NAME-shadow`, counted with `reporter="destination"`, its
+    /// response read and dropped, never delaying or failing the request.
+    fn mirror_h1(
+        &self,
+        shadow: Shadow<'_>,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        timeout: std::time::Duration,
+    ) {
+        let backend = &shadow.mirror.backend;
+        if backend
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.mode != TlsMode::Disable)
+        {
+            let path = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+            return self.spawn_mirror(shadow, parts, &path, body.clone(), timeout);
+        }
+        let start = Instant::now();
+        let metrics = backend.metrics.clone();
+        let (protocol, security, principal) = (shadow.protocol, shadow.security, shadow.principal);
+        let Some(endpoint) = backend.next_endpoint().cloned() else {
+            let (status, flags, _) = Failure::NoHealthy.reply();
+            metrics.record_mirror(
+                status.as_u16(),
+                flags,
+                protocol,
+                security,
+                &principal,
+                start.elapsed(),
+            );
+            return;
+        };
+        let mut request = BytesMut::with_capacity(512 + body.len());
+        let mut headers = parts.headers.clone();
+        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
+            && let Ok(v) = http::HeaderValue::from_str(&shadow_host(host))
+        {
+            headers.insert(header::HOST, v);
+        }
+        codec::write_request_head(&mut request, &parts.method, &parts.uri, &headers);
+        request.extend_from_slice(body);
+        let method = parts.method.clone();
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let exchange = async {
+                let (mut conn, head) = pool
+                    .exchange(&endpoint, &request, idempotent(&method))
+                    .await
+                    .map_err(|e| match e {
+                        ExchangeError::Connect => Failure::Connect,
+                        ExchangeError::Reset => Failure::Reset,
+                        ExchangeError::Timeout => Failure::Timeout,
+                    })?;
+                let status = head.status;
+                let framing = head.body_framing(&method);
+                let reusable = head.keep_alive && framing != Framing::Close;
+                conn.recycle(head);
+                // Read the body to its end so the connection can be reused.
+                if discard_body(&mut conn, framing).await.is_ok() && reusable {
+                    pool.checkin(&endpoint, conn);
+                }
+                Ok::<_, Failure>(status)
+            };
+            let result = if timeout.is_zero() {
+                exchange.await
+            } else {
+                tokio::time::timeout(timeout, exchange)
+                    .await
+                    .unwrap_or(Err(Failure::Timeout))
+            };
+            let (code, flags) = match result {
+                Ok(status) => (status.as_u16(), Flags::NONE),
+                Err(f) => {
+                    let (status, flags, _) = f.reply();
+                    (status.as_u16(), flags)
+                }
+            };
+            metrics.record_mirror(code, flags, protocol, security, &principal, start.elapsed());
+        });
+    }
+}
+
+/// Reads an upstream body to its end and drops it.
+async fn discard_body(up: &mut Conn, framing: Framing) -> Result<(), BodyError> {
+    let mut chunked = ChunkedEnd::default();
+    let mut left = match framing {
+        Framing::Empty => return Ok(()),
+        Framing::Length(n) => n,
+        Framing::Chunked | Framing::Close => u64::MAX,
+    };
+    loop {
+        let take = match framing {
+            Framing::Chunked => chunked.advance(&up.buf).map_err(|_| BodyError::Upstream)?,
+            _ => usize::try_from(left.min(up.buf.len() as u64)).unwrap_or(usize::MAX),
+        };
+        up.buf.advance(take);
+        left = left.saturating_sub(take as u64);
+        if left == 0 || chunked.done() {
+            return Ok(());
+        }
+        match up.read_more().await {
+            Ok(0) if framing == Framing::Close => return Ok(()),
+            Ok(0) | Err(_) => return Err(BodyError::Upstream),
+            Ok(_) => {}
         }
     }
 }
