@@ -78,6 +78,8 @@ pub struct ConnInfo {
     pub principal: Arc<str>,
     /// The client's IP as a header value, formatted once per connection.
     peer_ip: HeaderValue,
+    /// Whether the client connection is TLS (`x-forwarded-proto: https`).
+    tls: bool,
 }
 
 // === impl ConnInfo ===
@@ -93,7 +95,16 @@ impl ConnInfo {
             security,
             principal: UNKNOWN.get_or_init(|| Arc::from("unknown")).clone(),
             peer_ip,
+            tls: false,
         }
+    }
+
+    /// Marks the connection as TLS, so upstreams see
+    /// `x-forwarded-proto: https`.
+    #[must_use]
+    pub fn over_tls(mut self) -> Self {
+        self.tls = true;
+        self
     }
 
     /// Sets the client's SPIFFE ID from its verified certificate.
@@ -433,7 +444,7 @@ impl Forwarder {
         };
         crate::headers::on_response(plan.ops, resp.headers_mut());
         if let Some(cookie) = plan.pin {
-            resp.headers_mut().append(header::SET_COOKIE, cookie);
+            add_pin(resp.headers_mut(), cookie);
         }
         self.finish(
             &plan.backend.metrics,
@@ -803,6 +814,21 @@ pub(crate) fn shadow_host(host: &str) -> String {
     }
 }
 
+/// Adds the sticky-session `Set-Cookie`, unless the response sets that
+/// cookie already (the VirtualService's own sticky routes may add the
+/// same one with a header operation).
+pub(crate) fn add_pin(headers: &mut HeaderMap, cookie: HeaderValue) {
+    let bytes = cookie.as_bytes();
+    let name = &bytes[..=bytes.iter().position(|b| *b == b'=').unwrap_or(0)];
+    if !headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().starts_with(name))
+    {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers.
 fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
@@ -847,9 +873,10 @@ fn prepare_upstream_headers(parts: &mut http::request::Parts, conn: &ConnInfo) {
         parts.headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !parts.headers.contains_key(&X_FORWARDED_PROTO) {
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        parts.headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+        );
     }
     if !parts.headers.contains_key(&X_REQUEST_ID) {
         parts.headers.insert(X_REQUEST_ID.clone(), request_id());
@@ -982,6 +1009,17 @@ mod tests {
         );
         assert_eq!(cookie(&h, "mesh-version"), Some("v2"));
         assert_eq!(cookie(&h, "b"), None);
+    }
+
+    #[test]
+    fn the_pin_cookie_is_not_set_twice() {
+        let pin = HeaderValue::from_static("mesh=v2; Path=/; HttpOnly; SameSite=Lax");
+        let mut h = HeaderMap::new();
+        h.append(header::SET_COOKIE, HeaderValue::from_static("session=abc"));
+        add_pin(&mut h, pin.clone());
+        assert_eq!(h.get_all(header::SET_COOKIE).iter().count(), 2);
+        add_pin(&mut h, pin);
+        assert_eq!(h.get_all(header::SET_COOKIE).iter().count(), 2, "{h:?}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use histogram::{DurationHistogram, ISTIO_DURATION_BUCKETS_MS};
-pub use labels::RequestLabels;
+pub use labels::{HandoffLabels, RequestLabels};
 
 /// Envoy-style response flags, as a small bit set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -151,6 +151,7 @@ pub struct ProxyMetrics {
     pub connections_rejected: Counter,
     /// Client TLS handshakes that failed (no or bad client certificate, plain text, ...).
     pub tls_handshake_failures: Counter,
+    http1_handoffs: Family<HandoffLabels, Counter>,
 }
 
 // === impl ProxyMetrics ===
@@ -166,6 +167,7 @@ impl ProxyMetrics {
             config_reload_failures: Counter::default(),
             connections_rejected: Counter::default(),
             tls_handshake_failures: Counter::default(),
+            http1_handoffs: Family::default(),
         };
         // prometheus-client appends `_total` to counters.
         registry.register(
@@ -203,7 +205,19 @@ impl ProxyMetrics {
             "Client TLS handshakes refused: no or untrusted client certificate, identity not allowed, not TLS",
             m.tls_handshake_failures.clone(),
         );
+        registry.register(
+            "meshproxy_http1_handoffs",
+            "HTTP/1.1 connections the lean lane handed to hyper, by reason",
+            m.http1_handoffs.clone(),
+        );
         m
+    }
+
+    /// Counts a connection the lean HTTP/1.1 lane handed to hyper.
+    pub fn http1_handoff(&self, reason: &'static str) {
+        self.http1_handoffs
+            .get_or_create(&HandoffLabels { reason })
+            .inc();
     }
 
     /// A handle for one destination (service + version).

@@ -312,7 +312,7 @@ pub async fn serve(
                 // connection, so a rotation never disturbs it.
                 Some(tls) => match tls.accept(tcp, shared.limits.header_read_timeout).await {
                     Ok((stream, peer_info)) => {
-                        let mut info = ConnInfo::new(peer, peer_info.security_policy);
+                        let mut info = ConnInfo::new(peer, peer_info.security_policy).over_tls();
                         if let Some(id) = &peer_info.principal {
                             info = info.with_principal(id);
                         }

@@ -277,6 +277,16 @@ async fn requests_the_lane_does_not_serve_go_to_hyper_mid_connection() {
     let resp = send.send_request(req).await.unwrap();
     let text = String::from_utf8(resp.collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(text.starts_with("GET /after"), "{text}");
+    let m = admin_get(p.admin_addr(), "/metrics").await.body;
+    assert_eq!(
+        metric_value(
+            &m,
+            "meshproxy_http1_handoffs_total",
+            &[("reason", "request_body")]
+        ),
+        1.0,
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -314,6 +324,14 @@ async fn http_1_0_and_expect_continue_are_served_by_hyper() {
     tcp.write_all(b"abc").await.unwrap();
     let text = read_responses(&mut tcp, 1).await;
     assert!(text.contains("body-len: 3"), "{text}");
+    let m = admin_get(p.admin_addr(), "/metrics").await.body;
+    for reason in ["http_1_0", "expect"] {
+        assert_eq!(
+            metric_value(&m, "meshproxy_http1_handoffs_total", &[("reason", reason)]),
+            1.0,
+            "{reason}: {m}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -325,4 +343,116 @@ async fn the_hyper_engine_serves_the_same_routes() {
     assert_eq!(r.status.as_u16(), 200);
     assert!(r.body.starts_with("GET /via-hyper"), "{}", r.body);
     assert!(r.body.contains("x-request-id: "), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_request_trickled_byte_by_byte_is_served() {
+    let up = upstream().echo().run().await;
+    let (_cfg, p) = lean_proxy(up.addr).await;
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    for b in b"POST /slow HTTP/1.1\r\nHost: svc\r\ncontent-length: 5\r\n\r\nhello" {
+        tcp.write_all(&[*b]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let text = read_responses(&mut tcp, 1).await;
+    assert!(text.contains("POST /slow"), "{text}");
+    assert!(text.contains("body-len: 5"), "{text}");
+}
+
+#[tokio::test]
+async fn connection_close_is_answered_in_kind_and_the_connection_ends() {
+    let up = upstream().run().await;
+    let (_cfg, p) = lean_proxy(up.addr).await;
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut text))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nok"), "{text}");
+}
+
+#[tokio::test]
+async fn informational_answers_are_skipped_and_malformed_ones_are_503_uc() {
+    fn answer(head: &str) -> Vec<u8> {
+        if head.starts_with("GET /hints") {
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nok".to_vec()
+        }
+    }
+    let (up, _) = raw_upstream(answer, false).await;
+    let (_cfg, p) = lean_proxy(up).await;
+    let c = client();
+    let r = get(&c, p.listen_addr(), "svc", "/hints").await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "ok"));
+    let r = get(&c, p.listen_addr(), "svc", "/bad").await;
+    assert_eq!(r.status.as_u16(), 503, "{}", r.body);
+    let m = admin_get(p.admin_addr(), "/metrics").await.body;
+    assert_eq!(
+        metric_value(
+            &m,
+            "istio_requests_total",
+            &[("response_code", "503"), ("response_flags", "UC")]
+        ),
+        1.0,
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn a_route_timeout_during_the_body_ends_the_connection_counted_ut() {
+    // The upstream sends its head and part of the body, then stalls.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\npart")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let cfg = ConfigDir::new(
+        "  - timeout: 300ms\n    route:\n    - {destination: {host: svc, subset: v1}}\n",
+        &[up],
+        &[up],
+    );
+    let p = proxy(cfg.path()).await;
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut text = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut text))
+        .await
+        .expect("closed in bounded time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\npart"),
+        "cut off after what arrived: {text}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let m = admin_get(p.admin_addr(), "/metrics").await.body;
+    assert_eq!(
+        metric_value(&m, "istio_requests_total", &[("response_flags", "UT")]),
+        1.0,
+        "{m}"
+    );
 }

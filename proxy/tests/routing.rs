@@ -181,6 +181,17 @@ async fn h2c_clients_are_proxied_with_forwarded_headers_and_streamed_bodies() {
     assert!(text.contains("x-request-id: "), "{text}");
     assert!(text.contains("x-forwarded-proto: http\n"), "{text}");
     assert!(text.contains("body-len: 100000\n"), "{text}");
+    // The lean HTTP/1.1 lane saw the preface and handed the connection over.
+    let m = admin_get(p.admin_addr(), "/metrics").await.body;
+    assert_eq!(
+        metric_value(
+            &m,
+            "meshproxy_http1_handoffs_total",
+            &[("reason", "h2_prior_knowledge")]
+        ),
+        1.0,
+        "{m}"
+    );
 
     // HTTP/1.1: the client's request id is kept, Host is passed through,
     // hop-by-hop headers (and those named in Connection) are not.

@@ -335,6 +335,27 @@ async fn mutual_tls_reaches_the_upstream_and_labels_the_metrics() {
 }
 
 #[tokio::test]
+async fn upstreams_see_tls_clients_as_https_over_h1_and_h2() {
+    let up = upstream().echo().run().await;
+    let cfg = config(up.addr);
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
+    let frontend = pki.workload("frontend");
+    // HTTP/1.1 (the lean lane) and h2 (hyper).
+    for (h2, version) in [(false, Version::HTTP_11), (true, Version::HTTP_2)] {
+        let (status, got, body) = tls_get(
+            &tls_client(&pki, Some(&frontend), h2),
+            proxy.handle.listen_addr(),
+        )
+        .await
+        .unwrap();
+        assert_eq!((status, got), (StatusCode::OK, version));
+        assert!(body.contains("x-forwarded-proto: https\n"), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn h2_is_negotiated_by_alpn() {
     let up = upstream().run().await;
     let cfg = config(up.addr);

@@ -357,8 +357,15 @@ pub fn write_chunk(out: &mut BytesMut, data: &[u8]) {
     if data.is_empty() {
         return;
     }
+    write_chunk_size(out, data.len());
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+/// Writes a chunk's size line; the data and its CRLF follow.
+pub fn write_chunk_size(out: &mut BytesMut, len: usize) {
     let mut hex = [0u8; 16];
-    let mut n = data.len();
+    let mut n = len;
     let mut i = hex.len();
     while n > 0 || i == hex.len() {
         i -= 1;
@@ -366,8 +373,6 @@ pub fn write_chunk(out: &mut BytesMut, data: &[u8]) {
         n >>= 4;
     }
     out.put_slice(&hex[i..]);
-    out.put_slice(b"\r\n");
-    out.put_slice(data);
     out.put_slice(b"\r\n");
 }
 

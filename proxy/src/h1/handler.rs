@@ -18,7 +18,7 @@ use super::codec::{self, ChunkedEnd, Framing, ResponseHead};
 use super::upstream::{Conn, ExchangeError};
 use crate::body::ResponseBody;
 use crate::forward::{
-    ClientBody, ConnInfo, Failure, Forwarder, Plan, Planned, Shadow, backoff, protocol_of,
+    ClientBody, ConnInfo, Failure, Forwarder, Plan, Planned, Shadow, add_pin, backoff, protocol_of,
     shadow_host, strip_hop_by_hop,
 };
 use crate::istio::TlsMode;
@@ -127,7 +127,7 @@ impl Forwarder {
         up.recycle(head);
         let forwarded = forward_body(down, &mut up, framing, deadline).await;
         let mut flags = plan.flags;
-        let sent = match forwarded {
+        let mut sent = match forwarded {
             Ok(()) => {
                 if reusable && framing != Framing::Close {
                     self.pool.checkin(endpoint, up);
@@ -145,6 +145,8 @@ impl Forwarder {
             // The client went away: its status stays what the upstream said.
             Err(BodyError::Client) => Sent::Broken,
         };
+        // Counted before the last bytes go out: a client that has its
+        // answer finds it in /metrics (meshctl polls right after a window).
         self.finish(
             &plan.backend.metrics,
             &parts,
@@ -155,6 +157,9 @@ impl Forwarder {
             start,
             Some(plan.route),
         );
+        if sent == Sent::Complete && flush(down).await.is_err() {
+            sent = Sent::Broken;
+        }
         sent
     }
 
@@ -344,7 +349,7 @@ fn write_upstream_head<W>(
         strip_hop_by_hop(&mut map);
         crate::headers::on_response(plan.ops, &mut map);
         if let Some(cookie) = &plan.pin {
-            map.append(header::SET_COOKIE, cookie.clone());
+            add_pin(&mut map, cookie.clone());
         }
         if matches!(framing, Framing::Chunked | Framing::Close) {
             map.remove(header::CONTENT_LENGTH);
@@ -393,9 +398,9 @@ enum BodyError {
     Client,
 }
 
-/// Forwards the body after the head already in `down.out`, flushing it
-/// all. A chunked body passes byte for byte; a close-delimited one is
-/// re-framed as chunked.
+/// Forwards the body after the head already in `down.out`; the last
+/// bytes stay there for the caller to flush. A chunked body passes byte for
+/// byte; a close-delimited one is re-framed as chunked.
 async fn forward_body<W>(
     down: &mut Downstream<'_, W>,
     up: &mut Conn,
@@ -443,7 +448,7 @@ where
             }
         },
     }
-    flush(down).await
+    Ok(())
 }
 
 /// Moves `n` buffered upstream bytes to the client's output.
@@ -509,6 +514,42 @@ where
     Ok(())
 }
 
+/// Adds body data to the output, as a chunk when `chunked`; data that
+/// would grow the buffer past [`WRITE_CHUNK`] is written from where it is,
+/// so the per-connection buffer stays small.
+async fn write_data<W>(
+    down: &mut Downstream<'_, W>,
+    data: &[u8],
+    chunked: bool,
+) -> Result<(), BodyError>
+where
+    W: AsyncWrite + Unpin,
+{
+    if data.is_empty() {
+        return Ok(());
+    }
+    if down.out.len() + data.len() <= WRITE_CHUNK {
+        if chunked {
+            codec::write_chunk(down.out, data);
+        } else {
+            down.out.extend_from_slice(data);
+        }
+        return Ok(());
+    }
+    if chunked {
+        codec::write_chunk_size(down.out, data.len());
+    }
+    flush(down).await?;
+    down.io
+        .write_all(data)
+        .await
+        .map_err(|_| BodyError::Client)?;
+    if chunked {
+        down.out.extend_from_slice(b"\r\n");
+    }
+    Ok(())
+}
+
 /// Writes a response built by the request path (local replies, responses
 /// through the hyper client): `content-length` when the body's size is
 /// known, chunked otherwise.
@@ -547,15 +588,10 @@ where
             let Ok(frame) = frame else {
                 return Sent::Broken;
             };
-            if let Ok(data) = frame.into_data() {
-                if exact.is_some() {
-                    down.out.extend_from_slice(&data);
-                } else {
-                    codec::write_chunk(down.out, &data);
-                }
-                if down.out.len() >= WRITE_CHUNK && flush(down).await.is_err() {
-                    return Sent::Broken;
-                }
+            if let Ok(data) = frame.into_data()
+                && write_data(down, &data, exact.is_none()).await.is_err()
+            {
+                return Sent::Broken;
             }
         }
         if exact.is_none() {
@@ -571,6 +607,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn large_built_responses_are_written_whole_and_the_buffer_stays_small() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let body = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut client, &mut all)
+                .await
+                .unwrap();
+            all
+        });
+        let mut out = BytesMut::new();
+        let mut request = BytesMut::new();
+        let mut down = Downstream {
+            io: &mut server,
+            out: &mut out,
+            request: &mut request,
+            keep_alive: true,
+        };
+        let resp = Response::new(ResponseBody::bytes(body));
+        assert_eq!(write_response(&mut down, resp, false).await, Sent::Complete);
+        assert!(out.capacity() <= 2 * WRITE_CHUNK, "{}", out.capacity());
+        drop(server);
+        let all = reader.await.unwrap();
+        let text = String::from_utf8_lossy(&all[..100]).into_owned();
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\nxxx"),
+            "{text}"
+        );
+        assert_eq!(all.len(), text.find("xxx").unwrap() + 1024 * 1024);
+    }
 
     #[test]
     fn idempotent_methods() {

@@ -63,6 +63,9 @@ where
     shared.metrics.active_connections.dec();
 }
 
+/// How HTTP/2 with prior knowledge starts (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2";
+
 /// One connection's buffers and deadlines.
 struct Lane<'s> {
     shared: &'s Shared,
@@ -122,12 +125,21 @@ impl<'s> Lane<'s> {
             // A complete request head, read within its deadline.
             let head = loop {
                 if !self.buf.is_empty() {
-                    match codec::parse_request(&mut self.buf, &mut self.scratch) {
+                    let reason = match codec::parse_request(&mut self.buf, &mut self.scratch) {
                         Ok(Some(head)) => break head,
-                        Ok(None) if self.buf.len() < max_head => {}
-                        // Malformed, too large, HTTP/2's preface: hyper
-                        // answers (400, 431) or serves it.
-                        _ => return Some((tcp, self.buf.freeze(), drain)),
+                        Ok(None) if self.buf.len() < max_head => None,
+                        Ok(None) => Some("head_too_large"),
+                        Err(codec::HeadError::TooManyHeaders) => Some("too_many_headers"),
+                        Err(codec::HeadError::Invalid) if self.buf.starts_with(H2_PREFACE) => {
+                            Some("h2_prior_knowledge")
+                        }
+                        Err(codec::HeadError::Invalid) => Some("invalid_head"),
+                    };
+                    // Malformed, too large, HTTP/2's preface: hyper answers
+                    // (400, 431) or serves it.
+                    if let Some(reason) = reason {
+                        self.shared.metrics.http1_handoff(reason);
+                        return Some((tcp, self.buf.freeze(), drain));
                     }
                     if waiting == Waiting::Idle {
                         waiting = Waiting::Head;
@@ -159,12 +171,18 @@ impl<'s> Lane<'s> {
             let body_len = codec::request_body_len(&head.headers)
                 .ok()
                 .filter(|n| *n <= max_body);
-            let Some(body_len) = body_len.filter(|_| {
-                head.minor == 1
-                    && head.method != Method::CONNECT
-                    && !head.headers.contains_key(header::UPGRADE)
-                    && !head.headers.contains_key(header::EXPECT)
-            }) else {
+            let reason = match body_len {
+                _ if head.minor != 1 => Some("http_1_0"),
+                _ if head.method == Method::CONNECT => Some("connect"),
+                _ if head.headers.contains_key(header::UPGRADE) => Some("upgrade"),
+                _ if head.headers.contains_key(header::EXPECT) => Some("expect"),
+                None => Some("request_body"),
+                Some(_) => None,
+            };
+            let (None, Some(body_len)) = (reason, body_len) else {
+                self.shared
+                    .metrics
+                    .http1_handoff(reason.unwrap_or("request_body"));
                 let mut read = BytesMut::from(&head.raw[..]);
                 read.extend_from_slice(&self.buf);
                 return Some((tcp, read.freeze(), drain));

@@ -33,3 +33,12 @@ pub struct RequestLabels {
     /// The client's SPIFFE ID from its verified certificate, or `unknown`.
     pub source_principal: Arc<str>,
 }
+
+/// Labels of `meshproxy_http1_handoffs_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandoffLabels {
+    /// Why the lean HTTP/1.1 lane handed the connection to hyper
+    /// (`h2_prior_knowledge`, `http_1_0`, `upgrade`, `expect`, `connect`,
+    /// `request_body`, `invalid_head`, `too_many_headers`, `head_too_large`).
+    pub reason: &'static str,
+}
