@@ -432,7 +432,7 @@ async fn a_route_timeout_during_the_body_ends_the_connection_counted_ut() {
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
         .await
         .unwrap();
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     let mut text = Vec::new();
     tokio::time::timeout(WAIT, tcp.read_to_end(&mut text))
         .await
