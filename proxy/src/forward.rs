@@ -182,6 +182,67 @@ pub(crate) struct Shadow<'a> {
     pub(crate) principal: Arc<str>,
 }
 
+/// Counts one mirrored copy (`reporter="destination"`) under the mirror's
+/// version: its status, or the failure that kept it from one.
+#[derive(Debug)]
+pub(crate) struct MirrorCount {
+    metrics: DestinationMetrics,
+    protocol: Protocol,
+    security: Security,
+    principal: Arc<str>,
+    start: Instant,
+}
+
+impl MirrorCount {
+    /// Starts the clock for a copy of `shadow`.
+    pub(crate) fn new(shadow: &Shadow<'_>) -> Self {
+        Self {
+            metrics: shadow.mirror.backend.metrics.clone(),
+            protocol: shadow.protocol,
+            security: shadow.security,
+            principal: shadow.principal.clone(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts a copy that failed (or could not be sent).
+    pub(crate) fn failed(&self, f: Failure) {
+        let (status, flags, _) = f.reply();
+        self.record(status.as_u16(), flags);
+    }
+
+    /// Runs the copy's exchange within `timeout` (zero: none) and counts
+    /// its outcome.
+    pub(crate) async fn run(
+        self,
+        exchange: impl Future<Output = Result<StatusCode, Failure>>,
+        timeout: Duration,
+    ) {
+        let result = if timeout.is_zero() {
+            exchange.await
+        } else {
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or(Err(Failure::Timeout))
+        };
+        match result {
+            Ok(status) => self.record(status.as_u16(), Flags::NONE),
+            Err(f) => self.failed(f),
+        }
+    }
+
+    fn record(&self, code: u16, flags: Flags) {
+        self.metrics.record_mirror(
+            code,
+            flags,
+            self.protocol,
+            self.security,
+            &self.principal,
+            self.start.elapsed(),
+        );
+    }
+}
+
 /// Why no upstream response came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Failure {
@@ -513,21 +574,9 @@ impl Forwarder {
         body: Bytes,
         timeout: Duration,
     ) {
-        let start = Instant::now();
-        let metrics = shadow.mirror.backend.metrics.clone();
-        let (protocol, security, principal) = (shadow.protocol, shadow.security, shadow.principal);
+        let count = MirrorCount::new(&shadow);
         // A copy that cannot even be sent is counted with its failure.
-        let unsent = |f: Failure| {
-            let (status, flags, _) = f.reply();
-            metrics.record_mirror(
-                status.as_u16(),
-                flags,
-                protocol,
-                security,
-                &principal,
-                start.elapsed(),
-            );
-        };
+        let unsent = |f: Failure| count.failed(f);
         let tls_client = match self.tls_client(&shadow.mirror.backend) {
             Ok(c) => c,
             Err(f) => return unsent(f),
@@ -573,21 +622,7 @@ impl Forwarder {
                 let _ = resp.into_body().collect().await;
                 Ok::<_, Failure>(status)
             };
-            let result = if timeout.is_zero() {
-                exchange.await
-            } else {
-                tokio::time::timeout(timeout, exchange)
-                    .await
-                    .unwrap_or(Err(Failure::Timeout))
-            };
-            let (code, flags) = match result {
-                Ok(status) => (status.as_u16(), Flags::NONE),
-                Err(f) => {
-                    let (status, flags, _) = f.reply();
-                    (status.as_u16(), flags)
-                }
-            };
-            metrics.record_mirror(code, flags, protocol, security, &principal, start.elapsed());
+            count.run(exchange, timeout).await;
         });
     }
 

@@ -18,8 +18,8 @@ use super::codec::{self, ChunkedEnd, Framing, ResponseHead};
 use super::upstream::{Conn, ExchangeError};
 use crate::body::ResponseBody;
 use crate::forward::{
-    ClientBody, ConnInfo, Failure, Forwarder, Plan, Planned, Shadow, add_pin, backoff, protocol_of,
-    shadow_host, strip_hop_by_hop,
+    ClientBody, ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, backoff,
+    protocol_of, shadow_host, strip_hop_by_hop,
 };
 use crate::istio::TlsMode;
 use crate::metrics::Flags;
@@ -185,11 +185,7 @@ impl Forwarder {
                     .unwrap_or(Err(ExchangeError::Timeout)),
                 None => exchange.await,
             };
-            let result = result.map_err(|e| match e {
-                ExchangeError::Connect => Failure::Connect,
-                ExchangeError::Reset => Failure::Reset,
-                ExchangeError::Timeout => Failure::Timeout,
-            });
+            let result = result.map_err(Failure::from);
             let retry = attempt < policy.attempts
                 && match &result {
                     Ok((_, head)) => policy.on.status(head.status),
@@ -232,20 +228,9 @@ impl Forwarder {
                 .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
             return self.spawn_mirror(shadow, parts, &path, body.clone(), timeout);
         }
-        let start = Instant::now();
-        let metrics = backend.metrics.clone();
-        let (protocol, security, principal) = (shadow.protocol, shadow.security, shadow.principal);
+        let count = MirrorCount::new(&shadow);
         let Some(endpoint) = backend.next_endpoint().cloned() else {
-            let (status, flags, _) = Failure::NoHealthy.reply();
-            metrics.record_mirror(
-                status.as_u16(),
-                flags,
-                protocol,
-                security,
-                &principal,
-                start.elapsed(),
-            );
-            return;
+            return count.failed(Failure::NoHealthy);
         };
         let mut request = BytesMut::with_capacity(512 + body.len());
         let mut headers = parts.headers.clone();
@@ -263,11 +248,7 @@ impl Forwarder {
                 let (mut conn, head) = pool
                     .exchange(&endpoint, &request, idempotent(&method))
                     .await
-                    .map_err(|e| match e {
-                        ExchangeError::Connect => Failure::Connect,
-                        ExchangeError::Reset => Failure::Reset,
-                        ExchangeError::Timeout => Failure::Timeout,
-                    })?;
+                    .map_err(Failure::from)?;
                 let status = head.status;
                 let framing = head.body_framing(&method);
                 let reusable = head.keep_alive && framing != Framing::Close;
@@ -278,21 +259,7 @@ impl Forwarder {
                 }
                 Ok::<_, Failure>(status)
             };
-            let result = if timeout.is_zero() {
-                exchange.await
-            } else {
-                tokio::time::timeout(timeout, exchange)
-                    .await
-                    .unwrap_or(Err(Failure::Timeout))
-            };
-            let (code, flags) = match result {
-                Ok(status) => (status.as_u16(), Flags::NONE),
-                Err(f) => {
-                    let (status, flags, _) = f.reply();
-                    (status.as_u16(), flags)
-                }
-            };
-            metrics.record_mirror(code, flags, protocol, security, &principal, start.elapsed());
+            count.run(exchange, timeout).await;
         });
     }
 }
@@ -319,6 +286,16 @@ async fn discard_body(up: &mut Conn, framing: Framing) -> Result<(), BodyError> 
             Ok(0) if framing == Framing::Close => return Ok(()),
             Ok(0) | Err(_) => return Err(BodyError::Upstream),
             Ok(_) => {}
+        }
+    }
+}
+
+impl From<ExchangeError> for Failure {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Connect => Self::Connect,
+            ExchangeError::Reset => Self::Reset,
+            ExchangeError::Timeout => Self::Timeout,
         }
     }
 }

@@ -74,6 +74,48 @@ struct Lane<'s> {
     /// The upstream request being written.
     request: BytesMut,
     scratch: Vec<codec::FieldRange>,
+    /// The connection's one timer: header read, idle, or body deadline.
+    timer: LazyTimer,
+}
+
+/// A deadline on a timer that is re-armed only when the deadline moves
+/// earlier, or when it fires before a deadline that moved later: a
+/// keep-alive request sets the idle deadline without touching the timer.
+struct LazyTimer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// When `sleep` fires.
+    at: Instant,
+    deadline: Instant,
+}
+
+impl LazyTimer {
+    fn new(deadline: Instant) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            at: deadline,
+            deadline,
+        }
+    }
+
+    fn set(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        if self.at > deadline {
+            self.sleep.as_mut().reset(deadline);
+            self.at = deadline;
+        }
+    }
+
+    /// Resolves once the deadline has passed.
+    async fn expired(&mut self) {
+        loop {
+            self.sleep.as_mut().await;
+            if Instant::now() >= self.deadline {
+                return;
+            }
+            self.sleep.as_mut().reset(self.deadline);
+            self.at = self.deadline;
+        }
+    }
 }
 
 /// What the connection waits for.
@@ -93,6 +135,7 @@ impl<'s> Lane<'s> {
             out: BytesMut::with_capacity(8 * 1024),
             request: BytesMut::with_capacity(1024),
             scratch: Vec::new(),
+            timer: LazyTimer::new(Instant::now() + shared.limits.header_read_timeout),
         }
     }
 
@@ -111,10 +154,6 @@ impl<'s> Lane<'s> {
         let max_head = limits.max_header_bytes.max(8192);
         let max_body = self.shared.forwarder.settings.max_replay_body;
         let forwarder = &self.shared.forwarder;
-        let mut deadline = Instant::now() + limits.header_read_timeout;
-        let timer = tokio::time::sleep_until(deadline);
-        tokio::pin!(timer);
-        let mut timer_at = deadline;
         let mut waiting = Waiting::Head;
         // One registration with the drain signal for the whole connection
         // (the signal is shared by every connection).
@@ -143,23 +182,13 @@ impl<'s> Lane<'s> {
                     }
                     if waiting == Waiting::Idle {
                         waiting = Waiting::Head;
-                        deadline = Instant::now() + limits.header_read_timeout;
+                        self.timer.set(Instant::now() + limits.header_read_timeout);
                     }
                 } else if waiting == Waiting::Idle && *drain.borrow() {
                     return close(tcp).await;
                 }
                 let idle = waiting == Waiting::Idle;
-                match self
-                    .read(
-                        &mut tcp,
-                        &mut timer,
-                        &mut timer_at,
-                        deadline,
-                        drained.as_mut(),
-                        idle,
-                    )
-                    .await
-                {
+                match self.read(&mut tcp, drained.as_mut(), idle).await {
                     Ok(true) => {}
                     // End of stream, error, timeout or drain: close.
                     _ => return close(tcp).await,
@@ -189,20 +218,10 @@ impl<'s> Lane<'s> {
             };
             let body_len = usize::try_from(body_len).unwrap_or(usize::MAX);
             // A stalled body is cut off like an idle connection.
-            deadline = Instant::now() + limits.idle_timeout;
+            self.timer.set(Instant::now() + limits.idle_timeout);
             while self.buf.len() < body_len {
-                match self
-                    .read(
-                        &mut tcp,
-                        &mut timer,
-                        &mut timer_at,
-                        deadline,
-                        drained.as_mut(),
-                        false,
-                    )
-                    .await
-                {
-                    Ok(true) => deadline = Instant::now() + limits.idle_timeout,
+                match self.read(&mut tcp, drained.as_mut(), false).await {
+                    Ok(true) => self.timer.set(Instant::now() + limits.idle_timeout),
                     _ => return close(tcp).await,
                 }
             }
@@ -226,20 +245,17 @@ impl<'s> Lane<'s> {
                 return close(tcp).await;
             }
             waiting = Waiting::Idle;
-            deadline = Instant::now() + limits.idle_timeout;
+            self.timer.set(Instant::now() + limits.idle_timeout);
         }
     }
 
     /// Reads more client bytes. `Ok(false)`: the connection should close
-    /// (end of stream, `deadline` passed, or, with `watch_drain`, the
-    /// `drained` signal fired; it is not polled again after that).
+    /// (end of stream, the timer's deadline passed, or, with `watch_drain`,
+    /// the `drained` signal fired; it is not polled again after that).
     async fn read<I>(
         &mut self,
         tcp: &mut I,
-        timer: &mut Pin<&mut tokio::time::Sleep>,
-        timer_at: &mut Instant,
-        deadline: Instant,
-        mut drained: Pin<&mut impl Future<Output = Result<(), watch::error::RecvError>>>,
+        drained: Pin<&mut impl Future<Output = Result<(), watch::error::RecvError>>>,
         watch_drain: bool,
     ) -> io::Result<bool>
     where
@@ -248,26 +264,12 @@ impl<'s> Lane<'s> {
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(8 * 1024);
         }
-        // The timer only moves when the deadline comes earlier than it;
-        // when it fires early it is re-armed for the real deadline.
-        if *timer_at > deadline {
-            timer.as_mut().reset(deadline);
-            *timer_at = deadline;
-        }
-        loop {
-            // Reading first: when bytes are there, nothing else is polled.
-            tokio::select! {
-                biased;
-                r = tcp.read_buf(&mut self.buf) => return r.map(|n| n > 0),
-                () = timer.as_mut() => {
-                    if Instant::now() >= deadline {
-                        return Ok(false);
-                    }
-                    timer.as_mut().reset(deadline);
-                    *timer_at = deadline;
-                }
-                _ = drained.as_mut(), if watch_drain => return Ok(false),
-            }
+        // Reading first: when bytes are there, nothing else is polled.
+        tokio::select! {
+            biased;
+            r = tcp.read_buf(&mut self.buf) => r.map(|n| n > 0),
+            () = self.timer.expired() => Ok(false),
+            _ = drained, if watch_drain => Ok(false),
         }
     }
 }
