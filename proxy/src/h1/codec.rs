@@ -582,6 +582,102 @@ mod tests {
         assert_eq!(ChunkedEnd::default().advance(b"zz\r\n"), Err(BadChunk));
     }
 
+    /// Bytes that look a little like HTTP, to reach deeper into the parsers.
+    fn noise(rng: &mut fastrand::Rng, len: usize) -> Vec<u8> {
+        const PIECES: &[&[u8]] = &[
+            b"GET ",
+            b"HTTP/1.1",
+            b"HTTP/1.0",
+            b"\r\n",
+            b"\r\n\r\n",
+            b": ",
+            b"/",
+            b"host",
+            b"content-length",
+            b"transfer-encoding",
+            b"chunked",
+            b"0",
+            b"ff",
+            b";x=y",
+            b" ",
+            b"\n",
+            b"\0",
+            b"\x7f",
+            b"\xff",
+            b"200 OK",
+        ];
+        let mut out = Vec::new();
+        while out.len() < len {
+            if rng.bool() {
+                out.extend_from_slice(PIECES[rng.usize(..PIECES.len())]);
+            } else {
+                out.push(rng.u8(..));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_head_parsers() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut scratch = Vec::new();
+        let mut fields = Vec::new();
+        for _ in 0..20_000 {
+            let len = rng.usize(..160);
+            let bytes = noise(&mut rng, len);
+            let mut buf = BytesMut::from(&bytes[..]);
+            if let Ok(Some(head)) = parse_request(&mut buf, &mut scratch) {
+                assert_eq!(head.raw.len() + buf.len(), bytes.len());
+                assert!(head.raw.ends_with(b"\n"), "{:?}", head.raw);
+            }
+            let mut buf = BytesMut::from(&bytes[..]);
+            match parse_response(&mut buf, std::mem::take(&mut fields)) {
+                Ok(Some(head)) => {
+                    assert_eq!(head.raw.len() + buf.len(), bytes.len());
+                    fields = head.fields;
+                }
+                Ok(None) => {}
+                Err((_, f)) => fields = f,
+            }
+            let _ = ChunkedEnd::default().advance(&bytes);
+        }
+    }
+
+    #[test]
+    fn chunked_ends_are_found_in_random_bodies_split_at_random() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..2_000 {
+            let mut body = Vec::new();
+            for _ in 0..rng.usize(..5) {
+                let n = rng.usize(1..300);
+                body.extend_from_slice(format!("{n:x}").as_bytes());
+                if rng.bool() {
+                    body.extend_from_slice(b";ext=\"v\"");
+                }
+                body.extend_from_slice(b"\r\n");
+                body.extend((0..n).map(|_| rng.u8(..)));
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(b"0\r\n");
+            for _ in 0..rng.usize(..3) {
+                body.extend_from_slice(b"x-t: 1\r\n");
+            }
+            body.extend_from_slice(b"\r\n");
+            let end = body.len();
+            body.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+
+            // Feed it in random pieces, keeping what was not taken.
+            let mut c = ChunkedEnd::default();
+            let (mut fed, mut taken) = (0, 0);
+            while !c.done() {
+                assert!(fed < body.len(), "ran past the end without finishing");
+                fed = (fed + rng.usize(1..64)).min(body.len());
+                taken += c.advance(&body[taken..fed]).unwrap();
+            }
+            assert_eq!(taken, end);
+        }
+    }
+
     #[test]
     fn serialises_heads_and_chunks() {
         let mut out = BytesMut::new();
