@@ -167,6 +167,12 @@ pub fn set_weights(
 pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), RouteError> {
     vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
     clear_mirror(vs, &state.from, &state.to);
+    // A state written before rollouts recorded the cookie still keeps the
+    // sticky routes the VirtualService carries.
+    let carried = match state.sticky_cookie {
+        None => sticky::cookie_of(vs),
+        Some(_) => None,
+    };
     sticky::strip(vs);
     set_weights(vs, &state.from, &state.to, &state.weights)?;
     if state.stage == Stage::Mirror && !state.phase.is_finished() {
@@ -206,14 +212,20 @@ pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), 
             },
         );
     }
-    apply_sticky(vs, state)
+    apply_sticky(vs, state, carried.as_ref())
 }
 
 /// Sticky sessions (see [`sticky`]) on the rollout's route, consistent with
 /// the weights just set: called by [`apply_state`], so every weight write
 /// (steps, `promote`, `rollback`, from any process) carries them.
-pub fn apply_sticky(vs: &mut VirtualService, state: &RolloutState) -> Result<(), RouteError> {
-    let Some(cookie) = &state.sticky_cookie else {
+/// `carried` is the cookie the VirtualService had, used when the state
+/// names none.
+pub fn apply_sticky(
+    vs: &mut VirtualService,
+    state: &RolloutState,
+    carried: Option<&sticky::CookieName>,
+) -> Result<(), RouteError> {
+    let Some(cookie) = state.sticky_cookie.as_ref().or(carried) else {
         return Ok(());
     };
     if let Some(i) = route_index(vs, &state.from, &state.to) {
