@@ -456,3 +456,127 @@ async fn a_route_timeout_during_the_body_ends_the_connection_counted_ut() {
         "{m}"
     );
 }
+
+/// Reads from `tcp` into `got` until it holds `want`.
+async fn read_until(tcp: &mut TcpStream, got: &mut Vec<u8>, want: &[u8]) {
+    tokio::time::timeout(WAIT, async {
+        while !got.windows(want.len()).any(|w| w == want) {
+            let mut chunk = [0u8; 1024];
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("tunnel bytes");
+}
+
+/// An upstream that accepts WebSocket upgrades and then echoes bytes;
+/// other requests get `426`. Sends each request head it reads to `heads`.
+async fn websocket_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 4096];
+                        match tcp.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    buf.drain(..end + 4);
+                    let _ = tx.send(head.clone());
+                    if !head.contains("\r\nupgrade: websocket") {
+                        let _ = tcp
+                            .write_all(
+                                b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 4\r\n\r\nnope",
+                            )
+                            .await;
+                        continue;
+                    }
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+                        .await;
+                    // Echo: what came with the head first, then the rest.
+                    let _ = tcp.write_all(&buf).await;
+                    let (mut r, mut w) = tcp.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    return;
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn websocket_upgrades_become_tunnels_and_other_answers_pass_as_usual() {
+    let (up, mut heads) = websocket_upstream().await;
+    let (_cfg, p) = lean_proxy(up).await;
+
+    // A refused upgrade is an ordinary answer; the connection goes on.
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: svc\r\nUpgrade: nonsense\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let text = read_responses(&mut tcp, 1).await;
+    assert!(text.starts_with("HTTP/1.1 426 Upgrade Required"), "{text}");
+    let head = heads.recv().await.unwrap();
+    assert!(head.contains("\r\nupgrade: nonsense"), "{head}");
+
+    // The upgrade, with the first frame's bytes in the same write.
+    tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: svc\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nearly")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    read_until(&mut tcp, &mut got, b"early").await;
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("\r\nupgrade: websocket\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("\r\nconnection: upgrade\r\n"),
+        "{text}"
+    );
+    let head = heads.recv().await.unwrap();
+    assert!(head.starts_with("get /ws http/1.1"), "{head}");
+    assert!(head.contains("\r\nupgrade: websocket"), "{head}");
+    assert!(head.contains("\r\nconnection: upgrade"), "{head}");
+    assert!(head.contains("\r\nsec-websocket-key: "), "{head}");
+    assert!(head.contains("\r\nx-forwarded-for: 127.0.0.1"), "{head}");
+
+    // Both ways, as long as the client wants.
+    tcp.write_all(b"ping-1").await.unwrap();
+    read_until(&mut tcp, &mut got, b"ping-1").await;
+    tcp.write_all(b"ping-2").await.unwrap();
+    read_until(&mut tcp, &mut got, b"ping-2").await;
+
+    let m = admin_get(p.admin_addr(), "/metrics").await.body;
+    assert_eq!(
+        metric_value(&m, "istio_requests_total", &[("response_code", "101")]),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "istio_requests_total", &[("response_code", "426")]),
+        1.0,
+        "{m}"
+    );
+}

@@ -7,7 +7,7 @@
 //! [`write_response`].
 
 use bytes::{Buf as _, Bytes, BytesMut};
-use http::header;
+use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Body as _;
@@ -40,13 +40,27 @@ pub struct Downstream<'a, W> {
     pub keep_alive: bool,
 }
 
+/// A request past its plan, on its way through the lane.
+struct Exchange<'t, 'c> {
+    plan: Planned<'t>,
+    parts: http::request::Parts,
+    conn: &'c ConnInfo,
+    protocol: crate::metrics::Protocol,
+    start: Instant,
+    /// The route timeout, if any.
+    deadline: Option<Instant>,
+}
+
 /// What the response left behind.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Sent {
     /// The whole response was written; the connection can go on.
     Complete,
     /// The response could not be completed: close the connection.
     Broken,
+    /// The upstream switched protocols (`101`): the connection becomes a
+    /// tunnel to this upstream connection.
+    Upgraded(Box<Conn>),
 }
 
 // === impl Forwarder ===
@@ -59,6 +73,7 @@ impl Forwarder {
         body: Bytes,
         conn: &ConnInfo,
         down: &mut Downstream<'_, W>,
+        upgrade: Option<HeaderValue>,
     ) -> Sent
     where
         W: AsyncWrite + Unpin,
@@ -97,6 +112,17 @@ impl Forwarder {
 
         let timeout = plan.route.timeout.unwrap_or(self.settings.default_timeout);
         let deadline = (!timeout.is_zero()).then(|| start + timeout);
+        if let Some(token) = upgrade {
+            let exchange = Exchange {
+                plan,
+                parts,
+                conn,
+                protocol,
+                start,
+                deadline,
+            };
+            return self.upgrade_h1(exchange, token, down).await;
+        }
         if let Some(shadow) = plan.shadow.clone() {
             self.mirror_h1(shadow, &parts, &body, timeout);
         }
@@ -112,7 +138,7 @@ impl Forwarder {
                 .await
                 .unwrap_or(Err(Failure::Timeout)),
         };
-        let (mut up, head, endpoint) = match result {
+        let (up, head, endpoint) = match result {
             Ok(r) => r,
             Err(f) => {
                 let resp = self.respond(Err(f), plan, &parts, protocol, conn, start);
@@ -120,16 +146,41 @@ impl Forwarder {
             }
         };
 
+        let exchange = Exchange {
+            plan,
+            parts,
+            conn,
+            protocol,
+            start,
+            deadline,
+        };
+        self.relay(exchange, up, head, Some(endpoint), down).await
+    }
+
+    /// Forwards an upstream response head and body to the client and
+    /// counts the request; the upstream connection goes back to the pool
+    /// (to `endpoint`) when the exchange ended cleanly.
+    async fn relay<W>(
+        &self,
+        x: Exchange<'_, '_>,
+        mut up: Conn,
+        head: ResponseHead,
+        endpoint: Option<&http::uri::Authority>,
+        down: &mut Downstream<'_, W>,
+    ) -> Sent
+    where
+        W: AsyncWrite + Unpin,
+    {
         let status = head.status;
-        let framing = head.body_framing(&parts.method);
+        let framing = head.body_framing(&x.parts.method);
         let reusable = head.keep_alive;
-        write_upstream_head(down, &head, framing, &plan);
+        write_upstream_head(down, &head, framing, &x.plan);
         up.recycle(head);
-        let forwarded = forward_body(down, &mut up, framing, deadline).await;
-        let mut flags = plan.flags;
+        let forwarded = forward_body(down, &mut up, framing, x.deadline).await;
+        let mut flags = x.plan.flags;
         let mut sent = match forwarded {
             Ok(()) => {
-                if reusable && framing != Framing::Close {
+                if let Some(endpoint) = endpoint.filter(|_| reusable && framing != Framing::Close) {
                     self.pool.checkin(endpoint, up);
                 }
                 Sent::Complete
@@ -148,19 +199,91 @@ impl Forwarder {
         // Counted before the last bytes go out: a client that has its
         // answer finds it in /metrics (meshctl polls right after a window).
         self.finish(
-            &plan.backend.metrics,
-            &parts,
+            &x.plan.backend.metrics,
+            &x.parts,
             status,
             flags,
-            protocol,
-            conn,
-            start,
-            Some(plan.route),
+            x.protocol,
+            x.conn,
+            x.start,
+            Some(x.plan.route),
         );
-        if sent == Sent::Complete && flush(down).await.is_err() {
+        if matches!(sent, Sent::Complete) && flush(down).await.is_err() {
             sent = Sent::Broken;
         }
         sent
+    }
+
+    /// An upgrade request (WebSocket and the like): sent with its
+    /// `Upgrade` and `Connection: upgrade` on a new upstream connection,
+    /// within the route timeout and without retries. A `101` answer is
+    /// forwarded and the connection becomes a tunnel; any other answer is
+    /// forwarded as usual.
+    async fn upgrade_h1<W>(
+        &self,
+        mut x: Exchange<'_, '_>,
+        token: HeaderValue,
+        down: &mut Downstream<'_, W>,
+    ) -> Sent
+    where
+        W: AsyncWrite + Unpin,
+    {
+        x.parts.headers.insert(header::UPGRADE, token);
+        x.parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        let request = &mut *down.request;
+        request.clear();
+        codec::write_request_head(request, &x.parts.method, &x.parts.uri, &x.parts.headers);
+        let exchange = async {
+            let endpoint = x.plan.backend.next_endpoint().ok_or(Failure::NoHealthy)?;
+            let r = self.pool.exchange_upgrade(endpoint, request).await;
+            r.map_err(Failure::from)
+        };
+        let result = match x.deadline {
+            None => exchange.await,
+            Some(d) => tokio::time::timeout_at(d, exchange)
+                .await
+                .unwrap_or(Err(Failure::Timeout)),
+        };
+        let (mut up, head) = match result {
+            Ok(r) => r,
+            Err(f) => {
+                let resp = self.respond(Err(f), x.plan, &x.parts, x.protocol, x.conn, x.start);
+                return write_response(down, resp, false).await;
+            }
+        };
+        if head.status != StatusCode::SWITCHING_PROTOCOLS {
+            return self.relay(x, up, head, None, down).await;
+        }
+        let out = &mut *down.out;
+        out.clear();
+        codec::write_status_line(out, head.status);
+        for (name, value) in head.field_bytes() {
+            // `Connection` and `Upgrade` are the point of a 101 and stay.
+            if !codec::is_hop_by_hop(name)
+                || name.eq_ignore_ascii_case(b"connection")
+                || name.eq_ignore_ascii_case(b"upgrade")
+            {
+                codec::write_field(out, name, value);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        up.recycle(head);
+        self.finish(
+            &x.plan.backend.metrics,
+            &x.parts,
+            StatusCode::SWITCHING_PROTOCOLS,
+            x.plan.flags,
+            x.protocol,
+            x.conn,
+            x.start,
+            Some(x.plan.route),
+        );
+        match flush(down).await {
+            Ok(()) => Sent::Upgraded(Box::new(up)),
+            Err(_) => Sent::Broken,
+        }
     }
 
     /// Sends the request to the planned destination, retrying by the
@@ -605,7 +728,10 @@ mod tests {
             keep_alive: true,
         };
         let resp = Response::new(ResponseBody::bytes(body));
-        assert_eq!(write_response(&mut down, resp, false).await, Sent::Complete);
+        assert!(matches!(
+            write_response(&mut down, resp, false).await,
+            Sent::Complete
+        ));
         assert!(out.capacity() <= 2 * WRITE_CHUNK, "{}", out.capacity());
         drop(server);
         let all = reader.await.unwrap();

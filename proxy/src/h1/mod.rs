@@ -16,11 +16,14 @@
 //! before the first request is parsed, or at any later request, the
 //! connection with the bytes read so far goes to
 //! [`crate::server::serve_hyper`] — HTTP/2 prior knowledge, HTTP/1.0,
-//! `Upgrade`, `Expect`, `CONNECT`, chunked or large (above
+//! `Upgrade: h2c`, `Expect`, `CONNECT`, chunked or large (above
 //! `max_replay_body`) request bodies, malformed or oversized heads (hyper
 //! answers 400/431). On a TLS listener the lane serves connections that did
 //! not negotiate `h2` by ALPN. Upstreams with DestinationRule TLS are
 //! reached through hyper's client (the response is still written here).
+//!
+//! Upgrades (WebSocket) it serves itself: a `101` from the upstream turns
+//! the connection into a tunnel (`tokio::io::copy_bidirectional`).
 //!
 //! Limits hold as on hyper's path: a request head must arrive within
 //! `header_read_timeout`, an idle keep-alive connection closes after
@@ -200,10 +203,21 @@ impl<'s> Lane<'s> {
             let body_len = codec::request_body_len(&head.headers)
                 .ok()
                 .filter(|n| *n <= max_body);
+            // An upgrade the lane tunnels: `Upgrade` with `Connection:
+            // upgrade` and no body (WebSocket); h2c goes to hyper.
+            let upgrade = head
+                .headers
+                .get(header::UPGRADE)
+                .filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"h2c"))
+                .filter(|_| codec::has_token(&head.headers, &header::CONNECTION, "upgrade"))
+                .filter(|_| body_len == Some(0))
+                .cloned();
             let reason = match body_len {
                 _ if head.minor != 1 => Some("http_1_0"),
                 _ if head.method == Method::CONNECT => Some("connect"),
-                _ if head.headers.contains_key(header::UPGRADE) => Some("upgrade"),
+                _ if head.headers.contains_key(header::UPGRADE) && upgrade.is_none() => {
+                    Some("upgrade")
+                }
                 _ if head.headers.contains_key(header::EXPECT) => Some("expect"),
                 None => Some("request_body"),
                 Some(_) => None,
@@ -240,9 +254,16 @@ impl<'s> Lane<'s> {
                 request: &mut self.request,
                 keep_alive,
             };
-            let sent = forwarder.handle_h1(parts, body, info, &mut down).await;
-            if sent == Sent::Broken || !keep_alive {
-                return close(tcp).await;
+            match forwarder
+                .handle_h1(parts, body, info, &mut down, upgrade)
+                .await
+            {
+                Sent::Complete if keep_alive => {}
+                Sent::Complete | Sent::Broken => return close(tcp).await,
+                Sent::Upgraded(up) => {
+                    tunnel(tcp, &self.buf, *up).await;
+                    return None;
+                }
             }
             waiting = Waiting::Idle;
             self.timer.set(Instant::now() + limits.idle_timeout);
@@ -271,6 +292,24 @@ impl<'s> Lane<'s> {
             () = self.timer.expired() => Ok(false),
             _ = drained, if watch_drain => Ok(false),
         }
+    }
+}
+
+/// Joins the client to the upstream after `101 Switching Protocols`,
+/// passing first what each side sent early, until either side closes.
+async fn tunnel<I>(mut client: I, early: &[u8], mut up: upstream::Conn)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let result = async {
+        up.tcp.write_all(early).await?;
+        client.write_all(&up.buf).await?;
+        client.flush().await?;
+        tokio::io::copy_bidirectional(&mut client, &mut up.tcp).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "upgraded connection ended with an error");
     }
 }
 

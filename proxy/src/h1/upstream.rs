@@ -174,7 +174,7 @@ impl Pool {
         resendable: bool,
     ) -> Result<(Conn, ResponseHead), ExchangeError> {
         if let Some(mut conn) = self.checkout(endpoint) {
-            match conn.round_trip(request).await {
+            match conn.round_trip(request, false).await {
                 Ok(head) => return Ok((conn, head)),
                 Err(Trip::Stale) if resendable => {
                     tracing::debug!(%endpoint, "pooled connection was closed; resending on a new one");
@@ -183,7 +183,22 @@ impl Pool {
             }
         }
         let mut conn = self.connect(endpoint).await?;
-        match conn.round_trip(request).await {
+        match conn.round_trip(request, false).await {
+            Ok(head) => Ok((conn, head)),
+            Err(_) => Err(ExchangeError::Reset),
+        }
+    }
+
+    /// Sends an upgrade request (`Connection: upgrade`) on a new
+    /// connection, never a pooled one, and reads the response head: `101
+    /// Switching Protocols` or an ordinary answer.
+    pub async fn exchange_upgrade(
+        &self,
+        endpoint: &Authority,
+        request: &[u8],
+    ) -> Result<(Conn, ResponseHead), ExchangeError> {
+        let mut conn = self.connect(endpoint).await?;
+        match conn.round_trip(request, true).await {
             Ok(head) => Ok((conn, head)),
             Err(_) => Err(ExchangeError::Reset),
         }
@@ -209,7 +224,9 @@ impl Conn {
         matches!(self.tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    async fn round_trip(&mut self, request: &[u8]) -> Result<ResponseHead, Trip> {
+    /// Writes `request` and reads the final response head; `101` is final
+    /// only when the request asked to `upgrade`.
+    async fn round_trip(&mut self, request: &[u8], upgrade: bool) -> Result<ResponseHead, Trip> {
         let stale = if self.reused {
             Trip::Stale
         } else {
@@ -224,6 +241,11 @@ impl Conn {
                 got_any = true;
                 let fields = std::mem::take(&mut self.fields);
                 match codec::parse_response(&mut self.buf, fields) {
+                    Ok(Some(head))
+                        if upgrade && head.status == http::StatusCode::SWITCHING_PROTOCOLS =>
+                    {
+                        return Ok(head);
+                    }
                     Ok(Some(head)) if head.status.is_informational() => {
                         // 1xx (103 Early Hints, a stray 100): not forwarded.
                         if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
