@@ -670,6 +670,11 @@ where
             codec::write_field(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
+    if !head.headers.contains_key(header::DATE) {
+        // As hyper's listener does for the proxy's own replies.
+        let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+        codec::write_field(out, b"date", now.as_bytes());
+    }
     let bodiless = head.status.is_informational()
         || head.status == StatusCode::NO_CONTENT
         || head.status == StatusCode::NOT_MODIFIED;
@@ -736,8 +741,9 @@ mod tests {
         drop(server);
         let all = reader.await.unwrap();
         let text = String::from_utf8_lossy(&all[..100]).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\ndate: "), "{text}");
         assert!(
-            text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 1048576\r\n\r\nxxx"),
+            text.contains("\r\ncontent-length: 1048576\r\n\r\nxxx"),
             "{text}"
         );
         assert_eq!(all.len(), text.find("xxx").unwrap() + 1024 * 1024);
