@@ -580,3 +580,36 @@ async fn websocket_upgrades_become_tunnels_and_other_answers_pass_as_usual() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
+    let (up, _heads) = websocket_upstream().await;
+    let cfg = ConfigDir::new(&split(100, 0), &[up], &[up]);
+    let p = proxy_with(cfg.path(), |s| {
+        s.limits.idle_timeout = Duration::from_secs(1)
+    })
+    .await;
+    let mut tcp = TcpStream::connect(p.listen_addr()).await.unwrap();
+    tcp.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: svc\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    read_until(&mut tcp, &mut got, b"\r\n\r\n").await;
+    // Traffic keeps it open past the timeout...
+    for i in 0..4 {
+        let msg = format!("ping-{i}");
+        tcp.write_all(msg.as_bytes()).await.unwrap();
+        read_until(&mut tcp, &mut got, msg.as_bytes()).await;
+        // 4 x 300 ms is past the timeout; each gap leaves 700 ms of slack.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // ...and silence closes it.
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the idle tunnel is closed")
+        .unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}

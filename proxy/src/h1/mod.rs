@@ -261,7 +261,7 @@ impl<'s> Lane<'s> {
                 Sent::Complete if keep_alive => {}
                 Sent::Complete | Sent::Broken => return close(tcp).await,
                 Sent::Upgraded(up) => {
-                    tunnel(tcp, &self.buf, *up).await;
+                    tunnel(tcp, &self.buf, *up, limits.idle_timeout).await;
                     return None;
                 }
             }
@@ -296,8 +296,10 @@ impl<'s> Lane<'s> {
 }
 
 /// Joins the client to the upstream after `101 Switching Protocols`,
-/// passing first what each side sent early, until either side closes.
-async fn tunnel<I>(mut client: I, early: &[u8], mut up: upstream::Conn)
+/// passing first what each side sent early, until either side closes or
+/// no byte has moved either way for `idle` (nginx's `proxy_read_timeout`
+/// for WebSockets; `--idle-timeout`).
+async fn tunnel<I>(mut client: I, early: &[u8], mut up: upstream::Conn, idle: std::time::Duration)
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -305,7 +307,39 @@ where
         up.tcp.write_all(early).await?;
         client.write_all(&up.buf).await?;
         client.flush().await?;
-        tokio::io::copy_bidirectional(&mut client, &mut up.tcp).await
+        let (mut client_in, mut client_out) = tokio::io::split(client);
+        let (mut up_in, mut up_out) = up.tcp.split();
+        let mut to_up = [0u8; 16 * 1024];
+        let mut to_client = [0u8; 16 * 1024];
+        // Each direction closes its write side when its read side ends; the
+        // tunnel is over when both have.
+        let (mut client_done, mut up_done) = (false, false);
+        while !(client_done && up_done) {
+            tokio::select! {
+                r = client_in.read(&mut to_up), if !client_done => match r? {
+                    0 => {
+                        client_done = true;
+                        up_out.shutdown().await?;
+                    }
+                    n => up_out.write_all(&to_up[..n]).await?,
+                },
+                r = up_in.read(&mut to_client), if !up_done => match r? {
+                    0 => {
+                        up_done = true;
+                        client_out.shutdown().await?;
+                    }
+                    n => {
+                        client_out.write_all(&to_client[..n]).await?;
+                        client_out.flush().await?;
+                    }
+                },
+                () = tokio::time::sleep(idle) => {
+                    tracing::debug!(?idle, "upgraded connection idle; closing");
+                    break;
+                }
+            }
+        }
+        Ok::<_, io::Error>(())
     }
     .await;
     if let Err(e) = result {
