@@ -133,15 +133,6 @@ pub struct Forwarder {
     pub(crate) pool: Arc<crate::h1::Pool>,
 }
 
-/// The client's request body as the request path gets it.
-#[derive(Debug)]
-pub(crate) enum ClientBody {
-    /// Streamed from the client (hyper's listener).
-    Streamed(Incoming),
-    /// Read whole already (the lean HTTP/1.1 lane), so it can be replayed.
-    Buffered(Bytes),
-}
-
 /// What to do with a routed request.
 #[derive(Debug)]
 pub(crate) enum Plan<'t> {
@@ -374,7 +365,7 @@ impl Forwarder {
                         plan.route,
                         plan.backend,
                         &mut parts,
-                        ClientBody::Streamed(body),
+                        body,
                         plan.shadow.clone(),
                     )
                     .await;
@@ -562,6 +553,23 @@ impl Forwarder {
         }
     }
 
+    /// How to open TLS to `backend` when its DestinationRule asks for it
+    /// (for the lean lane's own pool); failures as in [`Self::tls_client`].
+    pub(crate) fn upstream_tls(
+        &self,
+        backend: &Backend,
+    ) -> Result<Option<crate::tls::UpstreamTls>, Failure> {
+        match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
+            None => Ok(None),
+            Some(settings) => {
+                let pool = self.tls.as_ref().ok_or(Failure::Connect)?;
+                pool.upstream_tls(settings, &backend.metrics.id().name)
+                    .map(Some)
+                    .map_err(|_| Failure::Connect)
+            }
+        }
+    }
+
     /// Sends a copy of the request to the mirror destination in the
     /// background. Its response is read and dropped; it never delays or
     /// fails the real request. Mirrored requests carry `Host: NAME-shadow`,
@@ -671,12 +679,12 @@ impl Forwarder {
     /// read whole before it is returned, so its head and body reach the
     /// client in one write (one wake-up of the client instead of two);
     /// anything larger or of unknown length streams.
-    pub(crate) async fn forward(
+    async fn forward(
         &self,
         route: &Route,
         backend: &Backend,
         parts: &mut http::request::Parts,
-        body: ClientBody,
+        body: Incoming,
         shadow: Option<Shadow<'_>>,
     ) -> Result<Response<ResponseBody>, Failure> {
         let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
@@ -706,18 +714,10 @@ impl Forwarder {
         route: &Route,
         backend: &Backend,
         parts: &mut http::request::Parts,
-        body: ClientBody,
+        body: Incoming,
         shadow: Option<Shadow<'_>>,
     ) -> Result<Response<Incoming>, Failure> {
         let policy = route.retry;
-        let body = match body {
-            ClientBody::Buffered(b) => {
-                return self
-                    .send(route, backend, parts, (None, Some(b)), shadow)
-                    .await;
-            }
-            ClientBody::Streamed(b) => b,
-        };
         // Decide once whether the body can be replayed (see the module docs).
         let prepared = if body.is_end_stream() {
             (None, Some(Bytes::new()))

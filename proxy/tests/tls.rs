@@ -197,6 +197,16 @@ async fn tls_get(
 
 /// An HTTPS upstream answering `<client SPIFFE ID or anonymous> <SNI or ->`.
 async fn tls_upstream(cert: &Issued, client_ca: Option<&Pki>) -> SocketAddr {
+    tls_upstream_counted(cert, client_ca).await.0
+}
+
+/// [`tls_upstream`], counting the TLS connections it accepts.
+async fn tls_upstream_counted(
+    cert: &Issued,
+    client_ca: Option<&Pki>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
     let builder = rustls::ServerConfig::builder_with_provider(meshproxy::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap();
@@ -220,10 +230,12 @@ async fn tls_upstream(cert: &Issued, client_ca: Option<&Pki>) -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            let counter = counter.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let conn = tls.get_ref().1;
                 let who = conn
                     .peer_certificates()
@@ -243,7 +255,7 @@ async fn tls_upstream(cert: &Issued, client_ca: Option<&Pki>) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, accepted)
 }
 
 /// The leaf certificate the proxy serves to a new connection.
@@ -446,6 +458,34 @@ fn route_with_tls(cfg: &ConfigDir, upstream: SocketAddr, tls: &str) {
             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: svc}}\nspec:\n  host: svc\n  trafficPolicy:\n    tls: {tls}\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc}}\nspec:\n  hosts: [svc]\n  http:\n  - route:\n    - destination: {{host: svc, subset: v1}}\n"
         ),
     );
+}
+
+#[tokio::test]
+async fn connections_to_an_mtls_upstream_are_pooled() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "mesh");
+    let (mesh_cert, mesh_key) = pki.workload("meshproxy").write(certs.path(), "meshproxy");
+    let (mutual, accepted) = tls_upstream_counted(&pki.workload("svc"), Some(&pki)).await;
+    let cfg = ConfigDir::new(&split(100, 0), &[mutual], &[]);
+    route_with_tls(&cfg, mutual, "{mode: ISTIO_MUTUAL}");
+    let handle = proxy_with(cfg.path(), |s| {
+        s.tls.mesh = Some(MeshIdentityFiles {
+            cert: mesh_cert.clone(),
+            key: mesh_key.clone(),
+            ca: pki.ca_path.clone(),
+        });
+    })
+    .await;
+    let http = client();
+    for i in 0..30 {
+        let r = get(&http, handle.listen_addr(), "svc", "/").await;
+        assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.body);
+        assert_eq!(r.body, "spiffe://cluster.local/ns/default/sa/meshproxy svc");
+    }
+    // One keep-alive client connection is served by one worker, whose pool
+    // keeps its upstream connection (session tickets and all).
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(n <= 2, "{n} TLS connections for 30 requests");
 }
 
 #[tokio::test]

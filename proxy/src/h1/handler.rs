@@ -18,11 +18,12 @@ use super::codec::{self, ChunkedEnd, Framing, ResponseHead};
 use super::upstream::{Conn, ExchangeError};
 use crate::body::ResponseBody;
 use crate::forward::{
-    ClientBody, ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, backoff,
+    ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, backoff,
     protocol_of, shadow_host, strip_hop_by_hop,
 };
 use crate::istio::TlsMode;
 use crate::metrics::Flags;
+use crate::tls::UpstreamTls;
 
 /// Bytes gathered before a write while forwarding a body.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -49,6 +50,8 @@ struct Exchange<'t, 'c> {
     start: Instant,
     /// The route timeout, if any.
     deadline: Option<Instant>,
+    /// TLS to the upstream, when its DestinationRule asks for it.
+    tls: Option<UpstreamTls>,
 }
 
 /// What the response left behind.
@@ -89,27 +92,13 @@ impl Forwarder {
             }
             Plan::Forward(plan) => plan,
         };
-        let tls = match self.tls_client(plan.backend) {
-            Ok(tls) => tls.is_some(),
+        let tls = match self.upstream_tls(plan.backend) {
+            Ok(tls) => tls,
             Err(f) => {
                 let resp = self.respond(Err(f), plan, &parts, protocol, conn, start);
                 return write_response(down, resp, head_only).await;
             }
         };
-        if tls {
-            let result = self
-                .forward(
-                    plan.route,
-                    plan.backend,
-                    &mut parts,
-                    ClientBody::Buffered(body),
-                    plan.shadow.clone(),
-                )
-                .await;
-            let resp = self.respond(result, plan, &parts, protocol, conn, start);
-            return write_response(down, resp, head_only).await;
-        }
-
         let timeout = plan.route.timeout.unwrap_or(self.settings.default_timeout);
         let deadline = (!timeout.is_zero()).then(|| start + timeout);
         if let Some(token) = upgrade {
@@ -120,6 +109,7 @@ impl Forwarder {
                 protocol,
                 start,
                 deadline,
+                tls,
             };
             return self.upgrade_h1(exchange, token, down).await;
         }
@@ -131,7 +121,7 @@ impl Forwarder {
         codec::write_request_head(request, &parts.method, &parts.uri, &parts.headers);
         request.extend_from_slice(&body);
         let resendable = idempotent(&parts.method);
-        let tries = self.lean_tries(&plan, request, resendable);
+        let tries = self.lean_tries(&plan, tls.as_ref(), request, resendable);
         let result = match deadline {
             None => tries.await,
             Some(d) => tokio::time::timeout_at(d, tries)
@@ -153,6 +143,7 @@ impl Forwarder {
             protocol,
             start,
             deadline,
+            tls,
         };
         self.relay(exchange, up, head, Some(endpoint), down).await
     }
@@ -181,7 +172,7 @@ impl Forwarder {
         let mut sent = match forwarded {
             Ok(()) => {
                 if let Some(endpoint) = endpoint.filter(|_| reusable && framing != Framing::Close) {
-                    self.pool.checkin(endpoint, up);
+                    self.pool.checkin(endpoint, x.tls.as_ref(), up);
                 }
                 Sent::Complete
             }
@@ -237,7 +228,10 @@ impl Forwarder {
         codec::write_request_head(request, &x.parts.method, &x.parts.uri, &x.parts.headers);
         let exchange = async {
             let endpoint = x.plan.backend.next_endpoint().ok_or(Failure::NoHealthy)?;
-            let r = self.pool.exchange_upgrade(endpoint, request).await;
+            let r = self
+                .pool
+                .exchange_upgrade(endpoint, x.tls.as_ref(), request)
+                .await;
             r.map_err(Failure::from)
         };
         let result = match x.deadline {
@@ -292,6 +286,7 @@ impl Forwarder {
     async fn lean_tries<'p>(
         &self,
         plan: &Planned<'p>,
+        tls: Option<&UpstreamTls>,
         request: &[u8],
         resendable: bool,
     ) -> Result<(Conn, ResponseHead, &'p http::uri::Authority), Failure> {
@@ -301,7 +296,7 @@ impl Forwarder {
             let Some(endpoint) = plan.backend.next_endpoint() else {
                 return Err(Failure::NoHealthy);
             };
-            let exchange = self.pool.exchange(endpoint, request, resendable);
+            let exchange = self.pool.exchange(endpoint, tls, request, resendable);
             let result = match policy.per_try_timeout {
                 Some(t) => tokio::time::timeout(t, exchange)
                     .await
@@ -369,7 +364,7 @@ impl Forwarder {
         tokio::spawn(async move {
             let exchange = async {
                 let (mut conn, head) = pool
-                    .exchange(&endpoint, &request, idempotent(&method))
+                    .exchange(&endpoint, None, &request, idempotent(&method))
                     .await
                     .map_err(Failure::from)?;
                 let status = head.status;
@@ -378,7 +373,7 @@ impl Forwarder {
                 conn.recycle(head);
                 // Read the body to its end so the connection can be reused.
                 if discard_body(&mut conn, framing).await.is_ok() && reusable {
-                    pool.checkin(&endpoint, conn);
+                    pool.checkin(&endpoint, None, conn);
                 }
                 Ok::<_, Failure>(status)
             };

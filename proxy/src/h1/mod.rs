@@ -304,11 +304,12 @@ where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let result = async {
-        up.tcp.write_all(early).await?;
+        up.io.write_all(early).await?;
+        up.io.flush().await?;
         client.write_all(&up.buf).await?;
         client.flush().await?;
         let (mut client_in, mut client_out) = tokio::io::split(client);
-        let (mut up_in, mut up_out) = up.tcp.split();
+        let (mut up_in, mut up_out) = tokio::io::split(up.io);
         let mut to_up = [0u8; 16 * 1024];
         let mut to_client = [0u8; 16 * 1024];
         // Each direction closes its write side when its read side ends; the
@@ -321,7 +322,10 @@ where
                         client_done = true;
                         up_out.shutdown().await?;
                     }
-                    n => up_out.write_all(&to_up[..n]).await?,
+                    n => {
+                        up_out.write_all(&to_up[..n]).await?;
+                        up_out.flush().await?;
+                    }
                 },
                 r = up_in.read(&mut to_client), if !up_done => match r? {
                     0 => {

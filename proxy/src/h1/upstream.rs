@@ -10,16 +10,21 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt as _;
 use http::uri::Authority;
-use tokio::io::AsyncWriteExt as _;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::codec::{self, FieldRange, HeadError, ResponseHead};
+use crate::tls::UpstreamTls;
 
 /// Idle connections kept per endpoint, at most.
 const MAX_IDLE_PER_ENDPOINT: usize = 1024;
@@ -28,11 +33,78 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Largest upstream response head.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
+/// An upstream connection's byte stream: plain TCP, or TLS for
+/// destinations whose DestinationRule asks for it.
+#[derive(Debug)]
+pub enum Io {
+    /// Plain text.
+    Plain(TcpStream),
+    /// TLS (`SIMPLE`, `MUTUAL`, `ISTIO_MUTUAL`).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(t) => Pin::new(t).poll_read(cx, buf),
+            Self::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(t) => Pin::new(t).poll_write(cx, buf),
+            Self::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(t) => Pin::new(t).poll_flush(cx),
+            Self::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(t) => Pin::new(t).poll_shutdown(cx),
+            Self::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Which pool a connection belongs to: the endpoint, and for TLS the
+/// config and server name it was opened with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    endpoint: Authority,
+    tls: Option<(usize, ServerName<'static>)>,
+}
+
+impl Key {
+    fn new(endpoint: &Authority, tls: Option<&UpstreamTls>) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            tls: tls.map(|t| (t.config_id(), t.server_name().clone())),
+        }
+    }
+}
+
 /// One upstream connection and its read buffer.
 #[derive(Debug)]
 pub struct Conn {
-    /// The socket.
-    pub tcp: TcpStream,
+    /// The stream.
+    pub io: Io,
     /// Bytes read but not yet consumed.
     pub buf: BytesMut,
     fields: Vec<FieldRange>,
@@ -61,7 +133,7 @@ pub struct Pool {
 #[derive(Debug)]
 struct Idle {
     /// Keyed by a fast hash (two lookups per request; keys from the config).
-    by_endpoint: HashMap<Authority, Vec<(Conn, Instant)>, foldhash::fast::RandomState>,
+    by_endpoint: HashMap<Key, Vec<(Conn, Instant)>, foldhash::fast::RandomState>,
     next_sweep: Instant,
 }
 
@@ -96,9 +168,9 @@ impl Pool {
     }
 
     /// A live idle connection to `endpoint`, if there is one.
-    fn checkout(&self, endpoint: &Authority) -> Option<Conn> {
+    fn checkout(&self, key: &Key) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.by_endpoint.get_mut(endpoint)?;
+        let list = idle.by_endpoint.get_mut(key)?;
         while let Some((mut conn, since)) = list.pop() {
             if since.elapsed() < IDLE_TIMEOUT && conn.is_open() {
                 conn.reused = true;
@@ -116,25 +188,30 @@ impl Pool {
 
     /// Returns a connection whose last exchange ended cleanly; every
     /// `IDLE_TIMEOUT / 3` this also sweeps out stale ones.
-    pub fn checkin(&self, endpoint: &Authority, conn: Conn) {
+    pub fn checkin(&self, endpoint: &Authority, tls: Option<&UpstreamTls>, conn: Conn) {
         if !conn.buf.is_empty() {
             return; // the upstream sent more than its response
         }
+        let key = Key::new(endpoint, tls);
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if now >= idle.next_sweep {
             idle.sweep(now);
         }
-        let list = match idle.by_endpoint.get_mut(endpoint) {
+        let list = match idle.by_endpoint.get_mut(&key) {
             Some(list) => list,
-            None => idle.by_endpoint.entry(endpoint.clone()).or_default(),
+            None => idle.by_endpoint.entry(key).or_default(),
         };
         if list.len() < MAX_IDLE_PER_ENDPOINT {
             list.push((conn, now));
         }
     }
 
-    async fn connect(&self, endpoint: &Authority) -> Result<Conn, ExchangeError> {
+    async fn connect(
+        &self,
+        endpoint: &Authority,
+        tls: Option<&UpstreamTls>,
+    ) -> Result<Conn, ExchangeError> {
         let connect = async {
             let tcp = match endpoint.as_str().parse::<SocketAddr>() {
                 Ok(addr) => TcpStream::connect(addr).await?,
@@ -144,11 +221,15 @@ impl Pool {
                 }
             };
             tcp.set_nodelay(true)?;
-            Ok::<_, io::Error>(tcp)
+            // The handshake counts as part of connecting (a refused one is UF).
+            Ok::<_, io::Error>(match tls {
+                None => Io::Plain(tcp),
+                Some(tls) => Io::Tls(Box::new(tls.connect(tcp).await?)),
+            })
         };
         match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(tcp)) => Ok(Conn {
-                tcp,
+            Ok(Ok(io)) => Ok(Conn {
+                io,
                 buf: BytesMut::with_capacity(8 * 1024),
                 fields: Vec::new(),
                 reused: false,
@@ -170,10 +251,11 @@ impl Pool {
     pub async fn exchange(
         &self,
         endpoint: &Authority,
+        tls: Option<&UpstreamTls>,
         request: &[u8],
         resendable: bool,
     ) -> Result<(Conn, ResponseHead), ExchangeError> {
-        if let Some(mut conn) = self.checkout(endpoint) {
+        if let Some(mut conn) = self.checkout(&Key::new(endpoint, tls)) {
             match conn.round_trip(request, false).await {
                 Ok(head) => return Ok((conn, head)),
                 Err(Trip::Stale) if resendable => {
@@ -182,7 +264,7 @@ impl Pool {
                 Err(_) => return Err(ExchangeError::Reset),
             }
         }
-        let mut conn = self.connect(endpoint).await?;
+        let mut conn = self.connect(endpoint, tls).await?;
         match conn.round_trip(request, false).await {
             Ok(head) => Ok((conn, head)),
             Err(_) => Err(ExchangeError::Reset),
@@ -195,9 +277,10 @@ impl Pool {
     pub async fn exchange_upgrade(
         &self,
         endpoint: &Authority,
+        tls: Option<&UpstreamTls>,
         request: &[u8],
     ) -> Result<(Conn, ResponseHead), ExchangeError> {
-        let mut conn = self.connect(endpoint).await?;
+        let mut conn = self.connect(endpoint, tls).await?;
         match conn.round_trip(request, true).await {
             Ok(head) => Ok((conn, head)),
             Err(_) => Err(ExchangeError::Reset),
@@ -221,7 +304,14 @@ impl Conn {
     /// seen it readable (a close or stray bytes), which costs no syscall.
     fn is_open(&mut self) -> bool {
         let mut probe = [0u8; 1];
-        matches!(self.tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        match &mut self.io {
+            Io::Plain(tcp) => {
+                matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            // Through rustls, which handles what is not application data
+            // (session tickets); a close or stray data makes it ready.
+            Io::Tls(tls) => tls.read(&mut probe).now_or_never().is_none(),
+        }
     }
 
     /// Writes `request` and reads the final response head; `101` is final
@@ -232,7 +322,7 @@ impl Conn {
         } else {
             Trip::Broken
         };
-        if self.tcp.write_all(request).await.is_err() {
+        if self.io.write_all(request).await.is_err() || self.io.flush().await.is_err() {
             return Err(stale);
         }
         let mut got_any = false;
@@ -275,11 +365,10 @@ impl Conn {
 
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     pub async fn read_more(&mut self) -> io::Result<usize> {
-        use tokio::io::AsyncReadExt as _;
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(8 * 1024);
         }
-        self.tcp.read_buf(&mut self.buf).await
+        self.io.read_buf(&mut self.buf).await
     }
 
     /// Gives the head's field buffer back for the next response.
@@ -319,13 +408,13 @@ mod tests {
         let (endpoint, mut served) = upstream().await;
         let pool = Pool::new(Duration::from_secs(1));
         let (mut conn, head) = pool
-            .exchange(&endpoint, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", true)
+            .exchange(&endpoint, None, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", true)
             .await
             .unwrap();
         assert_eq!(head.status, 200);
         conn.recycle(head);
         conn.buf.clear(); // the body, as the lane would have forwarded it
-        pool.checkin(&endpoint, conn);
+        pool.checkin(&endpoint, None, conn);
         assert_eq!(pool.idle_connections(), 1);
 
         // The upstream closes it; once the event loop has seen that, a
@@ -348,7 +437,7 @@ mod tests {
         drop(closed);
         let pool = Pool::new(Duration::from_secs(1));
         let err = pool
-            .exchange(&endpoint, b"GET / HTTP/1.1\r\n\r\n", true)
+            .exchange(&endpoint, None, b"GET / HTTP/1.1\r\n\r\n", true)
             .await
             .unwrap_err();
         assert_eq!(err, ExchangeError::Connect);
@@ -363,7 +452,7 @@ mod tests {
             }
         });
         let err = pool
-            .exchange(&endpoint, b"GET / HTTP/1.1\r\n\r\n", true)
+            .exchange(&endpoint, None, b"GET / HTTP/1.1\r\n\r\n", true)
             .await
             .unwrap_err();
         assert_eq!(err, ExchangeError::Reset);

@@ -443,6 +443,13 @@ impl UpstreamTls {
         Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
     }
 
+    /// Identifies the config: equal for upstreams sharing settings until
+    /// their files rotate (a connection holds its config, so the address
+    /// is not reused while one made with it is pooled).
+    pub fn config_id(&self) -> usize {
+        Arc::as_ptr(&self.config) as usize
+    }
+
     /// `mutual_tls` for `MUTUAL` and `ISTIO_MUTUAL`.
     pub fn security_policy(&self) -> Security {
         self.policy

@@ -11,7 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::{ClientTls, TlsError, error_chain};
+use super::{ClientTls, TlsError, UpstreamTls, error_chain};
 use crate::istio::ClientTlsSettings;
 use crate::metrics::Security;
 
@@ -27,6 +27,7 @@ enum Slot<B> {
         generation: u64,
         client: Box<TlsClient<B>>,
         security: Security,
+        upstream: Box<UpstreamTls>,
     },
     Failed {
         at: Instant,
@@ -73,6 +74,26 @@ where
         settings: &ClientTlsSettings,
         host: &str,
     ) -> Result<(TlsClient<B>, Security), Arc<TlsError>> {
+        self.slot(settings, host)
+            .map(|(client, security, _)| (client, security))
+    }
+
+    /// How to open TLS to `host` under `settings` (not `DISABLE`), for a
+    /// connection pool of one's own (the lean HTTP/1.1 lane's). Shares the
+    /// cache, rotation and failure back-off of [`Self::client`].
+    pub fn upstream_tls(
+        &self,
+        settings: &ClientTlsSettings,
+        host: &str,
+    ) -> Result<UpstreamTls, Arc<TlsError>> {
+        self.slot(settings, host).map(|(_, _, upstream)| upstream)
+    }
+
+    fn slot(
+        &self,
+        settings: &ClientTlsSettings,
+        host: &str,
+    ) -> Result<(TlsClient<B>, Security, UpstreamTls), Arc<TlsError>> {
         let generation = self.tls.generation();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let key = (settings.clone(), host.to_string());
@@ -81,7 +102,14 @@ where
                 generation: g,
                 client,
                 security,
-            }) if *g == generation => return Ok((TlsClient::clone(client), *security)),
+                upstream,
+            }) if *g == generation => {
+                return Ok((
+                    TlsClient::clone(client),
+                    *security,
+                    UpstreamTls::clone(upstream),
+                ));
+            }
             Some(Slot::Failed { at, error }) if at.elapsed() < RETRY_FAILED => {
                 return Err(error.clone());
             }
@@ -101,9 +129,10 @@ where
                         generation,
                         client: Box::new(client.clone()),
                         security,
+                        upstream: Box::new(upstream.clone()),
                     },
                 );
-                Ok((client, security))
+                Ok((client, security, upstream))
             }
             Ok(None) => Err(Arc::new(TlsError::MissingField {
                 mode: "DISABLE",
