@@ -1,10 +1,9 @@
 //! One request on the lean lane: the same plan as hyper's path (route,
 //! faults, header rewrites, mirroring, metrics), then a direct exchange
-//! with a plain-HTTP upstream whose response is forwarded as it arrives.
+//! with the upstream whose response is forwarded as it arrives.
 //!
-//! Destinations with DestinationRule TLS go through the hyper client
-//! ([`Forwarder::forward`]) and their response is written by
-//! [`write_response`].
+//! Destinations with DestinationRule TLS use TLS connections from the
+//! same pool; [`write_response`] writes the proxy's own replies.
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use http::header::{self, HeaderValue};

@@ -19,11 +19,12 @@
 //! `Upgrade: h2c`, `Expect`, `CONNECT`, chunked or large (above
 //! `max_replay_body`) request bodies, malformed or oversized heads (hyper
 //! answers 400/431). On a TLS listener the lane serves connections that did
-//! not negotiate `h2` by ALPN. Upstreams with DestinationRule TLS are
-//! reached through hyper's client (the response is still written here).
+//! not negotiate `h2` by ALPN. Upstreams with DestinationRule TLS get TLS
+//! connections from the same pool.
 //!
 //! Upgrades (WebSocket) it serves itself: a `101` from the upstream turns
-//! the connection into a tunnel (`tokio::io::copy_bidirectional`).
+//! the connection into a tunnel, copied both ways until either side closes
+//! or it idles out.
 //!
 //! Limits hold as on hyper's path: a request head must arrive within
 //! `header_read_timeout`, an idle keep-alive connection closes after
