@@ -17,6 +17,23 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::util::*;
 
+/// The next request head on `tcp` (without its blank line), reading into
+/// `buf`, which keeps what follows it; `None` at end of stream.
+async fn next_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            return Some(head);
+        }
+        let mut chunk = [0u8; 4096];
+        match tcp.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// An upstream that answers every request head it reads with `answer`
 /// (given the request head), closing the connection after each answer
 /// when `close` is set. Counts connections.
@@ -30,17 +47,7 @@ async fn raw_upstream(answer: fn(&str) -> Vec<u8>, close: bool) -> (SocketAddr, 
             counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        let mut chunk = [0u8; 4096];
-                        match tcp.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    buf.drain(..end + 4);
+                while let Some(head) = next_head(&mut tcp, &mut buf).await {
                     if tcp.write_all(&answer(&head)).await.is_err() {
                         return;
                     }
@@ -482,17 +489,8 @@ async fn websocket_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiv
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                loop {
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        let mut chunk = [0u8; 4096];
-                        match tcp.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    buf.drain(..end + 4);
+                while let Some(head) = next_head(&mut tcp, &mut buf).await {
+                    let head = head.to_ascii_lowercase();
                     let _ = tx.send(head.clone());
                     if !head.contains("\r\nupgrade: websocket") {
                         let _ = tcp

@@ -100,27 +100,27 @@ impl Forwarder {
         };
         let timeout = plan.route.timeout.unwrap_or(self.settings.default_timeout);
         let deadline = (!timeout.is_zero()).then(|| start + timeout);
+        let x = Exchange {
+            plan,
+            parts,
+            conn,
+            protocol,
+            start,
+            deadline,
+            tls,
+        };
         if let Some(token) = upgrade {
-            let exchange = Exchange {
-                plan,
-                parts,
-                conn,
-                protocol,
-                start,
-                deadline,
-                tls,
-            };
-            return self.upgrade_h1(exchange, token, down).await;
+            return self.upgrade_h1(x, token, down).await;
         }
-        if let Some(shadow) = plan.shadow.clone() {
-            self.mirror_h1(shadow, &parts, &body, timeout);
+        if let Some(shadow) = x.plan.shadow.clone() {
+            self.mirror_h1(shadow, &x.parts, &body, timeout);
         }
         let request = &mut *down.request;
         request.clear();
-        codec::write_request_head(request, &parts.method, &parts.uri, &parts.headers);
+        codec::write_request_head(request, &x.parts.method, &x.parts.uri, &x.parts.headers);
         request.extend_from_slice(&body);
-        let resendable = idempotent(&parts.method);
-        let tries = self.lean_tries(&plan, tls.as_ref(), request, resendable);
+        let resendable = idempotent(&x.parts.method);
+        let tries = self.lean_tries(&x.plan, x.tls.as_ref(), request, resendable);
         let result = match deadline {
             None => tries.await,
             Some(d) => tokio::time::timeout_at(d, tries)
@@ -130,21 +130,11 @@ impl Forwarder {
         let (up, head, endpoint) = match result {
             Ok(r) => r,
             Err(f) => {
-                let resp = self.respond(Err(f), plan, &parts, protocol, conn, start);
+                let resp = self.respond(Err(f), x.plan, &x.parts, protocol, conn, start);
                 return write_response(down, resp, head_only).await;
             }
         };
-
-        let exchange = Exchange {
-            plan,
-            parts,
-            conn,
-            protocol,
-            start,
-            deadline,
-            tls,
-        };
-        self.relay(exchange, up, head, Some(endpoint), down).await
+        self.relay(x, up, head, Some(endpoint), down).await
     }
 
     /// Forwards an upstream response head and body to the client and
