@@ -26,7 +26,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use crate::body::{ResponseBody, UpstreamBody};
-use crate::istio::TlsMode;
 use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
 use crate::routes::{Backend, Mirror, RetryOn, Route, RouteTable};
 use crate::source::Live;
@@ -541,7 +540,7 @@ impl Forwarder {
         &self,
         backend: &Backend,
     ) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
-        match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
+        match &backend.tls {
             None => Ok(None),
             Some(settings) => {
                 let pool = self.tls.as_ref().ok_or(Failure::Connect)?;
@@ -559,7 +558,7 @@ impl Forwarder {
         &self,
         backend: &Backend,
     ) -> Result<Option<crate::tls::UpstreamTls>, Failure> {
-        match backend.tls.as_ref().filter(|t| t.mode != TlsMode::Disable) {
+        match &backend.tls {
             None => Ok(None),
             Some(settings) => {
                 let pool = self.tls.as_ref().ok_or(Failure::Connect)?;

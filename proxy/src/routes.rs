@@ -144,7 +144,7 @@ pub struct Backend {
     /// Metric handles for this destination.
     pub metrics: DestinationMetrics,
     /// DestinationRule `trafficPolicy.tls` (the subset's overrides the
-    /// rule's); `None` or `DISABLE` means plain text.
+    /// rule's); `None` is plain text (`DISABLE` compiles to `None`).
     pub tls: Option<crate::istio::ClientTlsSettings>,
 }
 
@@ -752,7 +752,9 @@ impl Compiler<'_> {
             .or_else(|| {
                 rule.and_then(|r| r.spec.traffic_policy.as_ref())
                     .and_then(|p| p.tls.clone())
-            });
+            })
+            // A subset's DISABLE overrides the rule's TLS, then means none.
+            .filter(|t| t.mode != crate::istio::TlsMode::Disable);
         let endpoints = self.endpoints.select(&short, &selector);
         let service = if short.contains('.') {
             short.clone()

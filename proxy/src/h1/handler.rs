@@ -20,7 +20,6 @@ use crate::forward::{
     ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, backoff,
     protocol_of, shadow_host, strip_hop_by_hop,
 };
-use crate::istio::TlsMode;
 use crate::metrics::Flags;
 use crate::tls::UpstreamTls;
 
@@ -323,11 +322,7 @@ impl Forwarder {
         timeout: std::time::Duration,
     ) {
         let backend = &shadow.mirror.backend;
-        if backend
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.mode != TlsMode::Disable)
-        {
+        if backend.tls.is_some() {
             let path = parts
                 .uri
                 .path_and_query()
