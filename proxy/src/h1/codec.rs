@@ -66,7 +66,8 @@ pub struct ResponseHead {
     pub fields: Vec<FieldRange>,
     /// How the body is delimited (before `HEAD`/status rules).
     pub framing: Framing,
-    /// Whether the connection may carry another request afterwards.
+    /// Whether the connection may carry another request afterwards (never
+    /// after a close-delimited body).
     pub keep_alive: bool,
 }
 

@@ -159,7 +159,7 @@ impl Forwarder {
         let mut flags = x.plan.flags;
         let mut sent = match forwarded {
             Ok(()) => {
-                if let Some(endpoint) = endpoint.filter(|_| reusable && framing != Framing::Close) {
+                if let Some(endpoint) = endpoint.filter(|_| reusable) {
                     self.pool.checkin(endpoint, x.tls.as_ref(), up);
                 }
                 Sent::Complete
@@ -353,7 +353,7 @@ impl Forwarder {
                     .map_err(Failure::from)?;
                 let status = head.status;
                 let framing = head.body_framing(&method);
-                let reusable = head.keep_alive && framing != Framing::Close;
+                let reusable = head.keep_alive;
                 conn.recycle(head);
                 // Read the body to its end so the connection can be reused.
                 if discard_body(&mut conn, framing).await.is_ok() && reusable {
