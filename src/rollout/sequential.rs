@@ -493,6 +493,29 @@ pub struct Outcome {
     pub detail: String,
 }
 
+/// The evidence behind one decision, as its record carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Windows observed over the rollout so far.
+    pub windows: u32,
+    /// The level every test runs at (1 − `--confidence`).
+    pub alpha: f64,
+    /// Canary requests and failures accumulated over the rollout.
+    pub canary: Tally,
+    /// Baseline requests and failures accumulated over the rollout.
+    pub baseline: Tally,
+    /// Each test: running p-value, rejected or not, in words.
+    pub tests: Vec<Outcome>,
+    /// Upper confidence bound of the canary's error rate.
+    pub error_rate_upper: f64,
+    /// Did any test reject?
+    pub rejected: bool,
+    /// The verdict's explanation: the rejecting tests, or the comparison
+    /// and the error-rate bound.
+    pub sentence: String,
+}
+
 impl TestName {
     /// The check name used in decision records.
     pub fn as_str(self) -> &'static str {
@@ -578,6 +601,31 @@ impl Evidence {
             || self.error_floor.exceeded(a)
             || self.latency.p_value < a
             || self.latency_floor.share.exceeded(a)
+    }
+
+    /// The evidence in a decision record, naming the versions.
+    pub fn summary(&self, canary: &str, baseline: &str) -> Summary {
+        let tests = self.outcomes(canary, baseline);
+        let rejected: Vec<&str> = tests
+            .iter()
+            .filter(|o| o.rejected)
+            .map(|o| o.detail.as_str())
+            .collect();
+        let sentence = if rejected.is_empty() {
+            format!("{}; {}", tests[0].detail, tests[1].detail)
+        } else {
+            rejected.join("; ")
+        };
+        Summary {
+            windows: self.windows,
+            alpha: self.alpha,
+            canary: self.errors.canary,
+            baseline: self.errors.baseline,
+            error_rate_upper: self.error_floor.upper(self.alpha),
+            rejected: !rejected.is_empty(),
+            tests,
+            sentence,
+        }
     }
 
     /// The four tests in words, naming the versions.
@@ -1009,6 +1057,48 @@ mod tests {
         assert_eq!(
             out[3].detail,
             "v2: no histogram bucket at or above 500ms yet; the p99 floor is not judged"
+        );
+    }
+
+    #[test]
+    fn the_summary_explains_a_pass_and_a_rejection() {
+        let mut ev = Evidence::new(levels());
+        let c = |requests, errors| Counts {
+            requests,
+            errors,
+            buckets: vec![(500.0, requests), (f64::INFINITY, requests)],
+        };
+        ev.observe(&c(600, 0), &c(5400, 5));
+        let s = ev.summary("v2", "v1");
+        assert!(!s.rejected);
+        assert_eq!(
+            s.canary,
+            Tally {
+                requests: 600,
+                errors: 0
+            }
+        );
+        assert!(s.error_rate_upper < 0.01, "{s:?}");
+        assert!(
+            s.sentence.starts_with(
+                "v2 errors 0 of 600 vs v1 5 of 5400; p = 1 ≥ 0.01 after 1 window; v2 error rate ≤ "
+            ),
+            "{}",
+            s.sentence
+        );
+        ev.observe(&c(60, 6), &c(540, 0));
+        let s = ev.summary("v2", "v1");
+        assert!(s.rejected);
+        assert!(
+            s.sentence
+                .starts_with("v2 errors 6 of 660 vs v1 5 of 5940; p = "),
+            "{}",
+            s.sentence
+        );
+        assert!(
+            s.sentence.contains(" < 0.01 after 2 windows"),
+            "{}",
+            s.sentence
         );
     }
 
