@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshctl::cli::OnInterrupt;
 use meshctl::metrics::{MetricsError, MetricsSource, Snapshot, VersionCounters};
 use meshctl::rollout::analysis::Thresholds;
 use meshctl::rollout::engine::{
     Driver, DriverOptions, EngineError, Finish, Observer, RolloutEvent,
 };
+use meshctl::rollout::machine::OnInterrupt;
 use meshctl::rollout::machine::Plan;
 use meshctl::rollout::routes;
 use meshctl::rollout::state::{Ending, Phase, RolloutState};

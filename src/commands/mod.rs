@@ -1,5 +1,10 @@
-//! One file per subcommand. This is where raw arguments become validated
-//! domain types, and the only place (with `main`) that uses `anyhow` context.
+//! One file per subcommand, each thin: it resolves its inputs once (through
+//! `spec` and `context`), calls the library, and reports. What several
+//! commands share lives in modules named for it: `context` (target, output
+//! format, holder identity, service), `metrics::any` (the metrics source),
+//! `signal`, `drive` (one rollout) and `rollout::finish` (promote and
+//! rollback). With `context` and `drive`, the only place (besides `main`)
+//! that uses `anyhow` context.
 
 pub mod analyze;
 pub mod apply;

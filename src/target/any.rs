@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use meshproxy::istio::{DestinationRule, Resource, VirtualService};
+use meshproxy::istio::{ApiVersion, DestinationRule, Resource, VirtualService};
+
+use crate::cli::{KubeArgs, TargetChoice};
 
 use super::kube::KubeTarget;
 use super::local::LocalTarget;
@@ -17,6 +19,24 @@ pub enum AnyTarget {
     Local(LocalTarget),
     /// `--target kube`.
     Kube(Box<KubeTarget>),
+}
+
+// === impl AnyTarget ===
+
+impl AnyTarget {
+    /// Opens the target `--target` names: a directory, or the cluster of
+    /// the kubeconfig with `kube` (its Istio API version discovered, or
+    /// pinned by `istio_api`).
+    pub async fn open(
+        choice: &TargetChoice,
+        kube: &KubeArgs,
+        istio_api: Option<ApiVersion>,
+    ) -> Result<Self, TargetError> {
+        Ok(match choice {
+            TargetChoice::Local(dir) => Self::Local(LocalTarget::new(dir)),
+            TargetChoice::Kube => Self::Kube(Box::new(KubeTarget::connect(kube, istio_api).await?)),
+        })
+    }
 }
 
 macro_rules! delegate {
