@@ -14,9 +14,9 @@ use meshctl::rollout::engine::{
 };
 use meshctl::rollout::machine::OnInterrupt;
 use meshctl::rollout::machine::Plan;
-use meshctl::rollout::routes;
 use meshctl::rollout::state::{Ending, Phase, RolloutState};
 use meshctl::rollout::webhook::{Hook, WebhookConfig, Webhooks};
+use meshctl::routing as routes;
 use meshctl::target::Target;
 use meshctl::target::local::LocalTarget;
 use meshctl::traffic::Weight;

@@ -191,7 +191,13 @@ route:
                 .unwrap()
                 .route
                 .iter()
-                .map(|d| set_cookie_op(d).cloned())
+                .map(|d| {
+                    d.headers
+                        .as_ref()
+                        .and_then(|h| h.response.as_ref())
+                        .and_then(|r| r.add.get("set-cookie"))
+                        .cloned()
+                })
                 .collect()
         }
 
