@@ -123,10 +123,10 @@ spec:
   hosts: [discounts]
   http:
   - name: primary
-timeout: 5s
-route:
-- destination: {host: discounts, subset: v1}
-  weight: 100
+    timeout: 5s
+    route:
+    - destination: {host: discounts, subset: v1}
+      weight: 100
 ";
 
         fn state(cookie: Option<&str>) -> RolloutState {
