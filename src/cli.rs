@@ -14,6 +14,8 @@ use crate::spec::SpecError;
 pub use crate::spec::flags::{
     AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind, ThresholdArgs,
 };
+pub use crate::target::KubeArgs;
+pub use crate::target::any::{TargetChoice, TargetChoiceError};
 
 /// Progressive delivery for Istio-style service meshes: render and apply
 /// Gateway / VirtualService / DestinationRule, and drive canary rollouts.
@@ -55,34 +57,6 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// Where `--target` points.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TargetChoice {
-    /// `local:DIR`.
-    Local(PathBuf),
-    /// `kube`.
-    Kube,
-}
-
-impl FromStr for TargetChoice {
-    type Err = SpecError;
-
-    fn from_str(s: &str) -> Result<Self, SpecError> {
-        if s == "kube" {
-            return Ok(Self::Kube);
-        }
-        match s.strip_prefix("local:") {
-            Some(dir) if !dir.is_empty() => Ok(Self::Local(PathBuf::from(dir))),
-            _ => Err(SpecError::Flag {
-                flag: "--target".to_owned(),
-                message: format!(
-                    "--target {s:?} is not valid: use `kube` or `local:DIR` (e.g. local:./mesh)"
-                ),
-            }),
-        }
-    }
-}
-
 /// A duration longer than zero in humantime's syntax (`5m`, `2s 500ms`),
 /// else an error naming `flag` and an `example`.
 fn humantime_flag(flag: &str, v: &str, example: &str) -> Result<Duration, SpecError> {
@@ -115,21 +89,14 @@ pub fn rejected_value(e: &clap::Error) -> Option<String> {
         return None;
     }
     let source = std::error::Error::source(e)?;
-    source.downcast_ref::<SpecError>().map(ToString::to_string)
-}
-
-/// Kubernetes connection options (standard kubeconfig inference otherwise).
-#[derive(Debug, Args, Clone, Default)]
-pub struct KubeArgs {
-    /// Kubeconfig context to use (default: the current context).
-    #[arg(long, global = true, env = "MESHCTL_CONTEXT")]
-    pub context: Option<String>,
-    /// Namespace (default: the context's namespace, else `default`).
-    #[arg(short = 'n', long, global = true, env = "MESHCTL_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster).
-    #[arg(long, global = true)]
-    pub kubeconfig: Option<PathBuf>,
+    source
+        .downcast_ref::<SpecError>()
+        .map(ToString::to_string)
+        .or_else(|| {
+            source
+                .downcast_ref::<TargetChoiceError>()
+                .map(ToString::to_string)
+        })
 }
 
 /// How results are printed.

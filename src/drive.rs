@@ -1,4 +1,4 @@
-//! One rollout from resolved settings to its exit code: read the
+//! One rollout from resolved [`StartSettings`] to its exit code: read the
 //! VirtualService, fill in the stable version and the sticky cookie it
 //! already carries, size the first window for `--interval auto`, and run the
 //! [`Driver`] against the target and metrics source, reporting as it goes.
@@ -21,37 +21,11 @@ use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
 use crate::rollout::pace::{self, Pace};
 use crate::rollout::state::{Ending, RolloutState};
-use crate::rollout::strategy::Strategy;
-use crate::rollout::webhook::Webhooks;
-use crate::routing::{self, sticky::CookieName};
+use crate::routing;
 use crate::spec::RolloutDefaults;
+use crate::spec::start::StartSettings;
 use crate::target::Target;
 use crate::traffic::Version;
-
-/// Everything a rollout needs besides the target and the metrics source.
-#[derive(Clone, Debug)]
-pub struct StartRequest {
-    /// Service (VirtualService and DestinationRule name).
-    pub service: String,
-    /// New version.
-    pub to: Version,
-    /// Stable version (default: the one taking most traffic).
-    pub from: Option<Version>,
-    /// Steps, interval, threshold, deadline, thresholds, interrupt behaviour.
-    pub rollout: RolloutDefaults,
-    /// Canary (default), `ab`, `mirror` or `bluegreen`.
-    pub strategy: Strategy,
-    /// `--interval auto`: each window sized from the traffic the new
-    /// version gets in its step (`rollout.interval` is then the first window's).
-    pub pace: Option<Pace>,
-    /// Sticky sessions (`--sticky-cookie` or `stickyCookie`); `None` keeps
-    /// the cookie of sticky routes already on the VirtualService, if any.
-    pub sticky_cookie: Option<CookieName>,
-    /// Webhooks.
-    pub webhooks: Webhooks,
-    /// Exit 5 when paused.
-    pub no_wait_on_pause: bool,
-}
 
 /// The exit code of a finished driver.
 pub fn outcome(f: Finish) -> Outcome {
@@ -63,12 +37,16 @@ pub fn outcome(f: Finish) -> Outcome {
     }
 }
 
-/// Runs a rollout on any target with any metrics source, reporting to `reporter`.
+/// Runs a rollout on any target with any metrics source, reporting to
+/// `reporter` (`req.metrics` and `req.istio_api` were used to open them).
+/// With `pace` (`--interval auto`) each window is sized from the traffic the
+/// new version gets in its step, the first one included.
 pub async fn drive<T: Target, M: MetricsSource>(
     target: &T,
     metrics: &M,
     reporter: &Reporter,
-    req: StartRequest,
+    req: StartSettings,
+    pace: Option<Pace>,
     interrupts: watch::Receiver<u32>,
 ) -> anyhow::Result<(Outcome, RolloutState)> {
     let vs = target
@@ -110,7 +88,7 @@ pub async fn drive<T: Target, M: MetricsSource>(
             .sticky_cookie
             .or_else(|| routing::sticky::cookie_of(&vs)),
     };
-    if let Some(p) = &req.pace {
+    if let Some(p) = &pace {
         plan.interval = p
             .next(&plan, 0, pace::Window::Fresh, Duration::ZERO)
             .interval;
@@ -123,7 +101,7 @@ pub async fn drive<T: Target, M: MetricsSource>(
         no_wait_on_pause: req.no_wait_on_pause,
         webhooks: req.webhooks,
         poll: plan.interval.min(Duration::from_millis(500)),
-        pace: req.pace,
+        pace,
     };
     let driver = Driver::new(target, metrics, reporter, options, interrupts);
     let (finish, state) = driver.run(plan).await?;

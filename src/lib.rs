@@ -29,6 +29,8 @@ pub mod routing;
 pub mod signal;
 pub mod spec;
 pub mod target;
+#[cfg(test)]
+mod testing;
 pub mod traffic;
 
 use cli::Cli;

@@ -23,14 +23,16 @@ use tokio::task::JoinHandle;
 use crate::Outcome;
 use crate::cli::{DemoArgs, GlobalArgs, SpecArgs, StrategyKind};
 use crate::context;
-use crate::drive::{StartRequest, drive};
+use crate::drive::drive;
 use crate::metrics::MetricsSource;
+use crate::metrics::any::Endpoint;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::output::{Format, table};
 use crate::render::{self, Overrides, Templates};
 use crate::rollout::strategy::{Preview, Strategy};
 use crate::rollout::webhook::Webhooks;
 use crate::signal::interrupts;
+use crate::spec::start::StartSettings;
 use crate::spec::{self, RolloutDefaults};
 use crate::target::local::{LocalTarget, write_atomic};
 use crate::target::{ApplyOptions, Target};
@@ -328,19 +330,20 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                 if !ready {
                     Err(anyhow::anyhow!("meshproxy reported no traffic for {SERVICE} within 10s at {metrics_url}"))
                 } else {
-                    let req = StartRequest {
+                    let req = StartSettings {
                         service: SERVICE.to_owned(),
                         to: "v2".parse()?,
                         from: Some("v1".parse()?),
                         rollout: rollout.clone(),
                         strategy: strategy.clone(),
-                        pace: None,
                         sticky_cookie: None,
+                        metrics: Endpoint::Proxy(metrics_url.parse()?),
                         webhooks: Webhooks::default(),
+                        istio_api: None,
                         no_wait_on_pause: false,
                     };
                     let signals_for_driver = signals.clone();
-                    drive(&target, &metrics, &reporter, req, signals_for_driver).await.map(|(o, state)| {
+                    drive(&target, &metrics, &reporter, req, None, signals_for_driver).await.map(|(o, state)| {
                         if text {
                             reporter.line(&table::summary(&state));
                         }

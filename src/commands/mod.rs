@@ -19,7 +19,11 @@ pub mod rollback;
 pub mod rollout;
 
 use crate::Outcome;
-use crate::cli::{Cli, Command, RolloutCommand};
+use crate::cli::{Cli, Command, GlobalArgs, RolloutCommand, ServiceArg};
+use crate::context::{self, open_target, resolve_service};
+use crate::output;
+use crate::rollout::finish::finish_now;
+use crate::rollout::state::Ending;
 
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -39,4 +43,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Man => completions::man(),
         Command::Certs(args) => certs::run(args, &global),
     }
+}
+
+/// `promote` and `rollback`: ends the rollout of the service (the argument,
+/// else the only active rollout) as `ending` now, and reports it.
+async fn finish(global: &GlobalArgs, args: ServiceArg, ending: Ending) -> anyhow::Result<Outcome> {
+    let target = open_target(global, None).await?;
+    let service = resolve_service(&target, args.service).await?;
+    let done = finish_now(&target, &service, ending, &context::holder()).await?;
+    output::finished(
+        &mut std::io::stdout().lock(),
+        context::format(global),
+        &service,
+        &done,
+    )?;
+    Ok(Outcome::Success)
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::Outcome;
 use crate::cli::{GlobalArgs, OutputFormat, RolloutStartArgs, RolloutStatusArgs};
 use crate::context::{self, open_target, resolve_service};
-use crate::drive::{StartRequest, auto_pace, drive};
+use crate::drive::{auto_pace, drive};
 use crate::metrics::any::AnySource;
 use crate::output::{Format, report, table};
 use crate::rollout::state::{Ending, Phase, RolloutState};
@@ -35,18 +35,7 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
         None
     };
     let service = s.service.clone();
-    let req = StartRequest {
-        service: s.service,
-        to: s.to,
-        from: s.from,
-        rollout: s.rollout,
-        strategy: s.strategy,
-        pace,
-        sticky_cookie: s.sticky_cookie,
-        webhooks: s.webhooks,
-        no_wait_on_pause: args.no_wait_on_pause,
-    };
-    let (outcome, state) = drive(&target, &metrics, &reporter, req, interrupts()?).await?;
+    let (outcome, state) = drive(&target, &metrics, &reporter, s, pace, interrupts()?).await?;
     if context::format(global) == Format::Text {
         reporter.line(&table::summary(&state));
     }

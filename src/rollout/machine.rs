@@ -406,12 +406,13 @@ impl Machine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metrics::VersionCounters;
     use crate::rollout::analysis::{Window, analyse, unreadable};
 
-    fn plan(steps: &[u8]) -> Plan {
+    /// A canary plan v1 -> v2 with these steps, 1s windows, a 10s deadline.
+    pub(crate) fn plan(steps: &[u8]) -> Plan {
         Plan {
             from: "v1".parse().unwrap(),
             to: "v2".parse().unwrap(),

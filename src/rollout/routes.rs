@@ -43,24 +43,19 @@ pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), 
 mod tests {
     use super::*;
 
-    const ONE_ROUTE: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - route:
-    - destination: {host: discounts, subset: v1}
-";
+    fn one_route() -> String {
+        crate::testing::discounts_vs(concat!(
+            "  - route:\n",
+            "    - destination: {host: discounts, subset: v1}\n",
+        ))
+    }
 
     #[test]
     fn mirror_is_set_and_cleared_on_the_weighted_route() {
         use crate::rollout::strategy::{Stage, Strategy};
         use crate::routing::{check_mirror, has_preview};
         use meshproxy::istio::{Destination, Percent};
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(ONE_ROUTE).unwrap();
+        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&one_route()).unwrap();
         let mut state = crate::rollout::state::tests::sample();
         state.weights = [("v1".to_owned(), 100), ("v2".to_owned(), 0)].into();
         state.strategy = Strategy::Mirror {
@@ -102,49 +97,29 @@ spec:
 
     mod rewriting {
         use std::collections::BTreeMap;
-        use std::time::Duration;
 
         use meshproxy::istio::{StringMatch, VirtualService};
 
         use super::*;
-        use crate::rollout::analysis::Thresholds;
         use crate::rollout::machine::{Machine, Plan};
         use crate::rollout::state::{Phase, RolloutState, Timestamp};
         use crate::routing::RouteError;
         use crate::routing::sticky::{StickyError, cookie_of, strip};
-        use crate::traffic::Weight;
 
-        const VS: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - name: primary
-    timeout: 5s
-    route:
-    - destination: {host: discounts, subset: v1}
-      weight: 100
-";
+        fn fixture() -> String {
+            crate::testing::discounts_vs(concat!(
+                "  - name: primary\n",
+                "    timeout: 5s\n",
+                "    route:\n",
+                "    - destination: {host: discounts, subset: v1}\n",
+                "      weight: 100\n",
+            ))
+        }
 
         fn state(cookie: Option<&str>) -> RolloutState {
             let plan = Plan {
-                from: "v1".parse().unwrap(),
-                to: "v2".parse().unwrap(),
-                steps: [10u8, 50, 100]
-                    .iter()
-                    .map(|s| Weight::try_from(*s).unwrap())
-                    .collect(),
-                interval: Duration::from_secs(1),
-                threshold: 2,
-                step_timeout: Duration::from_secs(10),
-                manual_promotion: false,
-                thresholds: Thresholds::default(),
-                metrics: "test".into(),
-                strategy: Default::default(),
                 sticky_cookie: cookie.map(|c| c.parse().unwrap()),
+                ..crate::rollout::machine::tests::plan(&[10, 50, 100])
             };
             let (m, _) = Machine::start(plan, "test".into(), Timestamp::from_millis(0)).unwrap();
             m.state().clone()
@@ -203,7 +178,7 @@ spec:
 
         #[test]
         fn a_state_that_names_no_cookie_keeps_the_sticky_routes_the_virtual_service_has() {
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
             at(&mut vs, &mut state(Some("ver")), 90, 10, Phase::Progressing);
             // A state written before rollouts recorded the cookie.
             let mut old = state(None);
@@ -214,7 +189,7 @@ spec:
 
         #[test]
         fn sticky_routes_follow_the_weights_through_a_rollout() {
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
             let mut s = state(Some("ver"));
             let both = || {
                 vec![
@@ -274,7 +249,7 @@ spec:
 
         #[test]
         fn sticky_routes_keep_the_weighted_routes_matches_and_other_operations() {
-            let text = VS
+            let text = fixture()
                 .replace(
                     "    timeout: 5s\n",
                     "    match: [{uri: {prefix: /api}}, {headers: {x-beta: {exact: \"1\"}}}]\n",
@@ -303,7 +278,7 @@ spec:
 
         #[test]
         fn conflicts_are_explained() {
-            let own = VS.replace(
+            let own = fixture().replace(
             "      weight: 100\n",
             "      weight: 100\n      headers: {response: {add: {set-cookie: \"theme=dark\"}}}\n",
         );
@@ -313,7 +288,7 @@ spec:
                 e.to_string(),
                 "VirtualService \"discounts\" route 0 destination \"v1\" already adds set-cookie \"theme=dark\": remove that header operation or drop --sticky-cookie"
             );
-            let matched = VS.replace(
+            let matched = fixture().replace(
                 "    timeout: 5s\n",
                 "    match: [{headers: {cookie: {regex: \".*beta=1.*\"}}}]\n",
             );

@@ -75,6 +75,14 @@ fn weight_of(d: &HttpRouteDestination, n: usize) -> u8 {
     }
 }
 
+/// The destination of `route` with subset `subset`.
+fn destination<'r>(route: &'r HttpRoute, subset: &str) -> Option<&'r HttpRouteDestination> {
+    route
+        .route
+        .iter()
+        .find(|d| d.destination.subset.as_deref() == Some(subset))
+}
+
 /// Routes meshctl adds in front of the weighted one (`ab` match, sticky
 /// sessions): never the route carrying the split.
 fn is_added_route(r: &HttpRoute) -> bool {
@@ -138,10 +146,7 @@ pub fn set_weights(
     let name = vs.metadata.name.clone();
     let i = rollout_route(vs, from, to)?;
     let route = &mut vs.spec.http[i];
-    let stable = route
-        .route
-        .iter()
-        .find(|d| d.destination.subset.as_deref() == Some(from))
+    let stable = destination(route, from)
         .cloned()
         .ok_or_else(|| RouteError::NoStable {
             name,
@@ -211,10 +216,7 @@ pub fn shape(vs: &mut VirtualService, shape: &Shape<'_>) -> Result<(), RouteErro
     }
     if let Some((header, value)) = shape.match_header.clone() {
         let i = route_index(vs, from, to).unwrap_or(0);
-        let mut target = vs.spec.http[i]
-            .route
-            .iter()
-            .find(|d| d.destination.subset.as_deref() == Some(from))
+        let mut target = destination(&vs.spec.http[i], from)
             .cloned()
             .unwrap_or_default();
         target.destination.subset = Some(to.to_owned());
@@ -288,10 +290,7 @@ pub fn set_mirror(
 ) -> Result<(), RouteError> {
     let i = rollout_route(vs, from, to)?;
     let route = &mut vs.spec.http[i];
-    let stable = route
-        .route
-        .iter()
-        .find(|d| d.destination.subset.as_deref() == Some(from))
+    let stable = destination(route, from)
         .or_else(|| route.route.first())
         .map(|d| d.destination.clone())
         .unwrap_or_default();
@@ -333,21 +332,16 @@ pub fn has_preview(vs: &VirtualService, to: &str) -> bool {
 mod tests {
     use super::*;
 
-    const VS: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - route:
-    - destination: {host: discounts, subset: v1}
-";
+    fn fixture() -> String {
+        crate::testing::discounts_vs(concat!(
+            "  - route:\n",
+            "    - destination: {host: discounts, subset: v1}\n",
+        ))
+    }
 
     #[test]
     fn adds_the_canary_and_sets_weights() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
         assert_eq!(stable_subset(&vs).as_deref(), Some("v1"));
         let w: BTreeMap<String, u8> = [("v1".into(), 90), ("v2".into(), 10)].into();
         set_weights(&mut vs, "v1", "v2", &w).unwrap();
@@ -357,7 +351,7 @@ spec:
 
     #[test]
     fn a_foreign_mirror_is_refused_and_left_alone() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
         vs.spec.http[0].mirror = Some(Destination {
             host: "audit".into(),
             subset: None,
@@ -374,7 +368,7 @@ spec:
 
     #[test]
     fn explains_a_missing_route() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
         let e = set_weights(&mut vs, "v3", "v4", &BTreeMap::new()).unwrap_err();
         assert!(
             e.to_string()

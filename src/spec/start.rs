@@ -43,6 +43,8 @@ pub struct StartSettings {
     pub webhooks: Webhooks,
     /// `--istio-api`, when given: pins the Istio API version of the target.
     pub istio_api: Option<ApiVersion>,
+    /// `--no-wait-on-pause`: exit 5 when paused instead of waiting.
+    pub no_wait_on_pause: bool,
 }
 
 /// Resolves `rollout start`'s flags, and `meshctl.yaml` when given with
@@ -120,6 +122,7 @@ pub fn start(args: &RolloutStartArgs, namespace: Option<&str>) -> Result<StartSe
         metrics,
         webhooks,
         istio_api,
+        no_wait_on_pause: args.no_wait_on_pause,
     })
 }
 
