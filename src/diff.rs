@@ -167,22 +167,12 @@ mod tests {
     use super::*;
 
     fn resources_yaml() -> String {
-        crate::testing::discounts_vs(concat!(
+        crate::testing::discounts_vs_and_dr(concat!(
             "  - route:\n",
             "    - destination: {host: discounts, subset: v1}\n",
             "      weight: 100\n",
             "    - destination: {host: discounts, subset: v2}\n",
             "      weight: 0\n",
-            "---\n",
-            "apiVersion: networking.istio.io/v1\n",
-            "kind: DestinationRule\n",
-            "metadata:\n",
-            "  name: discounts\n",
-            "spec:\n",
-            "  host: discounts\n",
-            "  subsets:\n",
-            "  - name: v1\n",
-            "    labels: {version: v1}\n",
         ))
     }
 

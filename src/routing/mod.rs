@@ -333,10 +333,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> String {
-        crate::testing::discounts_vs(concat!(
-            "  - route:\n",
-            "    - destination: {host: discounts, subset: v1}\n",
-        ))
+        crate::testing::discounts_vs(crate::testing::TO_V1)
     }
 
     #[test]

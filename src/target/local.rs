@@ -505,20 +505,7 @@ mod tests {
     use super::*;
 
     fn resources() -> String {
-        crate::testing::discounts_vs(concat!(
-            "  - route:\n",
-            "    - destination: {host: discounts, subset: v1}\n",
-            "---\n",
-            "apiVersion: networking.istio.io/v1\n",
-            "kind: DestinationRule\n",
-            "metadata:\n",
-            "  name: discounts\n",
-            "spec:\n",
-            "  host: discounts\n",
-            "  subsets:\n",
-            "  - name: v1\n",
-            "    labels: {version: v1}\n",
-        ))
+        crate::testing::discounts_vs_and_dr(crate::testing::TO_V1)
     }
 
     #[tokio::test]
