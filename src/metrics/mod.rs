@@ -36,6 +36,7 @@
 //!
 //! Series without a `reporter` label count as `reporter="source"`.
 
+pub mod any;
 pub mod exposition;
 pub mod prometheus;
 pub mod proxy;

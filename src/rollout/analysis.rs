@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::Timestamp;
+use super::time::Timestamp;
 use crate::metrics::VersionCounters;
 
 /// The thresholds of one rollout.
