@@ -148,7 +148,9 @@ pub async fn auto_pace<M: MetricsSource>(
     let demand = pace::Demand::new(
         d.success_rate,
         (base.requests, base.errors),
-        Thresholds::default().confidence,
+        // Bakes are sized for the window rule's z-test at its 95%, as
+        // before; the sequential rule needs no more per window.
+        Thresholds::window().confidence,
         d.min_requests,
     );
     Ok(Pace::new(rate, demand))

@@ -60,7 +60,7 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
         (Ok(a), Ok(b)) => {
             let delta = b.delta(&a);
             let (bc, cc) = (delta.version(&baseline), delta.version(&canary));
-            analysis::analyse(
+            analysis::analyse_once(
                 &Window {
                     start,
                     end,

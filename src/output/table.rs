@@ -80,6 +80,16 @@ pub fn status(service: &str, s: &RolloutState) -> String {
     if let Some(v) = &s.verification {
         out.push_str(&format!("\nverification: {v}"));
     }
+    if let Some(e) = &s.evidence {
+        out.push_str(&format!(
+            "\nevidence over {} windows (--analysis sequential, {} confidence):",
+            e.windows,
+            crate::rollout::sequential::percent(1.0 - e.alpha)
+        ));
+        for o in e.outcomes(&s.to, &s.from) {
+            out.push_str(&format!("\n  {}: {}", o.test.as_str(), o.detail));
+        }
+    }
     if let Some(rec) = s.last_record() {
         out.push_str(&format!(
             "\n\nlast analysis {} .. {}: {:?}: {}\n{}",

@@ -1,6 +1,17 @@
 //! One analysis window → a [`DecisionRecord`] with a [`Verdict`].
 //!
-//! Pure functions over counter deltas: no IO, no clock. The checks, in order:
+//! Pure functions over counter deltas: no IO, no clock. Two rules
+//! ([`Analysis`]):
+//!
+//! - **`sequential`** (the default): the window's looks feed the
+//!   anytime-valid [`Evidence`] of the whole rollout (see
+//!   [`super::sequential`]); [`judge`] fails the window only when a test has
+//!   rejected at level α = 1 − confidence (99% by default), passes it when
+//!   it saw `min_requests` canary requests, and holds it otherwise.
+//! - **`window`** (Flagger-like, as meshctl judged before): each window on
+//!   its own ([`analyse`]), with point estimates against the thresholds.
+//!
+//! The `window` rule's checks, in order:
 //!
 //! 1. **enough canary traffic**: fewer than `min_requests` canary requests
 //!    *holds* the step (the window is extended); nothing is judged on too
@@ -19,8 +30,22 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::sequential::{Counts, Evidence, Levels, Summary, TestName, whole};
 use super::time::Timestamp;
 use crate::metrics::VersionCounters;
+
+/// How windows are judged (`--analysis`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Analysis {
+    /// Anytime-valid tests over every window of the rollout: roll back
+    /// when the evidence says so, at level 1 − confidence.
+    #[default]
+    Sequential,
+    /// Each window on its own, point estimates against the thresholds
+    /// (Flagger-like).
+    Window,
+}
 
 /// The thresholds of one rollout.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,10 +55,14 @@ pub struct Thresholds {
     /// Maximum canary p99 latency.
     #[serde(with = "humantime_serde_ms")]
     pub max_p99: Duration,
-    /// Minimum canary requests per window; fewer holds the step.
+    /// Minimum canary requests per window (per step with `sequential`);
+    /// fewer holds the step.
     pub min_requests: u64,
-    /// Confidence of the baseline comparison (0.95 = 95%).
+    /// Confidence of the tests (0.99 = 99%; α = 1 − confidence).
     pub confidence: f64,
+    /// The rule (absent in states written before it existed: `window`).
+    #[serde(default = "Analysis::window")]
+    pub analysis: Analysis,
 }
 
 mod humantime_serde_ms {
@@ -141,6 +170,19 @@ pub struct DecisionRecord {
     pub verdict: Verdict,
     /// The reason, in one line.
     pub reason: String,
+    /// The evidence accumulated over the rollout (`--analysis sequential`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Summary>,
+}
+
+// === impl DecisionRecord ===
+
+impl DecisionRecord {
+    /// Did a sequential test reject (a statistical failure, which rolls
+    /// back at once rather than counting toward `--threshold`)?
+    pub fn rejected_by_evidence(&self) -> bool {
+        self.evidence.as_ref().is_some_and(|e| e.rejected)
+    }
 }
 
 /// The counters of one window, per version.
@@ -163,32 +205,68 @@ pub struct Window<'a> {
 // === impl Thresholds ===
 
 impl Default for Thresholds {
+    /// The `sequential` rule at 99% confidence.
     fn default() -> Self {
         Self {
             success_rate: 99.0,
             max_p99: Duration::from_millis(500),
             min_requests: 20,
-            confidence: 0.95,
+            confidence: Analysis::Sequential.default_confidence(),
+            analysis: Analysis::Sequential,
         }
     }
 }
 
-/// Rounds a float count to an integer count.
-fn count(v: f64) -> u64 {
-    if v.is_finite() && v > 0.0 {
-        // Counters are integral; the cast only drops float noise.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let c = v.round() as u64;
-        c
-    } else {
-        0
+impl Thresholds {
+    /// The `window` rule with its defaults (95% confidence).
+    pub fn window() -> Self {
+        Self {
+            confidence: Analysis::Window.default_confidence(),
+            analysis: Analysis::Window,
+            ..Self::default()
+        }
+    }
+
+    /// What the sequential tests are configured with.
+    pub fn levels(&self) -> Levels {
+        Levels {
+            alpha: (1.0 - self.confidence).clamp(1e-9, 1.0),
+            max_error_rate: 1.0 - self.success_rate / 100.0,
+            max_p99_ms: self.max_p99.as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+// === impl Analysis ===
+
+impl Analysis {
+    /// `window`, for states recorded before the rule was chosen.
+    pub fn window() -> Self {
+        Self::Window
+    }
+
+    /// The confidence a rule uses unless `--confidence` says otherwise:
+    /// 99% for `sequential`, 95% (as before) for `window`.
+    pub fn default_confidence(self) -> f64 {
+        match self {
+            Self::Sequential => 0.99,
+            Self::Window => 0.95,
+        }
+    }
+
+    /// `sequential` or `window`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sequential => "sequential",
+            Self::Window => "window",
+        }
     }
 }
 
 /// Per-version numbers of a window.
 pub fn stats(version: &str, c: &VersionCounters) -> VersionStats {
-    let requests = count(c.requests);
-    let errors = count(c.errors).min(requests);
+    let requests = whole(c.requests);
+    let errors = whole(c.errors).min(requests);
     let success_rate = (requests > 0).then(|| 100.0 * (requests - errors) as f64 / requests as f64);
     VersionStats {
         version: version.to_owned(),
@@ -361,6 +439,7 @@ pub fn analyse(w: &Window<'_>, t: &Thresholds) -> DecisionRecord {
             comparison,
             checks,
             verdict: Verdict::Hold,
+            evidence: None,
         };
     }
     let sr = canary.success_rate.unwrap_or(0.0);
@@ -433,6 +512,7 @@ pub fn analyse(w: &Window<'_>, t: &Thresholds) -> DecisionRecord {
         checks,
         verdict,
         reason,
+        evidence: None,
     }
 }
 
@@ -459,6 +539,103 @@ pub fn unreadable(
         checks: vec![check("metrics", CheckStatus::Fail, error.to_owned())],
         verdict: Verdict::Fail,
         reason: error.to_owned(),
+        evidence: None,
+    }
+}
+
+/// Judges a window of a `sequential` rollout whose looks have already fed
+/// `evidence`: fails when a test rejected (the record's evidence says so),
+/// else passes with at least `min_requests` canary requests in the window
+/// (the whole step, when held windows were extended), else holds.
+pub fn judge(w: &Window<'_>, t: &Thresholds, evidence: &Evidence) -> DecisionRecord {
+    let baseline = stats(w.baseline_version, w.baseline);
+    let canary = stats(w.canary_version, w.canary);
+    let summary = evidence.summary(w.canary_version, w.baseline_version);
+    let enough = canary.requests >= t.min_requests;
+    let mut checks = vec![check(
+        "min-requests",
+        if enough {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Skipped
+        },
+        format!(
+            "{} canary requests, {} required",
+            canary.requests, t.min_requests
+        ),
+    )];
+    for o in &summary.tests {
+        let status = if o.rejected {
+            CheckStatus::Fail
+        } else {
+            CheckStatus::Pass
+        };
+        checks.push(check(o.test.as_str(), status, o.detail.clone()));
+    }
+    // A canary with traffic but no latency histogram cannot be judged on
+    // latency: a failed check, as with the `window` rule.
+    let no_histogram = canary.requests > 0 && canary.p99_ms.is_none();
+    if no_histogram
+        && let Some(c) = checks
+            .iter_mut()
+            .find(|c| c.name == TestName::MaxP99.as_str())
+    {
+        c.status = CheckStatus::Fail;
+        c.detail = format!(
+            "{}: no latency histogram (istio_request_duration_milliseconds_bucket) for {} requests",
+            canary.version, canary.requests
+        );
+    }
+    let (verdict, reason) = if summary.rejected {
+        (Verdict::Fail, summary.sentence.clone())
+    } else if no_histogram {
+        let detail = checks
+            .iter()
+            .find(|c| c.status == CheckStatus::Fail)
+            .map(|c| c.detail.clone())
+            .unwrap_or_default();
+        (Verdict::Fail, detail)
+    } else if enough {
+        (
+            Verdict::Pass,
+            format!("no test rejected: {}", summary.sentence),
+        )
+    } else {
+        (
+            Verdict::Hold,
+            format!(
+                "held: {} canary requests < {} required; extending the window",
+                canary.requests, t.min_requests
+            ),
+        )
+    };
+    DecisionRecord {
+        window_start: w.start,
+        window_end: w.end,
+        baseline,
+        canary,
+        comparison: None,
+        checks,
+        verdict,
+        reason,
+        evidence: Some(summary),
+    }
+}
+
+/// Analyses one window on its own with the rollout's rule: `window` as
+/// [`analyse`], `sequential` as a rollout whose only window this is
+/// (`meshctl analyze`).
+pub fn analyse_once(w: &Window<'_>, t: &Thresholds) -> DecisionRecord {
+    match t.analysis {
+        Analysis::Window => analyse(w, t),
+        Analysis::Sequential => {
+            let mut evidence = Evidence::new(t.levels());
+            evidence.observe(
+                &Counts::from_counters(w.canary),
+                &Counts::from_counters(w.baseline),
+            );
+            judge(w, t, &evidence)
+        }
     }
 }
 
@@ -593,7 +770,7 @@ mod tests {
     fn healthy_canary_passes() {
         let b = counters(900.0, 1.0, &[800.0, 100.0]);
         let c = counters(100.0, 0.0, &[90.0, 10.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::default());
+        let r = analyse(&window(&b, &c), &Thresholds::window());
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         assert_eq!(r.reason, "all checks passed");
         assert_eq!(r.canary.success_rate, Some(100.0));
@@ -604,7 +781,7 @@ mod tests {
     fn ten_percent_errors_fail_with_numbers() {
         let b = counters(900.0, 0.0, &[900.0]);
         let c = counters(100.0, 10.0, &[100.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::default());
+        let r = analyse(&window(&b, &c), &Thresholds::window());
         assert_eq!(r.verdict, Verdict::Fail);
         assert!(
             r.reason
@@ -627,7 +804,7 @@ mod tests {
         let c = counters(100.0, 0.0, &[0.0, 0.0, 0.0, 0.0, 0.0, 100.0]);
         let t = Thresholds {
             max_p99: Duration::from_millis(50),
-            ..Thresholds::default()
+            ..Thresholds::window()
         };
         let r = analyse(&window(&b, &c), &t);
         assert_eq!(r.verdict, Verdict::Fail);
@@ -642,7 +819,7 @@ mod tests {
     fn too_few_requests_hold_even_when_failing() {
         let b = counters(900.0, 0.0, &[900.0]);
         let c = counters(5.0, 5.0, &[5.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::default());
+        let r = analyse(&window(&b, &c), &Thresholds::window());
         assert_eq!(r.verdict, Verdict::Hold);
         assert_eq!(
             r.reason,
@@ -658,7 +835,7 @@ mod tests {
         let c = counters(200.0, 3.0, &[200.0]);
         let t = Thresholds {
             success_rate: 95.0,
-            ..Thresholds::default()
+            ..Thresholds::window()
         };
         let r = analyse(&window(&b, &c), &t);
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
@@ -672,7 +849,7 @@ mod tests {
         let c = counters(1_000.0, 20.0, &[1_000.0]);
         let t = Thresholds {
             success_rate: 95.0,
-            ..Thresholds::default()
+            ..Thresholds::window()
         };
         let r = analyse(&window(&b, &c), &t);
         assert_eq!(r.verdict, Verdict::Fail);
@@ -693,7 +870,7 @@ mod tests {
             errors: 0.0,
             buckets: vec![],
         };
-        let r = analyse(&window(&b, &c), &Thresholds::default());
+        let r = analyse(&window(&b, &c), &Thresholds::window());
         assert_eq!(r.verdict, Verdict::Fail);
         assert!(r.reason.contains("no latency histogram"), "{}", r.reason);
     }

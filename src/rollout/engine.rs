@@ -17,10 +17,11 @@ use super::analysis::{self, DecisionRecord, VersionStats, Window};
 use super::machine::{Action, Event, Machine, OnInterrupt, Plan, PlanError};
 use super::pace::{self, Pace};
 use super::routes;
+use super::sequential::{Counts, Evidence};
 use super::state::{Ending, Phase, RolloutState, StateError, Timestamp};
 use super::strategy::Stage;
 use super::webhook::{Hook, Payload, WebhookError, Webhooks};
-use crate::metrics::{MetricsError, MetricsSource, Snapshot, Traffic};
+use crate::metrics::{MetricsError, MetricsSource, Snapshot, Traffic, VersionCounters};
 use crate::routing::{self, RouteError};
 use crate::target::{EventType, Target, TargetError};
 use meshproxy::istio::VirtualService;
@@ -285,6 +286,8 @@ impl Clock {
 /// What happened while waiting.
 enum Waited {
     Elapsed,
+    /// The bake ended (or a test rejected) at this look's scrape.
+    Looked((Timestamp, Result<Snapshot, String>)),
     Interrupted,
     External(Box<RolloutState>),
 }
@@ -457,6 +460,8 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
         let mut window_start: Option<(Timestamp, Result<Snapshot, String>)> = None;
         let mut last_end: Option<(Timestamp, Result<Snapshot, String>)> = None;
         let mut last_record: Option<DecisionRecord> = None;
+        // The snapshot the sequential evidence has seen up to.
+        let mut looked: Option<Snapshot> = None;
         loop {
             match action {
                 Action::Step { .. } => {
@@ -472,7 +477,10 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                         stage: s.stage,
                         traffic: s.traffic_text(),
                     });
-                    window_start = Some(self.scrape().await);
+                    let start = self.scrape().await;
+                    // The evidence starts afresh at the new weights.
+                    looked = start.1.as_ref().ok().cloned();
+                    window_start = Some(start);
                 }
                 Action::Analyse { extend } => {
                     if let Some(ext) = self.persist(&mut machine).await? {
@@ -523,8 +531,14 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 service: service.clone(),
                 next_analysis_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             });
-            match self.wait(interval, &machine).await? {
-                Waited::Elapsed => {}
+            let waited = if machine.state().evidence.is_some() {
+                self.look_until(interval, &mut machine, &mut looked).await?
+            } else {
+                self.wait(interval, &machine).await?
+            };
+            let end = match waited {
+                Waited::Elapsed => self.scrape().await,
+                Waited::Looked(end) => end,
                 Waited::Interrupted => {
                     action = machine.on(
                         Event::Interrupted(self.options.on_interrupt),
@@ -533,8 +547,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                     continue;
                 }
                 Waited::External(ext) => return Ok(self.external(*ext)),
-            }
-            let end = self.scrape().await;
+            };
             let record = self.analyse(&machine, window_start.as_ref(), &end).await;
             last_end = Some(end);
             if let Some(p) = self.options.pace.as_mut() {
@@ -608,7 +621,9 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             weight: s.weights.get(to).copied().unwrap_or(0),
             reason: None,
         };
-        if let Err(e) = self.options.webhooks.call(&gate).await {
+        let rejected = s.evidence.as_ref().is_some_and(Evidence::rejected);
+        // A rejection rolls back whatever the gate says.
+        if !rejected && let Err(e) = self.options.webhooks.call(&gate).await {
             return analysis::unreadable(t0, end.0, from, to, &format!("rollout gate closed: {e}"));
         }
         let (t0, first) = match start {
@@ -620,29 +635,76 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             Ok(snap) => snap,
             Err(e) => return analysis::unreadable(t0, end.0, from, to, e),
         };
-        let delta = last.delta(first);
-        // A mirror window judges the new version's mirrored copies against
-        // the stable version's real traffic (see `crate::metrics`).
+        let (b, c) = Self::versions(s, &last.delta(first));
+        let window = Window {
+            start: t0,
+            end: end.0,
+            baseline_version: from,
+            baseline: &b,
+            canary_version: to,
+            canary: &c,
+        };
+        match &s.evidence {
+            Some(evidence) => analysis::judge(&window, &machine.plan().thresholds, evidence),
+            None => analysis::analyse(&window, &machine.plan().thresholds),
+        }
+    }
+
+    /// The baseline's and the canary's counters in `delta`. A mirror window
+    /// judges the new version's mirrored copies against the stable
+    /// version's real traffic (see `crate::metrics`).
+    fn versions(s: &RolloutState, delta: &Snapshot) -> (VersionCounters, VersionCounters) {
         let canary_traffic = if s.stage == Stage::Mirror {
             Traffic::Mirrored
         } else {
             Traffic::Real
         };
-        let (b, c) = (
-            delta.select(from, Traffic::Real),
-            delta.select(to, canary_traffic),
-        );
-        analysis::analyse(
-            &Window {
-                start: t0,
-                end: end.0,
-                baseline_version: from,
-                baseline: &b,
-                canary_version: to,
-                canary: &c,
-            },
-            &machine.plan().thresholds,
+        (
+            delta.select(&s.from, Traffic::Real),
+            delta.select(&s.to, canary_traffic),
         )
+    }
+
+    /// `--analysis sequential`: waits `bake`, looking at the metrics at
+    /// every poll and feeding what happened since the last look to the
+    /// evidence; ends early when a test rejects. A look whose scrape fails
+    /// is skipped (the next one covers its requests); the last one is the
+    /// window's end.
+    async fn look_until(
+        &mut self,
+        bake: Duration,
+        machine: &mut Machine,
+        looked: &mut Option<Snapshot>,
+    ) -> Result<Waited, EngineError> {
+        let deadline = Instant::now() + bake;
+        loop {
+            let nap = deadline
+                .saturating_duration_since(Instant::now())
+                .min(self.options.poll);
+            match self.wait(nap, machine).await? {
+                Waited::Elapsed => {}
+                other => return Ok(other),
+            }
+            let end = self.scrape().await;
+            if let Ok(now) = &end.1 {
+                if let (Some(before), Some(mut evidence)) =
+                    (looked.as_ref(), machine.state().evidence.clone())
+                {
+                    let (b, c) = Self::versions(machine.state(), &now.delta(before));
+                    evidence.observe(&Counts::from_counters(&c), &Counts::from_counters(&b));
+                    machine.set_evidence(evidence);
+                }
+                *looked = Some(now.clone());
+            }
+            let rejected = machine
+                .state()
+                .evidence
+                .as_ref()
+                .is_some_and(Evidence::rejected);
+            if rejected || Instant::now() >= deadline {
+                return Ok(Waited::Looked(end));
+            }
+        }
     }
 
     /// Has another process taken over this rollout?
@@ -716,7 +778,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
     ) -> Result<Option<Box<RolloutState>>, EngineError> {
         loop {
             match self.wait(Duration::from_secs(3600), machine).await? {
-                Waited::Elapsed => {}
+                Waited::Elapsed | Waited::Looked(_) => {}
                 Waited::Interrupted => return Ok(None),
                 Waited::External(ext) => return Ok(Some(ext)),
             }

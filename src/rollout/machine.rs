@@ -19,7 +19,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::analysis::{DecisionRecord, Thresholds, Verdict};
+use super::analysis::{Analysis, DecisionRecord, Thresholds, Verdict};
+use super::sequential::{Evidence, TestName};
 use super::state::{Ending, Held, Phase, RolloutState, Settings, Timestamp};
 use super::strategy::{Stage, Strategy};
 use crate::traffic::{Version, Weight};
@@ -255,6 +256,8 @@ impl Machine {
             strategy: plan.strategy.clone(),
             stage: plan.stage_at(0),
             sticky_cookie: plan.sticky_cookie.clone(),
+            evidence: (plan.thresholds.analysis == Analysis::Sequential)
+                .then(|| Evidence::new(plan.thresholds.levels())),
         };
         Ok((Self { plan, state }, Action::Step { weight: first }))
     }
@@ -267,6 +270,11 @@ impl Machine {
     /// Replaces the state (after another process changed it).
     pub fn set_state(&mut self, state: RolloutState) {
         self.state = state;
+    }
+
+    /// Replaces the sequential evidence (the driver feeds it each look).
+    pub fn set_evidence(&mut self, evidence: Evidence) {
+        self.state.evidence = Some(evidence);
     }
 
     /// The plan.
@@ -323,7 +331,7 @@ impl Machine {
     }
 
     fn on_record(&mut self, record: DecisionRecord, now: Timestamp) -> Action {
-        let verdict = record.verdict;
+        let (verdict, rejected) = (record.verdict, record.rejected_by_evidence());
         let (canary_requests, reason) = (record.canary.requests, record.reason.clone());
         self.state.push_record(record);
         match verdict {
@@ -349,9 +357,28 @@ impl Machine {
                     Action::Pause
                 } else {
                     let n = self.plan.step_count();
+                    // With the sequential rule, how tight the bounds were.
+                    let bounds: String = self
+                        .state
+                        .evidence
+                        .as_ref()
+                        .map(|e| {
+                            let to = self.plan.to.as_str();
+                            e.outcomes(to, self.plan.from.as_str())
+                                .into_iter()
+                                .filter(|o| {
+                                    matches!(o.test, TestName::SuccessRate | TestName::MaxP99)
+                                })
+                                .map(|o| format!("; {}", o.detail))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     self.finish(
                         Ending::Promoted,
-                        format!("all {n} steps passed analysis; {} takes 100%", self.plan.to),
+                        format!(
+                            "all {n} steps passed analysis; {} takes 100%{bounds}",
+                            self.plan.to
+                        ),
                         now,
                     )
                 }
@@ -379,7 +406,18 @@ impl Machine {
             Verdict::Fail => {
                 self.state.held = None;
                 self.state.failed_checks += 1;
-                if self.state.stage == Stage::Switched {
+                if rejected {
+                    // A statistical failure: the evidence already bounds the
+                    // false-rollback probability, so it is not retried.
+                    self.finish(
+                        Ending::RolledBack,
+                        format!(
+                            "the sequential analysis rejected {}: {reason}",
+                            self.plan.to
+                        ),
+                        now,
+                    )
+                } else if self.state.stage == Stage::Switched {
                     self.finish(
                         Ending::RolledBack,
                         format!(
@@ -424,7 +462,7 @@ pub(crate) mod tests {
             threshold: 2,
             step_timeout: Duration::from_secs(10),
             manual_promotion: false,
-            thresholds: Thresholds::default(),
+            thresholds: Thresholds::window(),
             metrics: "test".into(),
             strategy: Strategy::Canary,
             sticky_cookie: None,
@@ -455,8 +493,113 @@ pub(crate) mod tests {
                 canary_version: "v2",
                 canary: &c,
             },
-            &Thresholds::default(),
+            &Thresholds::window(),
         )
+    }
+
+    /// Feeds one window of `(requests, errors)` per version to the
+    /// machine's evidence and judges it, as the driver does.
+    fn sequential_window(m: &mut Machine, canary: (f64, f64), at: u64) -> Action {
+        let counters = |(requests, errors): (f64, f64)| VersionCounters {
+            requests,
+            errors,
+            buckets: vec![
+                (100.0, requests),
+                (1000.0, requests),
+                (f64::INFINITY, requests),
+            ],
+        };
+        let (b, c) = (counters((900.0, 1.0)), counters(canary));
+        let mut evidence = m.state().evidence.clone().expect("sequential evidence");
+        evidence.observe(
+            &crate::rollout::sequential::Counts::from_counters(&c),
+            &crate::rollout::sequential::Counts::from_counters(&b),
+        );
+        m.set_evidence(evidence);
+        let w = Window {
+            start: t(at - 1),
+            end: t(at),
+            baseline_version: "v1",
+            baseline: &b,
+            canary_version: "v2",
+            canary: &c,
+        };
+        let record = crate::rollout::analysis::judge(
+            &w,
+            &m.plan().thresholds,
+            m.state().evidence.as_ref().unwrap(),
+        );
+        m.on(Event::Analysed(Box::new(record)), t(at))
+    }
+
+    #[test]
+    fn sequential_rejection_rolls_back_at_once_whatever_the_threshold() {
+        let p = Plan {
+            threshold: 5,
+            thresholds: Thresholds::default(),
+            ..plan(&[10, 50, 100])
+        };
+        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        assert!(m.state().evidence.is_some());
+        // 100 canary requests, 8 failed, against 1 of 900: rejected at once.
+        let a = sequential_window(&mut m, (100.0, 8.0), 1);
+        assert_eq!(a, Action::Finish(Ending::RolledBack));
+        let s = m.state();
+        assert_eq!(s.failed_checks, 1);
+        let reason = s.reason.as_deref().unwrap();
+        assert!(
+            reason.starts_with(
+                "the sequential analysis rejected v2: v2 errors 8 of 100 vs v1 1 of 900; p = "
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains(" < 0.01 after 1 window"), "{reason}");
+    }
+
+    #[test]
+    fn sequential_promotion_states_the_bounds() {
+        let p = Plan {
+            thresholds: Thresholds::default(),
+            ..plan(&[50, 100])
+        };
+        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        assert!(matches!(
+            sequential_window(&mut m, (1000.0, 0.0), 1),
+            Action::Step { .. }
+        ));
+        let a = sequential_window(&mut m, (2000.0, 1.0), 2);
+        assert_eq!(a, Action::Finish(Ending::Promoted));
+        let reason = m.state().reason.clone().unwrap();
+        assert!(
+            reason.starts_with("all 2 steps passed analysis; v2 takes 100%; v2 error rate ≤ 0."),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("with 99% confidence (1 of 3000 failed), floor 1%"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("v2 requests slower than 1000ms (bucket le=1000 at or above 500ms): 0 of 3000, share ≤ "),
+            "{reason}"
+        );
+        // The evidence is part of the persisted state.
+        let e = m.state().evidence.as_ref().unwrap();
+        assert_eq!(e.windows, 2);
+        assert_eq!(e.errors.canary.requests, 3000);
+    }
+
+    #[test]
+    fn sequential_holds_until_min_requests_in_the_step() {
+        let p = Plan {
+            thresholds: Thresholds::default(),
+            ..plan(&[50, 100])
+        };
+        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        assert_eq!(
+            sequential_window(&mut m, (5.0, 0.0), 1),
+            Action::Analyse { extend: true }
+        );
+        assert_eq!(m.state().held.as_ref().unwrap().required, 20);
     }
 
     #[test]

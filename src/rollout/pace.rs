@@ -525,6 +525,7 @@ mod tests {
             checks: Vec::new(),
             verdict: Verdict::Hold,
             reason: String::new(),
+            evidence: None,
         }
     }
 

@@ -99,7 +99,7 @@ fn p_of(log_e: f64) -> f64 {
 }
 
 /// Rounds a float counter delta to whole requests.
-fn whole(v: f64) -> u64 {
+pub(crate) fn whole(v: f64) -> u64 {
     if v.is_finite() && v > 0.0 {
         // Counters are integral; the cast only drops float noise.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{DecisionRecord, Thresholds};
+use super::sequential::Evidence;
 use super::strategy::{Stage, Strategy};
 pub use super::time::Timestamp;
 use crate::target::STATE_ANNOTATION;
@@ -143,6 +144,10 @@ pub struct RolloutState {
     /// (`rollout start --sticky-cookie`; absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky_cookie: Option<crate::routing::sticky::CookieName>,
+    /// The evidence of `--analysis sequential`, accumulated over every
+    /// window of the rollout so far (absent with `--analysis window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
     /// Settings.
     pub settings: Settings,
 }
@@ -318,6 +323,7 @@ pub(crate) mod tests {
             strategy: Strategy::default(),
             stage: Stage::default(),
             sticky_cookie: None,
+            evidence: None,
         }
     }
 

@@ -364,6 +364,8 @@ pub(super) fn build_rollout(
         success_rate,
         max_p99,
         min_requests,
+        analysis,
+        confidence,
         timeout,
         manual_promotion,
         on_interrupt,
@@ -414,6 +416,17 @@ pub(super) fn build_rollout(
         success_rate: success_rate.map_or(d.success_rate, |p| p.0),
         max_p99: positive(max_p99, "maxP99", d.max_p99)?,
         min_requests: min_requests.unwrap_or(d.min_requests),
+        analysis: analysis.unwrap_or(d.analysis),
+        confidence: match confidence {
+            Some(Percent(c)) if c <= 0.0 || c >= 100.0 => {
+                return Err(file.invalid(
+                    &["rollout", "confidence"],
+                    format!("{c} leaves no room for doubt or no confidence: use a percentage between 0 and 100 (e.g. 99)"),
+                ));
+            }
+            Some(Percent(c)) => Some(c / 100.0),
+            None => d.confidence,
+        },
         timeout: positive(timeout, "timeout", d.timeout)?,
         manual_promotion: manual_promotion.unwrap_or(d.manual_promotion),
         on_interrupt: on_interrupt.unwrap_or(d.on_interrupt),
@@ -525,6 +538,8 @@ impl RolloutDefaults {
                     success_rate,
                     max_p99,
                     min_requests,
+                    analysis: rule,
+                    confidence,
                 },
             metrics: _,
             prometheus: _,
@@ -556,6 +571,19 @@ impl RolloutDefaults {
         }
         if let Some(n) = min_requests {
             self.min_requests = *n;
+        }
+        if let Some(r) = rule {
+            self.analysis = (*r).into();
+        }
+        if let Some(c) = confidence {
+            if !(*c > 0.0 && *c < 100.0) {
+                return Err(flag_error(
+                    "--confidence",
+                    &c.to_string(),
+                    "out of range: use a percentage between 0 and 100 (e.g. 99)",
+                ));
+            }
+            self.confidence = Some(c / 100.0);
         }
         Ok(())
     }

@@ -143,6 +143,8 @@ pub(super) struct RawRollout {
     pub(super) success_rate: Option<Percent>,
     pub(super) max_p99: Option<DurationValue>,
     pub(super) min_requests: Option<u64>,
+    pub(super) analysis: Option<crate::rollout::analysis::Analysis>,
+    pub(super) confidence: Option<Percent>,
     pub(super) timeout: Option<DurationValue>,
     pub(super) manual_promotion: Option<bool>,
     pub(super) on_interrupt: Option<OnInterrupt>,

@@ -103,6 +103,35 @@ pub struct ThresholdArgs {
     /// fewer the window is inconclusive (a rollout holds its step).
     #[arg(long)]
     pub min_requests: Option<u64>,
+    /// How windows are judged: `sequential` (default) accumulates
+    /// anytime-valid evidence over every window and rolls back when a test
+    /// rejects at the `--confidence` level; `window` judges each window on
+    /// its own with point estimates (Flagger-like, meshctl's earlier rule).
+    #[arg(long, value_enum)]
+    pub analysis: Option<AnalysisRule>,
+    /// Confidence of the statistical tests, percent (default 99 with
+    /// `--analysis sequential`, 95 with `window`): a healthy canary is
+    /// rolled back with probability at most 100 − confidence per test.
+    #[arg(long)]
+    pub confidence: Option<f64>,
+}
+
+/// `--analysis`; becomes [`crate::rollout::analysis::Analysis`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalysisRule {
+    /// Anytime-valid evidence over the whole rollout (default).
+    Sequential,
+    /// Each window on its own (Flagger-like).
+    Window,
+}
+
+impl From<AnalysisRule> for crate::rollout::analysis::Analysis {
+    fn from(r: AnalysisRule) -> Self {
+        match r {
+            AnalysisRule::Sequential => Self::Sequential,
+            AnalysisRule::Window => Self::Window,
+        }
+    }
 }
 
 /// Analysis thresholds.
@@ -118,7 +147,8 @@ pub struct AnalysisArgs {
     /// Failed checks tolerated before rolling back.
     #[arg(long)]
     pub threshold: Option<u32>,
-    /// `--success-rate`, `--max-p99`, `--min-requests`.
+    /// `--success-rate`, `--max-p99`, `--min-requests`, `--analysis`,
+    /// `--confidence`.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
     /// meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`).

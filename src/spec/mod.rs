@@ -32,7 +32,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::any::Endpoint;
-use crate::rollout::analysis::Thresholds;
+use crate::rollout::analysis::{Analysis, Thresholds};
 use crate::rollout::machine::OnInterrupt;
 use crate::routing::sticky::CookieName;
 use crate::traffic::{Split, TrafficError, Version, Weight};
@@ -183,6 +183,11 @@ pub struct RolloutDefaults {
     pub max_p99: Duration,
     /// Minimum canary requests per window; fewer is inconclusive (default 20).
     pub min_requests: u64,
+    /// How windows are judged (default `sequential`).
+    pub analysis: Analysis,
+    /// Confidence of the tests as a fraction (default: the rule's, 0.99
+    /// for `sequential`, 0.95 for `window`).
+    pub confidence: Option<f64>,
     /// Progress deadline of one step (default 10m, never zero).
     pub timeout: Duration,
     /// Pause at the last step until `meshctl promote` (default false).
@@ -253,14 +258,17 @@ impl ServiceSpec {
 }
 
 impl RolloutDefaults {
-    /// The analysis thresholds these defaults set, at the analysis' default
-    /// confidence.
+    /// The analysis thresholds these defaults set (the confidence, unless
+    /// given, is the rule's default).
     pub fn thresholds(&self) -> Thresholds {
         Thresholds {
             success_rate: self.success_rate,
             max_p99: self.max_p99,
             min_requests: self.min_requests,
-            confidence: Thresholds::default().confidence,
+            confidence: self
+                .confidence
+                .unwrap_or_else(|| self.analysis.default_confidence()),
+            analysis: self.analysis,
         }
     }
 }
@@ -278,6 +286,8 @@ impl Default for RolloutDefaults {
             success_rate: 99.0,
             max_p99: Duration::from_millis(500),
             min_requests: 20,
+            analysis: Analysis::Sequential,
+            confidence: None,
             timeout: Duration::from_secs(600),
             manual_promotion: false,
             on_interrupt: OnInterrupt::Rollback,
