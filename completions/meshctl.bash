@@ -167,7 +167,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__analyze)
-            opts="-n -o -q -v -h -V --compare --for --success-rate --max-p99 --min-requests --metrics --prometheus --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-n -o -q -v -h -V --compare --for --success-rate --max-p99 --min-requests --analysis --confidence --metrics --prometheus --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -190,6 +190,14 @@ _meshctl() {
                     return 0
                     ;;
                 --min-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --analysis)
+                    COMPREPLY=($(compgen -W "sequential window" -- "${cur}"))
+                    return 0
+                    ;;
+                --confidence)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1156,7 +1164,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__rollout__subcmd__start)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --mirror-percent --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --analysis --confidence --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --mirror-percent --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1242,6 +1250,14 @@ _meshctl() {
                     return 0
                     ;;
                 --min-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --analysis)
+                    COMPREPLY=($(compgen -W "sequential window" -- "${cur}"))
+                    return 0
+                    ;;
+                --confidence)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -72,7 +72,16 @@ fn healthy_canary_promotes(b: Backend) {
 
 fn ten_percent_failing_canary_rolls_back_within_threshold(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().failing("v2", 0.10));
-    let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100", "--threshold", "2"]));
+    // `--threshold` failing windows is the window rule's (the sequential
+    // rule rolls back at its first rejection).
+    let (code, out, err) = run(mesh.rollout(&[
+        "--steps",
+        "20,50,100",
+        "--threshold",
+        "2",
+        "--analysis",
+        "window",
+    ]));
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().expect("state");
@@ -102,6 +111,8 @@ fn p99_regression_rolls_back(b: Backend) {
         "100ms",
         "--threshold",
         "1",
+        "--analysis",
+        "window",
     ]));
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
@@ -350,7 +361,10 @@ fn json_events_are_one_valid_object_per_line(b: Backend) {
     let analysis = events.iter().find(|e| e["event"] == "analysis").unwrap();
     assert_eq!(analysis["record"]["verdict"], "pass");
     assert!(analysis["record"]["canary"]["requests"].as_u64().unwrap() >= 10);
-    assert!(analysis["record"]["comparison"]["p_value"].is_number());
+    // The sequential rule's evidence: the running p-value of each test.
+    let tests = &analysis["record"]["evidence"]["tests"];
+    assert_eq!(tests[0]["test"], "vs-baseline");
+    assert!(tests[0]["p_value"].is_number(), "{analysis}");
     assert!(events.iter().all(|e| e["time"].is_string()));
 }
 
@@ -442,7 +456,8 @@ fn status_explains_the_decision() {
     assert_eq!(code, 3, "{err}");
     for needle in [
         "RolledBack",
-        "reason: analysis failed 1 time(s)",
+        "reason: the sequential analysis rejected v2: ",
+        "evidence over ",
         "v2 (canary)",
         "v1 (baseline)",
         "vs-baseline",
@@ -490,7 +505,7 @@ fn analyze_judges_live_traffic_without_moving_weights() {
     ]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.starts_with("discounts: pass: all checks passed"),
+        out.starts_with("discounts: pass: no test rejected: v2 errors 0 of "),
         "{out}"
     );
     assert!(out.contains("vs-baseline"), "{out}");
@@ -571,7 +586,14 @@ fn summary_and_junit_reports_hold_the_numbers() {
         mesh.path().join("summary.md"),
         mesh.path().join("junit.xml"),
     );
-    let mut cmd = mesh.rollout(&["--steps", "20,100", "--threshold", "2"]);
+    let mut cmd = mesh.rollout(&[
+        "--steps",
+        "20,100",
+        "--threshold",
+        "2",
+        "--analysis",
+        "window",
+    ]);
     cmd.arg("--summary").arg(&md).arg("--junit").arg(&xml);
     let (code, out, err) = run(cmd);
     assert_eq!(code, 3, "{out}{err}");
@@ -757,6 +779,8 @@ fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
         "3",
         "--threshold",
         "2",
+        "--analysis",
+        "window",
     ]));
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     let s = mesh.state().expect("state");

@@ -90,7 +90,9 @@ fn plan(steps: &[u8]) -> Plan {
         threshold: 2,
         step_timeout: Duration::from_secs(300),
         manual_promotion: false,
-        thresholds: Thresholds::default(),
+        // The window rule: these tests count scrapes (the synthetic source
+        // adds requests per scrape), and the sequential rule scrapes every poll.
+        thresholds: Thresholds::window(),
         metrics: "synthetic".into(),
         strategy: Default::default(),
         sticky_cookie: None,

@@ -181,7 +181,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
     let (code, out, err) = run(cmd);
     assert_eq!(code, 3, "{out}{err}");
     let reason = mesh.state().unwrap().reason.unwrap();
-    assert!(reason.contains("v2: success rate"), "{reason}");
+    assert!(reason.contains("v2 error rate ≥ "), "{reason}");
     drop(prom);
 }
 

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshctl::rollout::machine::OnInterrupt;
 use meshctl::metrics::{MetricsError, MetricsSource, Snapshot, VersionCounters};
 use meshctl::rollout::analysis::{Analysis, Thresholds};
 use meshctl::rollout::engine::{Driver, DriverOptions, Observer, RolloutEvent};
+use meshctl::rollout::machine::OnInterrupt;
 use meshctl::rollout::machine::Plan;
 use meshctl::rollout::routes;
 use meshctl::rollout::webhook::Webhooks;

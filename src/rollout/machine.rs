@@ -406,7 +406,16 @@ impl Machine {
             Verdict::Fail => {
                 self.state.held = None;
                 self.state.failed_checks += 1;
-                if rejected {
+                if self.state.stage == Stage::Switched {
+                    self.finish(
+                        Ending::RolledBack,
+                        format!(
+                            "post-switch analysis failed: {reason}; {} takes 100% again",
+                            self.plan.from
+                        ),
+                        now,
+                    )
+                } else if rejected {
                     // A statistical failure: the evidence already bounds the
                     // false-rollback probability, so it is not retried.
                     self.finish(
@@ -414,15 +423,6 @@ impl Machine {
                         format!(
                             "the sequential analysis rejected {}: {reason}",
                             self.plan.to
-                        ),
-                        now,
-                    )
-                } else if self.state.stage == Stage::Switched {
-                    self.finish(
-                        Ending::RolledBack,
-                        format!(
-                            "post-switch analysis failed: {reason}; {} takes 100% again",
-                            self.plan.from
                         ),
                         now,
                     )

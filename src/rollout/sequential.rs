@@ -30,11 +30,14 @@
 //!    1.1 to 1000 ([`RATIOS`]): exact, one-sided (fewer canary errors only
 //!    lower it), and a baseline at 0 errors is fine.
 //! 2. **Latency vs baseline** ([`LatencyVersusBaseline`]): "canary not
-//!    slower" as stochastic order, i.e. at every histogram bucket boundary
-//!    the canary's share of requests slower than it is at most the
-//!    baseline's. Each boundary is test 1 on "slower than the boundary"
-//!    instead of "failed"; the e-value is the average over the boundaries
-//!    (an average of e-values is an e-value, tighter than Bonferroni).
+//!    slower by more than a bucket" as stochastic order: for consecutive
+//!    histogram bucket boundaries `b < b'`, the canary's share of requests
+//!    slower than `b'` is at most the baseline's share slower than `b`
+//!    (which holds whenever the canary is no slower at all; the one-bucket
+//!    tolerance keeps sub-bucket shifts, such as a mirrored copy's extra
+//!    hop, from counting). Each pair is test 1 with "slower than the
+//!    boundary" instead of "failed"; the e-value is the average over the
+//!    pairs (an average of e-values is an e-value, tighter than Bonferroni).
 //! 3. **Absolute floors** ([`Floor`]): "the canary's error rate is at most
 //!    `1 − success rate`" and "the canary's share of requests slower than
 //!    `--max-p99` is at most 1%", each the one-sample version of the same
@@ -331,14 +334,15 @@ fn bisect(f: impl Fn(f64) -> f64, lo: f64, hi: f64, falling: bool) -> f64 {
     if falling { a.exp() } else { b.exp() }
 }
 
-/// "The canary is not slower than the baseline", over every histogram
-/// bucket boundary the two share.
+/// "The canary is not slower than the baseline by more than a bucket", over
+/// the histogram bucket boundaries the two share.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyVersusBaseline {
     /// The finite bucket boundaries (ms), fixed by the first window in which
     /// both versions had histograms.
     pub boundaries: Vec<f64>,
-    /// One test per boundary, on "slower than the boundary".
+    /// One test per pair of consecutive boundaries `b < b'`: the canary's
+    /// requests slower than `b'` against the baseline's slower than `b`.
     pub tests: Vec<VersusBaseline>,
     /// Running anytime-valid p-value of the average over the boundaries.
     pub p_value: f64,
@@ -364,17 +368,19 @@ impl LatencyVersusBaseline {
                 .map(|&(le, _)| le)
                 .filter(|le| le.is_finite() && baseline.buckets.iter().any(|(l, _)| l == le))
                 .collect();
-            if canary.observed().is_none() || baseline.observed().is_none() || shared.is_empty() {
+            if canary.observed().is_none() || baseline.observed().is_none() || shared.len() < 2 {
                 return;
             }
-            self.tests = vec![VersusBaseline::new(); shared.len()];
+            self.tests = vec![VersusBaseline::new(); shared.len() - 1];
             self.boundaries = shared;
         }
         let (Some(nc), Some(nb)) = (canary.observed(), baseline.observed()) else {
             return;
         };
-        for (le, t) in self.boundaries.iter().zip(self.tests.iter_mut()) {
-            if let (Some(sc), Some(sb)) = (canary.slower_than(*le), baseline.slower_than(*le)) {
+        for (pair, t) in self.boundaries.windows(2).zip(self.tests.iter_mut()) {
+            if let (Some(sc), Some(sb)) =
+                (canary.slower_than(pair[1]), baseline.slower_than(pair[0]))
+            {
                 t.observe(nc, sc, nb, sb);
             }
         }
@@ -386,13 +392,25 @@ impl LatencyVersusBaseline {
         log_mean_exp(self.tests.iter().map(VersusBaseline::log_e))
     }
 
-    /// The boundary with the strongest evidence, with its test.
-    pub fn strongest(&self) -> Option<(f64, &VersusBaseline)> {
-        self.boundaries
-            .iter()
-            .copied()
-            .zip(self.tests.iter())
-            .max_by(|a, b| a.1.log_e().total_cmp(&b.1.log_e()))
+    /// The pair of boundaries `(b, b')` with the strongest evidence, with
+    /// its test; without evidence anywhere, the pair whose upper boundary is
+    /// `near` (or the first).
+    pub fn strongest(&self, near: Option<f64>) -> Option<((f64, f64), &VersusBaseline)> {
+        let pairs = self
+            .boundaries
+            .windows(2)
+            .map(|p| (p[0], p[1]))
+            .zip(self.tests.iter());
+        let best = pairs
+            .clone()
+            .reduce(|a, b| if b.1.log_e() > a.1.log_e() { b } else { a })?;
+        if best.1.log_e() > 0.0 {
+            return Some(best);
+        }
+        pairs
+            .clone()
+            .find(|((_, hi), _)| Some(*hi) == near)
+            .or_else(|| pairs.clone().next())
     }
 }
 
@@ -681,7 +699,7 @@ impl Evidence {
         };
         let l = &self.latency;
         let mut lat_detail = format!("{canary} vs {baseline} latency: {}", verdict(l.p_value));
-        if let Some((le, t)) = l.strongest() {
+        if let Some(((lo, hi), t)) = l.strongest(self.latency_floor.le_ms) {
             let share = |t: Tally| {
                 if t.requests == 0 {
                     "-".to_owned()
@@ -691,9 +709,10 @@ impl Evidence {
             };
             let _ = write!(
                 lat_detail,
-                " (slower than {}ms: {} vs {}, {} of {} vs {} of {})",
-                trim(le),
+                " ({canary} slower than {}ms: {} vs {baseline} slower than {}ms: {}, {} of {} vs {} of {})",
+                trim(hi),
                 share(t.canary),
+                trim(lo),
                 share(t.baseline),
                 t.canary.errors,
                 t.canary.requests,
@@ -701,7 +720,7 @@ impl Evidence {
                 t.baseline.requests
             );
         } else {
-            lat_detail.push_str(" (no histogram buckets shared by both versions yet)");
+            lat_detail.push_str(" (no two histogram buckets shared by both versions yet)");
         }
         let latency = Outcome {
             test: TestName::LatencyVsBaseline,
