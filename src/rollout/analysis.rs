@@ -172,7 +172,7 @@ pub struct DecisionRecord {
     pub reason: String,
     /// The evidence accumulated over the rollout (`--analysis sequential`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<Summary>,
+    pub evidence: Option<Box<Summary>>,
 }
 
 // === impl DecisionRecord ===
@@ -618,7 +618,7 @@ pub fn judge(w: &Window<'_>, t: &Thresholds, evidence: &Evidence) -> DecisionRec
         checks,
         verdict,
         reason,
-        evidence: Some(summary),
+        evidence: Some(Box::new(summary)),
     }
 }
 
