@@ -13,6 +13,8 @@ mod rollout;
 mod rollout_driver;
 // `ab`, `mirror` and `bluegreen` through a real meshproxy and upstreams (issue 7).
 mod rollout_proxy;
+// `--analysis sequential` end to end through meshproxy, local and fake cluster (issue 14).
+mod rollout_sequential;
 // `--interval auto` per strategy: mirror percent, measured match share (issue 7).
 mod rollout_auto;
 // `meshctl render`: golden files for a broad set of specs.
