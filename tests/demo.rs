@@ -5,13 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::rollout_harness::{run, wait_exit};
+use crate::rollout_harness::wait_exit;
 
 #[test]
 fn demo_promotes_a_healthy_canary() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--interval", "500ms"]);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
     assert!(out.contains("demo: load generator:"), "{out}");
@@ -28,7 +28,7 @@ fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
         "--interval",
         "500ms",
     ]);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     // v2 failed on mirrored copies only: no client was ever answered by it.
@@ -44,7 +44,7 @@ fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
 fn demo_ab_sends_only_marked_requests_to_v2_and_promotes() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--strategy", "ab", "--interval", "500ms"]);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
     assert!(out.contains("every 4th with x-canary: true"), "{out}");
@@ -56,16 +56,14 @@ fn demo_bad_canary_rolls_back_to_v1() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--bad-canary", "--interval", "500ms", "--dir"])
         .arg(dir.path());
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     // The directory keeps the final state: v1 at 100, readable by status.
     let mut status = crate::util::meshctl();
-    status
-        .arg("--target")
-        .arg(format!("local:{}", dir.path().display()));
+    status.local(dir.path());
     status.args(["rollout", "status", "-o", "json"]);
-    let (code, out, _) = run(status);
+    let (code, out, _) = status.run();
     assert_eq!(code, 3);
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
@@ -118,7 +116,7 @@ fn demo_ctrl_c_rolls_back_and_stops_everything() {
 fn demo_flag_errors_name_the_flag() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--interval", "soon"]);
-    let (code, _, err) = run(cmd);
+    let (code, _, err) = cmd.run();
     assert_eq!(code, 1);
     assert!(
         err.contains("--interval \"soon\" is not a duration: use e.g. 2s or 500ms"),
@@ -132,7 +130,7 @@ fn demo_mtls_promotes_over_mutual_tls() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--mtls", "--interval", "500ms", "--dir"])
         .arg(dir.path());
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
         out.contains("over mutual TLS (DestinationRule ISTIO_MUTUAL)"),

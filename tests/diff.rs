@@ -8,7 +8,7 @@ use meshctl::target::local::LocalTarget;
 use meshctl::target::{ApplyOptions, STATE_ANNOTATION, Target};
 use meshproxy::istio::{Resource, yaml};
 
-use crate::kube_support::Cluster;
+use crate::kube_support::{Cluster, ClusterTarget};
 use crate::util::meshctl;
 
 const SPEC: [&str; 3] = ["discounts", "--versions", "v1,v2"];

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use crate::kube_support::{NS, assert_rbac_allows, blocking_cluster, meshctl_on};
-use crate::rollout_harness::run;
+use crate::kube_support::{ClusterTarget, NS, assert_rbac_allows, blocking_cluster};
+use crate::util::meshctl;
 
 const SERVICE: &[&str] = &[
     "apply",
@@ -27,7 +27,7 @@ fn args(extra: &[&str]) -> Vec<String> {
 fn apply(cluster: &crate::kube_support::Cluster, extra: &[&str]) -> (i32, String, String) {
     let a = args(extra);
     let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    run(meshctl_on(cluster, &refs))
+    meshctl().kubeconfig(&cluster.kubeconfig).args(&refs).run()
 }
 
 fn sorted_lines(out: &str) -> Vec<&str> {
@@ -143,7 +143,10 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
     let (_rt, cluster) = blocking_cluster();
     let root = env!("CARGO_MANIFEST_DIR");
     let spec = format!("{root}/examples/meshctl.yaml");
-    let (code, out, err) = run(meshctl_on(&cluster, &["apply", "-f", &spec]));
+    let (code, out, err) = meshctl()
+        .kubeconfig(&cluster.kubeconfig)
+        .args(&["apply", "-f", &spec])
+        .run();
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         cluster
@@ -156,10 +159,10 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
             )
             .is_some()
     );
-    let (code, out, err) = run(meshctl_on(
-        &cluster,
-        &["-n", "staging", "apply", "-f", &spec],
-    ));
+    let (code, out, err) = meshctl()
+        .kubeconfig(&cluster.kubeconfig)
+        .args(&["-n", "staging", "apply", "-f", &spec])
+        .run();
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         cluster
@@ -284,7 +287,7 @@ fn apply_to_a_local_directory_target() {
     let a = args(&[]);
     let mut cmd = crate::util::meshctl();
     cmd.args(["--target", &target]).args(&a);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("virtualservice.networking.istio.io/discounts"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use meshctl::target::{ApplyOptions, EventType, STATE_ANNOTATION, Target};
 
 use crate::kube_support::{
-    Cluster, assert_rbac_allows, discounts, discounts_at, rbac_grants, used_verbs,
+    Cluster, ClusterTarget, assert_rbac_allows, discounts, discounts_at, rbac_grants, used_verbs,
 };
 
 #[tokio::test]

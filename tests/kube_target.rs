@@ -12,7 +12,7 @@ use meshctl::target::{
 use meshproxy::istio::Resource;
 use serde_json::json;
 
-use crate::kube_support::{Cluster, NS, discounts, discounts_at};
+use crate::kube_support::{Cluster, ClusterTarget, NS, discounts, discounts_at};
 
 fn actions(applied: &[meshctl::target::Applied]) -> Vec<(String, ApplyAction)> {
     applied.iter().map(|a| (a.kind.clone(), a.action)).collect()

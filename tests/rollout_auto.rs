@@ -29,7 +29,7 @@ impl Events {
         Self::command(cmd)
     }
 
-    fn command(mut cmd: std::process::Command) -> Self {
+    fn command(mut cmd: crate::util::Meshctl) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use meshctl::rollout::state::Phase;
 
-use crate::rollout_harness::{Behaviour, Mesh, run};
+use crate::rollout_harness::{Behaviour, Mesh};
 
 /// A Prometheus server; killed on drop.
 struct PromServer {
@@ -146,7 +146,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         "--prometheus",
         &prom.url,
     ]);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(mesh.state().unwrap().phase, Phase::Promoted);
     drop(prom);
@@ -178,7 +178,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         "--prometheus",
         &prom.url,
     ]);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 3, "{out}{err}");
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(reason.contains("v2: success rate"), "{reason}");
@@ -224,7 +224,7 @@ fn prometheus_source_reads_a_real_meshproxy() {
         "5",
     ]);
     cmd.args(["--prometheus", &prom.url, "-o", "json"]);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     let _ = demo.kill();
     let _ = demo.wait();
     assert_eq!(code, 0, "{out}{err}");
@@ -253,25 +253,27 @@ fn mirror_rollout_through_prometheus_counts_like_a_direct_scrape() {
         .trim_end_matches("/metrics")
         .to_owned();
     let prom = start_prometheus(bin, &target);
-    let (code, out, err) = run(mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "2",
-        "--steps",
-        "50,100",
-        "--interval",
-        "1500ms",
-        "--min-requests",
-        "10",
-        "--prometheus",
-        &prom.url,
-    ]));
+    let (code, out, err) = mesh
+        .meshctl(&[
+            "rollout",
+            "start",
+            "discounts",
+            "--to",
+            "v2",
+            "--strategy",
+            "mirror",
+            "--iterations",
+            "2",
+            "--steps",
+            "50,100",
+            "--interval",
+            "1500ms",
+            "--min-requests",
+            "10",
+            "--prometheus",
+            &prom.url,
+        ])
+        .run();
     load.stop();
     assert_eq!(code, 0, "{out}{err}");
     let s = mesh.state();

@@ -24,7 +24,7 @@ use meshctl::rollout::strategy::{AB_ROUTE, Stage};
 use meshproxy::istio::VirtualService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::rollout_harness::{RESOURCES, run, wait_exit};
+use crate::rollout_harness::{RESOURCES, wait_exit};
 
 /// How an upstream answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,16 +227,14 @@ impl ProxyMesh {
         self.dir.path()
     }
 
-    pub(crate) fn meshctl(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn meshctl(&self, args: &[&str]) -> crate::util::Meshctl {
         let mut cmd = crate::util::meshctl();
-        cmd.arg("--target")
-            .arg(format!("local:{}", self.path().display()))
-            .args(args);
+        cmd.local(self.path()).args(args);
         cmd
     }
 
     /// `meshctl rollout start discounts --to v2` on meshproxy's metrics, 1 s windows.
-    fn rollout(&self, extra: &[&str]) -> std::process::Command {
+    fn rollout(&self, extra: &[&str]) -> crate::util::Meshctl {
         let mut cmd = self.meshctl(&[
             "rollout",
             "start",
@@ -371,7 +369,7 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
         "50,100",
     ]);
     cmd.arg("--summary").arg(&md);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     let got = load.stop();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let md = std::fs::read_to_string(md).expect("summary");
@@ -434,8 +432,9 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     );
 
     // The promoted state to commit carries no mirror either.
-    let (code, rendered, err) =
-        run(mesh.meshctl(&["render", "discounts", "--versions", "v1,v2", "--promoted"]));
+    let (code, rendered, err) = mesh
+        .meshctl(&["render", "discounts", "--versions", "v1,v2", "--promoted"])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(!rendered.contains("mirror"), "{rendered}");
 }
@@ -445,16 +444,18 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
     let mesh = ProxyMesh::start(Answer::Fail);
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--mirror-percent",
-        "100",
-        "--iterations",
-        "3",
-        "--threshold",
-        "2",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&[
+            "--strategy",
+            "mirror",
+            "--mirror-percent",
+            "100",
+            "--iterations",
+            "3",
+            "--threshold",
+            "2",
+        ])
+        .run();
     let seen = watch.stop();
     let got = load.stop();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
@@ -515,16 +516,18 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
 fn slow_mirror_fails_the_p99_check_without_slowing_clients() {
     let mesh = ProxyMesh::start(Answer::SlowShadow);
     let load = Load::start(mesh.proxy, None);
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "5",
-        "--threshold",
-        "1",
-        "--max-p99",
-        "500ms",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&[
+            "--strategy",
+            "mirror",
+            "--iterations",
+            "5",
+            "--threshold",
+            "1",
+            "--max-p99",
+            "500ms",
+        ])
+        .run();
     let got = load.stop();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     let s = mesh.state();
@@ -549,7 +552,9 @@ fn bluegreen_healthy_switches_in_one_write() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&["--strategy", "bluegreen", "--iterations", "2"]));
+    let (code, out, err) = mesh
+        .rollout(&["--strategy", "bluegreen", "--iterations", "2"])
+        .run();
     let seen = watch.stop();
     let got = load.stop();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
@@ -577,14 +582,16 @@ fn bluegreen_with_match_previews_on_matched_requests_then_switches() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, Some(3));
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "bluegreen",
-        "--match",
-        "header:x-canary=true",
-        "--iterations",
-        "2",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&[
+            "--strategy",
+            "bluegreen",
+            "--match",
+            "header:x-canary=true",
+            "--iterations",
+            "2",
+        ])
+        .run();
     let seen = watch.stop();
     load.stop();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
@@ -616,14 +623,16 @@ fn bluegreen_failure_after_the_switch_rolls_back_in_one_verified_write() {
     let mesh = ProxyMesh::start(Answer::FailReal);
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "bluegreen",
-        "--iterations",
-        "1",
-        "--threshold",
-        "3",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&[
+            "--strategy",
+            "bluegreen",
+            "--iterations",
+            "1",
+            "--threshold",
+            "3",
+        ])
+        .run();
     let seen = watch.stop();
     load.stop();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
@@ -657,16 +666,18 @@ fn bluegreen_failure_after_the_switch_rolls_back_in_one_verified_write() {
 fn ab_only_matching_requests_reach_v2() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, Some(4));
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "ab",
-        "--match",
-        "header:x-canary=true",
-        "--iterations",
-        "2",
-        "--manual-promotion",
-        "--no-wait-on-pause",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&[
+            "--strategy",
+            "ab",
+            "--match",
+            "header:x-canary=true",
+            "--iterations",
+            "2",
+            "--manual-promotion",
+            "--no-wait-on-pause",
+        ])
+        .run();
     let got = load.stop();
     assert_eq!(
         code, 5,
@@ -691,7 +702,7 @@ fn ab_only_matching_requests_reach_v2() {
             .all(|g| g.served_by == "v1")
     );
 
-    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
+    let (code, out, err) = mesh.meshctl(&["promote", "discounts"]).run();
     assert_eq!(code, 0, "{out}{err}");
     let vs = mesh.virtual_service();
     assert!(
@@ -737,7 +748,9 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         Some(50.0),
         "{vs:?}"
     );
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
+    let (code, out, err) = mesh
+        .meshctl(&["rollout", "status", "discounts", "-o", "json"])
+        .run();
     assert_eq!(code, 0, "{out}{err}");
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["stage"], "mirror", "{json}");
@@ -745,7 +758,7 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         json["state"]["strategy"],
         serde_json::json!({"kind": "mirror", "mirrorPercent": 50, "iterations": 50})
     );
-    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
+    let (code, out, err) = mesh.meshctl(&["promote", "discounts"]).run();
     assert_eq!(code, 0, "{out}{err}");
     let status = wait_exit(&mut driver, Duration::from_secs(60));
     load.stop();
@@ -803,7 +816,7 @@ fn strategy_flags_name_the_flag_and_the_fix() {
             "--iterations must be at least 1 for --strategy mirror",
         ),
     ] {
-        let (code, _, err) = run(mesh.rollout(args));
+        let (code, _, err) = mesh.rollout(args).run();
         assert_eq!(code, 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
@@ -814,7 +827,7 @@ fn strategy_flags_name_the_flag_and_the_fix() {
         "      weight: 100\n    mirror: {host: audit}\n",
     );
     std::fs::write(mesh.path().join("discounts.yaml"), with_mirror).unwrap();
-    let (code, _, err) = run(mesh.rollout(&["--strategy", "mirror"]));
+    let (code, _, err) = mesh.rollout(&["--strategy", "mirror"]).run();
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("already mirrors to audit"), "{err}");
     assert!(
