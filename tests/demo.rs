@@ -11,8 +11,7 @@ use crate::rollout_harness::wait_exit;
 fn demo_promotes_a_healthy_canary() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--interval", "500ms"]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = cmd.run_code(0);
     assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
     assert!(out.contains("demo: load generator:"), "{out}");
 }
@@ -28,8 +27,7 @@ fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
         "--interval",
         "500ms",
     ]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = cmd.run_code(3);
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     // v2 failed on mirrored copies only: no client was ever answered by it.
     let line = out
@@ -44,8 +42,7 @@ fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
 fn demo_ab_sends_only_marked_requests_to_v2_and_promotes() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--strategy", "ab", "--interval", "500ms"]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = cmd.run_code(0);
     assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
     assert!(out.contains("every 4th with x-canary: true"), "{out}");
 }
@@ -56,15 +53,13 @@ fn demo_bad_canary_rolls_back_to_v1() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--bad-canary", "--interval", "500ms", "--dir"])
         .arg(dir.path());
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = cmd.run_code(3);
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     // The directory keeps the final state: v1 at 100, readable by status.
     let mut status = crate::util::meshctl();
     status.local(dir.path());
     status.args(["rollout", "status", "-o", "json"]);
-    let (code, out, _) = status.run();
-    assert_eq!(code, 3);
+    let (out, _) = status.run_code(3);
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
         json["state"]["weights"],
@@ -116,8 +111,7 @@ fn demo_ctrl_c_rolls_back_and_stops_everything() {
 fn demo_flag_errors_name_the_flag() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--interval", "soon"]);
-    let (code, _, err) = cmd.run();
-    assert_eq!(code, 1);
+    let (_, err) = cmd.run_code(1);
     assert!(
         err.contains("--interval \"soon\" is not a duration: use e.g. 2s or 500ms"),
         "{err}"
@@ -130,8 +124,7 @@ fn demo_mtls_promotes_over_mutual_tls() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--mtls", "--interval", "500ms", "--dir"])
         .arg(dir.path());
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = cmd.run_code(0);
     assert!(
         out.contains("over mutual TLS (DestinationRule ISTIO_MUTUAL)"),
         "{out}"

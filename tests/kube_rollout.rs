@@ -12,8 +12,7 @@ use crate::rollout_harness::{Backend, Behaviour, Mesh, exit_code, weights};
 #[test]
 fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
-    let (code, out, err) = mesh.rollout(&["--steps", "50,100"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.rollout(&["--steps", "50,100"]).run_code(0);
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     let state = mesh.state().expect("state annotation");
     assert_eq!(state.phase, Phase::Promoted);
@@ -50,8 +49,9 @@ fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
     assert_rbac_allows(&mesh.cluster().server);
 
     // `rollout status` reads the state from the cluster.
-    let (code, out, err) = mesh.meshctl(&["rollout", "status", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh
+        .meshctl(&["rollout", "status", "discounts"])
+        .run_code(0);
     assert!(out.contains("Promoted"), "{out}");
 }
 
@@ -59,8 +59,7 @@ fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
 fn a_concurrent_writer_causes_409_and_the_driver_retries_on_a_fresh_read() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
     mesh.cluster().server.race_next_update("virtualservices");
-    let (code, out, err) = mesh.rollout(&["--steps", "50,100"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.rollout(&["--steps", "50,100"]).run_code(0);
     let updates = mesh.cluster().statuses("virtualservices", "update");
     assert_eq!(updates.first(), Some(&409), "{updates:?}");
     assert!(updates[1..].iter().all(|s| *s == 200), "{updates:?}");
@@ -85,8 +84,7 @@ fn a_second_start_is_refused_while_paused_then_promote_from_another_process() {
         .expect("holder")
         .to_owned();
 
-    let (code, out, err) = mesh.rollout(&["--from", "v1", "--steps", "30"]).run();
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = mesh.rollout(&["--from", "v1", "--steps", "30"]).run_code(1);
     // The recorded state refuses first; the lease (held by the paused
     // driver) would otherwise (see a_live_lease_of_another_holder_refuses_the_start).
     assert!(
@@ -98,8 +96,7 @@ fn a_second_start_is_refused_while_paused_then_promote_from_another_process() {
         "{holder}"
     );
 
-    let (code, out, err) = mesh.meshctl(&["promote", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
     assert_eq!(exit_code(&mut driver), Some(0));
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     assert_eq!(mesh.state().expect("state").phase, Phase::Promoted);
@@ -124,8 +121,7 @@ fn an_expired_lease_is_taken_over() {
             }),
         )
         .expect("stale lease");
-    let (code, out, err) = mesh.rollout(&["--steps", "100"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.rollout(&["--steps", "100"]).run_code(0);
     let takeover = mesh
         .cluster()
         .server
@@ -154,8 +150,7 @@ fn a_live_lease_of_another_holder_refuses_the_start() {
             }),
         )
         .expect("live lease");
-    let (code, out, err) = mesh.rollout(&["--steps", "100"]).run();
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = mesh.rollout(&["--steps", "100"]).run_code(1);
     assert!(err.contains("already being driven by ci-job-42"), "{err}");
     assert_eq!(mesh.weights(), weights(&[("v1", 100)]), "nothing changed");
 }
@@ -170,8 +165,7 @@ fn jiff_now() -> String {
 fn rollback_from_another_process_stops_the_driver() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
     let mut driver = mesh.drive_slowly(&[]);
-    let (code, out, err) = mesh.meshctl(&["rollback"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["rollback"]).run_code(0);
     assert_eq!(exit_code(&mut driver), Some(3));
     assert_eq!(mesh.weights().get("v1"), Some(&100));
     assert_eq!(mesh.state().expect("state").phase, Phase::RolledBack);
@@ -182,10 +176,8 @@ fn rollback_from_another_process_stops_the_driver() {
 #[test]
 fn a_failing_canary_rolls_back_with_a_warning_event() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy().failing("v2", 0.5));
-    let (code, out, err) = mesh
-        .rollout(&["--steps", "20,50,100", "--threshold", "1"])
-        .run();
-    assert_eq!(code, 3, "{out}{err}");
+    mesh.rollout(&["--steps", "20,50,100", "--threshold", "1"])
+        .run_code(3);
     assert_eq!(mesh.weights().get("v1"), Some(&100));
     let events = mesh.cluster().server.objects("events.k8s.io", "events", NS);
     assert!(events.iter().any(|e| e["type"] == "Warning"), "{events:#?}");
@@ -295,17 +287,15 @@ fn mirror_on_the_cluster_analyses_copies_then_steps() {
 #[test]
 fn mirror_failing_on_the_cluster_rolls_back_and_removes_the_mirror() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy().failing("v2", 0.5));
-    let (code, out, err) = mesh
-        .rollout(&[
-            "--strategy",
-            "mirror",
-            "--iterations",
-            "3",
-            "--threshold",
-            "1",
-        ])
-        .run();
-    assert_eq!(code, 3, "{out}{err}");
+    mesh.rollout(&[
+        "--strategy",
+        "mirror",
+        "--iterations",
+        "3",
+        "--threshold",
+        "1",
+    ])
+    .run_code(3);
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.history.len()), (Phase::RolledBack, 1));
     assert_eq!(s.history[0].weight, 0, "rolled back in the mirror phase");

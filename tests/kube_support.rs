@@ -4,6 +4,7 @@
 
 use fake_apiserver::FakeApiServer;
 use meshctl::cli::KubeArgs;
+use meshctl::target::ApplyOptions;
 use meshctl::target::kube::KubeTarget;
 use meshproxy::istio::Resource;
 
@@ -56,8 +57,11 @@ pub fn discounts_at(weight: u32) -> Vec<Resource> {
     resources
 }
 
+/// `(group, resource, verb)` triples.
+pub type Triples = std::collections::BTreeSet<(String, String, String)>;
+
 /// `(group, resource, verb)` triples the Role in `deploy/rbac.yaml` grants.
-pub fn rbac_grants() -> std::collections::BTreeSet<(String, String, String)> {
+pub fn rbac_grants() -> Triples {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml"))
         .expect("deploy/rbac.yaml");
     let mut grants = std::collections::BTreeSet::new();
@@ -85,7 +89,7 @@ pub fn rbac_grants() -> std::collections::BTreeSet<(String, String, String)> {
 }
 
 /// The `(group, resource, verb)` triples of the resource requests a server saw.
-pub fn used_verbs(server: &FakeApiServer) -> std::collections::BTreeSet<(String, String, String)> {
+pub fn used_verbs(server: &FakeApiServer) -> Triples {
     server
         .requests()
         .into_iter()
@@ -93,13 +97,20 @@ pub fn used_verbs(server: &FakeApiServer) -> std::collections::BTreeSet<(String,
         .collect()
 }
 
+/// A server-side dry run.
+pub const DRY_RUN: ApplyOptions = ApplyOptions {
+    dry_run: true,
+    force_conflicts: false,
+};
+
+/// The triples of `a` that are not in `b`.
+pub fn missing_from(a: &Triples, b: &Triples) -> Vec<(String, String, String)> {
+    a.difference(b).cloned().collect()
+}
+
 /// Fails if meshctl sent a request the CI Role does not allow.
 pub fn assert_rbac_allows(server: &FakeApiServer) {
-    let grants = rbac_grants();
-    let missing: Vec<_> = used_verbs(server)
-        .into_iter()
-        .filter(|u| !grants.contains(u))
-        .collect();
+    let missing = missing_from(&used_verbs(server), &rbac_grants());
     assert!(
         missing.is_empty(),
         "deploy/rbac.yaml lacks (group, resource, verb): {missing:?}"

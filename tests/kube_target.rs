@@ -12,7 +12,7 @@ use meshctl::target::{
 use meshproxy::istio::Resource;
 use serde_json::json;
 
-use crate::kube_support::{Cluster, ClusterTarget, NS, discounts, discounts_at};
+use crate::kube_support::{Cluster, ClusterTarget, DRY_RUN, NS, discounts, discounts_at};
 
 fn actions(applied: &[meshctl::target::Applied]) -> Vec<(String, ApplyAction)> {
     applied.iter().map(|a| (a.kind.clone(), a.action)).collect()
@@ -151,11 +151,7 @@ async fn pinned_istio_api_version_is_used() {
 async fn dry_run_reports_but_changes_nothing() {
     let cluster = Cluster::start().await;
     let target = cluster.target().await;
-    let dry = ApplyOptions {
-        dry_run: true,
-        force_conflicts: false,
-    };
-    let applied = target.apply(&discounts(), dry).await.expect("dry run");
+    let applied = target.apply(&discounts(), DRY_RUN).await.expect("dry run");
     assert_eq!(actions(&applied), all(ApplyAction::Created));
     assert!(cluster.istio("virtualservices", "discounts").is_none());
     assert!(
@@ -174,7 +170,10 @@ async fn dry_run_reports_but_changes_nothing() {
     let before = cluster
         .istio("virtualservices", "discounts")
         .expect("stored");
-    let applied = target.apply(&discounts_at(50), dry).await.expect("dry run");
+    let applied = target
+        .apply(&discounts_at(50), DRY_RUN)
+        .await
+        .expect("dry run");
     assert_eq!(applied[1].action, ApplyAction::Configured);
     assert_eq!(applied[0].action, ApplyAction::Unchanged);
     assert_eq!(

@@ -46,8 +46,7 @@ on_both_targets!(
 
 fn healthy_canary_promotes(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let (code, out, err) = mesh.rollout(&["--steps", "20,50,100"]).run();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = mesh.rollout(&["--steps", "20,50,100"]).run_code(0);
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     let s = mesh.state().expect("state");
     assert_eq!(
@@ -68,10 +67,8 @@ fn healthy_canary_promotes(b: Backend) {
 
 fn ten_percent_failing_canary_rolls_back_within_threshold(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().failing("v2", 0.10));
-    let (code, out, err) = mesh
-        .rollout(&["--steps", "20,50,100", "--threshold", "2"])
-        .run();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    mesh.rollout(&["--steps", "20,50,100", "--threshold", "2"])
+        .run_code(3);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 2));
@@ -93,17 +90,15 @@ fn ten_percent_failing_canary_rolls_back_within_threshold(b: Backend) {
 
 fn p99_regression_rolls_back(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().slow("v2", 400.0));
-    let (code, out, err) = mesh
-        .rollout(&[
-            "--steps",
-            "50,100",
-            "--max-p99",
-            "100ms",
-            "--threshold",
-            "1",
-        ])
-        .run();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    mesh.rollout(&[
+        "--steps",
+        "50,100",
+        "--max-p99",
+        "100ms",
+        "--threshold",
+        "1",
+    ])
+    .run_code(3);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(
@@ -131,8 +126,7 @@ fn metrics_source_down_rolls_back(b: Backend) {
         "200ms",
     ]);
     cmd.args(["--metrics", &url, "--threshold", "2"]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    cmd.run_code(3);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(
@@ -143,7 +137,7 @@ fn metrics_source_down_rolls_back(b: Backend) {
 
 fn too_little_traffic_is_inconclusive_not_a_pass(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().rate(1.0));
-    let (code, out, err) = mesh
+    let (out, _) = mesh
         .rollout(&[
             "--steps",
             "10,100",
@@ -152,8 +146,7 @@ fn too_little_traffic_is_inconclusive_not_a_pass(b: Backend) {
             "--timeout",
             "1500ms",
         ])
-        .run();
-    assert_eq!(code, 4, "stdout:\n{out}\nstderr:\n{err}");
+        .run_code(4);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().unwrap();
     assert_eq!(
@@ -182,8 +175,7 @@ fn manual_promotion_pauses_then_promote_from_another_process(b: Backend) {
         out.contains("Paused") && out.contains("meshctl promote"),
         "{out}"
     );
-    let (code, out, err) = mesh.meshctl(&["promote", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh.meshctl(&["promote", "discounts"]).run_code(0);
     assert!(out.contains("discounts: promoted: v1=0 v2=100"), "{out}");
     assert_eq!(exit_code(&mut driver), Some(0));
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
@@ -191,18 +183,15 @@ fn manual_promotion_pauses_then_promote_from_another_process(b: Backend) {
 
 fn no_wait_on_pause_exits_5(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let (code, out, err) = mesh
-        .rollout(&["--steps", "30", "--manual-promotion", "--no-wait-on-pause"])
-        .run();
-    assert_eq!(code, 5, "{out}{err}");
+    mesh.rollout(&["--steps", "30", "--manual-promotion", "--no-wait-on-pause"])
+        .run_code(5);
     assert_eq!(mesh.weights(), weights(&[("v1", 70), ("v2", 30)]));
 }
 
 fn rollback_from_another_process_stops_the_driver(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh.drive_slowly(&[]);
-    let (code, out, err) = mesh.meshctl(&["rollback"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["rollback"]).run_code(0);
     assert_eq!(exit_code(&mut driver), Some(3));
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().unwrap();
@@ -245,8 +234,7 @@ fn sigterm_with_on_interrupt_pause_leaves_paused(b: Backend) {
         s.weights,
         "the recorded weights are the applied ones"
     );
-    let (code, out, err) = mesh.meshctl(&["rollback", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["rollback", "discounts"]).run_code(0);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
 }
 
@@ -266,18 +254,15 @@ fn kill_9_then_rollback_restores_v1(b: Backend) {
         "the recorded weights are the applied ones"
     );
     // Status works from the recorded state.
-    let (code, out, err) = mesh
+    let (out, _) = mesh
         .meshctl(&["rollout", "status", "discounts", "-o", "json"])
-        .run();
-    assert_eq!(code, 0, "{out}{err}");
+        .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["phase"], "Progressing");
     // A new rollout is refused while the lease of the dead driver is live, or the state is active.
-    let (code, _, err) = mesh.rollout(&["--steps", "50"]).run();
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--steps", "50"]).run_code(1);
     assert!(err.contains("already"), "{err}");
-    let (code, out, err) = mesh.meshctl(&["rollback"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["rollback"]).run_code(0);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let (code, out, _) = mesh.meshctl(&["rollout", "status"]).run();
     assert_eq!(code, 3, "status of a rolled-back rollout exits 3");
@@ -286,8 +271,9 @@ fn kill_9_then_rollback_restores_v1(b: Backend) {
 
 fn json_events_are_one_valid_object_per_line(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let (code, out, err) = mesh.rollout(&["--steps", "50,100", "-o", "json"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh
+        .rollout(&["--steps", "50,100", "-o", "json"])
+        .run_code(0);
     let events: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -312,19 +298,17 @@ fn json_events_are_one_valid_object_per_line(b: Backend) {
 #[test]
 fn bad_flags_name_the_flag_and_the_fix() {
     let mesh = Mesh::start(Behaviour::healthy());
-    let (code, _, err) = mesh.rollout(&["--steps", "50,20"]).run();
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--steps", "50,20"]).run_code(1);
     assert!(
         err.contains("--steps \"50,20\": steps must increase: 20 comes after 50"),
         "{err}"
     );
-    let (code, _, err) = mesh.rollout(&["--interval", "soon"]).run();
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--interval", "soon"]).run_code(1);
     assert!(
         err.contains("--interval \"soon\": \"soon\" is not a duration"),
         "{err}"
     );
-    let (code, _, err) = mesh
+    let (_, err) = mesh
         .meshctl(&[
             "rollout",
             "start",
@@ -334,16 +318,14 @@ fn bad_flags_name_the_flag_and_the_fix() {
             "--metrics",
             &mesh.metrics_url,
         ])
-        .run();
-    assert_eq!(code, 1);
+        .run_code(1);
     assert!(
         err.contains("DestinationRule \"discounts\" has no subset \"v9\""),
         "{err}"
     );
-    let (code, _, err) = mesh.meshctl(&["promote", "nope"]).run();
-    assert_eq!(code, 1);
+    let (_, err) = mesh.meshctl(&["promote", "nope"]).run_code(1);
     assert!(err.contains("VirtualService \"nope\" not found"), "{err}");
-    let (code, _, err) = mesh
+    let (_, err) = mesh
         .meshctl(&[
             "rollout",
             "start",
@@ -353,16 +335,14 @@ fn bad_flags_name_the_flag_and_the_fix() {
             "--metrics",
             "localhost:15000",
         ])
-        .run();
-    assert_eq!(code, 1);
+        .run_code(1);
     assert!(
         err.contains("--metrics \"localhost:15000\": \"localhost:15000\" is not an http(s) URL"),
         "{err}"
     );
     let mut cmd = crate::util::meshctl();
     cmd.args(["--target", "local:", "rollback"]);
-    let (code, _, err) = cmd.run();
-    assert_eq!(code, 1);
+    let (_, err) = cmd.run_code(1);
     assert!(err.contains("--target \"local:\" is not valid"), "{err}");
     let _ = mesh.path();
 }
@@ -382,8 +362,7 @@ fn defaults_come_from_the_spec_file() {
     .unwrap();
     let mut cmd = mesh.meshctl(&["rollout", "start", "--to", "v2", "-o", "json"]);
     cmd.current_dir(spec.parent().unwrap());
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 3, "{out}{err}");
+    let (out, _) = cmd.run_code(3);
     let started: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(started["steps"], serde_json::json!([40, 100]));
     assert_eq!(started["interval_ms"], 200);
@@ -395,12 +374,11 @@ fn defaults_come_from_the_spec_file() {
 #[test]
 fn status_explains_the_decision() {
     let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
-    let (code, out, err) = mesh
-        .rollout(&["--steps", "50,100", "--threshold", "1"])
-        .run();
-    assert_eq!(code, 3, "{out}{err}");
-    let (code, out, err) = mesh.meshctl(&["rollout", "status", "discounts"]).run();
-    assert_eq!(code, 3, "{err}");
+    mesh.rollout(&["--steps", "50,100", "--threshold", "1"])
+        .run_code(3);
+    let (out, _) = mesh
+        .meshctl(&["rollout", "status", "discounts"])
+        .run_code(3);
     for needle in [
         "RolledBack",
         "reason: analysis failed 1 time(s)",
@@ -436,7 +414,7 @@ fn at_half(mesh: &Mesh) {
 fn analyze_judges_live_traffic_without_moving_weights() {
     let healthy = Mesh::start(Behaviour::healthy());
     at_half(&healthy);
-    let (code, out, err) = healthy
+    let (out, _) = healthy
         .meshctl(&[
             "analyze",
             "discounts",
@@ -450,8 +428,7 @@ fn analyze_judges_live_traffic_without_moving_weights() {
             "--min-requests",
             "10",
         ])
-        .run();
-    assert_eq!(code, 0, "{out}{err}");
+        .run_code(0);
     assert!(
         out.starts_with("discounts: pass: all checks passed"),
         "{out}"
@@ -465,7 +442,7 @@ fn analyze_judges_live_traffic_without_moving_weights() {
 
     let broken = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
     at_half(&broken);
-    let (code, out, err) = broken
+    let (out, _) = broken
         .meshctl(&[
             "analyze",
             "discounts",
@@ -481,14 +458,13 @@ fn analyze_judges_live_traffic_without_moving_weights() {
             "-o",
             "json",
         ])
-        .run();
-    assert_eq!(code, 3, "{out}{err}");
+        .run_code(3);
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(json["record"]["verdict"], "fail");
 
     // v2 gets no traffic at v1=100: inconclusive, never a pass.
     let idle = Mesh::start(Behaviour::healthy());
-    let (code, out, err) = idle
+    let (out, _) = idle
         .meshctl(&[
             "analyze",
             "discounts",
@@ -500,11 +476,10 @@ fn analyze_judges_live_traffic_without_moving_weights() {
             "--metrics",
             &idle.metrics_url,
         ])
-        .run();
-    assert_eq!(code, 4, "{out}{err}");
+        .run_code(4);
     assert!(out.contains("inconclusive: 0 canary requests"), "{out}");
 
-    let (code, _, err) = idle
+    let (_, err) = idle
         .meshctl(&[
             "analyze",
             "discounts",
@@ -514,13 +489,12 @@ fn analyze_judges_live_traffic_without_moving_weights() {
             "--for",
             "1s",
         ])
-        .run();
-    assert_eq!(code, 1);
+        .run_code(1);
     assert!(
         err.contains("--compare: \"V2\" is not a valid version name"),
         "{err}"
     );
-    let (code, _, err) = idle
+    let (_, err) = idle
         .meshctl(&[
             "analyze",
             "discounts",
@@ -530,8 +504,7 @@ fn analyze_judges_live_traffic_without_moving_weights() {
             "--for",
             "later",
         ])
-        .run();
-    assert_eq!(code, 1);
+        .run_code(1);
     assert!(err.contains("--for \"later\" is not a duration"), "{err}");
 }
 
@@ -544,8 +517,7 @@ fn summary_and_junit_reports_hold_the_numbers() {
     );
     let mut cmd = mesh.rollout(&["--steps", "20,100", "--threshold", "2"]);
     cmd.arg("--summary").arg(&md).arg("--junit").arg(&xml);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 3, "{out}{err}");
+    cmd.run_code(3);
     let s = mesh.state().unwrap();
     let record = s.history[0].records.last().unwrap();
     let md = std::fs::read_to_string(md).unwrap();
@@ -648,8 +620,7 @@ fn interval_auto_without_traffic_asks_for_an_interval() {
         "auto",
     ]);
     cmd.args(["--metrics", &mesh.metrics_url]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = cmd.run_code(1);
     assert!(
         err.contains("--interval auto: discounts got no requests in a 3s probe"),
         "{err}"
@@ -719,19 +690,17 @@ fn ab_healthy_promotes_and_removes_the_match_route() {
 #[test]
 fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.30));
-    let (code, out, err) = mesh
-        .rollout(&[
-            "--strategy",
-            "ab",
-            "--match",
-            "cookie:group=beta",
-            "--iterations",
-            "3",
-            "--threshold",
-            "2",
-        ])
-        .run();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    mesh.rollout(&[
+        "--strategy",
+        "ab",
+        "--match",
+        "cookie:group=beta",
+        "--iterations",
+        "3",
+        "--threshold",
+        "2",
+    ])
+    .run_code(3);
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 2));
     assert!(
@@ -766,8 +735,7 @@ fn ab_rollback_from_another_process_removes_the_match_route() {
         s.phase == Phase::Progressing
     });
     assert!(ab_route(&mesh).is_some());
-    let (code, out, err) = mesh.meshctl(&["rollback", "discounts"]).run();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    mesh.meshctl(&["rollback", "discounts"]).run_code(0);
     assert_eq!(exit_code(&mut child), Some(3));
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     assert!(
@@ -779,16 +747,14 @@ fn ab_rollback_from_another_process_removes_the_match_route() {
 #[test]
 fn ab_bad_match_names_the_flag_and_the_fix() {
     let mesh = Mesh::start(Behaviour::healthy());
-    let (code, _, err) = mesh
+    let (_, err) = mesh
         .rollout(&["--strategy", "ab", "--match", "x-canary=true"])
-        .run();
-    assert_eq!(code, 1);
+        .run_code(1);
     assert!(
         err.contains("--match \"x-canary=true\": missing the `header:` or `cookie:` prefix; use `header:NAME=VALUE`"),
         "{err}"
     );
-    let (code, _, err) = mesh.rollout(&["--strategy", "ab"]).run();
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--strategy", "ab"]).run_code(1);
     assert!(err.contains("--strategy ab needs --match"), "{err}");
     assert!(ab_route(&mesh).is_none());
 }
@@ -805,10 +771,9 @@ fn mirror_rollback_from_another_process_removes_the_mirror() {
         .expect("meshctl");
     let s = mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
     assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
-    let (code, out, err) = mesh
+    let (out, _) = mesh
         .meshctl(&["rollout", "status", "discounts", "-o", "json"])
-        .run();
-    assert_eq!(code, 0, "{out}{err}");
+        .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["stage"], "mirror");
     let text = std::fs::read_to_string(mesh.path().join("discounts.yaml")).unwrap();
@@ -816,8 +781,7 @@ fn mirror_rollback_from_another_process_removes_the_mirror() {
         text.contains("mirror:") && text.contains("mirrorPercentage:"),
         "{text}"
     );
-    let (code, out, err) = mesh.meshctl(&["rollback", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["rollback", "discounts"]).run_code(0);
     assert_eq!(exit_code(&mut child), Some(3));
     let text = std::fs::read_to_string(mesh.path().join("discounts.yaml")).unwrap();
     assert!(

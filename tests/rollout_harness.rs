@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use mesh_test_support::cluster::{Cluster, NS};
+use mesh_test_support::cluster::{Cluster, NS, blocking_cluster};
 use meshctl::rollout::state::{Phase, RolloutState};
 use meshctl::target::{ApplyOptions, Target};
 use meshproxy::istio::VirtualService;
@@ -161,12 +161,7 @@ impl Mesh {
                 (Arc::new(move || read_local(&path)), None)
             }
             Backend::Kube => {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the fake API server");
-                let cluster = runtime.block_on(Cluster::start());
+                let (runtime, cluster) = blocking_cluster();
                 runtime.block_on(async {
                     let target = cluster.target().await;
                     let resources =

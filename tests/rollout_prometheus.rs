@@ -146,8 +146,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         "--prometheus",
         &prom.url,
     ]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 0, "{out}{err}");
+    cmd.run_code(0);
     assert_eq!(mesh.state().unwrap().phase, Phase::Promoted);
     drop(prom);
 
@@ -178,8 +177,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         "--prometheus",
         &prom.url,
     ]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 3, "{out}{err}");
+    cmd.run_code(3);
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(reason.contains("v2: success rate"), "{reason}");
     drop(prom);

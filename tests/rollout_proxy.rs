@@ -432,10 +432,9 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     );
 
     // The promoted state to commit carries no mirror either.
-    let (code, rendered, err) = mesh
+    let (rendered, _) = mesh
         .meshctl(&["render", "discounts", "--versions", "v1,v2", "--promoted"])
-        .run();
-    assert_eq!(code, 0, "{err}");
+        .run_code(0);
     assert!(!rendered.contains("mirror"), "{rendered}");
 }
 
@@ -702,8 +701,7 @@ fn ab_only_matching_requests_reach_v2() {
             .all(|g| g.served_by == "v1")
     );
 
-    let (code, out, err) = mesh.meshctl(&["promote", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
     let vs = mesh.virtual_service();
     assert!(
         vs.spec
@@ -748,18 +746,16 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         Some(50.0),
         "{vs:?}"
     );
-    let (code, out, err) = mesh
+    let (out, _) = mesh
         .meshctl(&["rollout", "status", "discounts", "-o", "json"])
-        .run();
-    assert_eq!(code, 0, "{out}{err}");
+        .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["stage"], "mirror", "{json}");
     assert_eq!(
         json["state"]["strategy"],
         serde_json::json!({"kind": "mirror", "mirrorPercent": 50, "iterations": 50})
     );
-    let (code, out, err) = mesh.meshctl(&["promote", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
     let status = wait_exit(&mut driver, Duration::from_secs(60));
     load.stop();
     assert_eq!(status.code(), Some(0));
@@ -827,8 +823,7 @@ fn strategy_flags_name_the_flag_and_the_fix() {
         "      weight: 100\n    mirror: {host: audit}\n",
     );
     std::fs::write(mesh.path().join("discounts.yaml"), with_mirror).unwrap();
-    let (code, _, err) = mesh.rollout(&["--strategy", "mirror"]).run();
-    assert_eq!(code, 1, "{err}");
+    let (_, err) = mesh.rollout(&["--strategy", "mirror"]).run_code(1);
     assert!(err.contains("already mirrors to audit"), "{err}");
     assert!(
         RolloutState::read(&mesh.virtual_service()).is_err(),

@@ -270,7 +270,7 @@ async fn sticky_cookie_keeps_each_client_on_one_version_across_weight_changes() 
 #[test]
 fn rollout_start_rejects_a_bad_cookie_name_before_touching_the_target() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (code, out, err) = meshctl()
+    let (out, err) = meshctl()
         .local(dir.path())
         .args([
             "rollout",
@@ -281,8 +281,7 @@ fn rollout_start_rejects_a_bad_cookie_name_before_touching_the_target() {
             "--sticky-cookie",
             "my;cookie",
         ])
-        .run();
-    assert_eq!(code, 1, "{out}{err}");
+        .run_code(1);
     assert_eq!(
         format!("{out}{err}"),
         "error: --sticky-cookie \"my;cookie\": \"my;cookie\" is not a valid cookie name: it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character); use letters, digits and !#$%&'*+-.^_`|~ (e.g. meshctl-version)\n"
@@ -328,17 +327,15 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
             .collect()
     };
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
-    let (code, out, err) = mesh
-        .rollout(&[
-            "--steps",
-            "50",
-            "--manual-promotion",
-            "--no-wait-on-pause",
-            "--sticky-cookie",
-            "ver",
-        ])
-        .run();
-    assert_eq!(code, 5, "{out}{err}");
+    mesh.rollout(&[
+        "--steps",
+        "50",
+        "--manual-promotion",
+        "--no-wait-on-pause",
+        "--sticky-cookie",
+        "ver",
+    ])
+    .run_code(5);
     assert_eq!(names(&mesh), ["meshctl-sticky-v1", "meshctl-sticky-v2", ""]);
     assert_eq!(
         cookies(&mesh),
@@ -347,8 +344,7 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
             "ver=v2; Path=/; HttpOnly; SameSite=Lax"
         ]
     );
-    let (code, out, err) = mesh.meshctl(&["promote", "discounts"]).run();
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
     assert_eq!(names(&mesh), ["meshctl-sticky-v2", ""]);
     assert_eq!(cookies(&mesh).len(), 2);
     let state = mesh.state().expect("state");
@@ -372,8 +368,7 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
         "10",
     ]);
     next.args(["--steps", "50", "--manual-promotion", "--no-wait-on-pause"]);
-    let (code, out, err) = next.run();
-    assert_eq!(code, 5, "{out}{err}");
+    next.run_code(5);
     let state = mesh.state().expect("state");
     assert_eq!(state.sticky_cookie.expect("cookie kept").as_str(), "ver");
     assert_eq!(names(&mesh), ["meshctl-sticky-v1", "meshctl-sticky-v2", ""]);

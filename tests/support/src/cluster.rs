@@ -14,32 +14,10 @@ use serde_json::json;
 /// The namespace the tests work in.
 pub const NS: &str = "shop";
 
-/// Istio's CRD schemas (`MESHCTL_ISTIO_CRDS`, else `shared/istio-crds/`
-/// beside the checkout), or `None` after saying so.
-///
-/// # Panics
-/// When `MESHCTL_REQUIRE_CRDS=1` and the CRDs are missing, or they do not load.
+/// Istio's CRD schemas when they are available (see [`CrdSchemas::istio`]).
 #[must_use]
 pub fn crds() -> Option<CrdSchemas> {
-    let path = std::env::var_os("MESHCTL_ISTIO_CRDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/istio-crds/networking.istio.io.yaml")
-        });
-    if !path.is_file() {
-        assert!(
-            std::env::var_os("MESHCTL_REQUIRE_CRDS").is_none_or(|v| v != "1"),
-            "MESHCTL_REQUIRE_CRDS=1 but Istio's CRDs are not at {} (set MESHCTL_ISTIO_CRDS)",
-            path.display()
-        );
-        eprintln!(
-            "note: Istio's CRDs not found at {}; the fake API server will not validate schemas",
-            path.display()
-        );
-        return None;
-    }
-    Some(CrdSchemas::load(&path).expect("Istio's CRDs load"))
+    CrdSchemas::istio()
 }
 
 /// A fake API server with a kubeconfig (namespace [`NS`]).

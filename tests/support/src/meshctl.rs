@@ -158,6 +158,22 @@ impl Meshctl {
         })
     }
 
+    /// Runs to completion (bounded) and fails the test, showing stderr,
+    /// unless meshctl exits 0; the output.
+    ///
+    /// # Panics
+    /// When meshctl cannot be started or fails.
+    pub fn output_ok(&mut self) -> Output {
+        let out = self.output().expect("spawning meshctl");
+        assert!(
+            out.status.success(),
+            "{:?} failed: {}",
+            self.cmd,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Runs to completion (bounded): exit code (-1 for a signal), stdout, stderr.
     ///
     /// # Panics
@@ -169,6 +185,21 @@ impl Meshctl {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Runs to completion (bounded) and fails the test, showing both
+    /// outputs, unless meshctl exits with `code`; stdout and stderr.
+    ///
+    /// # Panics
+    /// When meshctl cannot be started or exits with another code.
+    pub fn run_code(&mut self, code: i32) -> (String, String) {
+        let (actual, out, err) = self.run();
+        assert_eq!(
+            actual, code,
+            "{:?} exited {actual}, expected {code}\nstdout:\n{out}\nstderr:\n{err}",
+            self.cmd
+        );
+        (out, err)
     }
 
     /// Runs to completion and fails the test unless meshctl exits 0; stdout.
