@@ -1,8 +1,6 @@
 //! `meshctl demo` end to end: the real binary starts meshproxy in-process,
 //! two upstreams and a bounded load generator, and runs a real rollout.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::rollout_harness::wait_exit;
@@ -70,13 +68,9 @@ fn demo_bad_canary_rolls_back_to_v1() {
 
 #[test]
 fn demo_ctrl_c_rolls_back_and_stops_everything() {
-    let mut child = crate::util::meshctl()
+    let (mut child, mut lines) = crate::util::meshctl()
         .args(["demo", "--interval", "5s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the demo");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        .spawn_lines();
     let mut proxy = None;
     // Bounded: the demo prints a handful of lines before step 1.
     for _ in 0..20 {

@@ -218,22 +218,12 @@ fn forbidden_exits_1_naming_verb_and_resource() {
 fn apply_conflict_exits_1_naming_the_manager_and_force_conflicts_resolves_it() {
     let (_rt, cluster) = blocking_cluster();
     apply(&cluster, &[]).run();
-    cluster
-        .server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "discounts",
-            "kubectl-edit",
-            |vs| {
-                vs["spec"]["http"][0]["route"] = json!([
-                    {"destination": {"host": "discounts", "subset": "v1"}, "weight": 60},
-                    {"destination": {"host": "discounts", "subset": "v2"}, "weight": 40}
-                ]);
-            },
-        )
-        .expect("edit");
+    cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
+        vs["spec"]["http"][0]["route"] = json!([
+            {"destination": {"host": "discounts", "subset": "v1"}, "weight": 60},
+            {"destination": {"host": "discounts", "subset": "v2"}, "weight": 40}
+        ]);
+    });
     let (_, err) = apply(&cluster, &[]).run_code(1);
     assert!(
         err.contains("conflict with \"kubectl-edit\" using networking.istio.io/v1"),

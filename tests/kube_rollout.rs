@@ -6,8 +6,10 @@
 use meshctl::rollout::state::Phase;
 use serde_json::json;
 
+use mesh_test_support::meshctl::words;
+
 use crate::kube_support::{NS, assert_rbac_allows};
-use crate::rollout_harness::{Backend, Behaviour, Mesh, exit_code, weights};
+use crate::rollout_harness::{Backend, Behaviour, Mesh, exit_code, has_ab_route, weights};
 
 #[test]
 fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
@@ -106,21 +108,7 @@ fn a_second_start_is_refused_while_paused_then_promote_from_another_process() {
 fn an_expired_lease_is_taken_over() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
     // A driver that crashed long ago left its lease behind.
-    mesh.cluster()
-        .server
-        .insert(
-            "coordination.k8s.io",
-            "leases",
-            NS,
-            json!({
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": "meshctl-discounts"},
-                "spec": {"holderIdentity": "crashed-job-7", "leaseDurationSeconds": 30,
-                         "acquireTime": "2020-01-01T00:00:00.000000Z", "renewTime": "2020-01-01T00:00:00.000000Z",
-                         "leaseTransitions": 0}
-            }),
-        )
-        .expect("stale lease");
+    hold_lease(&mesh, "crashed-job-7", 30, "2020-01-01T00:00:00.000000Z");
     mesh.rollout(&["--steps", "100"]).run_code(0);
     let takeover = mesh
         .cluster()
@@ -135,7 +123,14 @@ fn an_expired_lease_is_taken_over() {
 #[test]
 fn a_live_lease_of_another_holder_refuses_the_start() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
-    let now = jiff_now();
+    hold_lease(&mesh, "ci-job-42", 300, &jiff_now());
+    let (_, err) = mesh.rollout(&["--steps", "100"]).run_code(1);
+    assert!(err.contains("already being driven by ci-job-42"), "{err}");
+    assert_eq!(mesh.weights(), weights(&[("v1", 100)]), "nothing changed");
+}
+
+/// Another holder's Lease on `discounts`, acquired and last renewed at `at`.
+fn hold_lease(mesh: &Mesh, holder: &str, seconds: u32, at: &str) {
     mesh.cluster()
         .server
         .insert(
@@ -145,14 +140,11 @@ fn a_live_lease_of_another_holder_refuses_the_start() {
             json!({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": "meshctl-discounts"},
-                "spec": {"holderIdentity": "ci-job-42", "leaseDurationSeconds": 300,
-                         "acquireTime": now, "renewTime": now, "leaseTransitions": 0}
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
+                         "acquireTime": at, "renewTime": at, "leaseTransitions": 0}
             }),
         )
-        .expect("live lease");
-    let (_, err) = mesh.rollout(&["--steps", "100"]).run_code(1);
-    assert!(err.contains("already being driven by ci-job-42"), "{err}");
-    assert_eq!(mesh.weights(), weights(&[("v1", 100)]), "nothing changed");
+        .expect("a lease");
 }
 
 fn jiff_now() -> String {
@@ -187,16 +179,9 @@ fn a_failing_canary_rolls_back_with_a_warning_event() {
 fn ab_on_the_cluster_routes_matches_to_v2_then_promotes() {
     use meshctl::rollout::strategy::{AB_ROUTE, Stage};
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
-    let mut driver = mesh.drive(&[
-        "--strategy",
-        "ab",
-        "--match",
-        "header:x-canary=true",
-        "--iterations",
-        "3",
-        "--interval",
-        "1s",
-    ]);
+    let mut driver = mesh.drive(&words(
+        "--strategy ab --match header:x-canary=true --iterations 3 --interval 1s",
+    ));
     let s = mesh.wait_for("the match stage", |s| s.stage == Stage::Match);
     assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
     let vs = mesh.virtual_service();
@@ -219,12 +204,7 @@ fn ab_on_the_cluster_routes_matches_to_v2_then_promotes() {
         s.history
     );
     let vs = mesh.virtual_service();
-    assert!(
-        vs.spec
-            .http
-            .iter()
-            .all(|r| r.name.as_deref() != Some(AB_ROUTE))
-    );
+    assert!(!has_ab_route(&vs), "{vs:?}");
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     assert!(
         mesh.cluster()
@@ -239,18 +219,9 @@ fn ab_on_the_cluster_routes_matches_to_v2_then_promotes() {
 fn mirror_on_the_cluster_analyses_copies_then_steps() {
     use meshctl::rollout::strategy::Stage;
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
-    let mut driver = mesh.drive(&[
-        "--strategy",
-        "mirror",
-        "--mirror-percent",
-        "50",
-        "--iterations",
-        "2",
-        "--steps",
-        "50,100",
-        "--interval",
-        "1s",
-    ]);
+    let mut driver = mesh.drive(&words(
+        "--strategy mirror --mirror-percent 50 --iterations 2 --steps 50,100 --interval 1s",
+    ));
     mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
     let raw = mesh.cluster().istio_object("virtualservices", "discounts");
     assert_eq!(
@@ -287,15 +258,8 @@ fn mirror_on_the_cluster_analyses_copies_then_steps() {
 #[test]
 fn mirror_failing_on_the_cluster_rolls_back_and_removes_the_mirror() {
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy().failing("v2", 0.5));
-    mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "3",
-        "--threshold",
-        "1",
-    ])
-    .run_code(3);
+    mesh.rollout(&words("--strategy mirror --iterations 3 --threshold 1"))
+        .run_code(3);
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.history.len()), (Phase::RolledBack, 1));
     assert_eq!(s.history[0].weight, 0, "rolled back in the mirror phase");

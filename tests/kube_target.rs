@@ -252,20 +252,10 @@ async fn apply_conflict_names_the_other_manager_and_force_takes_over() {
         .await
         .expect("apply");
     // Someone edits the weights by hand.
-    cluster
-        .server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "discounts",
-            "kubectl-edit",
-            |vs| {
-                vs["spec"]["http"][0]["route"][0]["weight"] = json!(70);
-                vs["spec"]["http"][0]["route"][1]["weight"] = json!(30);
-            },
-        )
-        .expect("edit");
+    cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
+        vs["spec"]["http"][0]["route"][0]["weight"] = json!(70);
+        vs["spec"]["http"][0]["route"][1]["weight"] = json!(30);
+    });
     let msg = apply_err(&target, &discounts_at(10), ApplyOptions::default()).await;
     assert!(
         msg.contains("apply conflict on VirtualService \"discounts\""),
@@ -414,19 +404,9 @@ async fn replace_keeps_fields_outside_the_model() {
         .apply(&discounts(), ApplyOptions::default())
         .await
         .expect("apply");
-    cluster
-        .server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "discounts",
-            "kubectl-edit",
-            |vs| {
-                vs["spec"]["exportTo"] = json!(["."]);
-            },
-        )
-        .expect("edit");
+    cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
+        vs["spec"]["exportTo"] = json!(["."]);
+    });
     let mut vs = target.virtual_service("discounts").await.expect("read");
     vs.metadata
         .annotations

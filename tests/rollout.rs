@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use meshctl::rollout::state::{Ending, Phase};
 
+use mesh_test_support::meshctl::words;
+
 use crate::rollout_harness::{Backend, Behaviour, Mesh, active, exit_code, wait_exit, weights};
 
 /// Runs each test body on both targets: `name::local` and `name::kube`.
@@ -90,15 +92,8 @@ fn ten_percent_failing_canary_rolls_back_within_threshold(b: Backend) {
 
 fn p99_regression_rolls_back(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().slow("v2", 400.0));
-    mesh.rollout(&[
-        "--steps",
-        "50,100",
-        "--max-p99",
-        "100ms",
-        "--threshold",
-        "1",
-    ])
-    .run_code(3);
+    mesh.rollout(&words("--steps 50,100 --max-p99 100ms --threshold 1"))
+        .run_code(3);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(
@@ -116,15 +111,7 @@ fn metrics_source_down_rolls_back(b: Backend) {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/metrics");
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--interval",
-        "200ms",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --interval 200ms"));
     cmd.args(["--metrics", &url, "--threshold", "2"]);
     cmd.run_code(3);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
@@ -138,14 +125,9 @@ fn metrics_source_down_rolls_back(b: Backend) {
 fn too_little_traffic_is_inconclusive_not_a_pass(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().rate(1.0));
     let (out, _) = mesh
-        .rollout(&[
-            "--steps",
-            "10,100",
-            "--min-requests",
-            "1000",
-            "--timeout",
-            "1500ms",
-        ])
+        .rollout(&words(
+            "--steps 10,100 --min-requests 1000 --timeout 1500ms",
+        ))
         .run_code(4);
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().unwrap();
@@ -255,7 +237,7 @@ fn kill_9_then_rollback_restores_v1(b: Backend) {
     );
     // Status works from the recorded state.
     let (out, _) = mesh
-        .meshctl(&["rollout", "status", "discounts", "-o", "json"])
+        .meshctl(&words("rollout status discounts -o json"))
         .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["phase"], "Progressing");
@@ -326,15 +308,9 @@ fn bad_flags_name_the_flag_and_the_fix() {
     let (_, err) = mesh.meshctl(&["promote", "nope"]).run_code(1);
     assert!(err.contains("VirtualService \"nope\" not found"), "{err}");
     let (_, err) = mesh
-        .meshctl(&[
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-            "--metrics",
-            "localhost:15000",
-        ])
+        .meshctl(&words(
+            "rollout start discounts --to v2 --metrics localhost:15000",
+        ))
         .run_code(1);
     assert!(
         err.contains("--metrics \"localhost:15000\": \"localhost:15000\" is not an http(s) URL"),
@@ -360,7 +336,7 @@ fn defaults_come_from_the_spec_file() {
         ),
     )
     .unwrap();
-    let mut cmd = mesh.meshctl(&["rollout", "start", "--to", "v2", "-o", "json"]);
+    let mut cmd = mesh.meshctl(&words("rollout start --to v2 -o json"));
     cmd.current_dir(spec.parent().unwrap());
     let (out, _) = cmd.run_code(3);
     let started: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
@@ -480,30 +456,14 @@ fn analyze_judges_live_traffic_without_moving_weights() {
     assert!(out.contains("inconclusive: 0 canary requests"), "{out}");
 
     let (_, err) = idle
-        .meshctl(&[
-            "analyze",
-            "discounts",
-            "--compare",
-            "v1",
-            "V2",
-            "--for",
-            "1s",
-        ])
+        .meshctl(&words("analyze discounts --compare v1 V2 --for 1s"))
         .run_code(1);
     assert!(
         err.contains("--compare: \"V2\" is not a valid version name"),
         "{err}"
     );
     let (_, err) = idle
-        .meshctl(&[
-            "analyze",
-            "discounts",
-            "--compare",
-            "v1",
-            "v2",
-            "--for",
-            "later",
-        ])
+        .meshctl(&words("analyze discounts --compare v1 v2 --for later"))
         .run_code(1);
     assert!(err.contains("--for \"later\" is not a duration"), "{err}");
 }
@@ -568,15 +528,7 @@ fn summary_and_junit_reports_hold_the_numbers() {
 fn auto_interval_ms(behaviour: Behaviour) -> u64 {
     use std::io::{BufRead, BufReader};
     let mesh = Mesh::start(behaviour);
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--interval",
-        "auto",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --interval auto"));
     cmd.args([
         "--metrics",
         &mesh.metrics_url,
@@ -610,15 +562,7 @@ fn interval_auto_bakes_longer_at_lower_traffic() {
 #[test]
 fn interval_auto_without_traffic_asks_for_an_interval() {
     let mesh = Mesh::start(Behaviour::healthy().rate(0.0));
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--interval",
-        "auto",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --interval auto"));
     cmd.args(["--metrics", &mesh.metrics_url]);
     let (_, err) = cmd.run_code(1);
     assert!(
@@ -650,14 +594,9 @@ fn ab_route(mesh: &Mesh) -> Option<meshproxy::istio::HttpRoute> {
 fn ab_healthy_promotes_and_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy());
     let mut child = mesh
-        .rollout(&[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:X-Canary=true",
-            "--iterations",
-            "3",
-        ])
+        .rollout(&words(
+            "--strategy ab --match header:X-Canary=true --iterations 3",
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -690,16 +629,9 @@ fn ab_healthy_promotes_and_removes_the_match_route() {
 #[test]
 fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.30));
-    mesh.rollout(&[
-        "--strategy",
-        "ab",
-        "--match",
-        "cookie:group=beta",
-        "--iterations",
-        "3",
-        "--threshold",
-        "2",
-    ])
+    mesh.rollout(&words(
+        "--strategy ab --match cookie:group=beta --iterations 3 --threshold 2",
+    ))
     .run_code(3);
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 2));
@@ -719,14 +651,9 @@ fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
 fn ab_rollback_from_another_process_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy());
     let mut child = mesh
-        .rollout(&[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:x-canary=true",
-            "--iterations",
-            "50",
-        ])
+        .rollout(&words(
+            "--strategy ab --match header:x-canary=true --iterations 50",
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -772,7 +699,7 @@ fn mirror_rollback_from_another_process_removes_the_mirror() {
     let s = mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
     assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
     let (out, _) = mesh
-        .meshctl(&["rollout", "status", "discounts", "-o", "json"])
+        .meshctl(&words("rollout status discounts -o json"))
         .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["stage"], "mirror");

@@ -354,15 +354,20 @@ fn traffic_shares(vs: &VirtualService, matched: u8) -> BTreeMap<String, u8> {
     shares
 }
 
+/// Does the VirtualService carry the `meshctl-ab` match route?
+pub fn has_ab_route(vs: &VirtualService) -> bool {
+    use meshctl::rollout::strategy::AB_ROUTE;
+    vs.spec
+        .http
+        .iter()
+        .any(|r| r.name.as_deref() == Some(AB_ROUTE))
+}
+
 /// The subset the weighted route mirrors to and the mirrored share of all
 /// requests, percent (a mirror on the weighted route copies its requests).
 fn mirror_share(vs: &VirtualService, matched: u8) -> Option<(String, f64)> {
     use meshctl::rollout::strategy::AB_ROUTE;
-    let ab = vs
-        .spec
-        .http
-        .iter()
-        .any(|r| r.name.as_deref() == Some(AB_ROUTE));
+    let ab = has_ab_route(vs);
     let route = vs.spec.http.iter().find(|r| {
         r.name.as_deref() != Some(AB_ROUTE)
             && r.route.iter().any(|d| d.destination.subset.is_some())

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use meshctl::rollout::state::Phase;
 
+use mesh_test_support::meshctl::words;
+
 use crate::rollout_harness::{Behaviour, Mesh};
 
 /// A Prometheus server; killed on drop.
@@ -129,15 +131,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         .trim_end_matches("/metrics")
         .to_owned();
     let prom = start_prometheus(bin, &target);
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--steps",
-        "50,100",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --steps 50,100"));
     cmd.args([
         "--interval",
         "1500ms",
@@ -158,15 +152,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         .trim_end_matches("/metrics")
         .to_owned();
     let prom = start_prometheus(bin, &target);
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--steps",
-        "50,100",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --steps 50,100"));
     cmd.args([
         "--interval",
         "1500ms",
@@ -185,18 +171,13 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
 
 #[test]
 fn prometheus_source_reads_a_real_meshproxy() {
-    use std::io::{BufRead, BufReader};
     let Some(bin) = prometheus_binary() else {
         return;
     };
     // The demo runs meshproxy with real traffic; its first step (v2 at 10%) lasts 20 s.
-    let mut demo = crate::util::meshctl()
+    let (mut demo, mut lines) = crate::util::meshctl()
         .args(["demo", "--interval", "20s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the demo");
-    let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
+        .spawn_lines();
     let mut admin = None;
     for _ in 0..20 {
         let Some(Ok(line)) = lines.next() else { break };

@@ -24,7 +24,9 @@ use meshctl::rollout::strategy::{AB_ROUTE, Stage};
 use meshproxy::istio::VirtualService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::rollout_harness::{RESOURCES, wait_exit};
+use mesh_test_support::meshctl::words;
+
+use crate::rollout_harness::{RESOURCES, has_ab_route, wait_exit};
 
 /// How an upstream answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,11 +311,7 @@ impl Watch {
                 }
                 if let Some(mut vs) = read_vs(&path) {
                     let mirror = vs.spec.http.iter().any(|r| r.mirror.is_some());
-                    let ab = vs
-                        .spec
-                        .http
-                        .iter()
-                        .any(|r| r.name.as_deref() == Some(AB_ROUTE));
+                    let ab = has_ab_route(&vs);
                     // The weights of the weighted route, behind a match route.
                     vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
                     let weights = meshctl::rollout::routes::current_weights(&vs);
@@ -360,14 +358,7 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
     let md = mesh.path().join(".summary.md");
-    let mut cmd = mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "2",
-        "--steps",
-        "50,100",
-    ]);
+    let mut cmd = mesh.rollout(&words("--strategy mirror --iterations 2 --steps 50,100"));
     cmd.arg("--summary").arg(&md);
     let (code, out, err) = cmd.run();
     let got = load.stop();
@@ -433,7 +424,7 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
 
     // The promoted state to commit carries no mirror either.
     let (rendered, _) = mesh
-        .meshctl(&["render", "discounts", "--versions", "v1,v2", "--promoted"])
+        .meshctl(&words("render discounts --versions v1,v2 --promoted"))
         .run_code(0);
     assert!(!rendered.contains("mirror"), "{rendered}");
 }
@@ -444,16 +435,9 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
     let (code, out, err) = mesh
-        .rollout(&[
-            "--strategy",
-            "mirror",
-            "--mirror-percent",
-            "100",
-            "--iterations",
-            "3",
-            "--threshold",
-            "2",
-        ])
+        .rollout(&words(
+            "--strategy mirror --mirror-percent 100 --iterations 3 --threshold 2",
+        ))
         .run();
     let seen = watch.stop();
     let got = load.stop();
@@ -516,16 +500,9 @@ fn slow_mirror_fails_the_p99_check_without_slowing_clients() {
     let mesh = ProxyMesh::start(Answer::SlowShadow);
     let load = Load::start(mesh.proxy, None);
     let (code, out, err) = mesh
-        .rollout(&[
-            "--strategy",
-            "mirror",
-            "--iterations",
-            "5",
-            "--threshold",
-            "1",
-            "--max-p99",
-            "500ms",
-        ])
+        .rollout(&words(
+            "--strategy mirror --iterations 5 --threshold 1 --max-p99 500ms",
+        ))
         .run();
     let got = load.stop();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
@@ -582,14 +559,9 @@ fn bluegreen_with_match_previews_on_matched_requests_then_switches() {
     let load = Load::start(mesh.proxy, Some(3));
     let watch = Watch::start(mesh.path());
     let (code, out, err) = mesh
-        .rollout(&[
-            "--strategy",
-            "bluegreen",
-            "--match",
-            "header:x-canary=true",
-            "--iterations",
-            "2",
-        ])
+        .rollout(&words(
+            "--strategy bluegreen --match header:x-canary=true --iterations 2",
+        ))
         .run();
     let seen = watch.stop();
     load.stop();
@@ -623,14 +595,7 @@ fn bluegreen_failure_after_the_switch_rolls_back_in_one_verified_write() {
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
     let (code, out, err) = mesh
-        .rollout(&[
-            "--strategy",
-            "bluegreen",
-            "--iterations",
-            "1",
-            "--threshold",
-            "3",
-        ])
+        .rollout(&words("--strategy bluegreen --iterations 1 --threshold 3"))
         .run();
     let seen = watch.stop();
     load.stop();
@@ -666,16 +631,7 @@ fn ab_only_matching_requests_reach_v2() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, Some(4));
     let (code, out, err) = mesh
-        .rollout(&[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:x-canary=true",
-            "--iterations",
-            "2",
-            "--manual-promotion",
-            "--no-wait-on-pause",
-        ])
+        .rollout(&words("--strategy ab --match header:x-canary=true --iterations 2 --manual-promotion --no-wait-on-pause"))
         .run();
     let got = load.stop();
     assert_eq!(
@@ -703,12 +659,7 @@ fn ab_only_matching_requests_reach_v2() {
 
     mesh.meshctl(&["promote", "discounts"]).run_code(0);
     let vs = mesh.virtual_service();
-    assert!(
-        vs.spec
-            .http
-            .iter()
-            .all(|r| r.name.as_deref() != Some(AB_ROUTE))
-    );
+    assert!(!has_ab_route(&vs), "{vs:?}");
     assert_eq!(
         meshctl::rollout::routes::current_weights(&vs),
         w(&[("v1", 0), ("v2", 100)])
@@ -720,14 +671,9 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
     let mut driver = mesh
-        .rollout(&[
-            "--strategy",
-            "mirror",
-            "--iterations",
-            "50",
-            "--mirror-percent",
-            "50",
-        ])
+        .rollout(&words(
+            "--strategy mirror --iterations 50 --mirror-percent 50",
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -747,7 +693,7 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         "{vs:?}"
     );
     let (out, _) = mesh
-        .meshctl(&["rollout", "status", "discounts", "-o", "json"])
+        .meshctl(&words("rollout status discounts -o json"))
         .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["stage"], "mirror", "{json}");

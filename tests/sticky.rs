@@ -19,6 +19,8 @@ use meshctl::rollout::state::{Phase, RolloutState};
 use meshproxy::istio::{Resource, VirtualService};
 use tokio::time::Instant;
 
+use mesh_test_support::meshctl::words;
+
 use crate::util::meshctl;
 
 /// Bound on every wait in this test.
@@ -327,14 +329,9 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
             .collect()
     };
     let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
-    mesh.rollout(&[
-        "--steps",
-        "50",
-        "--manual-promotion",
-        "--no-wait-on-pause",
-        "--sticky-cookie",
-        "ver",
-    ])
+    mesh.rollout(&words(
+        "--steps 50 --manual-promotion --no-wait-on-pause --sticky-cookie ver",
+    ))
     .run_code(5);
     assert_eq!(names(&mesh), ["meshctl-sticky-v1", "meshctl-sticky-v2", ""]);
     assert_eq!(

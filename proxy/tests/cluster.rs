@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 
-use fake_apiserver::FakeApiServer;
 use mesh_test_support::{Cluster, NS};
 use serde_json::{Value, json};
 
@@ -56,20 +55,11 @@ fn kube(kubeconfig: &std::path::Path) -> meshproxy::KubeSource {
     }
 }
 
-fn set_weights(server: &FakeApiServer, v1: u32, v2: u32) {
-    server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "svc",
-            "meshctl-rollout",
-            |o| {
-                o["spec"]["http"][0]["route"][0]["weight"] = json!(v1);
-                o["spec"]["http"][0]["route"][1]["weight"] = json!(v2);
-            },
-        )
-        .expect("edit");
+fn set_weights(cluster: &Cluster, v1: u32, v2: u32) {
+    cluster.edit_virtual_service("svc", "meshctl-rollout", |o| {
+        o["spec"]["http"][0]["route"][0]["weight"] = json!(v1);
+        o["spec"]["http"][0]["route"][1]["weight"] = json!(v2);
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +76,7 @@ async fn a_weight_change_arrives_by_watch_and_is_routed() {
     }
     let generation = p.live().generation();
 
-    set_weights(server, 0, 100);
+    set_weights(&cluster, 0, 100);
     let addr = p.listen_addr();
     eventually("v2 takes the traffic", || {
         let c = c.clone();
@@ -118,7 +108,7 @@ async fn an_invalid_change_in_the_cluster_is_rejected_and_the_old_routes_keep_se
     let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&cluster.kubeconfig))).await;
     let admin = p.admin_addr();
     // Weights that do not sum to 100: meshproxy must refuse them.
-    set_weights(server, 50, 40);
+    set_weights(&cluster, 50, 40);
     eventually("the reload failure is counted", || async move {
         let m = admin_get(admin, "/metrics").await.body;
         metric_value(&m, "meshproxy_config_reload_failures_total", &[]) >= 1.0

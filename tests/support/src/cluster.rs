@@ -76,6 +76,29 @@ impl Cluster {
             .unwrap_or_else(|| panic!("{plural}/{name} in the cluster"))
     }
 
+    /// Edits the `discounts`-style VirtualService `name` as field manager
+    /// `manager` would (a `kubectl edit`, say).
+    ///
+    /// # Panics
+    /// When the object does not exist or the server refuses the edit.
+    pub fn edit_virtual_service(
+        &self,
+        name: &str,
+        manager: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) {
+        self.server
+            .edit(
+                "networking.istio.io",
+                "virtualservices",
+                NS,
+                name,
+                manager,
+                edit,
+            )
+            .expect("edit");
+    }
+
     /// The `reason`s of the Events recorded in [`NS`].
     #[must_use]
     pub fn event_reasons(&self) -> Vec<String> {

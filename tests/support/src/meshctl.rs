@@ -3,9 +3,9 @@
 //! from the developer's environment and every run bounded in time.
 
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Lines, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 /// Environment variables meshctl reads; removed so a test sees only its flags.
@@ -125,6 +125,22 @@ impl Meshctl {
             .expect("spawning meshctl")
     }
 
+    /// Starts meshctl in the background with stderr discarded; the child and
+    /// its stdout, line by line.
+    ///
+    /// # Panics
+    /// When the process cannot be started.
+    pub fn spawn_lines(&mut self) -> (Child, Lines<BufReader<ChildStdout>>) {
+        let mut child = self
+            .cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning meshctl");
+        let stdout = child.stdout.take().expect("meshctl's stdout");
+        (child, BufReader::new(stdout).lines())
+    }
+
     /// Runs to completion (bounded by [`RUN_LIMIT`]) and returns the output.
     ///
     /// # Errors
@@ -215,6 +231,13 @@ impl Meshctl {
         );
         out
     }
+}
+
+/// A command line's words: `words("--steps 20,50 --threshold 1")` for the
+/// flags of [`Meshctl::args`] and the harnesses that take `&[&str]`.
+#[must_use]
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
 }
 
 /// Waits (bounded) for a child to exit; kills it and fails past `limit`.
