@@ -143,13 +143,7 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
         .run_code(0);
     assert!(
         cluster
-            .server
-            .object(
-                "networking.istio.io",
-                "virtualservices",
-                "shop",
-                "discounts"
-            )
+            .istio_in("shop", "virtualservices", "discounts")
             .is_some()
     );
     meshctl()
@@ -158,13 +152,7 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
         .run_code(0);
     assert!(
         cluster
-            .server
-            .object(
-                "networking.istio.io",
-                "virtualservices",
-                "staging",
-                "discounts"
-            )
+            .istio_in("staging", "virtualservices", "discounts")
             .is_some()
     );
 }
@@ -172,13 +160,7 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
 #[test]
 fn unreachable_cluster_exits_1_naming_server_and_context() {
     let (_rt, cluster) = blocking_cluster();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
-    let text = std::fs::read_to_string(&cluster.kubeconfig)
-        .expect("kubeconfig")
-        .replace(&cluster.server.url(), &format!("http://127.0.0.1:{port}"));
-    std::fs::write(&cluster.kubeconfig, text).expect("write");
+    let port = cluster.unreachable().port();
     let (_, err) = apply(&cluster, &[]).run_code(1);
     assert!(
         err.contains(&format!(

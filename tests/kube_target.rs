@@ -194,14 +194,7 @@ async fn apply_err(target: &KubeTarget, resources: &[Resource], options: ApplyOp
 #[tokio::test]
 async fn unreachable_cluster_names_server_and_context() {
     let cluster = Cluster::start().await;
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
-    let text = std::fs::read_to_string(&cluster.kubeconfig)
-        .expect("kubeconfig")
-        .replace(&cluster.server.url(), &format!("http://127.0.0.1:{port}"));
-    std::fs::write(&cluster.kubeconfig, text).expect("write");
+    let port = cluster.unreachable().port();
     let target = cluster.target().await;
     let msg = apply_err(&target, &discounts(), ApplyOptions::default()).await;
     assert!(
@@ -592,13 +585,7 @@ async fn connection_honours_context_namespace_and_kubeconfig() {
         .expect("apply");
     assert!(
         cluster
-            .server
-            .object(
-                "networking.istio.io",
-                "virtualservices",
-                "prod",
-                "discounts"
-            )
+            .istio_in("prod", "virtualservices", "discounts")
             .is_some()
     );
 

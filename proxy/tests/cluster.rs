@@ -124,11 +124,10 @@ async fn an_invalid_change_in_the_cluster_is_rejected_and_the_old_routes_keep_se
 #[tokio::test]
 async fn start_up_errors_name_the_problem() {
     let cluster = Cluster::without_crds().await;
-    let (server, kubeconfig) = (&cluster.server, cluster.kubeconfig.clone());
     let dir = tempfile::tempdir().expect("tempdir");
-    server.set_istio_installed(false);
+    cluster.server.set_istio_installed(false);
     let mut s = meshproxy::Settings::local(dir.path());
-    s.kube = Some(kube(&kubeconfig));
+    s.kube = Some(kube(&cluster.kubeconfig));
     let e = meshproxy::start(s.clone()).await.expect_err("no CRDs");
     assert!(
         e.to_string()
@@ -136,14 +135,7 @@ async fn start_up_errors_name_the_problem() {
         "{e}"
     );
 
-    let closed = closed_port().await;
-    std::fs::write(
-        &kubeconfig,
-        server
-            .kubeconfig(NS)
-            .replace(&server.url(), &format!("http://{closed}")),
-    )
-    .expect("kubeconfig");
+    let closed = cluster.unreachable();
     let e = meshproxy::start(s).await.expect_err("unreachable");
     assert!(
         e.to_string().contains(&format!(

@@ -60,10 +60,35 @@ impl Cluster {
         }
     }
 
+    /// Points the kubeconfig at an address on 127.0.0.1 nothing listens on;
+    /// that address.
+    ///
+    /// # Panics
+    /// When the kubeconfig cannot be rewritten.
+    #[must_use]
+    pub fn unreachable(&self) -> SocketAddr {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = closed.local_addr().expect("addr");
+        drop(closed);
+        let text = self
+            .server
+            .kubeconfig(NS)
+            .replace(&self.server.url(), &format!("http://{addr}"));
+        std::fs::write(&self.kubeconfig, text).expect("writing the kubeconfig");
+        addr
+    }
+
     /// An Istio object as stored.
     #[must_use]
     pub fn istio(&self, plural: &str, name: &str) -> Option<serde_json::Value> {
-        self.server.object("networking.istio.io", plural, NS, name)
+        self.istio_in(NS, plural, name)
+    }
+
+    /// An Istio object as stored in `namespace`.
+    #[must_use]
+    pub fn istio_in(&self, namespace: &str, plural: &str, name: &str) -> Option<serde_json::Value> {
+        self.server
+            .object("networking.istio.io", plural, namespace, name)
     }
 
     /// An Istio object as stored, which must exist.
