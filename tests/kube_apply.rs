@@ -139,7 +139,7 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
     let spec = format!("{root}/examples/meshctl.yaml");
     meshctl()
         .kubeconfig(&cluster.kubeconfig)
-        .args(&["apply", "-f", &spec])
+        .args(["apply", "-f", &spec])
         .run_code(0);
     assert!(
         cluster
@@ -148,7 +148,7 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
     );
     meshctl()
         .kubeconfig(&cluster.kubeconfig)
-        .args(&["-n", "staging", "apply", "-f", &spec])
+        .args(["-n", "staging", "apply", "-f", &spec])
         .run_code(0);
     assert!(
         cluster

@@ -103,7 +103,6 @@ async fn an_invalid_change_in_the_cluster_is_rejected_and_the_old_routes_keep_se
     let v1 = upstream().body("v1").run().await;
     let v2 = upstream().body("v2").run().await;
     let cluster = cluster(v1.addr, v2.addr).await;
-    let server = &cluster.server;
     let unused = tempfile::tempdir().expect("tempdir");
     let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&cluster.kubeconfig))).await;
     let admin = p.admin_addr();

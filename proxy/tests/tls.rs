@@ -615,7 +615,7 @@ async fn rotation_under_load_fails_no_request() {
             std::fs::write(&proxy.cert, "-----BEGIN CERTIFICATE-----\nnope\n").unwrap();
             tokio::time::sleep(Duration::from_millis(120)).await;
         }
-        std::fs::write(&proxy.cert, &next.cert_pem()).unwrap();
+        std::fs::write(&proxy.cert, next.cert_pem()).unwrap();
         eventually("the new certificate is served", || async {
             served_leaf(addr, &pki, &frontend).await == next.cert_der()
         })
