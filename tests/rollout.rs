@@ -386,25 +386,21 @@ fn at_half(mesh: &Mesh) {
     assert_eq!(mesh.weights(), weights(&[("v1", 50), ("v2", 50)]));
 }
 
+/// `meshctl analyze discounts --compare v1 v2` on the mesh's metrics with
+/// `flags`; it must exit `code`. Stdout.
+fn analyze(mesh: &Mesh, flags: &str, code: i32) -> String {
+    mesh.meshctl(&words("analyze discounts --compare v1 v2"))
+        .args(["--metrics", &mesh.metrics_url])
+        .args(words(flags))
+        .run_code(code)
+        .0
+}
+
 #[test]
 fn analyze_judges_live_traffic_without_moving_weights() {
     let healthy = Mesh::start(Behaviour::healthy());
     at_half(&healthy);
-    let (out, _) = healthy
-        .meshctl(&[
-            "analyze",
-            "discounts",
-            "--compare",
-            "v1",
-            "v2",
-            "--for",
-            "500ms",
-            "--metrics",
-            &healthy.metrics_url,
-            "--min-requests",
-            "10",
-        ])
-        .run_code(0);
+    let out = analyze(&healthy, "--for 500ms --min-requests 10", 0);
     assert!(
         out.starts_with("discounts: pass: all checks passed"),
         "{out}"
@@ -418,41 +414,13 @@ fn analyze_judges_live_traffic_without_moving_weights() {
 
     let broken = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
     at_half(&broken);
-    let (out, _) = broken
-        .meshctl(&[
-            "analyze",
-            "discounts",
-            "--compare",
-            "v1",
-            "v2",
-            "--for",
-            "500ms",
-            "--metrics",
-            &broken.metrics_url,
-            "--min-requests",
-            "10",
-            "-o",
-            "json",
-        ])
-        .run_code(3);
+    let out = analyze(&broken, "--for 500ms --min-requests 10 -o json", 3);
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(json["record"]["verdict"], "fail");
 
     // v2 gets no traffic at v1=100: inconclusive, never a pass.
     let idle = Mesh::start(Behaviour::healthy());
-    let (out, _) = idle
-        .meshctl(&[
-            "analyze",
-            "discounts",
-            "--compare",
-            "v1",
-            "v2",
-            "--for",
-            "300ms",
-            "--metrics",
-            &idle.metrics_url,
-        ])
-        .run_code(4);
+    let out = analyze(&idle, "--for 300ms", 4);
     assert!(out.contains("inconclusive: 0 canary requests"), "{out}");
 
     let (_, err) = idle
