@@ -7,6 +7,11 @@ use std::time::Duration;
 
 // The upstream builder, client and waits, under the names these tests (and
 // new ones) have always used; the types are in `mesh_test_support::upstream`.
+#[allow(
+    unused_imports,
+    reason = "the types keep their old paths for tests that name them"
+)]
+pub use mesh_test_support::upstream::{Reply, Upstream, UpstreamBuilder};
 pub use mesh_test_support::upstream::{
     WAIT, admin_get, client, closed_port, eventually, get, metric_value, require_tool, send,
     upstream,
