@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use mesh_test_support::fixture::{DISCOUNTS, discounts_endpoints};
+use mesh_test_support::meshctl::Meshctl;
 use meshctl::rollout::state::{Phase, RolloutState};
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::kube_support::{Cluster, NS, meshctl_on};
-use crate::rollout_harness::{RESOURCES, run};
+use crate::kube_support::{Cluster, NS};
 use crate::rollout_proxy::Load;
 
 /// How the new version answers.
@@ -100,51 +100,23 @@ impl Mesh {
         settings.workers = Some(1);
         let cluster = match backend {
             Backend::Local => {
-                std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("resources");
+                std::fs::write(dir.path().join("discounts.yaml"), DISCOUNTS).expect("resources");
                 std::fs::write(
                     dir.path().join("endpoints.yaml"),
-                    format!(
-                        "services:\n  discounts:\n    endpoints:\n    - address: {a1}\n      labels: {{version: v1}}\n    - address: {a2}\n      labels: {{version: v2}}\n"
-                    ),
+                    discounts_endpoints(&[("v1", a1), ("v2", a2)]),
                 )
                 .expect("endpoints");
                 None
             }
             Backend::Kube => {
                 let cluster = rt.block_on(Cluster::start());
-                for (version, addr) in [("v1", a1), ("v2", a2)] {
-                    let pod = format!("discounts-{version}");
-                    cluster
-                        .server
-                        .insert(
-                            "",
-                            "pods",
-                            NS,
-                            json!({"apiVersion": "v1", "kind": "Pod",
-                                "metadata": {"name": pod, "labels": {"app": "discounts", "version": version}}}),
-                        )
-                        .expect("pod");
-                    cluster
-                        .server
-                        .insert(
-                            "discovery.k8s.io",
-                            "endpointslices",
-                            NS,
-                            json!({
-                                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                                "metadata": {"name": pod, "labels": {"kubernetes.io/service-name": "discounts"}},
-                                "addressType": "IPv4",
-                                "ports": [{"port": addr.port()}],
-                                "endpoints": [{"addresses": ["127.0.0.1"], "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}}]
-                            }),
-                        )
-                        .expect("endpoint slice");
-                }
-                let (code, out, err) = run(meshctl_on(
-                    &cluster,
-                    &["apply", "discounts", "--versions", "v1,v2"],
-                ));
-                assert_eq!(code, 0, "meshctl apply: {out}{err}");
+                cluster.add_workload("discounts", "v1", a1);
+                cluster.add_workload("discounts", "v2", a2);
+                let mut apply = crate::util::meshctl();
+                apply.kubeconfig(&cluster.kubeconfig);
+                apply
+                    .args(["apply", "discounts", "--versions", "v1,v2"])
+                    .run_ok();
                 settings.kube = Some(meshproxy::KubeSource {
                     namespace: Some(NS.to_owned()),
                     kubeconfig: Some(cluster.kubeconfig.clone()),
@@ -167,17 +139,14 @@ impl Mesh {
         }
     }
 
-    fn meshctl(&self, args: &[&str]) -> std::process::Command {
+    fn meshctl(&self, args: &[&str]) -> Meshctl {
+        let mut cmd = crate::util::meshctl();
         match &self.cluster {
-            Some(c) => meshctl_on(c, args),
-            None => {
-                let mut cmd = crate::util::meshctl();
-                cmd.arg("--target")
-                    .arg(format!("local:{}", self.dir.path().display()))
-                    .args(args);
-                cmd
-            }
-        }
+            Some(c) => cmd.kubeconfig(&c.kubeconfig),
+            None => cmd.local(self.dir.path()),
+        };
+        cmd.args(args);
+        cmd
     }
 
     /// Waits (bounded: 20 s) until meshproxy's metrics count requests to
@@ -227,11 +196,13 @@ impl Mesh {
             &self.metrics_url,
         ]);
         cmd.args(extra);
-        run(cmd)
+        cmd.run()
     }
 
     fn state(&self) -> RolloutState {
-        let (code, out, err) = run(self.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
+        let (code, out, err) = self
+            .meshctl(&["rollout", "status", "discounts", "-o", "json"])
+            .run();
         assert!(code == 0 || code == 3, "status: {out}{err}");
         let v: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
         serde_json::from_value(v["state"].clone()).expect("a rollout state")
@@ -318,7 +289,9 @@ fn five_percent_errors_roll_back_on_the_evidence(backend: Backend) {
             && t["p_value"].as_f64().unwrap() < 0.01),
         "{tests:?}"
     );
-    let (_, text, _) = run(mesh.meshctl(&["rollout", "status", "discounts"]));
+    let (text, _) = mesh
+        .meshctl(&["rollout", "status", "discounts"])
+        .run_code(3);
     assert!(text.contains("evidence over "), "{text}");
     assert!(text.contains("vs-baseline: v2 errors "), "{text}");
 }
