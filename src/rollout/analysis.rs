@@ -407,33 +407,41 @@ fn check(name: &str, status: CheckStatus, detail: String) -> Check {
     }
 }
 
+/// Are there enough canary requests to judge, with the check saying so?
+fn min_requests(canary: &VersionStats, t: &Thresholds) -> (bool, Check) {
+    let enough = canary.requests >= t.min_requests;
+    let status = if enough {
+        CheckStatus::Pass
+    } else {
+        CheckStatus::Skipped
+    };
+    let detail = format!(
+        "{} canary requests, {} required",
+        canary.requests, t.min_requests
+    );
+    (enough, check("min-requests", status, detail))
+}
+
+/// The reason of a window held for lack of canary traffic.
+fn held(canary: &VersionStats, t: &Thresholds) -> String {
+    format!(
+        "held: {} canary requests < {} required; extending the window",
+        canary.requests, t.min_requests
+    )
+}
+
 /// Analyses one window.
 pub fn analyse(w: &Window<'_>, t: &Thresholds) -> DecisionRecord {
     let baseline = stats(w.baseline_version, w.baseline);
     let canary = stats(w.canary_version, w.canary);
     let comparison = compare(&baseline, &canary, t.confidence);
-    let mut checks = Vec::new();
-    let enough = canary.requests >= t.min_requests;
-    checks.push(check(
-        "min-requests",
-        if enough {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Skipped
-        },
-        format!(
-            "{} canary requests, {} required",
-            canary.requests, t.min_requests
-        ),
-    ));
+    let (enough, first) = min_requests(&canary, t);
+    let mut checks = vec![first];
     if !enough {
         return DecisionRecord {
             window_start: w.start,
             window_end: w.end,
-            reason: format!(
-                "held: {} canary requests < {} required; extending the window",
-                canary.requests, t.min_requests
-            ),
+            reason: held(&canary, t),
             baseline,
             canary,
             comparison,
@@ -551,19 +559,8 @@ pub fn judge(w: &Window<'_>, t: &Thresholds, evidence: &Evidence) -> DecisionRec
     let baseline = stats(w.baseline_version, w.baseline);
     let canary = stats(w.canary_version, w.canary);
     let summary = evidence.summary(w.canary_version, w.baseline_version);
-    let enough = canary.requests >= t.min_requests;
-    let mut checks = vec![check(
-        "min-requests",
-        if enough {
-            CheckStatus::Pass
-        } else {
-            CheckStatus::Skipped
-        },
-        format!(
-            "{} canary requests, {} required",
-            canary.requests, t.min_requests
-        ),
-    )];
+    let (enough, first) = min_requests(&canary, t);
+    let mut checks = vec![first];
     for o in &summary.tests {
         let status = if o.rejected {
             CheckStatus::Fail
@@ -601,13 +598,7 @@ pub fn judge(w: &Window<'_>, t: &Thresholds, evidence: &Evidence) -> DecisionRec
             format!("no test rejected: {}", summary.sentence),
         )
     } else {
-        (
-            Verdict::Hold,
-            format!(
-                "held: {} canary requests < {} required; extending the window",
-                canary.requests, t.min_requests
-            ),
-        )
+        (Verdict::Hold, held(&canary, t))
     };
     DecisionRecord {
         window_start: w.start,

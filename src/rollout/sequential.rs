@@ -930,6 +930,15 @@ mod tests {
         (hits, which)
     }
 
+    /// `requests` of which `errors` failed, all in the bucket `le`.
+    fn one_bucket(le: f64, requests: u64, errors: u64) -> Counts {
+        Counts {
+            requests,
+            errors,
+            buckets: vec![(le, requests), (f64::INFINITY, requests)],
+        }
+    }
+
     #[test]
     fn the_mixture_spans_1_1_to_1000() {
         assert!((ratio(0) - 1.1).abs() < 1e-12);
@@ -1039,11 +1048,7 @@ mod tests {
     #[test]
     fn the_record_sentence_names_counts_p_and_windows() {
         let mut ev = Evidence::new(levels());
-        let c = |requests, errors| Counts {
-            requests,
-            errors,
-            buckets: vec![(5.0, requests), (f64::INFINITY, requests)],
-        };
+        let c = |requests, errors| one_bucket(5.0, requests, errors);
         ev.observe(&c(20, 2), &c(180, 1));
         ev.observe(&c(25, 2), &c(225, 1));
         ev.observe(&c(26, 2), &c(235, 1));
@@ -1082,11 +1087,7 @@ mod tests {
     #[test]
     fn the_summary_explains_a_pass_and_a_rejection() {
         let mut ev = Evidence::new(levels());
-        let c = |requests, errors| Counts {
-            requests,
-            errors,
-            buckets: vec![(500.0, requests), (f64::INFINITY, requests)],
-        };
+        let c = |requests, errors| one_bucket(500.0, requests, errors);
         ev.observe(&c(600, 0), &c(5400, 5));
         let s = ev.summary("v2", "v1");
         assert!(!s.rejected);

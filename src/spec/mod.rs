@@ -454,6 +454,47 @@ mod tests {
     }
 
     #[test]
+    fn analysis_rule_and_confidence_from_the_file_and_flags() {
+        // The default: sequential at 99%.
+        let t = RolloutDefaults::default().thresholds();
+        assert_eq!((t.analysis, t.confidence), (Analysis::Sequential, 0.99));
+        // `window` keeps its own default confidence, 95%.
+        let s = spec("service: d\nversions: [v1]\nrollout:\n  analysis: window\n").unwrap();
+        let t = s.rollout.thresholds();
+        assert_eq!((t.analysis, t.confidence), (Analysis::Window, 0.95));
+        let s = spec("service: d\nversions: [v1]\nrollout:\n  confidence: 99.9\n").unwrap();
+        assert!((s.rollout.thresholds().confidence - 0.999).abs() < 1e-12);
+        let err = spec("service: d\nversions: [v1]\nrollout:\n  confidence: 100\n").unwrap_err();
+        assert!(err.contains("`rollout.confidence`"), "{err}");
+        assert!(err.contains("between 0 and 100 (e.g. 99)"), "{err}");
+        let err = spec("service: d\nversions: [v1]\nrollout:\n  analysis: bayes\n").unwrap_err();
+        assert!(err.contains("`rollout.analysis`"), "{err}");
+        // Flags override the file.
+        let mut d = s.rollout.clone();
+        let flags = AnalysisArgs {
+            thresholds: ThresholdArgs {
+                analysis: Some(flags::AnalysisRule::Window),
+                confidence: Some(90.0),
+                ..ThresholdArgs::default()
+            },
+            ..AnalysisArgs::default()
+        };
+        d.apply_analysis_flags(&flags).unwrap();
+        let t = d.thresholds();
+        assert_eq!((t.analysis, t.confidence), (Analysis::Window, 0.9));
+        let bad = AnalysisArgs {
+            thresholds: ThresholdArgs {
+                confidence: Some(0.0),
+                ..ThresholdArgs::default()
+            },
+            ..AnalysisArgs::default()
+        };
+        let err = d.apply_analysis_flags(&bad).unwrap_err().to_string();
+        assert!(err.contains("--confidence"), "{err}");
+        assert!(err.contains("between 0 and 100"), "{err}");
+    }
+
+    #[test]
     fn typo_names_line_column_and_valid_fields() {
         let err = spec("service: d\nversions: [v1]\nrollout:\n  intervall: 1m\n").unwrap_err();
         assert!(
