@@ -52,7 +52,9 @@ async fn upstream(canary: Canary) -> SocketAddr {
                 }
                 let n = served.fetch_add(1, Ordering::SeqCst) + 1;
                 let status = match canary {
-                    Canary::FivePercentErrors if n % 20 == 0 => "500 Internal Server Error",
+                    Canary::FivePercentErrors if n.is_multiple_of(20) => {
+                        "500 Internal Server Error"
+                    }
                     Canary::Slow => {
                         tokio::time::sleep(Duration::from_millis(150)).await;
                         "200 OK"
