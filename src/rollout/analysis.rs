@@ -562,8 +562,16 @@ pub fn judge(w: &Window<'_>, t: &Thresholds, evidence: &Evidence) -> DecisionRec
     let (enough, first) = min_requests(&canary, t);
     let mut checks = vec![first];
     for o in &summary.tests {
+        // A latency test without the buckets it needs has judged nothing.
+        let unjudged = match o.test {
+            TestName::MaxP99 => evidence.latency_floor.le_ms.is_none(),
+            TestName::LatencyVsBaseline => evidence.latency.tests.is_empty(),
+            TestName::VsBaseline | TestName::SuccessRate => false,
+        };
         let status = if o.rejected {
             CheckStatus::Fail
+        } else if unjudged {
+            CheckStatus::Skipped
         } else {
             CheckStatus::Pass
         };
@@ -864,6 +872,58 @@ mod tests {
         let r = analyse(&window(&b, &c), &Thresholds::window());
         assert_eq!(r.verdict, Verdict::Fail);
         assert!(r.reason.contains("no latency histogram"), "{}", r.reason);
+    }
+
+    #[test]
+    fn analyse_once_runs_the_sequential_tests_over_one_window() {
+        let t = Thresholds::default();
+        // Healthy: passes, the evidence bounds the error rate.
+        let b = counters(900.0, 1.0, &[800.0, 100.0]);
+        let c = counters(100.0, 0.0, &[90.0, 10.0]);
+        let r = analyse_once(&window(&b, &c), &t);
+        assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+        assert!(r.reason.starts_with("no test rejected: v2 errors 0 of 100 vs v1 1 of 900; p = 1 ≥ 0.01 after 1 window; v2 error rate ≤ "), "{}", r.reason);
+        assert!(!r.rejected_by_evidence());
+        // The p99 floor needs a bucket at or above 500 ms: not judged here.
+        let p99 = r.checks.iter().find(|k| k.name == "max-p99").unwrap();
+        assert_eq!(p99.status, CheckStatus::Skipped, "{p99:?}");
+        // 10 of 100 failed against 0 of 900: rejected, a statistical failure.
+        let b = counters(900.0, 0.0, &[900.0]);
+        let c = counters(100.0, 10.0, &[100.0]);
+        let r = analyse_once(&window(&b, &c), &t);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.rejected_by_evidence());
+        assert!(
+            r.reason
+                .starts_with("v2 errors 10 of 100 vs v1 0 of 900; p = "),
+            "{}",
+            r.reason
+        );
+        let failed: Vec<&str> = r
+            .checks
+            .iter()
+            .filter(|k| k.status == CheckStatus::Fail)
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(failed, ["vs-baseline", "success-rate"]);
+        // Too little traffic holds; no histogram fails without a rejection.
+        let c = counters(5.0, 0.0, &[5.0]);
+        assert_eq!(analyse_once(&window(&b, &c), &t).verdict, Verdict::Hold);
+        let c = VersionCounters {
+            requests: 100.0,
+            errors: 0.0,
+            buckets: vec![],
+        };
+        let r = analyse_once(&window(&b, &c), &t);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(!r.rejected_by_evidence());
+        assert!(r.reason.contains("no latency histogram"), "{}", r.reason);
+        // The window rule is still the window rule.
+        let w = analyse_once(
+            &window(&b, &counters(100.0, 0.0, &[100.0])),
+            &Thresholds::window(),
+        );
+        assert_eq!((w.verdict, w.evidence.is_none()), (Verdict::Pass, true));
     }
 
     #[test]
