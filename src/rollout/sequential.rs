@@ -902,32 +902,48 @@ mod tests {
         move |_| p
     }
 
-    /// Rejections (ever, over every look) in `runs` rollouts.
-    fn false_rollbacks(
-        seed: u64,
-        runs: u32,
-        steps: &[(u8, usize)],
+    /// Simulated rollouts of one kind: each step `(canary weight %, looks)`,
+    /// `rate` requests per look.
+    struct Scenario<'a> {
+        steps: &'a [(u8, usize)],
         rate: f64,
-        canary: &Version<'_>,
-        baseline: &Version<'_>,
+        canary: &'a Version<'a>,
+        baseline: &'a Version<'a>,
         levels: Levels,
-    ) -> (u32, Vec<TestName>) {
+    }
+
+    /// `runs` simulated rollouts: the canary requests at the first
+    /// rejection (None: never) and the evidence at the end of each.
+    fn simulate(seed: u64, runs: u32, sc: &Scenario<'_>) -> Vec<(Option<u64>, Evidence)> {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut hits = 0;
-        let mut which = Vec::new();
-        for _ in 0..runs {
-            let (r, ev) = rollout(&mut rng, steps, rate, canary, baseline, levels);
-            if r.is_some() {
-                hits += 1;
-                which.extend(
-                    ev.outcomes("v2", "v1")
-                        .into_iter()
-                        .filter(|o| o.rejected)
-                        .map(|o| o.test),
-                );
-            }
-        }
-        (hits, which)
+        (0..runs)
+            .map(|_| {
+                rollout(
+                    &mut rng,
+                    sc.steps,
+                    sc.rate,
+                    sc.canary,
+                    sc.baseline,
+                    sc.levels,
+                )
+            })
+            .collect()
+    }
+
+    /// Rejections (ever, over every look) in `runs` rollouts, with the
+    /// tests that rejected.
+    fn false_rollbacks(seed: u64, runs: u32, sc: &Scenario<'_>) -> (u32, Vec<TestName>) {
+        let rejected: Vec<Evidence> = simulate(seed, runs, sc)
+            .into_iter()
+            .filter_map(|(at, ev)| at.map(|_| ev))
+            .collect();
+        let which = rejected
+            .iter()
+            .flat_map(|ev| ev.outcomes("v2", "v1"))
+            .filter(|o| o.rejected)
+            .map(|o| o.test)
+            .collect();
+        (u32::try_from(rejected.len()).unwrap_or(u32::MAX), which)
     }
 
     /// `requests` of which `errors` failed, all in the bucket `le`.
@@ -1224,7 +1240,17 @@ mod tests {
                 slow: 0.002,
             };
             let runs = 500;
-            let (hits, which) = false_rollbacks(seed, runs, &STEPS, 200.0, &v, &v, levels());
+            let (hits, which) = false_rollbacks(
+                seed,
+                runs,
+                &Scenario {
+                    steps: &STEPS,
+                    rate: 200.0,
+                    canary: &v,
+                    baseline: &v,
+                    levels: levels(),
+                },
+            );
             let rate = f64::from(hits) / f64::from(runs);
             println!("identical at {p}: {hits} of {runs} rejected ({which:?})");
             assert!(rate <= ALPHA, "{hits} of {runs} at {p}: {which:?}");
@@ -1245,7 +1271,17 @@ mod tests {
             ..levels()
         };
         let runs = 500;
-        let (hits, which) = false_rollbacks(3, runs, &STEPS, 200.0, &v, &v, lv);
+        let (hits, which) = false_rollbacks(
+            3,
+            runs,
+            &Scenario {
+                steps: &STEPS,
+                rate: 200.0,
+                canary: &v,
+                baseline: &v,
+                levels: lv,
+            },
+        );
         println!("flapping: {hits} of {runs} rejected ({which:?})");
         assert!(f64::from(hits) / f64::from(runs) <= ALPHA, "{which:?}");
         // The composite null: a canary half as bad as the baseline is
@@ -1255,7 +1291,17 @@ mod tests {
             error_rate: &half,
             slow: 0.0,
         };
-        let (hits, which) = false_rollbacks(4, runs, &STEPS, 200.0, &better, &v, lv);
+        let (hits, which) = false_rollbacks(
+            4,
+            runs,
+            &Scenario {
+                steps: &STEPS,
+                rate: 200.0,
+                canary: &better,
+                baseline: &v,
+                levels: lv,
+            },
+        );
         println!("better canary: {hits} of {runs} rejected ({which:?})");
         assert!(
             f64::from(hits) / f64::from(runs) <= ALPHA / 2.0,
@@ -1325,18 +1371,10 @@ mod tests {
     }
 
     /// Canary requests until the first rejection, per run (None: never).
-    fn detections(
-        seed: u64,
-        runs: u32,
-        steps: &[(u8, usize)],
-        rate: f64,
-        canary: &Version<'_>,
-        baseline: &Version<'_>,
-        levels: Levels,
-    ) -> Vec<Option<u64>> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..runs)
-            .map(|_| rollout(&mut rng, steps, rate, canary, baseline, levels).0)
+    fn detections(seed: u64, runs: u32, sc: &Scenario<'_>) -> Vec<Option<u64>> {
+        simulate(seed, runs, sc)
+            .into_iter()
+            .map(|(at, _)| at)
             .collect()
     }
 
@@ -1360,7 +1398,17 @@ mod tests {
             error_rate: &constant(0.001),
             slow: 0.0,
         };
-        let d = detections(8, 500, &[(10, 60), (25, 60)], 100.0, &c, &b, levels());
+        let d = detections(
+            8,
+            500,
+            &Scenario {
+                steps: &[(10, 60), (25, 60)],
+                rate: 100.0,
+                canary: &c,
+                baseline: &b,
+                levels: levels(),
+            },
+        );
         let caught: Vec<u64> = d.iter().flatten().copied().collect();
         assert_eq!(caught.len(), d.len(), "every run rejected");
         let m = median(caught);
@@ -1380,7 +1428,17 @@ mod tests {
             error_rate: &constant(0.02),
             slow: 0.0,
         };
-        let d = detections(9, 500, &steps, 200.0, &c, &b, levels());
+        let d = detections(
+            9,
+            500,
+            &Scenario {
+                steps: &steps,
+                rate: 200.0,
+                canary: &c,
+                baseline: &b,
+                levels: levels(),
+            },
+        );
         let caught = d.iter().flatten().count();
         println!("2% vs 0.1%: {caught} of {} rejected", d.len());
         assert!(caught * 100 >= d.len() * 99, "{caught}");
@@ -1389,7 +1447,17 @@ mod tests {
             error_rate: &constant(0.001),
             slow: 0.05,
         };
-        let d = detections(10, 500, &steps, 200.0, &slow, &b, levels());
+        let d = detections(
+            10,
+            500,
+            &Scenario {
+                steps: &steps,
+                rate: 200.0,
+                canary: &slow,
+                baseline: &b,
+                levels: levels(),
+            },
+        );
         let caught: Vec<u64> = d.iter().flatten().copied().collect();
         println!(
             "slow canary: {} of {} rejected, median {} canary requests",
