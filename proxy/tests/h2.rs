@@ -311,3 +311,62 @@ async fn bad_protocol_declarations_are_refused_and_the_old_config_serves() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn h2load_as_a_second_grpc_client() {
+    // An independent HTTP/2 implementation (nghttp2) sending unary gRPC
+    // calls, many streams per connection. Not installed by .ci/run: skipped
+    // when absent (the tonic tests cover the same ground).
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v h2load"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipping: h2load not on PATH (apt-get install nghttp2-client)");
+        return;
+    }
+    let v1 = echo_server("v1", None).await;
+    let cfg = grpc_config(ROUTE_V1, "{name: grpc}", "{}", &[v1.addr], &[]);
+    let p = proxy(cfg.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("call.bin");
+    std::fs::write(
+        &data,
+        grpc_frame(&Msg {
+            text: "load".into(),
+            n: 0,
+        }),
+    )
+    .unwrap();
+    let url = format!("http://{}{UNARY}", p.listen_addr());
+    let out = tokio::process::Command::new("h2load")
+        .args(["-n", "200", "-c", "2", "-m", "10", "-d"])
+        .arg(&data)
+        .args([
+            "-H",
+            ":authority: svc",
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            &url,
+        ])
+        .output();
+    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("200 succeeded, 0 failed, 0 errored"),
+        "{text}"
+    );
+    let m = admin_get(p.admin_addr(), "/metrics").await.body;
+    assert_eq!(
+        metric_value(
+            &m,
+            "istio_requests_total",
+            &[("request_protocol", "grpc"), ("grpc_response_status", "0")]
+        ),
+        200.0,
+        "{m}"
+    );
+    assert_eq!(v1.seen.calls.load(std::sync::atomic::Ordering::SeqCst), 200);
+}
