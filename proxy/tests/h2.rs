@@ -370,3 +370,108 @@ async fn h2load_as_a_second_grpc_client() {
     );
     assert_eq!(v1.seen.calls.load(std::sync::atomic::Ordering::SeqCst), 200);
 }
+
+/// An h2c upstream whose connections each serve `per_conn` requests, then
+/// say GOAWAY; with `max_streams` concurrent streams at most, each
+/// request taking `delay`. Returns its address, the connections it
+/// accepted and the most streams it saw at once on one connection.
+async fn h2_upstream(
+    per_conn: usize,
+    max_streams: u32,
+    delay: Duration,
+) -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (c, pk) = (conns.clone(), peak.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let peak = pk.clone();
+            tokio::spawn(async move {
+                let now = Arc::new(AtomicUsize::new(0));
+                let served = Arc::new(AtomicUsize::new(0));
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+                let svc = {
+                    let served = served.clone();
+                    hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                        let (now, peak, served, tx) =
+                            (now.clone(), peak.clone(), served.clone(), tx.clone());
+                        async move {
+                            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(n, Ordering::SeqCst);
+                            tokio::time::sleep(delay).await;
+                            now.fetch_sub(1, Ordering::SeqCst);
+                            if served.fetch_add(1, Ordering::SeqCst) + 1 == per_conn {
+                                let _ = tx.try_send(());
+                            }
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                                b"ok",
+                            ))))
+                        }
+                    })
+                };
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .max_concurrent_streams(max_streams)
+                    .serve_connection(TokioIo::new(tcp), svc);
+                tokio::pin!(conn);
+                let mut closing = false;
+                loop {
+                    tokio::select! {
+                        _ = conn.as_mut() => break,
+                        Some(()) = rx.recv(), if !closing => {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns, peak)
+}
+
+#[tokio::test]
+async fn goaway_and_max_concurrent_streams_are_honoured() {
+    use std::sync::atomic::Ordering;
+    // GOAWAY after every second request: later requests go on new
+    // connections and none fails.
+    let (addr, conns, _) = h2_upstream(2, 100, Duration::ZERO).await;
+    let cfg = grpc_config(ROUTE_V1, "{name: http2}", "{}", &[addr], &[]);
+    let p = proxy_with(cfg.path(), |s| s.workers = Some(1)).await;
+    for i in 0..10 {
+        let (status, body) = call(p.listen_addr(), false, false).await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "request {i}");
+    }
+    // (A connection may serve more than two: streams begun before its
+    // GOAWAY finish there.)
+    assert!(
+        conns.load(Ordering::SeqCst) > 1,
+        "{}",
+        conns.load(Ordering::SeqCst)
+    );
+
+    // One stream at a time: concurrent requests wait for it, none fails.
+    let (addr, conns, peak) = h2_upstream(usize::MAX, 1, Duration::from_millis(50)).await;
+    let cfg = grpc_config(ROUTE_V1, "{name: http2}", "{}", &[addr], &[]);
+    let p = proxy_with(cfg.path(), |s| s.workers = Some(1)).await;
+    let calls: Vec<_> = (0..6)
+        .map(|_| tokio::spawn(call(p.listen_addr(), false, false)))
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().0, 200);
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert!(
+        conns.load(Ordering::SeqCst) <= 2,
+        "{}",
+        conns.load(Ordering::SeqCst)
+    );
+}
