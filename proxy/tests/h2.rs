@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -81,32 +82,30 @@ async fn call(proxy: SocketAddr, h2: bool, grpc: bool) -> (u16, String) {
         b = b.header("content-type", "application/grpc");
     }
     let req = b.body(Full::new(Bytes::from_static(b"hello"))).unwrap();
-    let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
-    let resp = if h2 {
+    let tcp = TokioIo::new(tokio::net::TcpStream::connect(proxy).await.unwrap());
+    let mut req = req;
+    let sent = if h2 {
         let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake(TokioIo::new(tcp))
+            .handshake(tcp)
             .await
             .unwrap();
         tokio::spawn(conn);
-        let mut req = req;
         *req.version_mut() = Version::HTTP_2;
         *req.uri_mut() = "http://svc/x".parse().unwrap();
-        tokio::time::timeout(WAIT, send.send_request(req))
-            .await
-            .unwrap()
-            .unwrap()
+        Box::pin(async move { send.send_request(req).await })
+            as Pin<
+                Box<
+                    dyn Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>
+                        + Send,
+                >,
+            >
     } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(tcp).await.unwrap();
         tokio::spawn(conn);
-        let mut req = req;
         *req.uri_mut() = "/x".parse().unwrap();
-        tokio::time::timeout(WAIT, send.send_request(req))
-            .await
-            .unwrap()
-            .unwrap()
+        Box::pin(async move { send.send_request(req).await })
     };
+    let resp = tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
     let status = resp.status().as_u16();
     let body = tokio::time::timeout(WAIT, resp.into_body().collect())
         .await

@@ -178,17 +178,8 @@ impl Pool {
             .map_err(|_| Http2Error::Connect)?
             .map_err(|_| Http2Error::Connect)?;
         let _ = tcp.set_nodelay(true);
-        let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
-        let sender = match tls {
-            None => {
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(|_| Http2Error::Protocol)?;
-                tokio::spawn(conn);
-                sender
-            }
+        match tls {
+            None => handshake(tcp).await,
             Some(tls) => {
                 let stream = tokio::time::timeout(self.connect_timeout, tls.connect(tcp))
                     .await
@@ -218,15 +209,9 @@ impl Pool {
                     self.warn(endpoint, service, "its TLS server did not select ALPN h2");
                     return Err(Http2Error::Protocol);
                 }
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|_| Http2Error::Protocol)?;
-                tokio::spawn(conn);
-                sender
+                handshake(stream).await
             }
-        };
-        Ok(sender)
+        }
     }
 
     /// Sorts a failed exchange. A new connection that fails before any
@@ -260,4 +245,20 @@ impl Pool {
             "upstream does not speak HTTP/2: {what}; its port is declared grpc/http2 (or the request is gRPC); requests get 503 (UPE), gRPC calls UNAVAILABLE"
         );
     }
+}
+
+/// Starts HTTP/2 on `io` (the preface and SETTINGS; the connection then
+/// runs in its own task).
+async fn handshake<I>(io: I) -> Result<Sender, Http2Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    let (sender, conn) = builder
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| Http2Error::Protocol)?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
