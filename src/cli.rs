@@ -267,6 +267,12 @@ pub struct ThresholdArgs {
     /// fewer the window is inconclusive (a rollout holds its step).
     #[arg(long)]
     pub min_requests: Option<u64>,
+    /// gRPC statuses that count as failed requests besides HTTP 5xx:
+    /// names (case-insensitive) or numbers, comma-separated, `none` for 5xx
+    /// only (default
+    /// `UNKNOWN,DEADLINE_EXCEEDED,UNIMPLEMENTED,INTERNAL,UNAVAILABLE,DATA_LOSS`).
+    #[arg(long, value_name = "CODES")]
+    pub grpc_error_codes: Option<String>,
 }
 
 /// Analysis thresholds.
@@ -282,7 +288,7 @@ pub struct AnalysisArgs {
     /// Failed checks tolerated before rolling back.
     #[arg(long)]
     pub threshold: Option<u32>,
-    /// `--success-rate`, `--max-p99`, `--min-requests`.
+    /// `--success-rate`, `--max-p99`, `--min-requests`, `--grpc-error-codes`.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
     /// meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`).
@@ -391,7 +397,7 @@ pub struct AnalyzeArgs {
     /// Length of the analysis window (e.g. `5m`).
     #[arg(long = "for", default_value = "5m")]
     pub window: String,
-    /// `--success-rate`, `--max-p99`, `--min-requests`.
+    /// `--success-rate`, `--max-p99`, `--min-requests`, `--grpc-error-codes`.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
     /// meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`).

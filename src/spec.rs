@@ -27,6 +27,8 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs, ThresholdArgs};
+use crate::metrics::GrpcCodes;
+use crate::rollout::analysis::Thresholds;
 use crate::rollout::sticky::CookieName;
 use crate::traffic::{Split, TrafficError, Version, Weight};
 
@@ -161,6 +163,9 @@ pub struct RolloutDefaults {
     pub manual_promotion: bool,
     /// What SIGINT/SIGTERM does to a running rollout (default rollback).
     pub on_interrupt: OnInterrupt,
+    /// gRPC statuses counted as failed requests besides 5xx (default: the
+    /// server faults, see [`GrpcCodes`]).
+    pub grpc_error_codes: GrpcCodes,
 }
 
 /// Where rollout analysis reads metrics.
@@ -303,6 +308,7 @@ impl RolloutDefaults {
                     success_rate,
                     max_p99,
                     min_requests,
+                    grpc_error_codes,
                 },
             metrics: _,
             prometheus: _,
@@ -329,7 +335,23 @@ impl RolloutDefaults {
         if let Some(n) = min_requests {
             self.min_requests = *n;
         }
+        if let Some(v) = grpc_error_codes {
+            self.grpc_error_codes = v
+                .parse()
+                .map_err(|e| flag_error("--grpc-error-codes", v, e))?;
+        }
         Ok(())
+    }
+
+    /// The analysis thresholds these defaults describe.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            success_rate: self.success_rate,
+            max_p99: self.max_p99,
+            min_requests: self.min_requests,
+            grpc_error_codes: self.grpc_error_codes.clone(),
+            ..Thresholds::default()
+        }
     }
 }
 
@@ -376,6 +398,7 @@ impl Default for RolloutDefaults {
             timeout: Duration::from_secs(600),
             manual_promotion: false,
             on_interrupt: OnInterrupt::Rollback,
+            grpc_error_codes: GrpcCodes::default(),
         }
     }
 }
@@ -576,6 +599,7 @@ struct RawRollout {
     timeout: Option<DurationValue>,
     manual_promotion: Option<bool>,
     on_interrupt: Option<OnInterrupt>,
+    grpc_error_codes: Option<GrpcCodesValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -791,6 +815,48 @@ impl<'de> Deserialize<'de> for Port {
                 .map_err(|_| format!("port {n} is out of range: use 1 to 65535"))
                 .and_then(port_from_u64)
         })
+    }
+}
+
+/// `rollout.grpcErrorCodes`: a list of gRPC status names or numbers
+/// (`[INTERNAL, 14]`), or one comma-separated string.
+#[derive(Clone, Debug)]
+struct GrpcCodesValue(GrpcCodes);
+
+impl<'de> Deserialize<'de> for GrpcCodesValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Item {
+            Number(u64),
+            Name(String),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<Item>),
+            Text(String),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            de::Error::custom(format!(
+                "expected a list of gRPC status codes (e.g. [INTERNAL, UNAVAILABLE]); valid names: {}",
+                crate::metrics::grpc::GrpcCode::names()
+            ))
+        })?;
+        let parsed = match raw {
+            Raw::Text(t) => t.parse(),
+            Raw::List(items) => {
+                let items: Vec<String> = items
+                    .into_iter()
+                    .map(|i| match i {
+                        Item::Number(n) => n.to_string(),
+                        Item::Name(s) => s,
+                    })
+                    .collect();
+                GrpcCodes::parse_items(items.iter().map(String::as_str))
+            }
+        };
+        parsed.map(GrpcCodesValue).map_err(de::Error::custom)
     }
 }
 
@@ -1438,6 +1504,7 @@ fn build_rollout(raw: RawRollout, file: FileCtx<'_>) -> Result<RolloutDefaults, 
         timeout,
         manual_promotion,
         on_interrupt,
+        grpc_error_codes,
     } = raw;
     let d = RolloutDefaults::default();
     let steps = match (steps, step_weight, max_weight) {
@@ -1488,6 +1555,7 @@ fn build_rollout(raw: RawRollout, file: FileCtx<'_>) -> Result<RolloutDefaults, 
         timeout: positive(timeout, "timeout", d.timeout)?,
         manual_promotion: manual_promotion.unwrap_or(d.manual_promotion),
         on_interrupt: on_interrupt.unwrap_or(d.on_interrupt),
+        grpc_error_codes: grpc_error_codes.map_or(d.grpc_error_codes, |c| c.0),
     })
 }
 
@@ -1602,6 +1670,40 @@ mod tests {
         assert_eq!(s.rollout.interval, Duration::from_secs(60));
         assert_eq!(s.rollout.max_p99, Duration::from_millis(250));
         assert_eq!(s.rollout.on_interrupt, OnInterrupt::Pause);
+    }
+
+    #[test]
+    fn grpc_error_codes_from_the_file() {
+        let s = spec(
+            "service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: [internal, 14, DATA_LOSS]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.rollout.grpc_error_codes.to_string(),
+            "INTERNAL,UNAVAILABLE,DATA_LOSS"
+        );
+        assert_eq!(
+            s.rollout.thresholds().grpc_error_codes,
+            s.rollout.grpc_error_codes
+        );
+        let s = spec("service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: \"UNAVAILABLE,4\"\n")
+            .unwrap();
+        assert_eq!(
+            s.rollout.grpc_error_codes.to_string(),
+            "DEADLINE_EXCEEDED,UNAVAILABLE"
+        );
+        let s = spec("service: d\nversions: [v1]\n").unwrap();
+        assert_eq!(s.rollout.grpc_error_codes, GrpcCodes::default());
+        let err =
+            spec("service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: [INTERNAL, BROKEN]\n")
+                .unwrap_err();
+        assert!(
+            err.starts_with("meshctl.yaml: line 4 column")
+                && err.contains("rollout.grpcErrorCodes")
+                && err.contains("\"BROKEN\" is not a gRPC status code")
+                && err.contains("valid names: OK, CANCELLED"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::Outcome;
 use crate::cli::{AnalysisArgs, AnalyzeArgs, GlobalArgs, OutputFormat};
 use crate::metrics::MetricsSource;
 use crate::output::table;
-use crate::rollout::analysis::{self, DecisionRecord, Thresholds, Verdict, Window};
+use crate::rollout::analysis::{self, DecisionRecord, Verdict, Window};
 use crate::rollout::state::Timestamp;
 use crate::spec::{self, RolloutDefaults};
 use crate::traffic::Version;
@@ -48,15 +48,11 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
     };
     let mut d = RolloutDefaults::default();
     d.apply_analysis_flags(&flags)?;
-    let thresholds = Thresholds {
-        success_rate: d.success_rate,
-        max_p99: d.max_p99,
-        min_requests: d.min_requests,
-        confidence: Thresholds::default().confidence,
-    };
+    let thresholds = d.thresholds();
     let source = source(
         spec::metrics_flag(&flags)?.as_ref(),
         length.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+        &thresholds.grpc_error_codes,
     )?;
 
     let start = Timestamp::from_system(SystemTime::now());

@@ -26,7 +26,6 @@ use crate::metrics::MetricsSource;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::output::{Format, Reporter, Term, table};
 use crate::render::{self, Overrides, Templates};
-use crate::rollout::analysis::Thresholds;
 use crate::rollout::strategy::{Preview, Strategy};
 use crate::rollout::webhook::Webhooks;
 use crate::spec::{self, RolloutDefaults};
@@ -343,12 +342,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                         threshold: rollout.threshold,
                         step_timeout: rollout.timeout,
                         manual_promotion: false,
-                        thresholds: Thresholds {
-                            success_rate: rollout.success_rate,
-                            max_p99: rollout.max_p99,
-                            min_requests: rollout.min_requests,
-                            confidence: Thresholds::default().confidence,
-                        },
+                        thresholds: rollout.thresholds(),
                         on_interrupt: rollout.on_interrupt,
                         no_wait_on_pause: false,
                         webhooks: Webhooks::default(),

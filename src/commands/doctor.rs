@@ -63,7 +63,11 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<Outco
             Err(_) => None,
         },
     };
-    let metrics = source(metrics.as_ref(), METRICS_TIMEOUT)?;
+    let metrics = source(
+        metrics.as_ref(),
+        METRICS_TIMEOUT,
+        &crate::metrics::GrpcCodes::default(),
+    )?;
     let req = Request {
         service,
         from: from.clone(),

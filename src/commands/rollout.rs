@@ -13,7 +13,7 @@ use crate::cli::{
 };
 use crate::metrics::prometheus::Prometheus;
 use crate::metrics::proxy::ProxyMetrics;
-use crate::metrics::{MetricsError, MetricsSource, Snapshot};
+use crate::metrics::{GrpcCodes, MetricsError, MetricsSource, Snapshot};
 use crate::output::{Format, Reporter, Term, report, table};
 use crate::rollout::analysis::Thresholds;
 use crate::rollout::engine::{Driver, DriverOptions, Finish};
@@ -306,17 +306,25 @@ pub fn settings(
     Ok((service, defaults, metrics, webhooks))
 }
 
-/// The metrics source (default: meshproxy's admin endpoint on loopback).
-pub fn source(m: Option<&spec::MetricsSource>, timeout: Duration) -> anyhow::Result<AnySource> {
-    Ok(match m {
-        Some(spec::MetricsSource::Prometheus(u)) => {
-            AnySource::Prometheus(Prometheus::new(u.as_str(), timeout)?)
-        }
-        Some(spec::MetricsSource::Proxy(u)) => {
-            AnySource::Proxy(ProxyMetrics::new(u.as_str(), timeout)?)
-        }
-        None => AnySource::Proxy(ProxyMetrics::new(DEFAULT_METRICS_URL, timeout)?),
-    })
+/// The metrics source (default: meshproxy's admin endpoint on loopback),
+/// counting a request as failed on 5xx or one of the gRPC statuses `codes`.
+pub fn source(
+    m: Option<&spec::MetricsSource>,
+    timeout: Duration,
+    codes: &GrpcCodes,
+) -> anyhow::Result<AnySource> {
+    let proxy = |url: &str| -> anyhow::Result<AnySource> {
+        Ok(AnySource::Proxy(
+            ProxyMetrics::new(url, timeout)?.with_grpc_codes(codes.clone()),
+        ))
+    };
+    match m {
+        Some(spec::MetricsSource::Prometheus(u)) => Ok(AnySource::Prometheus(
+            Prometheus::new(u.as_str(), timeout)?.with_grpc_codes(codes.clone()),
+        )),
+        Some(spec::MetricsSource::Proxy(u)) => proxy(u.as_str()),
+        None => proxy(DEFAULT_METRICS_URL),
+    }
 }
 
 /// `--interval auto`: measures the request rate to `service` and the
@@ -497,6 +505,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         metrics.as_ref(),
         d.interval
             .clamp(Duration::from_secs(1), Duration::from_secs(10)),
+        &d.grpc_error_codes,
     )?;
     let reporter = Reporter::new(format(global), Term::detect());
     let auto = auto_flag || (!fixed_flag && d.auto_interval);
@@ -506,6 +515,7 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         None
     };
     let req = StartRequest {
+        thresholds: d.thresholds(),
         service,
         to,
         from,
@@ -514,12 +524,6 @@ pub async fn start(global: &GlobalArgs, mut args: RolloutStartArgs) -> anyhow::R
         threshold: d.threshold,
         step_timeout: d.timeout,
         manual_promotion: d.manual_promotion,
-        thresholds: Thresholds {
-            success_rate: d.success_rate,
-            max_p99: d.max_p99,
-            min_requests: d.min_requests,
-            confidence: Thresholds::default().confidence,
-        },
         on_interrupt: d.on_interrupt,
         no_wait_on_pause: args.no_wait_on_pause,
         webhooks,
