@@ -7,6 +7,7 @@
 pub mod certs;
 pub mod cli;
 pub mod commands;
+pub mod demo;
 pub mod diff;
 pub mod doctor;
 pub mod logging;
