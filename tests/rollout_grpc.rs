@@ -150,3 +150,360 @@ fn exposition_and_prometheus_count_grpc_failures_alike() {
     }
     drop(prom);
 }
+
+/// Where the rollout state lives and where meshproxy reads its config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// A local directory target; meshproxy watches the directory.
+    Local,
+    /// The fake Kubernetes API server; meshproxy runs with `--kube`.
+    Kube,
+}
+
+/// gRPC v1/v2 upstreams (the demo's `Greeter`), meshproxy in front of them
+/// with the port declared `grpc`, and the demo's gRPC load generator.
+struct GrpcMesh {
+    place: Place,
+    dir: tempfile::TempDir,
+    cluster: Option<crate::kube_support::Cluster>,
+    metrics_url: String,
+    proxy: Option<meshproxy::Handle>,
+    upstreams: Vec<tokio::task::JoinHandle<()>>,
+    load: Option<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    stats: Arc<meshctl::demo::grpc::LoadStats>,
+    // Dropped last: everything above runs on it.
+    rt: tokio::runtime::Runtime,
+}
+
+impl GrpcMesh {
+    /// v2 answers every `v2_fail_every`-th call with `INTERNAL`.
+    fn start(place: Place, v2_fail_every: Option<u64>) -> Self {
+        use meshctl::demo::grpc;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (v1, t1) = rt.block_on(grpc::upstream("v1", None)).expect("v1");
+        let (v2, t2) = rt
+            .block_on(grpc::upstream("v2", v2_fail_every))
+            .expect("v2");
+        let mut settings = meshproxy::Settings::local(dir.path());
+        settings.workers = Some(1);
+        let cluster = match place {
+            Place::Local => {
+                std::fs::write(
+                    dir.path().join("discounts.yaml"),
+                    crate::rollout_harness::RESOURCES,
+                )
+                .expect("resources");
+                std::fs::write(
+                    dir.path().join("endpoints.yaml"),
+                    format!(
+                        "services:\n  discounts:\n    port: {{name: grpc-api}}\n    endpoints:\n    - address: {v1}\n      labels: {{version: v1}}\n    - address: {v2}\n      labels: {{version: v2}}\n"
+                    ),
+                )
+                .expect("endpoints");
+                None
+            }
+            Place::Kube => {
+                let cluster = rt.block_on(crate::kube_support::Cluster::start());
+                seed_cluster(&rt, &cluster, &[("v1", v1), ("v2", v2)]);
+                settings.kube = Some(meshproxy::KubeSource {
+                    namespace: Some(crate::kube_support::NS.to_owned()),
+                    kubeconfig: Some(cluster.kubeconfig.clone()),
+                });
+                Some(cluster)
+            }
+        };
+        let proxy = rt
+            .block_on(meshproxy::start(settings))
+            .expect("meshproxy starts");
+        let metrics_url = format!("http://{}/metrics", proxy.admin_addr());
+        let stats = Arc::new(grpc::LoadStats::default());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let load = {
+            let _guard = rt.enter();
+            grpc::load(
+                grpc::Load {
+                    proxy: proxy.listen_addr(),
+                    authority: "discounts".to_owned(),
+                    rate: 200,
+                    max_run: Duration::from_secs(180),
+                    mark: None,
+                },
+                stats.clone(),
+                stop_rx,
+            )
+        };
+        let mesh = Self {
+            place,
+            dir,
+            cluster,
+            metrics_url,
+            proxy: Some(proxy),
+            upstreams: vec![t1, t2],
+            load: Some(load),
+            stop,
+            stats,
+            rt,
+        };
+        mesh.wait_for_grpc_traffic();
+        mesh
+    }
+
+    /// Waits (bounded: 30 s) until meshproxy reports gRPC calls to v1.
+    fn wait_for_grpc_traffic(&self) {
+        let source = ProxyMetrics::new(&self.metrics_url, Duration::from_secs(2)).expect("source");
+        for _ in 0..300 {
+            if let Ok(s) = self.rt.block_on(source.scrape("discounts"))
+                && s.version("v1").requests > 0.0
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "meshproxy reported no calls to discounts within 30s (load: {} ok, {} failed: {})",
+            self.stats.ok.load(Ordering::Relaxed),
+            self.stats.failed.load(Ordering::Relaxed),
+            self.stats.failures()
+        );
+    }
+
+    /// `meshctl rollout start discounts --to v2` on meshproxy's metrics, 1 s windows.
+    fn rollout(&self, extra: &[&str]) -> std::process::Command {
+        let mut cmd = crate::util::meshctl();
+        match (&self.place, &self.cluster) {
+            (Place::Kube, Some(c)) => {
+                cmd.arg("--kubeconfig").arg(&c.kubeconfig);
+            }
+            _ => {
+                cmd.arg("--target")
+                    .arg(format!("local:{}", self.dir.path().display()));
+            }
+        }
+        cmd.args([
+            "rollout",
+            "start",
+            "discounts",
+            "--to",
+            "v2",
+            "--metrics",
+            &self.metrics_url,
+            "--interval",
+            "1s",
+            "--min-requests",
+            "10",
+            "--steps",
+            "20,50,100",
+        ]);
+        cmd.args(extra);
+        cmd
+    }
+
+    fn state(&self) -> meshctl::rollout::state::RolloutState {
+        let vs: meshproxy::istio::VirtualService = match &self.cluster {
+            Some(c) => serde_json::from_value(
+                c.istio("virtualservices", "discounts")
+                    .expect("the VirtualService"),
+            )
+            .expect("a VirtualService"),
+            None => {
+                let text = std::fs::read_to_string(self.dir.path().join("discounts.yaml"))
+                    .expect("discounts.yaml");
+                meshproxy::istio::yaml::parse_resources(&text)
+                    .expect("resources")
+                    .into_iter()
+                    .find_map(|r| match r {
+                        meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
+                        _ => None,
+                    })
+                    .expect("the VirtualService")
+            }
+        };
+        meshctl::rollout::state::RolloutState::read(&vs).expect("rollout state")
+    }
+}
+
+impl Drop for GrpcMesh {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(load) = self.load.take() {
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), load).await });
+        }
+        if let Some(h) = self.proxy.take() {
+            self.rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(20), h.shutdown()).await;
+            });
+        }
+        for t in &self.upstreams {
+            t.abort();
+        }
+    }
+}
+
+/// The Istio resources, and per version a Pod and an EndpointSlice whose
+/// port is named `grpc` with `appProtocol: grpc` (what meshproxy `--kube`
+/// reads the upstream protocol from).
+fn seed_cluster(
+    rt: &tokio::runtime::Runtime,
+    cluster: &crate::kube_support::Cluster,
+    versions: &[(&str, SocketAddr)],
+) {
+    use crate::kube_support::NS;
+    use meshctl::target::Target;
+    let resources = meshproxy::istio::yaml::parse_resources(crate::rollout_harness::RESOURCES)
+        .expect("resources");
+    rt.block_on(async {
+        cluster
+            .target()
+            .await
+            .apply(&resources, meshctl::target::ApplyOptions::default())
+            .await
+            .expect("seeding the cluster")
+    });
+    for (version, addr) in versions {
+        let pod = format!("discounts-{version}");
+        cluster
+            .server
+            .insert(
+                "",
+                "pods",
+                NS,
+                serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod, "labels": {"app": "discounts", "version": version}}}),
+            )
+            .expect("pod");
+        cluster
+            .server
+            .insert(
+                "discovery.k8s.io",
+                "endpointslices",
+                NS,
+                serde_json::json!({
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": pod, "labels": {"kubernetes.io/service-name": "discounts"}},
+                    "addressType": "IPv4",
+                    "ports": [{"name": "grpc", "port": addr.port(), "appProtocol": "grpc"}],
+                    "endpoints": [{"addresses": ["127.0.0.1"], "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}}]
+                }),
+            )
+            .expect("slice");
+    }
+}
+
+/// A healthy gRPC v2 is promoted, and one answering `INTERNAL` on 10% of
+/// calls (HTTP 200, `grpc-status: 13`) is rolled back with the code named.
+fn promotes_healthy_and_rolls_back_internal(place: Place) {
+    use meshctl::rollout::state::Phase;
+
+    let mesh = GrpcMesh::start(place, None);
+    let (code, out, err) = crate::rollout_harness::run(mesh.rollout(&[]));
+    assert_eq!(code, 0, "{place:?}: {out}{err}");
+    let state = mesh.state();
+    assert_eq!(state.phase, Phase::Promoted);
+    let judged: u64 = state
+        .history
+        .iter()
+        .flat_map(|h| &h.records)
+        .map(|r| r.canary.requests)
+        .sum();
+    assert!(judged >= 30, "{place:?}: {judged} canary calls judged");
+    assert_eq!(
+        mesh.stats.failed.load(Ordering::Relaxed),
+        0,
+        "{}",
+        mesh.stats.failures()
+    );
+    drop(mesh);
+
+    let mesh = GrpcMesh::start(place, Some(10));
+    let (code, out, err) = crate::rollout_harness::run(mesh.rollout(&[]));
+    assert_eq!(code, 3, "{place:?}: {out}{err}");
+    let state = mesh.state();
+    assert_eq!(state.phase, Phase::RolledBack);
+    let reason = state.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("v2: success rate") && reason.contains("failed: INTERNAL ×"),
+        "{place:?}: {reason}"
+    );
+    // The failing codes are kept with the rollout, for any process.
+    assert_eq!(
+        state.settings.thresholds.grpc_error_codes,
+        GrpcCodes::default()
+    );
+    let record = state
+        .history
+        .iter()
+        .flat_map(|h| &h.records)
+        .find(|r| r.canary.errors > 0)
+        .expect("a record with failed canary calls");
+    assert_eq!(
+        record.canary.failures.keys().collect::<Vec<_>>(),
+        ["INTERNAL"],
+        "{place:?}: {record:?}"
+    );
+    assert!(
+        mesh.stats.failures().starts_with("INTERNAL ×"),
+        "{}",
+        mesh.stats.failures()
+    );
+}
+
+#[test]
+fn grpc_canary_on_the_local_target() {
+    promotes_healthy_and_rolls_back_internal(Place::Local);
+}
+
+#[test]
+fn grpc_canary_on_the_fake_api_server() {
+    promotes_healthy_and_rolls_back_internal(Place::Kube);
+}
+
+/// `--grpc-error-codes` changes what fails: without INTERNAL in the set the
+/// same bad canary is promoted (its calls are HTTP 200s), and the chosen
+/// set is what the rollout state keeps.
+#[test]
+fn grpc_error_codes_flag_decides_what_fails() {
+    use meshctl::rollout::state::Phase;
+
+    let mesh = GrpcMesh::start(Place::Local, Some(10));
+    let (code, out, err) =
+        crate::rollout_harness::run(mesh.rollout(&["--grpc-error-codes", "unavailable,4"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let state = mesh.state();
+    assert_eq!(state.phase, Phase::Promoted);
+    assert_eq!(
+        state.settings.thresholds.grpc_error_codes.to_string(),
+        "DEADLINE_EXCEEDED,UNAVAILABLE"
+    );
+    drop(mesh);
+
+    let (code, _, err) = crate::rollout_harness::run({
+        let mut cmd = crate::util::meshctl();
+        cmd.args([
+            "--target",
+            "local:/nonexistent",
+            "rollout",
+            "start",
+            "discounts",
+            "--to",
+            "v2",
+            "--grpc-error-codes",
+            "INTERNAL,teapot",
+        ]);
+        cmd
+    });
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--grpc-error-codes")
+            && err.contains("\"teapot\" is not a gRPC status code")
+            && err.contains("DATA_LOSS"),
+        "{err}"
+    );
+}
