@@ -1,9 +1,21 @@
-//! The command line, declared with clap derive. No logic lives here: commands
-//! turn these raw values into validated domain types (`spec`, `rollout`).
+//! The command line, declared with clap derive. No logic lives here: the
+//! flags that describe a service and a rollout are declared beside their
+//! rules in `spec::flags` (re-exported here), typed flag values are parsed
+//! by value parsers, and commands hand the rest to `spec` to become
+//! validated domain types.
 
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::spec::SpecError;
+pub use crate::spec::flags::{
+    AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind, ThresholdArgs,
+};
+pub use crate::target::KubeArgs;
+pub use crate::target::any::{TargetChoice, TargetChoiceError};
 
 /// Progressive delivery for Istio-style service meshes: render and apply
 /// Gateway / VirtualService / DestinationRule, and drive canary rollouts.
@@ -23,8 +35,14 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Where resources and rollout state live: `kube` (the current cluster) or
     /// `local:DIR` (a directory watched by meshproxy).
-    #[arg(long, global = true, env = "MESHCTL_TARGET", default_value = "kube")]
-    pub target: String,
+    #[arg(
+        long,
+        global = true,
+        env = "MESHCTL_TARGET",
+        default_value = "kube",
+        value_parser = TargetChoice::from_str
+    )]
+    pub target: TargetChoice,
     /// Kubernetes connection options.
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -39,18 +57,46 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// Kubernetes connection options (standard kubeconfig inference otherwise).
-#[derive(Debug, Args, Clone, Default)]
-pub struct KubeArgs {
-    /// Kubeconfig context to use (default: the current context).
-    #[arg(long, global = true, env = "MESHCTL_CONTEXT")]
-    pub context: Option<String>,
-    /// Namespace (default: the context's namespace, else `default`).
-    #[arg(short = 'n', long, global = true, env = "MESHCTL_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster).
-    #[arg(long, global = true)]
-    pub kubeconfig: Option<PathBuf>,
+/// A duration longer than zero in humantime's syntax (`5m`, `2s 500ms`),
+/// else an error naming `flag` and an `example`.
+fn humantime_flag(flag: &str, v: &str, example: &str) -> Result<Duration, SpecError> {
+    humantime::parse_duration(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| SpecError::Flag {
+            flag: flag.to_owned(),
+            message: format!("{flag} {v:?} is not a duration: use e.g. {example}"),
+        })
+}
+
+/// Parses `analyze --for`.
+fn window_flag(v: &str) -> Result<Duration, SpecError> {
+    humantime_flag("--for", v, "5m or 30s")
+}
+
+/// Parses `demo --interval`.
+fn demo_interval_flag(v: &str) -> Result<Duration, SpecError> {
+    humantime_flag("--interval", v, "2s or 500ms")
+}
+
+/// The message of a flag value meshctl's own value parsers rejected
+/// (`--target`, `--interval`, `--timeout`, `--max-p99`, `--for`), when `e`
+/// is one. Such a value is bad input like any other, so `main` prints it as
+/// `error: MESSAGE` and exits 1, as for a bad value in `meshctl.yaml`;
+/// clap's own usage errors keep clap's text and exit 2.
+pub fn rejected_value(e: &clap::Error) -> Option<String> {
+    if e.kind() != clap::error::ErrorKind::ValueValidation {
+        return None;
+    }
+    let source = std::error::Error::source(e)?;
+    source
+        .downcast_ref::<SpecError>()
+        .map(ToString::to_string)
+        .or_else(|| {
+            source
+                .downcast_ref::<TargetChoiceError>()
+                .map(ToString::to_string)
+        })
 }
 
 /// How results are printed.
@@ -96,43 +142,6 @@ pub enum Command {
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
-}
-
-/// Inputs that describe a service: a spec file and/or flags.
-#[derive(Debug, Args, Clone, Default)]
-pub struct SpecArgs {
-    /// Service name (default: the spec file's `service`).
-    pub service: Option<String>,
-    /// Spec file (default: ./meshctl.yaml when present).
-    #[arg(short = 'f', long = "file", env = "MESHCTL_FILE")]
-    pub file: Option<PathBuf>,
-    /// External host routed to the service (repeatable).
-    #[arg(long = "host")]
-    pub hosts: Vec<String>,
-    /// Gateway name (default: `<service>-gateway` when hosts are given).
-    #[arg(long)]
-    pub gateway: Option<String>,
-    /// Service port.
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// Versions (subsets), comma-separated, stable first (e.g. `v1,v2`).
-    #[arg(long, value_delimiter = ',')]
-    pub versions: Vec<String>,
-    /// Weight per version, `VERSION=PERCENT` (repeatable; must sum to 100).
-    #[arg(long = "weight")]
-    pub weights: Vec<String>,
-    /// Directory of templates overriding the embedded ones.
-    #[arg(long, env = "MESHCTL_TEMPLATES")]
-    pub templates: Option<PathBuf>,
-    /// Istio API version to emit: v1 (default), v1beta1.
-    #[arg(long)]
-    pub istio_api: Option<String>,
-    /// Sticky sessions: pin each client to the version it first got with
-    /// this cookie, rendered as VirtualService routes (default: the spec
-    /// file's `stickyCookie`; `rollout start` also keeps the cookie of
-    /// sticky routes already applied).
-    #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
-    pub sticky_cookie: Option<String>,
 }
 
 /// `meshctl render`.
@@ -240,142 +249,6 @@ pub enum RolloutCommand {
     Status(RolloutStatusArgs),
 }
 
-/// What to do when the driver is interrupted (SIGINT/SIGTERM).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum OnInterrupt {
-    /// Send 100% back to the stable version (default).
-    #[default]
-    Rollback,
-    /// Leave the weights where they are, phase Paused.
-    Pause,
-}
-
-/// The thresholds a canary is judged by, declared once for `rollout start`
-/// and `analyze`.
-#[derive(Debug, Args, Clone, Default)]
-pub struct ThresholdArgs {
-    /// Minimum canary success rate, percent of non-5xx answers (default 99).
-    #[arg(long)]
-    pub success_rate: Option<f64>,
-    /// Maximum canary p99 latency (default `500ms`).
-    #[arg(long)]
-    pub max_p99: Option<String>,
-    /// Minimum canary requests per analysis window (default 20); with
-    /// fewer the window is inconclusive (a rollout holds its step).
-    #[arg(long)]
-    pub min_requests: Option<u64>,
-    /// gRPC statuses that count as failed requests besides HTTP 5xx:
-    /// names (case-insensitive) or numbers, comma-separated, `none` for 5xx
-    /// only (default
-    /// `UNKNOWN,DEADLINE_EXCEEDED,UNIMPLEMENTED,INTERNAL,UNAVAILABLE,DATA_LOSS`).
-    #[arg(long, value_name = "CODES")]
-    pub grpc_error_codes: Option<String>,
-}
-
-/// Analysis thresholds.
-#[derive(Debug, Args, Clone, Default)]
-pub struct AnalysisArgs {
-    /// Time between steps / analysis windows (e.g. `30s`).
-    ///
-    /// `rollout start` also takes `auto`: each step bakes until v2 has served
-    /// the requests the analysis needs, at the share of the traffic it gets
-    /// in that step (see `rollout start --help`).
-    #[arg(long)]
-    pub interval: Option<String>,
-    /// Failed checks tolerated before rolling back.
-    #[arg(long)]
-    pub threshold: Option<u32>,
-    /// `--success-rate`, `--max-p99`, `--min-requests`, `--grpc-error-codes`.
-    #[command(flatten)]
-    pub thresholds: ThresholdArgs,
-    /// meshproxy metrics endpoint (e.g. `http://127.0.0.1:15000/metrics`).
-    #[arg(long, conflicts_with = "prometheus")]
-    pub metrics: Option<String>,
-    /// Prometheus server URL, queried with PromQL over Istio metrics.
-    #[arg(long)]
-    pub prometheus: Option<String>,
-}
-
-/// `meshctl rollout start`.
-#[derive(Debug, Args)]
-pub struct RolloutStartArgs {
-    /// What to roll out.
-    #[command(flatten)]
-    pub spec: SpecArgs,
-    /// The new version.
-    #[arg(long)]
-    pub to: String,
-    /// The stable version (default: the one taking traffic now).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Canary weights per step, comma-separated (e.g. `10,25,50,100`).
-    #[arg(long, value_delimiter = ',', conflicts_with_all = ["step_weight", "max_weight"])]
-    pub steps: Vec<u8>,
-    /// Weight added per step (with --max-weight).
-    #[arg(long)]
-    pub step_weight: Option<u8>,
-    /// Last canary weight before promotion (with --step-weight).
-    #[arg(long)]
-    pub max_weight: Option<u8>,
-    /// Analysis thresholds and metrics source.
-    #[command(flatten)]
-    pub analysis: AnalysisArgs,
-    /// Hold at the last step (Paused) until `meshctl promote`.
-    #[arg(long)]
-    pub manual_promotion: bool,
-    /// Exit 5 when paused instead of waiting for `meshctl promote`.
-    #[arg(long)]
-    pub no_wait_on_pause: bool,
-    /// On SIGINT/SIGTERM: roll back (default) or pause.
-    #[arg(long, value_enum)]
-    pub on_interrupt: Option<OnInterrupt>,
-    /// Progress deadline per step (e.g. `10m`); passing it while held rolls back (exit 4).
-    #[arg(long)]
-    pub timeout: Option<String>,
-    /// Write a Markdown summary (steps, numbers, verdicts, an SVG chart) here,
-    /// e.g. `$GITHUB_STEP_SUMMARY`.
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
-    /// Write a JUnit XML report here: one test case per analysis.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    /// How v2 receives traffic: weighted steps (`canary`), only requests
-    /// matching `--match` (`ab`), mirrored copies first then the steps
-    /// (`mirror`), or a preview then 100% at once (`bluegreen`).
-    #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
-    pub strategy: StrategyKind,
-    /// With `--strategy ab` (or `bluegreen`, to preview on matched requests
-    /// instead of mirrored ones): the requests sent to v2,
-    /// `header:NAME=VALUE` or `cookie:NAME=VALUE`.
-    #[arg(long = "match", value_name = "header:NAME=VALUE|cookie:NAME=VALUE")]
-    pub match_rule: Option<String>,
-    /// With `--strategy ab`, `mirror` or `bluegreen`: analysis intervals of
-    /// the match / mirror / preview phase.
-    #[arg(long, default_value_t = 3)]
-    pub iterations: u32,
-    /// With `--strategy mirror` or `bluegreen`: share of live requests
-    /// mirrored to v2, 1 to 100 (default 100).
-    #[arg(long, value_name = "PERCENT")]
-    pub mirror_percent: Option<String>,
-}
-
-/// `meshctl rollout start --strategy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum StrategyKind {
-    /// Weighted canary steps.
-    Canary,
-    /// Header/cookie-matched requests go to v2.
-    Ab,
-    /// v2 analysed on mirrored copies of live traffic (clients see v1), then the canary steps.
-    Mirror,
-    /// v2 analysed on mirrored (or `--match`ed) traffic, then 100% in one
-    /// write, then one post-switch analysis; a failure rolls back in one write.
-    Bluegreen,
-}
-
 /// `meshctl rollout status`.
 #[derive(Debug, Args)]
 pub struct RolloutStatusArgs {
@@ -395,9 +268,9 @@ pub struct AnalyzeArgs {
     #[arg(long, num_args = 2, value_names = ["BASELINE", "CANARY"], required = true)]
     pub compare: Vec<String>,
     /// Length of the analysis window (e.g. `5m`).
-    #[arg(long = "for", default_value = "5m")]
-    pub window: String,
-    /// `--success-rate`, `--max-p99`, `--min-requests`, `--grpc-error-codes`.
+    #[arg(long = "for", default_value = "5m", value_parser = window_flag)]
+    pub window: Duration,
+    /// `--success-rate`, `--max-p99`, `--min-requests`.
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
     /// meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`).
@@ -415,8 +288,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub bad_canary: bool,
     /// Analysis interval.
-    #[arg(long, default_value = "2s")]
-    pub interval: String,
+    #[arg(long, default_value = "2s", value_parser = demo_interval_flag)]
+    pub interval: Duration,
     /// Encrypt proxy traffic with mTLS (certificates from `meshctl certs`).
     #[arg(long)]
     pub mtls: bool,

@@ -166,33 +166,18 @@ pub fn diff(
 mod tests {
     use super::*;
 
-    const RESOURCES: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - route:
-    - destination: {host: discounts, subset: v1}
-      weight: 100
-    - destination: {host: discounts, subset: v2}
-      weight: 0
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: discounts
-spec:
-  host: discounts
-  subsets:
-  - name: v1
-    labels: {version: v1}
-";
+    fn resources_yaml() -> String {
+        crate::testing::discounts_vs_and_dr(concat!(
+            "  - route:\n",
+            "    - destination: {host: discounts, subset: v1}\n",
+            "      weight: 100\n",
+            "    - destination: {host: discounts, subset: v2}\n",
+            "      weight: 0\n",
+        ))
+    }
 
     fn resources() -> Vec<Resource> {
-        yaml::parse_resources(RESOURCES).unwrap()
+        yaml::parse_resources(&resources_yaml()).unwrap()
     }
 
     #[test]

@@ -15,8 +15,9 @@ use meshproxy::istio::validate::{Problem, validate};
 use meshproxy::istio::{DestinationRule, Resource, Subset, TlsMode, VirtualService};
 use serde::Serialize;
 
+use crate::metrics::any::Endpoint;
 use crate::metrics::{MetricsError, MetricsSource, Snapshot};
-use crate::rollout::routes;
+use crate::routing;
 use crate::target::{Target, TargetError};
 
 /// The outcome of one check.
@@ -75,11 +76,11 @@ pub type SecurityPolicies = BTreeMap<String, BTreeSet<String>>;
 /// Envoy) or a Prometheus server. `None` when the source cannot be read or
 /// parsed (the `metrics` check reports why).
 pub async fn security_policies(
-    source: &crate::spec::MetricsSource,
+    source: &Endpoint,
     service: &str,
     timeout: std::time::Duration,
 ) -> Option<SecurityPolicies> {
-    use crate::spec::MetricsSource as M;
+    use Endpoint as M;
     let client = crate::metrics::http_client(timeout).ok()?;
     let mut out = SecurityPolicies::new();
     match source {
@@ -182,7 +183,7 @@ pub async fn diagnose<T: Target, M: MetricsSource>(
     let from = req
         .from
         .clone()
-        .or_else(|| vs.as_ref().ok().and_then(routes::stable_subset));
+        .or_else(|| vs.as_ref().ok().and_then(routing::stable_subset));
     let to = req.to.clone().or_else(|| {
         let dr = dr.as_ref().ok()?;
         dr.spec
@@ -425,7 +426,7 @@ pub fn check_routes(
         );
     }
     if let [from, to] = versions
-        && routes::route_index(vs, from, to).is_none()
+        && routing::route_index(vs, from, to).is_none()
     {
         return Check::fail(
             NAME,

@@ -2,21 +2,36 @@
 //!
 //! `run` is the whole program; `main` only parses arguments and maps the
 //! returned [`Outcome`] to the exit-code contract in DESIGN.md, so tests drive
-//! `run` in-process as well as through the binary.
+//! `run` in-process as well as through the binary. ARCHITECTURE.md draws the
+//! modules and which way they point.
+//!
+//! Library code never prints (`print_stdout` / `print_stderr` are denied
+//! below): output goes through the reporter (`output`) or a writer a
+//! command is handed; `main` prints the final `error:` line.
+
+#![deny(missing_docs)]
+// Unit tests may print what they measured (`cargo test -- --nocapture`).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod certs;
 pub mod cli;
 pub mod commands;
+pub mod context;
 pub mod demo;
 pub mod diff;
 pub mod doctor;
+pub mod drive;
 pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod render;
 pub mod rollout;
+pub mod routing;
+pub mod signal;
 pub mod spec;
 pub mod target;
+#[cfg(test)]
+mod testing;
 pub mod traffic;
 
 use cli::Cli;

@@ -1,11 +1,21 @@
-//! The `meshctl` binary: parse, run, map the outcome to the exit-code contract.
+//! The `meshctl` binary: parse, run, map the outcome to the exit-code
+//! contract. With the reporter (`output`), the one place that prints.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = meshctl::cli::Cli::parse();
+    let cli = match meshctl::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match meshctl::cli::rejected_value(&e) {
+            Some(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(meshctl::Outcome::Error.code());
+            }
+            None => e.exit(),
+        },
+    };
     meshctl::logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

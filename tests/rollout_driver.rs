@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshctl::cli::OnInterrupt;
 use meshctl::metrics::{MetricsError, MetricsSource, Snapshot, VersionCounters};
 use meshctl::rollout::analysis::Thresholds;
 use meshctl::rollout::engine::{
     Driver, DriverOptions, EngineError, Finish, Observer, RolloutEvent,
 };
+use meshctl::rollout::machine::OnInterrupt;
 use meshctl::rollout::machine::Plan;
-use meshctl::rollout::routes;
 use meshctl::rollout::state::{Ending, Phase, RolloutState};
 use meshctl::rollout::webhook::{Hook, WebhookConfig, Webhooks};
+use meshctl::routing as routes;
 use meshctl::target::Target;
 use meshctl::target::local::LocalTarget;
 use meshctl::traffic::Weight;

@@ -4,27 +4,28 @@
 //! counter deltas exactly as a rollout step does, prints the decision record
 //! and exits 0 (pass), 3 (fail) or 4 (inconclusive: too few canary requests).
 
+use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
 use crate::Outcome;
-use crate::cli::{AnalysisArgs, AnalyzeArgs, GlobalArgs, OutputFormat};
+use crate::cli::{AnalysisArgs, AnalyzeArgs, GlobalArgs};
+use crate::context;
 use crate::metrics::MetricsSource;
-use crate::output::table;
+use crate::metrics::any::AnySource;
+use crate::output::{Format, table};
 use crate::rollout::analysis::{self, DecisionRecord, Verdict, Window};
-use crate::rollout::state::Timestamp;
+use crate::rollout::time::Timestamp;
 use crate::spec::{self, RolloutDefaults};
 use crate::traffic::Version;
-
-use super::rollout::source;
 
 /// Runs `meshctl analyze`.
 pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outcome> {
     let AnalyzeArgs {
         service,
         compare,
-        window,
+        window: length,
         thresholds,
         metrics,
         prometheus,
@@ -36,10 +37,6 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
         v.parse::<Version>()
             .map_err(|e| anyhow::anyhow!("--compare: {e}"))?;
     }
-    let length = humantime::parse_duration(&window)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .with_context(|| format!("--for {window:?} is not a duration: use e.g. 5m or 30s"))?;
     let flags = AnalysisArgs {
         thresholds,
         metrics,
@@ -49,8 +46,8 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
     let mut d = RolloutDefaults::default();
     d.apply_analysis_flags(&flags)?;
     let thresholds = d.thresholds();
-    let source = source(
-        spec::metrics_flag(&flags)?.as_ref(),
+    let source = AnySource::open(
+        &spec::metrics_flag(&flags)?.unwrap_or_default(),
         length.clamp(Duration::from_secs(1), Duration::from_secs(10)),
         &thresholds.grpc_error_codes,
     )?;
@@ -80,7 +77,13 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
             analysis::unreadable(start, end, &baseline, &canary, &e.to_string())
         }
     };
-    print(global, &service, &record);
+    print(
+        &mut std::io::stdout().lock(),
+        context::format(global),
+        &service,
+        &record,
+    )
+    .context("writing to stdout")?;
     Ok(match record.verdict {
         Verdict::Pass => Outcome::Success,
         Verdict::Fail => Outcome::RolledBack,
@@ -88,25 +91,30 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
     })
 }
 
-fn print(global: &GlobalArgs, service: &str, record: &DecisionRecord) {
-    if global.quiet {
-        return;
-    }
-    if global.output == OutputFormat::Json {
-        println!(
+fn print(
+    out: &mut impl Write,
+    format: Format,
+    service: &str,
+    record: &DecisionRecord,
+) -> std::io::Result<()> {
+    match format {
+        Format::Quiet => Ok(()),
+        Format::Json => writeln!(
+            out,
             "{}",
             serde_json::json!({ "event": "analysis", "service": service, "record": record })
-        );
-    } else {
-        let verdict = match record.verdict {
-            Verdict::Pass => "pass".to_owned(),
-            Verdict::Fail => "FAIL".to_owned(),
-            Verdict::Hold => format!(
-                "inconclusive: {} canary requests < required",
-                record.canary.requests
-            ),
-        };
-        println!("{service}: {verdict}: {}", record.reason);
-        println!("{}", table::record(record));
+        ),
+        Format::Text => {
+            let verdict = match record.verdict {
+                Verdict::Pass => "pass".to_owned(),
+                Verdict::Fail => "FAIL".to_owned(),
+                Verdict::Hold => format!(
+                    "inconclusive: {} canary requests < required",
+                    record.canary.requests
+                ),
+            };
+            writeln!(out, "{service}: {verdict}: {}", record.reason)?;
+            writeln!(out, "{}", table::record(record))
+        }
     }
 }

@@ -4,15 +4,12 @@
 use std::io::Write;
 
 use anyhow::Context;
-use meshproxy::istio::{ApiVersion, GROUP, Resource};
+use meshproxy::istio::{GROUP, Resource};
 
 use crate::Outcome;
 use crate::cli::{ApplyArgs, GlobalArgs, OutputFormat};
-use crate::render::{self, Overrides, Templates};
-use crate::spec;
+use crate::context;
 use crate::target::{Applied, ApplyAction, ApplyOptions, Target};
-
-use super::rollout::open_target_with;
 
 /// Runs `meshctl apply`: the same inputs as `render`, then server-side apply.
 pub async fn run(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<Outcome> {
@@ -21,19 +18,7 @@ pub async fn run(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<Outcome
         dry_run,
         force_conflicts,
     } = args;
-    let spec = spec::resolve(&spec_args, global.kube.namespace.as_deref())?;
-    let templates = Templates::load(spec_args.templates.as_deref())?;
-    let resources = render::render(&spec, &templates, &Overrides::default())?;
-    // The Istio API version is pinned when the user chose one (`--istio-api`,
-    // or `istioApi: v1beta1` in the spec); otherwise discovery picks it.
-    let pinned = (spec_args.istio_api.is_some() || spec.istio_api != ApiVersion::V1)
-        .then_some(spec.istio_api);
-    // Like kubectl: a namespace in the spec applies unless -n says otherwise.
-    let mut kube = global.kube.clone();
-    if kube.namespace.is_none() {
-        kube.namespace.clone_from(&spec.namespace);
-    }
-    let target = open_target_with(&global.target, &kube, pinned).await?;
+    let (resources, target) = context::rendered(global, &spec_args).await?;
     let options = ApplyOptions {
         dry_run,
         force_conflicts,

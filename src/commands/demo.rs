@@ -22,17 +22,20 @@ use tokio::task::JoinHandle;
 
 use crate::Outcome;
 use crate::cli::{DemoArgs, GlobalArgs, SpecArgs, StrategyKind};
+use crate::context;
+use crate::drive::drive;
 use crate::metrics::MetricsSource;
+use crate::metrics::any::Endpoint;
 use crate::metrics::proxy::ProxyMetrics;
-use crate::output::{Format, Reporter, Term, table};
+use crate::output::{Format, table};
 use crate::render::{self, Overrides, Templates};
 use crate::rollout::strategy::{Preview, Strategy};
 use crate::rollout::webhook::Webhooks;
+use crate::signal::interrupts;
+use crate::spec::start::StartSettings;
 use crate::spec::{self, RolloutDefaults};
 use crate::target::local::{LocalTarget, write_atomic};
 use crate::target::{ApplyOptions, Target};
-
-use super::rollout::{StartRequest, drive, format, interrupts};
 
 /// The demo's service name.
 const SERVICE: &str = "discounts";
@@ -191,12 +194,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
     };
     let mark = matches!(strategy, Strategy::Ab { .. });
     let rollout = RolloutDefaults {
-        interval: humantime::parse_duration(&interval)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .with_context(|| {
-                format!("--interval {interval:?} is not a duration: use e.g. 2s or 500ms")
-            })?,
+        interval,
         ..RolloutDefaults::default()
     };
 
@@ -291,8 +289,9 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
             .await
             .context("starting meshproxy")?;
         let metrics_url = format!("http://{}/metrics", proxy.admin_addr());
-        let reporter = Reporter::new(format(global), Term::detect());
-        if format(global) == Format::Text {
+        let reporter = context::reporter(global);
+        let text = context::format(global) == Format::Text;
+        if text {
             reporter.line(&format!(
                 "demo: meshproxy on {} (metrics {metrics_url}), v1 on {v1}, v2 on {v2}{}, files in {}",
                 proxy.listen_addr(),
@@ -332,26 +331,21 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                 if !ready {
                     Err(anyhow::anyhow!("meshproxy reported no traffic for {SERVICE} within 10s at {metrics_url}"))
                 } else {
-                    let req = StartRequest {
-                        strategy: strategy.clone(),
-                        pace: None,
+                    let req = StartSettings {
                         service: SERVICE.to_owned(),
                         to: "v2".parse()?,
                         from: Some("v1".parse()?),
-                        steps: rollout.steps.clone(),
-                        interval: rollout.interval,
-                        threshold: rollout.threshold,
-                        step_timeout: rollout.timeout,
-                        manual_promotion: false,
-                        thresholds: rollout.thresholds(),
-                        on_interrupt: rollout.on_interrupt,
-                        no_wait_on_pause: false,
-                        webhooks: Webhooks::default(),
+                        rollout: rollout.clone(),
+                        strategy: strategy.clone(),
                         sticky_cookie: None,
+                        metrics: Endpoint::Proxy(metrics_url.parse()?),
+                        webhooks: Webhooks::default(),
+                        istio_api: None,
+                        no_wait_on_pause: false,
                     };
                     let signals_for_driver = signals.clone();
-                    drive(&target, &metrics, &reporter, req, signals_for_driver).await.map(|(o, state)| {
-                        if format(global) == Format::Text {
+                    drive(&target, &metrics, &reporter, req, None, signals_for_driver).await.map(|(o, state)| {
+                        if text {
                             reporter.line(&table::summary(&state));
                         }
                         o
@@ -363,7 +357,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), load_task).await;
         proxy.shutdown().await;
-        if format(global) == Format::Text {
+        if text {
             reporter.line(&format!(
                 "demo: load generator: {} ok, {} failed; answered by v1 {}, v2 {}",
                 stats.ok.load(Ordering::Relaxed),

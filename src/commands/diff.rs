@@ -11,14 +11,12 @@
 use std::io::Write;
 
 use anyhow::Context;
-use meshproxy::istio::{ApiVersion, Resource};
+use meshproxy::istio::Resource;
 
 use crate::Outcome;
 use crate::cli::{DiffArgs, GlobalArgs, OutputFormat};
-use crate::commands::rollout::open_target_with;
+use crate::context;
 use crate::diff::{self, DiffOptions, ObjectDiff};
-use crate::render::{self, Overrides, Templates};
-use crate::spec;
 use crate::target::any::AnyTarget;
 use crate::target::{ApplyAction, Target};
 
@@ -44,17 +42,8 @@ pub async fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Outcome
         exit_code,
         show_rollout_state,
     } = args;
-    let spec = spec::resolve(spec_args, global.kube.namespace.as_deref())?;
-    let templates = Templates::load(spec_args.templates.as_deref())?;
-    let resources = render::render(&spec, &templates, &Overrides::default())?;
     // Opened as `apply` opens it: the same pinned Istio API version and namespace.
-    let pinned = (spec_args.istio_api.is_some() || spec.istio_api != ApiVersion::V1)
-        .then_some(spec.istio_api);
-    let mut kube = global.kube.clone();
-    if kube.namespace.is_none() {
-        kube.namespace.clone_from(&spec.namespace);
-    }
-    let target = open_target_with(&global.target, &kube, pinned).await?;
+    let (resources, target) = context::rendered(global, spec_args).await?;
     let options = DiffOptions {
         show_rollout_state: *show_rollout_state,
         // The Kubernetes target writes the version the cluster serves.

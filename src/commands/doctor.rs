@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::Outcome;
-use crate::cli::{AnalysisArgs, DoctorArgs, GlobalArgs, OutputFormat, SpecArgs};
-use crate::commands::rollout::{open_target, source};
+use crate::cli::{AnalysisArgs, DoctorArgs, GlobalArgs, OutputFormat};
+use crate::context::open_target;
 use crate::doctor::{self, Report, Request};
+use crate::metrics::any::AnySource;
 use crate::spec;
 
 /// How long the metrics source may take to answer.
@@ -28,43 +29,21 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<Outco
         metrics,
         prometheus,
     } = args;
-    let has_file = file.is_some() || std::path::Path::new(spec::DEFAULT_FILE).is_file();
-    let (service, spec_metrics) = if has_file {
-        let spec_args = SpecArgs {
-            service: service.clone(),
-            file: file.clone(),
-            ..SpecArgs::default()
-        };
-        let s = spec::resolve(&spec_args, global.kube.namespace.as_deref())?;
-        (s.service, s.metrics)
-    } else {
-        let service = service
-            .clone()
-            .context("doctor needs a SERVICE: `meshctl doctor SERVICE` (or a meshctl.yaml)")?;
-        (service, None)
-    };
     let flags = AnalysisArgs {
         metrics: metrics.clone(),
         prometheus: prometheus.clone(),
         ..AnalysisArgs::default()
     };
-    let metrics = spec::metrics_flag(&flags)?.or(spec_metrics);
-    let security = match &metrics {
-        Some(m) => doctor::security_policies(m, &service, METRICS_TIMEOUT).await,
-        None => match reqwest::Url::parse(crate::commands::rollout::DEFAULT_METRICS_URL) {
-            Ok(url) => {
-                doctor::security_policies(
-                    &spec::MetricsSource::Proxy(url),
-                    &service,
-                    METRICS_TIMEOUT,
-                )
-                .await
-            }
-            Err(_) => None,
-        },
-    };
-    let metrics = source(
-        metrics.as_ref(),
+    let (service, endpoint) = spec::service_and_metrics(
+        service.as_deref(),
+        file.as_deref(),
+        &flags,
+        global.kube.namespace.as_deref(),
+        "doctor needs a SERVICE: `meshctl doctor SERVICE` (or a meshctl.yaml)",
+    )?;
+    let security = doctor::security_policies(&endpoint, &service, METRICS_TIMEOUT).await;
+    let metrics = AnySource::open(
+        &endpoint,
         METRICS_TIMEOUT,
         &crate::metrics::GrpcCodes::default(),
     )?;

@@ -1,5 +1,10 @@
-//! One file per subcommand. This is where raw arguments become validated
-//! domain types, and the only place (with `main`) that uses `anyhow` context.
+//! One file per subcommand, each thin: it resolves its inputs once (through
+//! `spec` and `context`), calls the library, and reports. What several
+//! commands share lives in modules named for it: `context` (target, output
+//! format, holder identity, service), `metrics::any` (the metrics source),
+//! `signal`, `drive` (one rollout) and `rollout::finish` (promote and
+//! rollback). With `context` and `drive`, the only place (besides `main`)
+//! that uses `anyhow` context.
 
 pub mod analyze;
 pub mod apply;
@@ -14,7 +19,11 @@ pub mod rollback;
 pub mod rollout;
 
 use crate::Outcome;
-use crate::cli::{Cli, Command, RolloutCommand};
+use crate::cli::{Cli, Command, GlobalArgs, RolloutCommand, ServiceArg};
+use crate::context::{self, open_target, resolve_service};
+use crate::output;
+use crate::rollout::finish::finish_now;
+use crate::rollout::state::Ending;
 
 /// Dispatches a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -34,4 +43,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Man => completions::man(),
         Command::Certs(args) => certs::run(args, &global),
     }
+}
+
+/// `promote` and `rollback`: ends the rollout of the service (the argument,
+/// else the only active rollout) as `ending` now, and reports it.
+async fn finish(global: &GlobalArgs, args: ServiceArg, ending: Ending) -> anyhow::Result<Outcome> {
+    let target = open_target(global, None).await?;
+    let service = resolve_service(&target, args.service).await?;
+    let done = finish_now(&target, &service, ending, &context::holder()).await?;
+    output::finished(
+        &mut std::io::stdout().lock(),
+        context::format(global),
+        &service,
+        &done,
+    )?;
+    Ok(Outcome::Success)
 }

@@ -43,6 +43,7 @@
 //! ([`grpc::GrpcCodes`]). [`VersionCounters::errors`] counts those requests
 //! and [`VersionCounters::failures`] keeps them per cause.
 
+pub mod any;
 pub mod exposition;
 pub mod grpc;
 pub mod prometheus;

@@ -13,6 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::rollout::analysis::{Verdict, VersionStats};
 use crate::rollout::engine::{Observer, RolloutEvent};
+use crate::rollout::finish::Finished;
+use crate::rollout::state::Phase;
 
 /// The output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +63,37 @@ fn paint(on: bool, code: &str, s: &str) -> String {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
         s.to_owned()
+    }
+}
+
+/// What `promote` and `rollback` print: `discounts: promoted: v1 0%, v2
+/// 100%` (`already promoted` when nothing was written), or one JSON object.
+pub fn finished(
+    out: &mut impl Write,
+    format: Format,
+    service: &str,
+    done: &Finished,
+) -> std::io::Result<()> {
+    let s = &done.state;
+    let promoted = s.phase == Phase::Promoted;
+    match format {
+        Format::Quiet => Ok(()),
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "event": if promoted { "promoted" } else { "rolled_back" },
+                "service": service,
+                "weights": s.weights,
+                "reason": s.reason,
+                "already": done.already,
+            })
+        ),
+        Format::Text => {
+            let what = if promoted { "promoted" } else { "rolled back" };
+            let already = if done.already { "already " } else { "" };
+            writeln!(out, "{service}: {already}{what}: {}", s.weights_text())
+        }
     }
 }
 
@@ -118,7 +151,13 @@ impl Reporter {
         if self.format == Format::Text {
             self.line(s);
         } else {
-            eprintln!("{s}");
+            #[allow(
+                clippy::print_stderr,
+                reason = "the reporter: warnings go to stderr beside JSON events on stdout"
+            )]
+            {
+                eprintln!("{s}");
+            }
         }
     }
 

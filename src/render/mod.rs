@@ -292,24 +292,24 @@ pub fn render(
 }
 
 /// Sticky sessions on the VirtualService's `primary` route, exactly as a
-/// rollout with `--sticky-cookie` writes them ([`crate::rollout::sticky`]),
+/// rollout with `--sticky-cookie` writes them ([`crate::routing::sticky`]),
 /// so what is rendered and what a rollout leaves behind agree.
 fn add_sticky(
     produced: &mut [(Resource, &TemplateOrigin)],
-    cookie: &crate::rollout::sticky::CookieName,
+    cookie: &crate::routing::sticky::CookieName,
 ) -> Result<(), RenderError> {
     for (r, origin) in produced.iter_mut() {
         let Resource::VirtualService(vs) = r else {
             continue;
         };
-        crate::rollout::sticky::strip(vs);
+        crate::routing::sticky::strip(vs);
         if let Some(i) = vs
             .spec
             .http
             .iter()
             .position(|h| h.name.as_deref() == Some(PRIMARY_ROUTE))
         {
-            crate::rollout::sticky::apply(vs, i, cookie).map_err(|e| RenderError::Spec {
+            crate::routing::sticky::apply(vs, i, cookie).map_err(|e| RenderError::Spec {
                 origin: (*origin).clone(),
                 message: e.to_string(),
             })?;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::Timestamp;
+use super::time::Timestamp;
 use crate::metrics::{GrpcCodes, VersionCounters};
 
 /// The thresholds of one rollout.

@@ -14,14 +14,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::analysis::{self, DecisionRecord, VersionStats, Window};
-use super::machine::{Action, Event, Machine, Plan, PlanError};
+use super::machine::{Action, Event, Machine, OnInterrupt, Plan, PlanError};
 use super::pace::{self, Pace};
-use super::routes::{self, RouteError};
+use super::routes;
 use super::state::{Ending, Phase, RolloutState, StateError, Timestamp};
 use super::strategy::Stage;
 use super::webhook::{Hook, Payload, WebhookError, Webhooks};
-use crate::cli::OnInterrupt;
 use crate::metrics::{MetricsError, MetricsSource, Snapshot, Traffic};
+use crate::routing::{self, RouteError};
 use crate::target::{EventType, Target, TargetError};
 use meshproxy::istio::VirtualService;
 
@@ -375,14 +375,14 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
             }
         }
         // Fails early, before anything is written, if the route cannot carry the rollout.
-        routes::set_weights(
+        routing::set_weights(
             &mut self.vs.clone(),
             plan.from.as_str(),
             plan.to.as_str(),
             &Default::default(),
         )?;
         if plan.strategy.mirror_percent().is_some() {
-            routes::check_mirror(&self.vs, plan.from.as_str(), plan.to.as_str())?;
+            routing::check_mirror(&self.vs, plan.from.as_str(), plan.to.as_str())?;
         }
 
         self.lease_ttl = (plan.interval * 3).max(Duration::from_secs(15));
@@ -874,9 +874,9 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
     /// at 100% and no mirror or match route left, or an error (exit 1).
     async fn confirm_rollback(&self, s: &RolloutState) -> Result<(), EngineError> {
         let stored = self.target.virtual_service(&self.options.service).await?;
-        let weights = routes::current_weights(&stored);
+        let weights = routing::current_weights(&stored);
         let full = |v: &str| weights.get(v).copied().unwrap_or(0);
-        let preview = routes::has_preview(&stored, &s.to);
+        let preview = routing::has_preview(&stored, &s.to);
         if full(&s.from) == 100 && full(&s.to) == 0 && !preview {
             return Ok(());
         }

@@ -22,7 +22,6 @@ use std::time::Duration;
 use super::analysis::{DecisionRecord, Thresholds, Verdict};
 use super::state::{Ending, Held, Phase, RolloutState, Settings, Timestamp};
 use super::strategy::{Stage, Strategy};
-use crate::cli::OnInterrupt;
 use crate::traffic::{Version, Weight};
 
 /// A validated rollout plan.
@@ -50,7 +49,7 @@ pub struct Plan {
     /// `mirror` (mirror iterations, then `steps`).
     pub strategy: Strategy,
     /// Sticky sessions: the cookie whose routes follow the weights.
-    pub sticky_cookie: Option<super::sticky::CookieName>,
+    pub sticky_cookie: Option<crate::routing::sticky::CookieName>,
 }
 
 /// A plan that breaks the rules.
@@ -79,6 +78,18 @@ pub enum PlanError {
     /// Bad success rate.
     #[error("--success-rate {0} is not a percentage: use a number from 0 to 100 (e.g. 99)")]
     SuccessRate(String),
+}
+
+/// What to do when the driver is interrupted (SIGINT/SIGTERM): the domain
+/// value of `--on-interrupt` and `rollout.onInterrupt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInterrupt {
+    /// Send 100% back to the stable version (default).
+    #[default]
+    Rollback,
+    /// Leave the weights where they are, phase Paused.
+    Pause,
 }
 
 /// Something that happened.
@@ -395,12 +406,13 @@ impl Machine {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metrics::VersionCounters;
     use crate::rollout::analysis::{Window, analyse, unreadable};
 
-    fn plan(steps: &[u8]) -> Plan {
+    /// A canary plan v1 -> v2 with these steps, 1s windows, a 10s deadline.
+    pub(crate) fn plan(steps: &[u8]) -> Plan {
         Plan {
             from: "v1".parse().unwrap(),
             to: "v2".parse().unwrap(),

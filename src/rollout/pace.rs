@@ -479,27 +479,15 @@ impl Pace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::analysis::{Thresholds, Verdict, VersionStats};
+    use crate::rollout::analysis::{Verdict, VersionStats};
     use crate::rollout::state::Timestamp;
     use crate::rollout::strategy::{Match, Preview, Strategy};
-    use crate::traffic::Weight;
 
     fn plan(strategy: Strategy, steps: &[u8]) -> Plan {
         Plan {
-            from: "v1".parse().unwrap(),
-            to: "v2".parse().unwrap(),
-            steps: steps
-                .iter()
-                .map(|s| Weight::try_from(*s).unwrap())
-                .collect(),
-            interval: Duration::from_secs(1),
-            threshold: 2,
             step_timeout: Duration::from_secs(600),
-            manual_promotion: false,
-            thresholds: Thresholds::default(),
-            metrics: "test".into(),
             strategy,
-            sticky_cookie: None,
+            ..crate::rollout::machine::tests::plan(steps)
         }
     }
 

@@ -1,355 +1,58 @@
-//! Reading and changing the weights of a VirtualService's route: the rollout
-//! modifies the applied object (the first HTTP route that sends traffic to
-//! the stable or the new subset); it never re-renders.
+//! The rollout's VirtualService: [`apply_state`] turns a [`RolloutState`]
+//! into one [`Shape`] of the route (weights, the stage's mirror or match
+//! route, sticky routes) and writes it with [`crate::routing`], so every
+//! weight write (steps, `promote`, `rollback`, from any process) carries the
+//! same shape.
 
-use std::collections::BTreeMap;
+use meshproxy::istio::VirtualService;
 
-use meshproxy::istio::{
-    Destination, HttpMatchRequest, HttpRoute, HttpRouteDestination, Percent, VirtualService,
-};
+pub use crate::routing::{RouteError, current_weights, stable_subset};
+use crate::routing::{Shape, shape};
 
 use super::state::RolloutState;
-use super::sticky::{self, StickyError};
-use super::strategy::{AB_ROUTE, Stage};
-
-/// The VirtualService cannot carry the rollout.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    /// No HTTP route sends traffic to either subset.
-    #[error(
-        "VirtualService {name:?} has no HTTP route with a destination subset {from:?} or {to:?}: render it with `--versions {from},{to}` and run `meshctl apply`"
-    )]
-    NoRoute {
-        /// VirtualService.
-        name: String,
-        /// Stable subset.
-        from: String,
-        /// New subset.
-        to: String,
-    },
-    /// The route has no destination for the stable subset.
-    #[error(
-        "VirtualService {name:?} route {route} has no destination with subset {from:?}: pass the stable version with --from"
-    )]
-    NoStable {
-        /// VirtualService.
-        name: String,
-        /// Route index.
-        route: usize,
-        /// Stable subset.
-        from: String,
-    },
-    /// The rollout's route already mirrors somewhere else.
-    #[error(
-        "VirtualService {name:?} route {route} already mirrors to {mirror}: a mirror or bluegreen rollout puts its own mirror there; remove that mirror from the route, or use --strategy canary or ab"
-    )]
-    MirrorInUse {
-        /// VirtualService.
-        name: String,
-        /// Route index.
-        route: usize,
-        /// The existing mirror destination.
-        mirror: String,
-    },
-    /// Sticky sessions cannot be added to the route.
-    #[error(transparent)]
-    Sticky(#[from] StickyError),
-}
-
-fn weight_of(d: &HttpRouteDestination, n: usize) -> u8 {
-    match d.weight {
-        Some(w) => u8::try_from(w.min(100)).unwrap_or(100),
-        None if n == 1 => 100,
-        None => 0,
-    }
-}
-
-/// Routes meshctl adds in front of the weighted one (`ab` match, sticky
-/// sessions): never the route carrying the split.
-fn is_added_route(r: &HttpRoute) -> bool {
-    r.name.as_deref() == Some(AB_ROUTE) || sticky::is_sticky_route(r)
-}
-
-/// The index of the route carrying the rollout.
-pub fn route_index(vs: &VirtualService, from: &str, to: &str) -> Option<usize> {
-    vs.spec.http.iter().position(|r| {
-        !is_added_route(r)
-            && r.route
-                .iter()
-                .any(|d| matches!(d.destination.subset.as_deref(), Some(s) if s == from || s == to))
-    })
-}
-
-/// The index of the route carrying the rollout, or why there is none.
-fn rollout_route(vs: &VirtualService, from: &str, to: &str) -> Result<usize, RouteError> {
-    route_index(vs, from, to).ok_or_else(|| RouteError::NoRoute {
-        name: vs.metadata.name.clone(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-    })
-}
-
-/// The weight per subset of the first route that has subsets.
-pub fn current_weights(vs: &VirtualService) -> BTreeMap<String, u8> {
-    let Some(route) = vs
-        .spec
-        .http
-        .iter()
-        .find(|r| !is_added_route(r) && r.route.iter().any(|d| d.destination.subset.is_some()))
-    else {
-        return BTreeMap::new();
-    };
-    let n = route.route.len();
-    route
-        .route
-        .iter()
-        .filter_map(|d| Some((d.destination.subset.clone()?, weight_of(d, n))))
-        .collect()
-}
-
-/// The subset taking the most traffic now (the default `--from`).
-pub fn stable_subset(vs: &VirtualService) -> Option<String> {
-    current_weights(vs)
-        .into_iter()
-        .max_by_key(|(_, w)| *w)
-        .map(|(s, _)| s)
-}
-
-/// Sets `weights` (subset → percent) on the rollout's route. A missing
-/// destination for the new subset is added (a copy of the stable one);
-/// destinations of other subsets get weight 0.
-pub fn set_weights(
-    vs: &mut VirtualService,
-    from: &str,
-    to: &str,
-    weights: &BTreeMap<String, u8>,
-) -> Result<(), RouteError> {
-    let name = vs.metadata.name.clone();
-    let i = rollout_route(vs, from, to)?;
-    let route = &mut vs.spec.http[i];
-    let stable = route
-        .route
-        .iter()
-        .find(|d| d.destination.subset.as_deref() == Some(from))
-        .cloned()
-        .ok_or_else(|| RouteError::NoStable {
-            name,
-            route: i,
-            from: from.to_owned(),
-        })?;
-    if !route
-        .route
-        .iter()
-        .any(|d| d.destination.subset.as_deref() == Some(to))
-    {
-        let mut canary = stable;
-        canary.destination.subset = Some(to.to_owned());
-        route.route.push(canary);
-    }
-    for d in &mut route.route {
-        let w = d
-            .destination
-            .subset
-            .as_deref()
-            .and_then(|s| weights.get(s))
-            .copied()
-            .unwrap_or(0);
-        d.weight = Some(u32::from(w));
-    }
-    Ok(())
-}
+use super::strategy::Stage;
 
 /// Shapes the VirtualService for `state`: the weights on the rollout's route
 /// and, while unfinished, what the current [`Stage`] adds: a first route
-/// named [`AB_ROUTE`] sending matching requests to the new subset, or a
-/// mirror to the new subset on the weighted route. A finished rollout
-/// (promoted or rolled back) has neither.
+/// named [`crate::routing::AB_ROUTE`] sending matching requests to the new
+/// subset, or a mirror to the new subset on the weighted route. A finished
+/// rollout (promoted or rolled back) has neither.
 pub fn apply_state(vs: &mut VirtualService, state: &RolloutState) -> Result<(), RouteError> {
-    vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
-    clear_mirror(vs, &state.from, &state.to);
-    // A state written before rollouts recorded the cookie still keeps the
-    // sticky routes the VirtualService carries.
-    let carried = match state.sticky_cookie {
-        None => sticky::cookie_of(vs),
-        Some(_) => None,
-    };
-    sticky::strip(vs);
-    set_weights(vs, &state.from, &state.to, &state.weights)?;
-    if state.stage == Stage::Mirror && !state.phase.is_finished() {
-        set_mirror(
-            vs,
-            &state.from,
-            &state.to,
-            state.strategy.mirror_percent().unwrap_or(100),
-        )?;
-    }
-    if let Some(rule) = state.strategy.match_rule()
-        && state.stage == Stage::Match
-        && !state.phase.is_finished()
-    {
-        let i = route_index(vs, &state.from, &state.to).unwrap_or(0);
-        let mut target = vs.spec.http[i]
-            .route
-            .iter()
-            .find(|d| d.destination.subset.as_deref() == Some(state.from.as_str()))
-            .cloned()
-            .unwrap_or_default();
-        target.destination.subset = Some(state.to.clone());
-        target.weight = None;
-        let (header, value) = rule.header_match();
-        vs.spec.http.insert(
-            0,
-            HttpRoute {
-                name: Some(AB_ROUTE.to_owned()),
-                matches: vec![HttpMatchRequest {
-                    headers: [(header, value)].into(),
-                    ..Default::default()
-                }],
-                route: vec![target],
-                mirror: None,
-                mirror_percentage: None,
-                ..vs.spec.http[i].clone()
-            },
-        );
-    }
-    apply_sticky(vs, state, carried.as_ref())
-}
-
-/// Sticky sessions (see [`sticky`]) on the rollout's route, consistent with
-/// the weights just set: called by [`apply_state`], so every weight write
-/// (steps, `promote`, `rollback`, from any process) carries them.
-/// `carried` is the cookie the VirtualService had, used when the state
-/// names none.
-pub fn apply_sticky(
-    vs: &mut VirtualService,
-    state: &RolloutState,
-    carried: Option<&sticky::CookieName>,
-) -> Result<(), RouteError> {
-    let Some(cookie) = state.sticky_cookie.as_ref().or(carried) else {
-        return Ok(());
-    };
-    if let Some(i) = route_index(vs, &state.from, &state.to) {
-        sticky::apply(vs, i, cookie)?;
-    }
-    Ok(())
-}
-
-/// Is `m` the mirror a rollout to `to` puts on its route?
-fn is_ours(m: &Destination, host: &str, to: &str) -> bool {
-    m.host == host && m.subset.as_deref() == Some(to)
-}
-
-/// The host of the stable destination of the rollout's route.
-fn stable_host(route: &HttpRoute, from: &str, to: &str) -> Option<String> {
-    route
-        .route
-        .iter()
-        .find(|d| matches!(d.destination.subset.as_deref(), Some(s) if s == from || s == to))
-        .map(|d| d.destination.host.clone())
-}
-
-/// Fails when the rollout's route mirrors somewhere other than the new
-/// subset (a mirror or bluegreen rollout would replace that mirror).
-pub fn check_mirror(vs: &VirtualService, from: &str, to: &str) -> Result<(), RouteError> {
-    let Some(i) = route_index(vs, from, to) else {
-        return Ok(());
-    };
-    let route = &vs.spec.http[i];
-    let host = stable_host(route, from, to).unwrap_or_default();
-    match &route.mirror {
-        Some(m) if !is_ours(m, &host, to) => Err(RouteError::MirrorInUse {
-            name: vs.metadata.name.clone(),
-            route: i,
-            mirror: match &m.subset {
-                Some(s) => format!("{} subset {s}", m.host),
-                None => m.host.clone(),
-            },
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Mirrors `percent`% of the rollout's route to the new subset (same host
-/// and port as the stable destination).
-pub fn set_mirror(
-    vs: &mut VirtualService,
-    from: &str,
-    to: &str,
-    percent: u8,
-) -> Result<(), RouteError> {
-    let i = rollout_route(vs, from, to)?;
-    let route = &mut vs.spec.http[i];
-    let stable = route
-        .route
-        .iter()
-        .find(|d| d.destination.subset.as_deref() == Some(from))
-        .or_else(|| route.route.first())
-        .map(|d| d.destination.clone())
-        .unwrap_or_default();
-    route.mirror = Some(Destination {
-        subset: Some(to.to_owned()),
-        ..stable
-    });
-    route.mirror_percentage = Some(Percent {
-        value: f64::from(percent),
-    });
-    Ok(())
-}
-
-/// Removes the mirror to the new subset from the rollout's route (a mirror
-/// elsewhere is left alone).
-pub fn clear_mirror(vs: &mut VirtualService, from: &str, to: &str) {
-    let Some(i) = route_index(vs, from, to) else {
-        return;
-    };
-    let route = &mut vs.spec.http[i];
-    let host = stable_host(route, from, to).unwrap_or_default();
-    if route.mirror.as_ref().is_some_and(|m| is_ours(m, &host, to)) {
-        route.mirror = None;
-        route.mirror_percentage = None;
-    }
-}
-
-/// Does any route still carry a rollout's match route or a mirror to `to`?
-pub fn has_preview(vs: &VirtualService, to: &str) -> bool {
-    vs.spec.http.iter().any(|r| {
-        r.name.as_deref() == Some(AB_ROUTE)
-            || r.mirror
-                .as_ref()
-                .is_some_and(|m| m.subset.as_deref() == Some(to))
-    })
+    let live = !state.phase.is_finished();
+    let mirror = (live && state.stage == Stage::Mirror)
+        .then(|| state.strategy.mirror_percent().unwrap_or(100));
+    let match_header = state
+        .strategy
+        .match_rule()
+        .filter(|_| live && state.stage == Stage::Match)
+        .map(|rule| rule.header_match());
+    shape(
+        vs,
+        &Shape {
+            from: &state.from,
+            to: &state.to,
+            weights: &state.weights,
+            mirror,
+            match_header,
+            sticky_cookie: state.sticky_cookie.as_ref(),
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const VS: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - route:
-    - destination: {host: discounts, subset: v1}
-";
-
-    #[test]
-    fn adds_the_canary_and_sets_weights() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
-        assert_eq!(stable_subset(&vs).as_deref(), Some("v1"));
-        let w: BTreeMap<String, u8> = [("v1".into(), 90), ("v2".into(), 10)].into();
-        set_weights(&mut vs, "v1", "v2", &w).unwrap();
-        assert_eq!(current_weights(&vs), w);
-        assert_eq!(vs.spec.http[0].route[1].destination.host, "discounts");
+    fn one_route() -> String {
+        crate::testing::discounts_vs(crate::testing::TO_V1)
     }
 
     #[test]
     fn mirror_is_set_and_cleared_on_the_weighted_route() {
-        use crate::rollout::strategy::Strategy;
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
+        use crate::rollout::strategy::{Stage, Strategy};
+        use crate::routing::{check_mirror, has_preview};
+        use meshproxy::istio::{Destination, Percent};
+        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&one_route()).unwrap();
         let mut state = crate::rollout::state::tests::sample();
         state.weights = [("v1".to_owned(), 100), ("v2".to_owned(), 0)].into();
         state.strategy = Strategy::Mirror {
@@ -389,31 +92,214 @@ spec:
         assert!(!has_preview(&vs, "v2"));
     }
 
-    #[test]
-    fn a_foreign_mirror_is_refused_and_left_alone() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
-        vs.spec.http[0].mirror = Some(Destination {
-            host: "audit".into(),
-            subset: None,
-            port: None,
-        });
-        let e = check_mirror(&vs, "v1", "v2").unwrap_err().to_string();
-        assert!(
-            e.contains("route 0 already mirrors to audit: a mirror or bluegreen rollout puts its own mirror there; remove that mirror"),
-            "{e}"
-        );
-        clear_mirror(&mut vs, "v1", "v2");
-        assert!(vs.spec.http[0].mirror.is_some());
-    }
+    mod rewriting {
+        use std::collections::BTreeMap;
 
-    #[test]
-    fn explains_a_missing_route() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
-        let e = set_weights(&mut vs, "v3", "v4", &BTreeMap::new()).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("render it with `--versions v3,v4` and run `meshctl apply`"),
-            "{e}"
+        use meshproxy::istio::{StringMatch, VirtualService};
+
+        use super::*;
+        use crate::rollout::machine::{Machine, Plan};
+        use crate::rollout::state::{Phase, RolloutState, Timestamp};
+        use crate::routing::RouteError;
+        use crate::routing::sticky::{StickyError, cookie_of, strip};
+
+        fn fixture() -> String {
+            crate::testing::discounts_vs(concat!(
+                "  - name: primary\n",
+                "    timeout: 5s\n",
+                "    route:\n",
+                "    - destination: {host: discounts, subset: v1}\n",
+                "      weight: 100\n",
+            ))
+        }
+
+        fn state(cookie: Option<&str>) -> RolloutState {
+            let plan = Plan {
+                sticky_cookie: cookie.map(|c| c.parse().unwrap()),
+                ..crate::rollout::machine::tests::plan(&[10, 50, 100])
+            };
+            let (m, _) = Machine::start(plan, "test".into(), Timestamp::from_millis(0)).unwrap();
+            m.state().clone()
+        }
+
+        fn at(vs: &mut VirtualService, s: &mut RolloutState, v1: u8, v2: u8, phase: Phase) {
+            s.weights = BTreeMap::from([("v1".to_owned(), v1), ("v2".to_owned(), v2)]);
+            s.phase = phase;
+            apply_state(vs, s).unwrap();
+            s.write(vs);
+            meshproxy::istio::validate::validate(&[meshproxy::istio::Resource::VirtualService(
+                vs.clone(),
+            )])
+            .unwrap_or_else(|e| {
+                // Subsets are checked against DestinationRules, absent here.
+                assert!(
+                    e.problems
+                        .iter()
+                        .all(|p| p.field.ends_with("destination.subset")),
+                    "{e}"
+                );
+            });
+            assert_eq!(
+                current_weights(vs),
+                BTreeMap::from([("v1".to_owned(), v1), ("v2".to_owned(), v2)])
+            );
+        }
+
+        fn names(vs: &VirtualService) -> Vec<&str> {
+            vs.spec
+                .http
+                .iter()
+                .map(|r| r.name.as_deref().unwrap_or("-"))
+                .collect()
+        }
+
+        fn set_cookies(vs: &VirtualService) -> Vec<Option<String>> {
+            let primary = vs
+                .spec
+                .http
+                .iter()
+                .find(|r| r.name.as_deref() == Some("primary"));
+            primary
+                .unwrap()
+                .route
+                .iter()
+                .map(|d| {
+                    d.headers
+                        .as_ref()
+                        .and_then(|h| h.response.as_ref())
+                        .and_then(|r| r.add.get("set-cookie"))
+                        .cloned()
+                })
+                .collect()
+        }
+
+        #[test]
+        fn a_state_that_names_no_cookie_keeps_the_sticky_routes_the_virtual_service_has() {
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
+            at(&mut vs, &mut state(Some("ver")), 90, 10, Phase::Progressing);
+            // A state written before rollouts recorded the cookie.
+            let mut old = state(None);
+            at(&mut vs, &mut old, 100, 0, Phase::RolledBack);
+            assert_eq!(names(&vs), ["meshctl-sticky-v1", "primary"]);
+            assert_eq!(cookie_of(&vs).unwrap().as_str(), "ver");
+        }
+
+        #[test]
+        fn sticky_routes_follow_the_weights_through_a_rollout() {
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
+            let mut s = state(Some("ver"));
+            let both = || {
+                vec![
+                    Some("ver=v1; Path=/; HttpOnly; SameSite=Lax".to_owned()),
+                    Some("ver=v2; Path=/; HttpOnly; SameSite=Lax".to_owned()),
+                ]
+            };
+
+            at(&mut vs, &mut s, 90, 10, Phase::Progressing);
+            assert_eq!(
+                names(&vs),
+                ["meshctl-sticky-v1", "meshctl-sticky-v2", "primary"]
+            );
+            assert_eq!(set_cookies(&vs), both());
+            let pin = &vs.spec.http[1];
+            assert_eq!(
+                pin.matches[0].headers["cookie"],
+                StringMatch::Regex("^(.*?;\\s*)?ver=v2(;.*)?$".into())
+            );
+            assert_eq!(pin.route.len(), 1);
+            assert_eq!(pin.route[0].destination.subset.as_deref(), Some("v2"));
+            assert_eq!(pin.route[0].weight, None);
+            assert!(pin.route[0].headers.is_none(), "{pin:?}");
+            // The pinned route keeps the weighted route's settings.
+            assert_eq!(pin.timeout.as_deref(), Some("5s"));
+            assert_eq!(stable_subset(&vs).as_deref(), Some("v1"));
+            assert_eq!(cookie_of(&vs).unwrap().as_str(), "ver");
+
+            // Another process reads the state back and moves the weights.
+            let mut s = RolloutState::read(&vs).unwrap();
+            assert_eq!(s.sticky_cookie.as_ref().unwrap().as_str(), "ver");
+            at(&mut vs, &mut s, 50, 50, Phase::Progressing);
+            assert_eq!(
+                names(&vs),
+                ["meshctl-sticky-v1", "meshctl-sticky-v2", "primary"]
+            );
+            assert_eq!(set_cookies(&vs), both());
+
+            // Promoted: v1 clients fall through and are re-pinned to v2.
+            at(&mut vs, &mut s, 0, 100, Phase::Promoted);
+            assert_eq!(names(&vs), ["meshctl-sticky-v2", "primary"]);
+            assert_eq!(set_cookies(&vs), both());
+
+            // Rolled back: only v1 keeps a sticky route.
+            at(&mut vs, &mut s, 100, 0, Phase::RolledBack);
+            assert_eq!(names(&vs), ["meshctl-sticky-v1", "primary"]);
+            assert_eq!(stable_subset(&vs).as_deref(), Some("v1"));
+
+            // Rendering without a cookie removes everything sticky (a state
+            // that names none keeps the VirtualService's: see above).
+            strip(&mut vs);
+            assert_eq!(names(&vs), ["primary"]);
+            assert_eq!(set_cookies(&vs), [None, None]);
+            assert!(vs.spec.http[0].route.iter().all(|d| d.headers.is_none()));
+            assert_eq!(cookie_of(&vs), None);
+        }
+
+        #[test]
+        fn sticky_routes_keep_the_weighted_routes_matches_and_other_operations() {
+            let text = fixture()
+                .replace(
+                    "    timeout: 5s\n",
+                    "    match: [{uri: {prefix: /api}}, {headers: {x-beta: {exact: \"1\"}}}]\n",
+                )
+                .replace(
+                    "      weight: 100\n",
+                    "      weight: 100\n      headers: {request: {set: {x-team: a}}}\n",
+                );
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&text).unwrap();
+            let mut s = state(Some("ver"));
+            at(&mut vs, &mut s, 90, 10, Phase::Progressing);
+            let pin = &vs.spec.http[0];
+            assert_eq!(pin.matches.len(), 2);
+            assert_eq!(pin.matches[0].uri, Some(StringMatch::Prefix("/api".into())));
+            assert!(pin.matches.iter().all(|m| m.headers.contains_key("cookie")));
+            assert!(pin.matches[1].headers.contains_key("x-beta"));
+            // The user's own request operation stays everywhere.
+            let primary = &vs.spec.http[2];
+            let h = primary.route[0].headers.as_ref().unwrap();
+            assert_eq!(h.request.as_ref().unwrap().set["x-team"], "a");
+            at(&mut vs, &mut state(None), 100, 0, Phase::RolledBack);
+            let h = vs.spec.http[0].route[0].headers.as_ref().unwrap();
+            assert_eq!(h.request.as_ref().unwrap().set["x-team"], "a");
+            assert!(h.response.is_none());
+        }
+
+        #[test]
+        fn conflicts_are_explained() {
+            let own = fixture().replace(
+            "      weight: 100\n",
+            "      weight: 100\n      headers: {response: {add: {set-cookie: \"theme=dark\"}}}\n",
         );
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&own).unwrap();
+            let e = apply_state(&mut vs, &state(Some("ver"))).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "VirtualService \"discounts\" route 0 destination \"v1\" already adds set-cookie \"theme=dark\": remove that header operation or drop --sticky-cookie"
+            );
+            let matched = fixture().replace(
+                "    timeout: 5s\n",
+                "    match: [{headers: {cookie: {regex: \".*beta=1.*\"}}}]\n",
+            );
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&matched).unwrap();
+            let e = apply_state(&mut vs, &state(Some("ver"))).unwrap_err();
+            assert!(
+                matches!(e, RouteError::Sticky(StickyError::CookieMatch { .. })),
+                "{e}"
+            );
+            assert!(
+                e.to_string()
+                    .contains("already matches on the cookie header"),
+                "{e}"
+            );
+        }
     }
 }

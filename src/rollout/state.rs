@@ -5,21 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{DecisionRecord, Thresholds};
 use super::strategy::{Stage, Strategy};
+pub use super::time::Timestamp;
 use crate::target::STATE_ANNOTATION;
 use meshproxy::istio::VirtualService;
 
 /// Decision records kept per step (the newest; older ones are counted).
 pub const RECORDS_PER_STEP: usize = 5;
-
-/// A wall-clock instant, stored as RFC 3339 with milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(u64);
 
 /// Where the rollout is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +142,7 @@ pub struct RolloutState {
     /// Sticky sessions: the cookie whose routes follow the weights
     /// (`rollout start --sticky-cookie`; absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sticky_cookie: Option<super::sticky::CookieName>,
+    pub sticky_cookie: Option<crate::routing::sticky::CookieName>,
     /// Settings.
     pub settings: Settings,
 }
@@ -170,65 +166,6 @@ pub enum StateError {
         #[source]
         source: serde_json::Error,
     },
-}
-
-// === impl Timestamp ===
-
-impl Timestamp {
-    /// From milliseconds since the Unix epoch.
-    pub fn from_millis(ms: u64) -> Self {
-        Self(ms)
-    }
-
-    /// From a system time.
-    pub fn from_system(t: SystemTime) -> Self {
-        let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-        Self(u64::try_from(ms).unwrap_or(u64::MAX))
-    }
-
-    /// Milliseconds since the Unix epoch.
-    pub fn millis(self) -> u64 {
-        self.0
-    }
-
-    /// As a system time.
-    pub fn to_system(self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.0)
-    }
-
-    /// Time from `earlier` to `self` (zero if negative).
-    pub fn since(self, earlier: Self) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
-    }
-
-    /// `self + d`.
-    pub fn plus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        )
-    }
-}
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_rfc3339_millis(self.to_system()))
-    }
-}
-
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_rfc3339_weak(&s)
-            .map(Self::from_system)
-            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 time: {e}")))
-    }
 }
 
 // === impl StepHistory ===

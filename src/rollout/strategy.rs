@@ -23,8 +23,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Name of the HTTP route the `ab` strategy puts first in the VirtualService.
-pub const AB_ROUTE: &str = "meshctl-ab";
+pub use crate::routing::AB_ROUTE;
+use crate::routing::sticky::{cookie_regex, is_token_char};
 
 /// What an `ab` request must carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,34 +147,6 @@ impl Match {
             ),
         }
     }
-}
-
-/// RE2 regex over the `cookie` request header: cookie `name` has value
-/// `value`, anywhere among the client's cookies (as Istio users write it).
-/// Shared by `--match cookie:` and sticky sessions.
-pub(crate) fn cookie_regex(name: &str, value: &str) -> String {
-    format!(
-        "^(.*?;\\s*)?{}={}(;.*)?$",
-        regex_escape(name),
-        regex_escape(value)
-    )
-}
-
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A character allowed in an HTTP token (RFC 9110 `tchar`), and so in a
-/// header or cookie name.
-pub(crate) fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
 fn token_ok(s: &str) -> bool {

@@ -2,13 +2,45 @@
 //! type, so commands stay generic over [`Target`] without trait objects
 //! (the trait's methods return `impl Future`).
 
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use meshproxy::istio::{DestinationRule, Resource, VirtualService};
+use meshproxy::istio::{ApiVersion, DestinationRule, Resource, VirtualService};
+
+use super::KubeArgs;
 
 use super::kube::KubeTarget;
 use super::local::LocalTarget;
 use super::{Applied, ApplyOptions, EventType, Target, TargetError};
+
+/// A `--target` value that names no target.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--target {0:?} is not valid: use `kube` or `local:DIR` (e.g. local:./mesh)")]
+pub struct TargetChoiceError(pub String);
+
+/// Where `--target` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetChoice {
+    /// `local:DIR`.
+    Local(PathBuf),
+    /// `kube`.
+    Kube,
+}
+
+impl FromStr for TargetChoice {
+    type Err = TargetChoiceError;
+
+    fn from_str(s: &str) -> Result<Self, TargetChoiceError> {
+        if s == "kube" {
+            return Ok(Self::Kube);
+        }
+        match s.strip_prefix("local:") {
+            Some(dir) if !dir.is_empty() => Ok(Self::Local(PathBuf::from(dir))),
+            _ => Err(TargetChoiceError(s.to_owned())),
+        }
+    }
+}
 
 /// Either target.
 #[derive(Debug)]
@@ -17,6 +49,24 @@ pub enum AnyTarget {
     Local(LocalTarget),
     /// `--target kube`.
     Kube(Box<KubeTarget>),
+}
+
+// === impl AnyTarget ===
+
+impl AnyTarget {
+    /// Opens the target `--target` names: a directory, or the cluster of
+    /// the kubeconfig with `kube` (its Istio API version discovered, or
+    /// pinned by `istio_api`).
+    pub async fn open(
+        choice: &TargetChoice,
+        kube: &KubeArgs,
+        istio_api: Option<ApiVersion>,
+    ) -> Result<Self, TargetError> {
+        Ok(match choice {
+            TargetChoice::Local(dir) => Self::Local(LocalTarget::new(dir)),
+            TargetChoice::Kube => Self::Kube(Box::new(KubeTarget::connect(kube, istio_api).await?)),
+        })
+    }
 }
 
 macro_rules! delegate {

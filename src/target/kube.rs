@@ -39,10 +39,9 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::{
-    Applied, ApplyAction, ApplyOptions, EventType, FIELD_MANAGER, STATE_ANNOTATION, Target,
-    TargetError,
+    Applied, ApplyAction, ApplyOptions, EventType, FIELD_MANAGER, KubeArgs, STATE_ANNOTATION,
+    Target, TargetError,
 };
-use crate::cli::KubeArgs;
 
 /// The field manager of rollout state writes (weights + state annotation).
 pub const ROLLOUT_FIELD_MANAGER: &str = "meshctl-rollout";

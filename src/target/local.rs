@@ -504,33 +504,15 @@ impl Target for LocalTarget {
 mod tests {
     use super::*;
 
-    const RESOURCES: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - route:
-    - destination: {host: discounts, subset: v1}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: discounts
-spec:
-  host: discounts
-  subsets:
-  - name: v1
-    labels: {version: v1}
-";
+    fn resources() -> String {
+        crate::testing::discounts_vs_and_dr(crate::testing::TO_V1)
+    }
 
     #[tokio::test]
     async fn apply_read_replace_with_resource_versions() {
         let dir = tempfile::tempdir().unwrap();
         let t = LocalTarget::new(dir.path());
-        let res = yaml::parse_resources(RESOURCES).unwrap();
+        let res = yaml::parse_resources(&resources()).unwrap();
         let applied = t.apply(&res, ApplyOptions::default()).await.unwrap();
         assert!(applied.iter().all(|a| a.action == ApplyAction::Created));
         assert!(dir.path().join("discounts.yaml").exists());

@@ -15,6 +15,22 @@ use std::time::Duration;
 
 use meshproxy::istio::{DestinationRule, Resource, VirtualService};
 
+/// Kubernetes connection options (standard kubeconfig inference
+/// otherwise), declared for clap here and flattened into `meshctl`'s
+/// global options.
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct KubeArgs {
+    /// Kubeconfig context to use (default: the current context).
+    #[arg(long, global = true, env = "MESHCTL_CONTEXT")]
+    pub context: Option<String>,
+    /// Namespace (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long, global = true, env = "MESHCTL_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Path to a kubeconfig file (default: `KUBECONFIG`, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+}
+
 /// The annotation on the VirtualService holding the rollout state (JSON).
 pub const STATE_ANNOTATION: &str = "meshctl.io/rollout";
 

@@ -15,7 +15,7 @@
 //!   matches) and sending to that subset alone.
 //!
 //! The sticky routes follow the weights, written in the same
-//! compare-and-swap as them ([`super::routes::apply_state`]): a version at
+//! compare-and-swap as them ([`super::shape`]): a version at
 //! weight 0 has no sticky route, so after a rollback clients pinned to v2
 //! fall through to the weighted route and are re-pinned to v1; after a
 //! promotion clients pinned to v1 move to v2. The same rule holds for the
@@ -110,7 +110,7 @@ impl CookieName {
     /// RE2 regex over the `cookie` request header: this cookie has value
     /// `subset` (anywhere among the client's cookies).
     pub fn regex(&self, subset: &str) -> String {
-        super::strategy::cookie_regex(&self.0, subset)
+        cookie_regex(&self.0, subset)
     }
 }
 
@@ -128,7 +128,7 @@ impl FromStr for CookieName {
         if s.len() > 128 {
             return Err(err("it is longer than 128 characters"));
         }
-        if !s.chars().all(super::strategy::is_token_char) {
+        if !s.chars().all(is_token_char) {
             return Err(err(
                 "it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character)",
             ));
@@ -155,6 +155,34 @@ impl fmt::Display for CookieName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// RE2 regex over the `cookie` request header: cookie `name` has value
+/// `value`, anywhere among the client's cookies (as Istio users write it).
+/// Shared by `--match cookie:` and sticky sessions.
+pub fn cookie_regex(name: &str, value: &str) -> String {
+    format!(
+        "^(.*?;\\s*)?{}={}(;.*)?$",
+        regex_escape(name),
+        regex_escape(value)
+    )
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A character allowed in an HTTP token (RFC 9110 `tchar`), and so in a
+/// header or cookie name.
+pub fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
 }
 
 /// Is this a route meshctl adds for sticky sessions?
@@ -327,228 +355,6 @@ mod tests {
         }
         for no in ["ver=v1", "xver=v2", "ver=v22", "a=ver=v2x", ""] {
             assert!(!re.is_match(no), "{no}");
-        }
-    }
-
-    mod rewriting {
-        use std::collections::BTreeMap;
-        use std::time::Duration;
-
-        use super::super::*;
-        use crate::rollout::analysis::Thresholds;
-        use crate::rollout::machine::{Machine, Plan};
-        use crate::rollout::routes::{RouteError, apply_state, current_weights, stable_subset};
-        use crate::rollout::state::{Phase, RolloutState, Timestamp};
-        use crate::traffic::Weight;
-
-        const VS: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - name: primary
-    timeout: 5s
-    route:
-    - destination: {host: discounts, subset: v1}
-      weight: 100
-";
-
-        fn state(cookie: Option<&str>) -> RolloutState {
-            let plan = Plan {
-                from: "v1".parse().unwrap(),
-                to: "v2".parse().unwrap(),
-                steps: [10u8, 50, 100]
-                    .iter()
-                    .map(|s| Weight::try_from(*s).unwrap())
-                    .collect(),
-                interval: Duration::from_secs(1),
-                threshold: 2,
-                step_timeout: Duration::from_secs(10),
-                manual_promotion: false,
-                thresholds: Thresholds::default(),
-                metrics: "test".into(),
-                strategy: Default::default(),
-                sticky_cookie: cookie.map(|c| c.parse().unwrap()),
-            };
-            let (m, _) = Machine::start(plan, "test".into(), Timestamp::from_millis(0)).unwrap();
-            m.state().clone()
-        }
-
-        fn at(vs: &mut VirtualService, s: &mut RolloutState, v1: u8, v2: u8, phase: Phase) {
-            s.weights = BTreeMap::from([("v1".to_owned(), v1), ("v2".to_owned(), v2)]);
-            s.phase = phase;
-            apply_state(vs, s).unwrap();
-            s.write(vs);
-            meshproxy::istio::validate::validate(&[meshproxy::istio::Resource::VirtualService(
-                vs.clone(),
-            )])
-            .unwrap_or_else(|e| {
-                // Subsets are checked against DestinationRules, absent here.
-                assert!(
-                    e.problems
-                        .iter()
-                        .all(|p| p.field.ends_with("destination.subset")),
-                    "{e}"
-                );
-            });
-            assert_eq!(
-                current_weights(vs),
-                BTreeMap::from([("v1".to_owned(), v1), ("v2".to_owned(), v2)])
-            );
-        }
-
-        fn names(vs: &VirtualService) -> Vec<&str> {
-            vs.spec
-                .http
-                .iter()
-                .map(|r| r.name.as_deref().unwrap_or("-"))
-                .collect()
-        }
-
-        fn set_cookies(vs: &VirtualService) -> Vec<Option<String>> {
-            let primary = vs
-                .spec
-                .http
-                .iter()
-                .find(|r| r.name.as_deref() == Some("primary"));
-            primary
-                .unwrap()
-                .route
-                .iter()
-                .map(|d| set_cookie_op(d).cloned())
-                .collect()
-        }
-
-        #[test]
-        fn a_state_that_names_no_cookie_keeps_the_sticky_routes_the_virtual_service_has() {
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
-            at(&mut vs, &mut state(Some("ver")), 90, 10, Phase::Progressing);
-            // A state written before rollouts recorded the cookie.
-            let mut old = state(None);
-            at(&mut vs, &mut old, 100, 0, Phase::RolledBack);
-            assert_eq!(names(&vs), ["meshctl-sticky-v1", "primary"]);
-            assert_eq!(cookie_of(&vs).unwrap().as_str(), "ver");
-        }
-
-        #[test]
-        fn sticky_routes_follow_the_weights_through_a_rollout() {
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(VS).unwrap();
-            let mut s = state(Some("ver"));
-            let both = || {
-                vec![
-                    Some("ver=v1; Path=/; HttpOnly; SameSite=Lax".to_owned()),
-                    Some("ver=v2; Path=/; HttpOnly; SameSite=Lax".to_owned()),
-                ]
-            };
-
-            at(&mut vs, &mut s, 90, 10, Phase::Progressing);
-            assert_eq!(
-                names(&vs),
-                ["meshctl-sticky-v1", "meshctl-sticky-v2", "primary"]
-            );
-            assert_eq!(set_cookies(&vs), both());
-            let pin = &vs.spec.http[1];
-            assert_eq!(
-                pin.matches[0].headers["cookie"],
-                StringMatch::Regex("^(.*?;\\s*)?ver=v2(;.*)?$".into())
-            );
-            assert_eq!(pin.route.len(), 1);
-            assert_eq!(pin.route[0].destination.subset.as_deref(), Some("v2"));
-            assert_eq!(pin.route[0].weight, None);
-            assert!(pin.route[0].headers.is_none(), "{pin:?}");
-            // The pinned route keeps the weighted route's settings.
-            assert_eq!(pin.timeout.as_deref(), Some("5s"));
-            assert_eq!(stable_subset(&vs).as_deref(), Some("v1"));
-            assert_eq!(cookie_of(&vs).unwrap().as_str(), "ver");
-
-            // Another process reads the state back and moves the weights.
-            let mut s = RolloutState::read(&vs).unwrap();
-            assert_eq!(s.sticky_cookie.as_ref().unwrap().as_str(), "ver");
-            at(&mut vs, &mut s, 50, 50, Phase::Progressing);
-            assert_eq!(
-                names(&vs),
-                ["meshctl-sticky-v1", "meshctl-sticky-v2", "primary"]
-            );
-            assert_eq!(set_cookies(&vs), both());
-
-            // Promoted: v1 clients fall through and are re-pinned to v2.
-            at(&mut vs, &mut s, 0, 100, Phase::Promoted);
-            assert_eq!(names(&vs), ["meshctl-sticky-v2", "primary"]);
-            assert_eq!(set_cookies(&vs), both());
-
-            // Rolled back: only v1 keeps a sticky route.
-            at(&mut vs, &mut s, 100, 0, Phase::RolledBack);
-            assert_eq!(names(&vs), ["meshctl-sticky-v1", "primary"]);
-            assert_eq!(stable_subset(&vs).as_deref(), Some("v1"));
-
-            // Rendering without a cookie removes everything sticky (a state
-            // that names none keeps the VirtualService's: see above).
-            strip(&mut vs);
-            assert_eq!(names(&vs), ["primary"]);
-            assert_eq!(set_cookies(&vs), [None, None]);
-            assert!(vs.spec.http[0].route.iter().all(|d| d.headers.is_none()));
-            assert_eq!(cookie_of(&vs), None);
-        }
-
-        #[test]
-        fn sticky_routes_keep_the_weighted_routes_matches_and_other_operations() {
-            let text = VS
-                .replace(
-                    "    timeout: 5s\n",
-                    "    match: [{uri: {prefix: /api}}, {headers: {x-beta: {exact: \"1\"}}}]\n",
-                )
-                .replace(
-                    "      weight: 100\n",
-                    "      weight: 100\n      headers: {request: {set: {x-team: a}}}\n",
-                );
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&text).unwrap();
-            let mut s = state(Some("ver"));
-            at(&mut vs, &mut s, 90, 10, Phase::Progressing);
-            let pin = &vs.spec.http[0];
-            assert_eq!(pin.matches.len(), 2);
-            assert_eq!(pin.matches[0].uri, Some(StringMatch::Prefix("/api".into())));
-            assert!(pin.matches.iter().all(|m| m.headers.contains_key("cookie")));
-            assert!(pin.matches[1].headers.contains_key("x-beta"));
-            // The user's own request operation stays everywhere.
-            let primary = &vs.spec.http[2];
-            let h = primary.route[0].headers.as_ref().unwrap();
-            assert_eq!(h.request.as_ref().unwrap().set["x-team"], "a");
-            at(&mut vs, &mut state(None), 100, 0, Phase::RolledBack);
-            let h = vs.spec.http[0].route[0].headers.as_ref().unwrap();
-            assert_eq!(h.request.as_ref().unwrap().set["x-team"], "a");
-            assert!(h.response.is_none());
-        }
-
-        #[test]
-        fn conflicts_are_explained() {
-            let own = VS.replace(
-                "      weight: 100\n",
-                "      weight: 100\n      headers: {response: {add: {set-cookie: \"theme=dark\"}}}\n",
-            );
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&own).unwrap();
-            let e = apply_state(&mut vs, &state(Some("ver"))).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                "VirtualService \"discounts\" route 0 destination \"v1\" already adds set-cookie \"theme=dark\": remove that header operation or drop --sticky-cookie"
-            );
-            let matched = VS.replace(
-                "    timeout: 5s\n",
-                "    match: [{headers: {cookie: {regex: \".*beta=1.*\"}}}]\n",
-            );
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&matched).unwrap();
-            let e = apply_state(&mut vs, &state(Some("ver"))).unwrap_err();
-            assert!(
-                matches!(e, RouteError::Sticky(StickyError::CookieMatch { .. })),
-                "{e}"
-            );
-            assert!(
-                e.to_string()
-                    .contains("already matches on the cookie header"),
-                "{e}"
-            );
         }
     }
 }
