@@ -14,11 +14,10 @@
 //! `INTERNAL` (a bad canary): an HTTP 200 whose trailers carry
 //! `grpc-status: 13`, which only the gRPC-aware analysis counts as failed.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -29,6 +28,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
+
+use super::LoadStats;
 
 /// The one method: `/meshctl.demo.Greeter/SayHello`.
 pub const METHOD: &str = "/meshctl.demo.Greeter/SayHello";
@@ -184,55 +185,11 @@ impl GreeterClient {
     }
 }
 
-/// What the load generator saw.
-#[derive(Debug, Default)]
-pub struct LoadStats {
-    /// Calls that ended `OK`.
-    pub ok: AtomicU64,
-    /// Calls that ended with another status.
-    pub failed: AtomicU64,
-    /// Calls answered by v1 (replies and the bad canary's errors name the version).
-    pub v1: AtomicU64,
-    /// Calls answered by v2.
-    pub v2: AtomicU64,
-    /// Failed calls per gRPC status name.
-    codes: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl LoadStats {
-    fn record(&self, result: &Result<HelloReply, Status>) {
-        let text = match result {
-            Ok(reply) => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
-                reply.message.as_str()
-            }
-            Err(status) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut codes) = self.codes.lock() {
-                    *codes.entry(code_name(status.code())).or_default() += 1;
-                }
-                status.message()
-            }
-        };
-        if text.contains("v1") {
-            self.v1.fetch_add(1, Ordering::Relaxed);
-        } else if text.contains("v2") {
-            self.v2.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Failed calls per status: `INTERNAL ×12, UNAVAILABLE ×1` (empty without failures).
-    pub fn failures(&self) -> String {
-        self.codes
-            .lock()
-            .map(|codes| {
-                codes
-                    .iter()
-                    .map(|(c, n)| format!("{c} ×{n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
+/// Counts one call's result.
+fn record(stats: &LoadStats, result: &Result<HelloReply, Status>) {
+    match result {
+        Ok(reply) => stats.record(&reply.message, None),
+        Err(status) => stats.record(status.message(), Some(code_name(status.code()).to_owned())),
     }
 }
 
@@ -278,7 +235,7 @@ pub fn load(load: Load, stats: Arc<LoadStats>, mut stop: watch::Receiver<bool>) 
                 _ => Vec::new(),
             };
             let result = client.say_hello("demo", &headers).await;
-            stats.record(&result);
+            record(&stats, &result);
         }
     })
 }
@@ -293,7 +250,7 @@ mod tests {
         let mut c = client(addr, "discounts", Duration::from_secs(5)).unwrap();
         let stats = LoadStats::default();
         for _ in 0..8 {
-            stats.record(&c.say_hello("you", &[("x-canary", "true")]).await);
+            record(&stats, &c.say_hello("you", &[("x-canary", "true")]).await);
         }
         assert_eq!(stats.ok.load(Ordering::Relaxed), 6);
         assert_eq!(stats.failed.load(Ordering::Relaxed), 2);
