@@ -561,3 +561,77 @@ fn demo_protocol_grpc_promotes_and_rolls_back() {
         "{err}"
     );
 }
+
+/// `meshctl doctor` sees gRPC in the series of `discounts` and checks that
+/// its port is declared for it: passes with `port: {name: grpc-api}`, warns
+/// (exit 0, `WARN`) once endpoints.yaml no longer declares the port.
+#[test]
+fn doctor_warns_about_grpc_on_an_undeclared_port() {
+    let mesh = GrpcMesh::start(Place::Local, None);
+    // Both versions serve, so every other check passes.
+    let split = crate::rollout_harness::RESOURCES.replace(
+        "      weight: 100\n",
+        "      weight: 50\n    - destination: {host: discounts, subset: v2}\n      weight: 50\n",
+    );
+    std::fs::write(mesh.dir.path().join("discounts.yaml"), split).expect("resources");
+    let source = ProxyMetrics::new(&mesh.metrics_url, Duration::from_secs(2)).expect("source");
+    for _ in 0..300 {
+        if mesh
+            .rt
+            .block_on(source.scrape("discounts"))
+            .is_ok_and(|s| s.version("v2").requests > 0.0)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let doctor = |json: bool| {
+        let mut cmd = crate::util::meshctl();
+        cmd.arg("--target")
+            .arg(format!("local:{}", mesh.dir.path().display()))
+            .args(["doctor", "discounts", "--metrics", &mesh.metrics_url]);
+        if json {
+            cmd.args(["-o", "json"]);
+        }
+        crate::rollout_harness::run(cmd)
+    };
+    let (code, out, err) = doctor(true);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let check = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "grpc-port")
+        .expect("the grpc-port check")
+        .clone();
+    assert_eq!(check["passed"], true, "{check}");
+    assert!(check.get("warning").is_none(), "{check}");
+    assert!(
+        check["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("port \"grpc-api\"")),
+        "{check}"
+    );
+
+    let path = mesh.dir.path().join("endpoints.yaml");
+    let undeclared = std::fs::read_to_string(&path)
+        .expect("endpoints.yaml")
+        .replace("    port: {name: grpc-api}\n", "");
+    std::fs::write(&path, undeclared).expect("endpoints.yaml");
+    let (code, out, err) = doctor(false);
+    assert_eq!(code, 0, "a warning is not a failure: {out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("grpc-port"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with("WARN"), "{line}");
+    assert!(
+        line.contains("gRPC traffic seen for \"discounts\" (v1, v2) on a port not declared grpc or http2 (no port declared)"),
+        "{line}"
+    );
+    assert!(
+        out.contains("`port: {name: grpc}` under services.discounts in endpoints.yaml"),
+        "{out}"
+    );
+}
