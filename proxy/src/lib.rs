@@ -13,7 +13,7 @@ pub mod args;
 pub mod body;
 #[cfg(feature = "kube")]
 pub mod cluster;
-pub mod codec;
+pub(crate) mod codec;
 pub mod conn;
 pub mod endpoints;
 pub mod forward;
@@ -32,7 +32,7 @@ pub mod signal;
 pub mod source;
 pub mod split;
 pub mod tls;
-pub mod upstream;
+pub(crate) mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

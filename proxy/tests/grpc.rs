@@ -77,7 +77,7 @@ async fn every_call_kind_passes_with_its_trailers() {
     assert_eq!(got, [0, 1, 2]);
     assert_eq!(status.code(), Code::Internal);
     assert_eq!(status.message(), "asked to fail");
-    assert_eq!(&status.details()[..], &[9, 8, 7]);
+    assert_eq!(status.details(), &[9, 8, 7][..]);
     assert_eq!(
         status
             .metadata()
@@ -279,8 +279,7 @@ async fn grpc_timeout_caps_the_route_timeout() {
     let mut send = h2_connect(p.listen_addr()).await;
     // Unary: the deadline passes before the response head.
     let started = tokio::time::Instant::now();
-    let mut slow = Msg::default();
-    slow.text = "slow".into();
+    let slow = msg("slow", 0);
     let req = grpc_request(UNARY)
         .header("grpc-timeout", "200m")
         .header("x-sleep-ms", "5000")
