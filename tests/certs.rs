@@ -10,13 +10,7 @@ use meshproxy::tls::{CertKeyPair, cert_names, pem_certificates};
 use crate::util::meshctl;
 
 fn run_ok(args: &[&str]) -> Output {
-    let out = meshctl().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "meshctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    meshctl().args(args).output_ok()
 }
 
 fn mode(path: &Path) -> u32 {

@@ -1,35 +1,30 @@
 //! `meshctl demo` end to end: the real binary starts meshproxy in-process,
 //! two upstreams and a bounded load generator, and runs a real rollout.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::rollout_harness::{run, wait_exit};
+use mesh_test_support::meshctl::words;
+
+use crate::rollout_harness::wait_exit;
+
+/// `meshctl demo ARGS` to completion; it must exit `code`. Stdout, stderr.
+fn demo(args: &str, code: i32) -> (String, String) {
+    crate::util::meshctl()
+        .arg("demo")
+        .args(words(args))
+        .run_code(code)
+}
 
 #[test]
 fn demo_promotes_a_healthy_canary() {
-    let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--interval", "500ms"]);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = demo("--interval 500ms", 0);
     assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
     assert!(out.contains("demo: load generator:"), "{out}");
 }
 
 #[test]
 fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
-    let mut cmd = crate::util::meshctl();
-    cmd.args([
-        "demo",
-        "--strategy",
-        "mirror",
-        "--bad-canary",
-        "--interval",
-        "500ms",
-    ]);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = demo("--strategy mirror --bad-canary --interval 500ms", 3);
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     // v2 failed on mirrored copies only: no client was ever answered by it.
     let line = out
@@ -42,10 +37,7 @@ fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
 
 #[test]
 fn demo_ab_sends_only_marked_requests_to_v2_and_promotes() {
-    let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--strategy", "ab", "--interval", "500ms"]);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = demo("--strategy ab --interval 500ms", 0);
     assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
     assert!(out.contains("every 4th with x-canary: true"), "{out}");
 }
@@ -53,20 +45,19 @@ fn demo_ab_sends_only_marked_requests_to_v2_and_promotes() {
 #[test]
 fn demo_bad_canary_rolls_back_to_v1() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--bad-canary", "--interval", "500ms", "--dir"])
-        .arg(dir.path());
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = demo(
+        &format!(
+            "--bad-canary --interval 500ms --dir {}",
+            dir.path().display()
+        ),
+        3,
+    );
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     // The directory keeps the final state: v1 at 100, readable by status.
     let mut status = crate::util::meshctl();
-    status
-        .arg("--target")
-        .arg(format!("local:{}", dir.path().display()));
+    status.local(dir.path());
     status.args(["rollout", "status", "-o", "json"]);
-    let (code, out, _) = run(status);
-    assert_eq!(code, 3);
+    let (out, _) = status.run_code(3);
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
         json["state"]["weights"],
@@ -77,13 +68,9 @@ fn demo_bad_canary_rolls_back_to_v1() {
 
 #[test]
 fn demo_ctrl_c_rolls_back_and_stops_everything() {
-    let mut child = crate::util::meshctl()
+    let (mut child, mut lines) = crate::util::meshctl()
         .args(["demo", "--interval", "5s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the demo");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        .spawn_lines();
     let mut proxy = None;
     // Bounded: the demo prints a handful of lines before step 1.
     for _ in 0..20 {
@@ -116,10 +103,7 @@ fn demo_ctrl_c_rolls_back_and_stops_everything() {
 
 #[test]
 fn demo_flag_errors_name_the_flag() {
-    let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--interval", "soon"]);
-    let (code, _, err) = run(cmd);
-    assert_eq!(code, 1);
+    let (_, err) = demo("--interval soon", 1);
     assert!(
         err.contains("--interval \"soon\" is not a duration: use e.g. 2s or 500ms"),
         "{err}"
@@ -129,11 +113,10 @@ fn demo_flag_errors_name_the_flag() {
 #[test]
 fn demo_mtls_promotes_over_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--mtls", "--interval", "500ms", "--dir"])
-        .arg(dir.path());
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (out, _) = demo(
+        &format!("--mtls --interval 500ms --dir {}", dir.path().display()),
+        0,
+    );
     assert!(
         out.contains("over mutual TLS (DestinationRule ISTIO_MUTUAL)"),
         "{out}"

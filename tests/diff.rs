@@ -8,24 +8,14 @@ use meshctl::target::local::LocalTarget;
 use meshctl::target::{ApplyOptions, STATE_ANNOTATION, Target};
 use meshproxy::istio::{Resource, yaml};
 
-use crate::kube_support::Cluster;
+use crate::kube_support::{Cluster, ClusterTarget};
 use crate::util::meshctl;
 
 const SPEC: [&str; 3] = ["discounts", "--versions", "v1,v2"];
 
 /// The resources `meshctl render` prints for `SPEC` plus `extra` flags.
 fn rendered(extra: &[&str]) -> Vec<Resource> {
-    let out = meshctl()
-        .arg("render")
-        .args(SPEC)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = meshctl().arg("render").args(SPEC).args(extra).output_ok();
     yaml::parse_resources(&String::from_utf8(out.stdout).unwrap()).unwrap()
 }
 

@@ -14,7 +14,7 @@ use meshctl::target::Target;
 use meshproxy::istio::yaml;
 use serde_json::json;
 
-use crate::kube_support::{Cluster, NS};
+use crate::kube_support::{Cluster, ClusterTarget, NS};
 use crate::util::meshctl;
 
 const RESOURCES: &str = "\
@@ -137,8 +137,7 @@ fn mesh(resources: &str, endpoints: &str) -> tempfile::TempDir {
 fn doctor(dir: &Path, metrics: &str, extra: &[&str]) -> (i32, serde_json::Value) {
     let out = meshctl()
         .args(["doctor", "discounts", "-o", "json", "--metrics", metrics])
-        .arg("--target")
-        .arg(format!("local:{}", dir.display()))
+        .local(dir)
         .args(extra)
         .output()
         .unwrap();
@@ -217,8 +216,7 @@ fn a_healthy_setup_passes_every_check() {
     // The text form: one line per check, a summary, exit 0.
     let out = meshctl()
         .args(["doctor", "discounts", "--metrics", &metrics.url])
-        .arg("--target")
-        .arg(format!("local:{}", dir.path().display()))
+        .local(dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -545,8 +543,7 @@ fn the_service_and_metrics_source_come_from_the_spec_file() {
     let out = meshctl()
         .args(["doctor", "-o", "json", "-f"])
         .arg(&spec)
-        .arg("--target")
-        .arg(format!("local:{}", dir.path().display()))
+        .local(dir.path())
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -577,8 +574,7 @@ fn a_prometheus_source_is_checked_for_both_versions() {
     let base = prometheus.url.trim_end_matches("/metrics").to_owned();
     let out = meshctl()
         .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
-        .arg("--target")
-        .arg(format!("local:{}", dir.path().display()))
+        .local(dir.path())
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -603,8 +599,7 @@ fn a_prometheus_source_is_checked_for_both_versions() {
     );
     let out = meshctl()
         .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
-        .arg("--target")
-        .arg(format!("local:{}", dir.path().display()))
+        .local(dir.path())
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use crate::kube_support::{NS, assert_rbac_allows, blocking_cluster, meshctl_on};
-use crate::rollout_harness::run;
+use crate::kube_support::{ClusterTarget, NS, assert_rbac_allows, blocking_cluster};
+use crate::util::meshctl;
 
 const SERVICE: &[&str] = &[
     "apply",
@@ -24,10 +24,10 @@ fn args(extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn apply(cluster: &crate::kube_support::Cluster, extra: &[&str]) -> (i32, String, String) {
-    let a = args(extra);
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    run(meshctl_on(cluster, &refs))
+fn apply(cluster: &crate::kube_support::Cluster, extra: &[&str]) -> crate::util::Meshctl {
+    let mut cmd = meshctl();
+    cmd.kubeconfig(&cluster.kubeconfig).args(args(extra));
+    cmd
 }
 
 fn sorted_lines(out: &str) -> Vec<&str> {
@@ -39,8 +39,7 @@ fn sorted_lines(out: &str) -> Vec<&str> {
 #[test]
 fn apply_prints_created_unchanged_configured_like_kubectl() {
     let (_rt, cluster) = blocking_cluster();
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = apply(&cluster, &[]).run_code(0);
     assert_eq!(
         sorted_lines(&out),
         [
@@ -49,8 +48,7 @@ fn apply_prints_created_unchanged_configured_like_kubectl() {
             "virtualservice.networking.istio.io/discounts created",
         ]
     );
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = apply(&cluster, &[]).run_code(0);
     assert_eq!(
         sorted_lines(&out),
         [
@@ -59,8 +57,7 @@ fn apply_prints_created_unchanged_configured_like_kubectl() {
             "virtualservice.networking.istio.io/discounts unchanged",
         ]
     );
-    let (code, out, err) = apply(&cluster, &["--weight", "v1=90", "--weight", "v2=10"]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = apply(&cluster, &["--weight", "v1=90", "--weight", "v2=10"]).run_code(0);
     assert_eq!(
         sorted_lines(&out),
         [
@@ -86,8 +83,7 @@ fn apply_prints_created_unchanged_configured_like_kubectl() {
 #[test]
 fn apply_uses_at_most_four_round_trips_after_discovery() {
     let (_rt, cluster) = blocking_cluster();
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 0, "{out}{err}");
+    apply(&cluster, &[]).run_code(0);
     let requests = cluster.server.requests();
     let discovery = requests.iter().filter(|r| r.resource.is_none()).count();
     let round_trips = requests.iter().filter(|r| r.resource.is_some()).count();
@@ -99,8 +95,7 @@ fn apply_uses_at_most_four_round_trips_after_discovery() {
 #[test]
 fn dry_run_changes_nothing_and_says_so() {
     let (_rt, cluster) = blocking_cluster();
-    let (code, out, err) = apply(&cluster, &["--dry-run"]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = apply(&cluster, &["--dry-run"]).run_code(0);
     assert!(
         out.lines()
             .all(|l| l.ends_with(" created (server dry run)"))
@@ -108,13 +103,13 @@ fn dry_run_changes_nothing_and_says_so() {
         "{out}"
     );
     assert!(cluster.istio("virtualservices", "discounts").is_none());
-    apply(&cluster, &[]);
+    apply(&cluster, &[]).run();
     let before = cluster.istio("virtualservices", "discounts");
-    let (code, out, err) = apply(
+    let (out, _) = apply(
         &cluster,
         &["--dry-run", "--weight", "v1=50", "--weight", "v2=50"],
-    );
-    assert_eq!(code, 0, "{out}{err}");
+    )
+    .run_code(0);
     assert!(
         out.contains("virtualservice.networking.istio.io/discounts configured (server dry run)"),
         "{out}"
@@ -125,8 +120,7 @@ fn dry_run_changes_nothing_and_says_so() {
 #[test]
 fn json_output_lists_each_object() {
     let (_rt, cluster) = blocking_cluster();
-    let (code, out, err) = apply(&cluster, &["-o", "json"]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = apply(&cluster, &["-o", "json"]).run_code(0);
     let report: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON document");
     assert_eq!(report["target"], format!("kube:fake/{NS}"));
     assert_eq!(report["dryRun"], false);
@@ -143,33 +137,22 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
     let (_rt, cluster) = blocking_cluster();
     let root = env!("CARGO_MANIFEST_DIR");
     let spec = format!("{root}/examples/meshctl.yaml");
-    let (code, out, err) = run(meshctl_on(&cluster, &["apply", "-f", &spec]));
-    assert_eq!(code, 0, "{out}{err}");
+    meshctl()
+        .kubeconfig(&cluster.kubeconfig)
+        .args(["apply", "-f", &spec])
+        .run_code(0);
     assert!(
         cluster
-            .server
-            .object(
-                "networking.istio.io",
-                "virtualservices",
-                "shop",
-                "discounts"
-            )
+            .istio_in("shop", "virtualservices", "discounts")
             .is_some()
     );
-    let (code, out, err) = run(meshctl_on(
-        &cluster,
-        &["-n", "staging", "apply", "-f", &spec],
-    ));
-    assert_eq!(code, 0, "{out}{err}");
+    meshctl()
+        .kubeconfig(&cluster.kubeconfig)
+        .args(["-n", "staging", "apply", "-f", &spec])
+        .run_code(0);
     assert!(
         cluster
-            .server
-            .object(
-                "networking.istio.io",
-                "virtualservices",
-                "staging",
-                "discounts"
-            )
+            .istio_in("staging", "virtualservices", "discounts")
             .is_some()
     );
 }
@@ -177,15 +160,8 @@ fn namespace_comes_from_the_spec_unless_n_overrides_it() {
 #[test]
 fn unreachable_cluster_exits_1_naming_server_and_context() {
     let (_rt, cluster) = blocking_cluster();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
-    let text = std::fs::read_to_string(&cluster.kubeconfig)
-        .expect("kubeconfig")
-        .replace(&cluster.server.url(), &format!("http://127.0.0.1:{port}"));
-    std::fs::write(&cluster.kubeconfig, text).expect("write");
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 1, "{out}{err}");
+    let port = cluster.unreachable().port();
+    let (_, err) = apply(&cluster, &[]).run_code(1);
     assert!(
         err.contains(&format!(
             "cannot reach the Kubernetes API server at http://127.0.0.1:{port} (context \"fake\")"
@@ -203,8 +179,7 @@ fn unreachable_cluster_exits_1_naming_server_and_context() {
 fn missing_istio_crds_exit_1_saying_what_to_install() {
     let (_rt, cluster) = blocking_cluster();
     cluster.server.set_istio_installed(false);
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = apply(&cluster, &[]).run_code(1);
     assert!(err.contains("the Istio CRDs are not installed"), "{err}");
     assert!(err.contains("networking.istio.io/v1 or v1beta1"), "{err}");
     assert!(err.contains("helm install istio-base istio/base"), "{err}");
@@ -214,8 +189,7 @@ fn missing_istio_crds_exit_1_saying_what_to_install() {
 fn forbidden_exits_1_naming_verb_and_resource() {
     let (_rt, cluster) = blocking_cluster();
     cluster.server.deny("patch", "destinationrules");
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = apply(&cluster, &[]).run_code(1);
     assert!(
         err.contains("may not patch destinationrules.networking.istio.io in namespace \"shop\""),
         "{err}"
@@ -225,33 +199,21 @@ fn forbidden_exits_1_naming_verb_and_resource() {
 #[test]
 fn apply_conflict_exits_1_naming_the_manager_and_force_conflicts_resolves_it() {
     let (_rt, cluster) = blocking_cluster();
-    apply(&cluster, &[]);
-    cluster
-        .server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "discounts",
-            "kubectl-edit",
-            |vs| {
-                vs["spec"]["http"][0]["route"] = json!([
-                    {"destination": {"host": "discounts", "subset": "v1"}, "weight": 60},
-                    {"destination": {"host": "discounts", "subset": "v2"}, "weight": 40}
-                ]);
-            },
-        )
-        .expect("edit");
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 1, "{out}{err}");
+    apply(&cluster, &[]).run();
+    cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
+        vs["spec"]["http"][0]["route"] = json!([
+            {"destination": {"host": "discounts", "subset": "v1"}, "weight": 60},
+            {"destination": {"host": "discounts", "subset": "v2"}, "weight": 40}
+        ]);
+    });
+    let (_, err) = apply(&cluster, &[]).run_code(1);
     assert!(
         err.contains("conflict with \"kubectl-edit\" using networking.istio.io/v1"),
         "{err}"
     );
     assert!(err.contains(".spec.http"), "{err}");
     assert!(err.contains("--force-conflicts"), "{err}");
-    let (code, out, err) = apply(&cluster, &["--force-conflicts"]);
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = apply(&cluster, &["--force-conflicts"]).run_code(0);
     assert!(
         out.contains("virtualservice.networking.istio.io/discounts configured"),
         "{out}"
@@ -261,7 +223,7 @@ fn apply_conflict_exits_1_naming_the_manager_and_force_conflicts_resolves_it() {
 #[test]
 fn apply_after_a_rollout_conflicts_with_the_rollout_manager() {
     let (rt, cluster) = blocking_cluster();
-    apply(&cluster, &[]);
+    apply(&cluster, &[]).run();
     // A rollout step wrote the weights (as `meshctl rollout` does).
     rt.block_on(async {
         use meshctl::target::Target;
@@ -272,8 +234,7 @@ fn apply_after_a_rollout_conflicts_with_the_rollout_manager() {
         }
         target.replace_virtual_service(&vs).await.expect("step");
     });
-    let (code, out, err) = apply(&cluster, &[]);
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = apply(&cluster, &[]).run_code(1);
     assert!(err.contains("conflict with \"meshctl-rollout\""), "{err}");
 }
 
@@ -284,8 +245,7 @@ fn apply_to_a_local_directory_target() {
     let a = args(&[]);
     let mut cmd = crate::util::meshctl();
     cmd.args(["--target", &target]).args(&a);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = cmd.run_code(0);
     assert!(
         out.contains("virtualservice.networking.istio.io/discounts"),
         "{out}"
@@ -315,8 +275,7 @@ fn invalid_objects_exit_1_with_the_servers_field_errors() {
     assert_ne!(custom, embedded, "the template still has the primary route");
     std::fs::write(templates.path().join("virtualservice.yaml.j2"), custom).expect("write");
     let dir = templates.path().display().to_string();
-    let (code, out, err) = apply(&cluster, &["--templates", &dir]);
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = apply(&cluster, &["--templates", &dir]).run_code(1);
     assert!(
         err.contains("the API server rejected VirtualService \"discounts\" as invalid"),
         "{err}"

@@ -6,23 +6,23 @@ use std::time::Duration;
 use meshctl::target::{ApplyOptions, EventType, STATE_ANNOTATION, Target};
 
 use crate::kube_support::{
-    Cluster, assert_rbac_allows, discounts, discounts_at, rbac_grants, used_verbs,
+    Cluster, ClusterTarget, DRY_RUN, assert_rbac_allows, discounts, discounts_at, missing_from,
+    rbac_grants, used_verbs,
 };
 
 #[tokio::test]
 async fn the_ci_role_is_sufficient_and_minimal() {
     let cluster = Cluster::start().await;
     let target = cluster.target().await;
-    let dry = ApplyOptions {
-        dry_run: true,
-        force_conflicts: false,
-    };
-    target.apply(&discounts(), dry).await.expect("dry run");
+    target.apply(&discounts(), DRY_RUN).await.expect("dry run");
     target
         .apply(&discounts(), ApplyOptions::default())
         .await
         .expect("apply");
-    target.apply(&discounts_at(10), dry).await.expect("dry run");
+    target
+        .apply(&discounts_at(10), DRY_RUN)
+        .await
+        .expect("dry run");
     target
         .acquire_lease("discounts", "job-1", Duration::from_secs(30))
         .await
@@ -71,11 +71,7 @@ async fn the_ci_role_is_sufficient_and_minimal() {
         .expect("release");
 
     assert_rbac_allows(&cluster.server);
-    let used = used_verbs(&cluster.server);
-    let unused: Vec<_> = rbac_grants()
-        .into_iter()
-        .filter(|g| !used.contains(g))
-        .collect();
+    let unused = missing_from(&rbac_grants(), &used_verbs(&cluster.server));
     assert!(
         unused.is_empty(),
         "deploy/rbac.yaml grants verbs meshctl never uses: {unused:?}"

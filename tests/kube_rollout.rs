@@ -3,49 +3,31 @@
 //! annotation, optimistic-concurrency retry, the Lease, Events, and
 //! promote / rollback from a second process.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use meshctl::rollout::state::Phase;
 use serde_json::json;
 
-use crate::kube_support::{KubeMesh, NS, assert_rbac_allows};
-use crate::rollout_harness::{Behaviour, run, wait_exit};
+use mesh_test_support::meshctl::words;
 
-fn weights(pairs: &[(&str, u8)]) -> std::collections::BTreeMap<String, u8> {
-    pairs.iter().map(|(v, w)| ((*v).to_owned(), *w)).collect()
-}
-
-fn event_reasons(mesh: &KubeMesh) -> Vec<String> {
-    mesh.cluster
-        .server
-        .objects("events.k8s.io", "events", NS)
-        .iter()
-        .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
+use crate::kube_support::{NS, assert_rbac_allows};
+use crate::rollout_harness::{Backend, Behaviour, Mesh, exit_code, has_ab_route, weights};
 
 #[test]
 fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100"]));
-    assert_eq!(code, 0, "{out}{err}");
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    mesh.rollout(&["--steps", "50,100"]).run_code(0);
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     let state = mesh.state().expect("state annotation");
     assert_eq!(state.phase, Phase::Promoted);
 
-    let events = mesh.cluster.server.objects("events.k8s.io", "events", NS);
+    let events = mesh.cluster().server.objects("events.k8s.io", "events", NS);
     assert!(events.len() >= 2, "{events:#?}");
-    let vs = mesh
-        .cluster
-        .istio("virtualservices", "discounts")
-        .expect("vs");
+    let vs = mesh.cluster().istio_object("virtualservices", "discounts");
     for e in &events {
         assert_eq!(e["regarding"]["name"], "discounts");
         assert_eq!(e["regarding"]["uid"], vs["metadata"]["uid"]);
     }
     // The lease was held while driving and given up at the end.
-    let requests = mesh.cluster.server.requests();
+    let requests = mesh.cluster().server.requests();
     assert!(
         requests
             .iter()
@@ -54,7 +36,7 @@ fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
                 && r.status == 201)
     );
     assert!(
-        mesh.cluster
+        mesh.cluster()
             .server
             .object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
             .is_none(),
@@ -66,51 +48,36 @@ fn healthy_rollout_promotes_with_state_events_and_lease_in_the_cluster() {
             .iter()
             .any(|r| r.resource.as_deref() == Some("virtualservices") && r.verb == "update")
     );
-    assert_rbac_allows(&mesh.cluster.server);
+    assert_rbac_allows(&mesh.cluster().server);
 
     // `rollout status` reads the state from the cluster.
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh
+        .meshctl(&["rollout", "status", "discounts"])
+        .run_code(0);
     assert!(out.contains("Promoted"), "{out}");
 }
 
 #[test]
 fn a_concurrent_writer_causes_409_and_the_driver_retries_on_a_fresh_read() {
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    mesh.cluster.server.race_next_update("virtualservices");
-    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100"]));
-    assert_eq!(code, 0, "{out}{err}");
-    let updates: Vec<u16> = mesh
-        .cluster
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.resource.as_deref() == Some("virtualservices") && r.verb == "update")
-        .map(|r| r.status)
-        .collect();
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    mesh.cluster().server.race_next_update("virtualservices");
+    mesh.rollout(&["--steps", "50,100"]).run_code(0);
+    let updates = mesh.cluster().statuses("virtualservices", "update");
     assert_eq!(updates.first(), Some(&409), "{updates:?}");
     assert!(updates[1..].iter().all(|s| *s == 200), "{updates:?}");
     // The other writer's change survived: the retry started from a fresh read.
-    let vs = mesh
-        .cluster
-        .istio("virtualservices", "discounts")
-        .expect("vs");
+    let vs = mesh.cluster().istio_object("virtualservices", "discounts");
     assert_eq!(vs["metadata"]["annotations"]["example.com/raced"], "1");
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
 }
 
 #[test]
 fn a_second_start_is_refused_while_paused_then_promote_from_another_process() {
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&["--steps", "20,50", "--manual-promotion"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    let mut driver = mesh.drive(&["--steps", "20,50", "--manual-promotion"]);
     mesh.wait_for("Paused", |s| s.phase == Phase::Paused);
     let lease = mesh
-        .cluster
+        .cluster()
         .server
         .object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
         .expect("the driver holds the lease");
@@ -119,8 +86,7 @@ fn a_second_start_is_refused_while_paused_then_promote_from_another_process() {
         .expect("holder")
         .to_owned();
 
-    let (code, out, err) = run(mesh.rollout(&["--from", "v1", "--steps", "30"]));
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = mesh.rollout(&["--from", "v1", "--steps", "30"]).run_code(1);
     // The recorded state refuses first; the lease (held by the paused
     // driver) would otherwise (see a_live_lease_of_another_holder_refuses_the_start).
     assert!(
@@ -132,37 +98,20 @@ fn a_second_start_is_refused_while_paused_then_promote_from_another_process() {
         "{holder}"
     );
 
-    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(0));
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
+    assert_eq!(exit_code(&mut driver), Some(0));
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     assert_eq!(mesh.state().expect("state").phase, Phase::Promoted);
 }
 
 #[test]
 fn an_expired_lease_is_taken_over() {
-    let mesh = KubeMesh::start(Behaviour::healthy());
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
     // A driver that crashed long ago left its lease behind.
-    mesh.cluster
-        .server
-        .insert(
-            "coordination.k8s.io",
-            "leases",
-            NS,
-            json!({
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": "meshctl-discounts"},
-                "spec": {"holderIdentity": "crashed-job-7", "leaseDurationSeconds": 30,
-                         "acquireTime": "2020-01-01T00:00:00.000000Z", "renewTime": "2020-01-01T00:00:00.000000Z",
-                         "leaseTransitions": 0}
-            }),
-        )
-        .expect("stale lease");
-    let (code, out, err) = run(mesh.rollout(&["--steps", "100"]));
-    assert_eq!(code, 0, "{out}{err}");
+    hold_lease(&mesh, "crashed-job-7", 30, "2020-01-01T00:00:00.000000Z");
+    mesh.rollout(&["--steps", "100"]).run_code(0);
     let takeover = mesh
-        .cluster
+        .cluster()
         .server
         .requests()
         .into_iter()
@@ -173,9 +122,16 @@ fn an_expired_lease_is_taken_over() {
 
 #[test]
 fn a_live_lease_of_another_holder_refuses_the_start() {
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    let now = jiff_now();
-    mesh.cluster
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    hold_lease(&mesh, "ci-job-42", 300, &jiff_now());
+    let (_, err) = mesh.rollout(&["--steps", "100"]).run_code(1);
+    assert!(err.contains("already being driven by ci-job-42"), "{err}");
+    assert_eq!(mesh.weights(), weights(&[("v1", 100)]), "nothing changed");
+}
+
+/// Another holder's Lease on `discounts`, acquired and last renewed at `at`.
+fn hold_lease(mesh: &Mesh, holder: &str, seconds: u32, at: &str) {
+    mesh.cluster()
         .server
         .insert(
             "coordination.k8s.io",
@@ -184,15 +140,11 @@ fn a_live_lease_of_another_holder_refuses_the_start() {
             json!({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": "meshctl-discounts"},
-                "spec": {"holderIdentity": "ci-job-42", "leaseDurationSeconds": 300,
-                         "acquireTime": now, "renewTime": now, "leaseTransitions": 0}
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
+                         "acquireTime": at, "renewTime": at, "leaseTransitions": 0}
             }),
         )
-        .expect("live lease");
-    let (code, out, err) = run(mesh.rollout(&["--steps", "100"]));
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("already being driven by ci-job-42"), "{err}");
-    assert_eq!(mesh.weights(), weights(&[("v1", 100)]), "nothing changed");
+        .expect("a lease");
 }
 
 fn jiff_now() -> String {
@@ -203,69 +155,33 @@ fn jiff_now() -> String {
 
 #[test]
 fn rollback_from_another_process_stops_the_driver() {
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&[
-            "--steps",
-            "10,20,30,40,50,60,70,80,90,100",
-            "--interval",
-            "1s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
-    mesh.wait_for("step 2", |s| s.step >= 1);
-    let (code, out, err) = run(mesh.meshctl(&["rollback"]));
-    assert_eq!(code, 0, "{out}{err}");
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(3));
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    let mut driver = mesh.drive_slowly(&[]);
+    mesh.meshctl(&["rollback"]).run_code(0);
+    assert_eq!(exit_code(&mut driver), Some(3));
     assert_eq!(mesh.weights().get("v1"), Some(&100));
     assert_eq!(mesh.state().expect("state").phase, Phase::RolledBack);
-    assert!(event_reasons(&mesh).iter().any(|r| !r.is_empty()));
-    assert_rbac_allows(&mesh.cluster.server);
+    assert!(mesh.cluster().event_reasons().iter().any(|r| !r.is_empty()));
+    assert_rbac_allows(&mesh.cluster().server);
 }
 
 #[test]
 fn a_failing_canary_rolls_back_with_a_warning_event() {
-    let mesh = KubeMesh::start(Behaviour::healthy().failing("v2", 0.5));
-    let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100", "--threshold", "1"]));
-    assert_eq!(code, 3, "{out}{err}");
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy().failing("v2", 0.5));
+    mesh.rollout(&["--steps", "20,50,100", "--threshold", "1"])
+        .run_code(3);
     assert_eq!(mesh.weights().get("v1"), Some(&100));
-    let events = mesh.cluster.server.objects("events.k8s.io", "events", NS);
+    let events = mesh.cluster().server.objects("events.k8s.io", "events", NS);
     assert!(events.iter().any(|e| e["type"] == "Warning"), "{events:#?}");
-}
-
-/// `update` requests to the VirtualService and their status codes.
-fn vs_updates(mesh: &KubeMesh) -> Vec<u16> {
-    mesh.cluster
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.resource.as_deref() == Some("virtualservices") && r.verb == "update")
-        .map(|r| r.status)
-        .collect()
 }
 
 #[test]
 fn ab_on_the_cluster_routes_matches_to_v2_then_promotes() {
     use meshctl::rollout::strategy::{AB_ROUTE, Stage};
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:x-canary=true",
-            "--iterations",
-            "3",
-            "--interval",
-            "1s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    let mut driver = mesh.drive(&words(
+        "--strategy ab --match header:x-canary=true --iterations 3 --interval 1s",
+    ));
     let s = mesh.wait_for("the match stage", |s| s.stage == Stage::Match);
     assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
     let vs = mesh.virtual_service();
@@ -276,8 +192,7 @@ fn ab_on_the_cluster_routes_matches_to_v2_then_promotes() {
         meshproxy::istio::StringMatch::Exact("true".into())
     );
     assert_eq!(first.route[0].destination.subset.as_deref(), Some("v2"));
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(exit_code(&mut driver), Some(0));
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.history.len()), (Phase::Promoted, 3));
     // The simulator sends a fifth of the requests with the header.
@@ -289,43 +204,26 @@ fn ab_on_the_cluster_routes_matches_to_v2_then_promotes() {
         s.history
     );
     let vs = mesh.virtual_service();
-    assert!(
-        vs.spec
-            .http
-            .iter()
-            .all(|r| r.name.as_deref() != Some(AB_ROUTE))
-    );
+    assert!(!has_ab_route(&vs), "{vs:?}");
     assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
-    assert!(vs_updates(&mesh).iter().all(|s| *s == 200));
-    assert_rbac_allows(&mesh.cluster.server);
+    assert!(
+        mesh.cluster()
+            .statuses("virtualservices", "update")
+            .iter()
+            .all(|s| *s == 200)
+    );
+    assert_rbac_allows(&mesh.cluster().server);
 }
 
 #[test]
 fn mirror_on_the_cluster_analyses_copies_then_steps() {
     use meshctl::rollout::strategy::Stage;
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&[
-            "--strategy",
-            "mirror",
-            "--mirror-percent",
-            "50",
-            "--iterations",
-            "2",
-            "--steps",
-            "50,100",
-            "--interval",
-            "1s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    let mut driver = mesh.drive(&words(
+        "--strategy mirror --mirror-percent 50 --iterations 2 --steps 50,100 --interval 1s",
+    ));
     mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
-    let raw = mesh
-        .cluster
-        .istio("virtualservices", "discounts")
-        .expect("vs");
+    let raw = mesh.cluster().istio_object("virtualservices", "discounts");
     assert_eq!(
         raw["spec"]["http"][0]["mirror"],
         json!({"host": "discounts", "subset": "v2"})
@@ -335,8 +233,7 @@ fn mirror_on_the_cluster_analyses_copies_then_steps() {
         json!({"value": 50.0})
     );
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(exit_code(&mut driver), Some(0));
     let s = mesh.state().expect("state");
     assert_eq!(s.phase, Phase::Promoted);
     let weights_seen: Vec<u8> = s.history.iter().map(|h| h.weight).collect();
@@ -349,10 +246,7 @@ fn mirror_on_the_cluster_analyses_copies_then_steps() {
             "{r:?}"
         );
     }
-    let raw = mesh
-        .cluster
-        .istio("virtualservices", "discounts")
-        .expect("vs");
+    let raw = mesh.cluster().istio_object("virtualservices", "discounts");
     assert!(raw["spec"]["http"][0].get("mirror").is_none(), "{raw}");
     assert!(
         raw["spec"]["http"][0].get("mirrorPercentage").is_none(),
@@ -363,25 +257,15 @@ fn mirror_on_the_cluster_analyses_copies_then_steps() {
 
 #[test]
 fn mirror_failing_on_the_cluster_rolls_back_and_removes_the_mirror() {
-    let mesh = KubeMesh::start(Behaviour::healthy().failing("v2", 0.5));
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "3",
-        "--threshold",
-        "1",
-    ]));
-    assert_eq!(code, 3, "{out}{err}");
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy().failing("v2", 0.5));
+    mesh.rollout(&words("--strategy mirror --iterations 3 --threshold 1"))
+        .run_code(3);
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.history.len()), (Phase::RolledBack, 1));
     assert_eq!(s.history[0].weight, 0, "rolled back in the mirror phase");
-    let raw = mesh
-        .cluster
-        .istio("virtualservices", "discounts")
-        .expect("vs");
+    let raw = mesh.cluster().istio_object("virtualservices", "discounts");
     assert!(raw["spec"]["http"][0].get("mirror").is_none(), "{raw}");
     assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
-    let events = mesh.cluster.server.objects("events.k8s.io", "events", NS);
+    let events = mesh.cluster().server.objects("events.k8s.io", "events", NS);
     assert!(events.iter().any(|e| e["type"] == "Warning"), "{events:#?}");
 }

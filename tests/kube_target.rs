@@ -12,7 +12,7 @@ use meshctl::target::{
 use meshproxy::istio::Resource;
 use serde_json::json;
 
-use crate::kube_support::{Cluster, NS, discounts, discounts_at};
+use crate::kube_support::{Cluster, ClusterTarget, DRY_RUN, NS, discounts, discounts_at};
 
 fn actions(applied: &[meshctl::target::Applied]) -> Vec<(String, ApplyAction)> {
     applied.iter().map(|a| (a.kind.clone(), a.action)).collect()
@@ -151,11 +151,7 @@ async fn pinned_istio_api_version_is_used() {
 async fn dry_run_reports_but_changes_nothing() {
     let cluster = Cluster::start().await;
     let target = cluster.target().await;
-    let dry = ApplyOptions {
-        dry_run: true,
-        force_conflicts: false,
-    };
-    let applied = target.apply(&discounts(), dry).await.expect("dry run");
+    let applied = target.apply(&discounts(), DRY_RUN).await.expect("dry run");
     assert_eq!(actions(&applied), all(ApplyAction::Created));
     assert!(cluster.istio("virtualservices", "discounts").is_none());
     assert!(
@@ -174,7 +170,10 @@ async fn dry_run_reports_but_changes_nothing() {
     let before = cluster
         .istio("virtualservices", "discounts")
         .expect("stored");
-    let applied = target.apply(&discounts_at(50), dry).await.expect("dry run");
+    let applied = target
+        .apply(&discounts_at(50), DRY_RUN)
+        .await
+        .expect("dry run");
     assert_eq!(applied[1].action, ApplyAction::Configured);
     assert_eq!(applied[0].action, ApplyAction::Unchanged);
     assert_eq!(
@@ -195,14 +194,7 @@ async fn apply_err(target: &KubeTarget, resources: &[Resource], options: ApplyOp
 #[tokio::test]
 async fn unreachable_cluster_names_server_and_context() {
     let cluster = Cluster::start().await;
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("addr").port();
-    drop(closed);
-    let text = std::fs::read_to_string(&cluster.kubeconfig)
-        .expect("kubeconfig")
-        .replace(&cluster.server.url(), &format!("http://127.0.0.1:{port}"));
-    std::fs::write(&cluster.kubeconfig, text).expect("write");
+    let port = cluster.unreachable().port();
     let target = cluster.target().await;
     let msg = apply_err(&target, &discounts(), ApplyOptions::default()).await;
     assert!(
@@ -253,20 +245,10 @@ async fn apply_conflict_names_the_other_manager_and_force_takes_over() {
         .await
         .expect("apply");
     // Someone edits the weights by hand.
-    cluster
-        .server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "discounts",
-            "kubectl-edit",
-            |vs| {
-                vs["spec"]["http"][0]["route"][0]["weight"] = json!(70);
-                vs["spec"]["http"][0]["route"][1]["weight"] = json!(30);
-            },
-        )
-        .expect("edit");
+    cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
+        vs["spec"]["http"][0]["route"][0]["weight"] = json!(70);
+        vs["spec"]["http"][0]["route"][1]["weight"] = json!(30);
+    });
     let msg = apply_err(&target, &discounts_at(10), ApplyOptions::default()).await;
     assert!(
         msg.contains("apply conflict on VirtualService \"discounts\""),
@@ -415,19 +397,9 @@ async fn replace_keeps_fields_outside_the_model() {
         .apply(&discounts(), ApplyOptions::default())
         .await
         .expect("apply");
-    cluster
-        .server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "discounts",
-            "kubectl-edit",
-            |vs| {
-                vs["spec"]["exportTo"] = json!(["."]);
-            },
-        )
-        .expect("edit");
+    cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
+        vs["spec"]["exportTo"] = json!(["."]);
+    });
     let mut vs = target.virtual_service("discounts").await.expect("read");
     vs.metadata
         .annotations
@@ -613,13 +585,7 @@ async fn connection_honours_context_namespace_and_kubeconfig() {
         .expect("apply");
     assert!(
         cluster
-            .server
-            .object(
-                "networking.istio.io",
-                "virtualservices",
-                "prod",
-                "discounts"
-            )
+            .istio_in("prod", "virtualservices", "discounts")
             .is_some()
     );
 

@@ -222,13 +222,7 @@ fn promoted_sends_everything_to_the_last_version() {
             "-o",
             "json",
         ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output_ok();
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let vs = &list["items"][1];
     assert_eq!(vs["kind"], "VirtualService");
@@ -325,16 +319,7 @@ fn default_spec_file_is_used_only_when_present() {
         dir.path().join("meshctl.yaml"),
     )
     .unwrap();
-    let implicit = meshctl()
-        .current_dir(dir.path())
-        .arg("render")
-        .output()
-        .unwrap();
-    assert!(
-        implicit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&implicit.stderr)
-    );
+    let implicit = meshctl().current_dir(dir.path()).arg("render").output_ok();
     let explicit = run_case(&CASES[0]);
     assert_eq!(implicit.stdout, explicit.stdout);
 

@@ -4,31 +4,14 @@
 //! `../shared/istio-crds/` beside the repository; when neither exists the
 //! tests say they skipped, unless `MESHCTL_REQUIRE_CRDS=1` (set by `.ci/run`).
 
-use std::path::PathBuf;
-
 use fake_apiserver::schema::{CrdSchemas, FieldErrorKind};
 use serde_json::{Value, json};
 
-use crate::render::{CASES, root, run_case};
+use crate::render::{CASES, run_case};
 
 /// The CRD schemas, or `None` (after saying so) when they are not available.
 fn crds() -> Option<CrdSchemas> {
-    let path = std::env::var_os("MESHCTL_ISTIO_CRDS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/istio-crds/networking.istio.io.yaml"));
-    if !path.is_file() {
-        assert!(
-            std::env::var_os("MESHCTL_REQUIRE_CRDS").is_none_or(|v| v != "1"),
-            "MESHCTL_REQUIRE_CRDS=1 but Istio's CRDs are not at {} (set MESHCTL_ISTIO_CRDS)",
-            path.display()
-        );
-        println!(
-            "skipped: Istio's CRDs not found at {} (set MESHCTL_ISTIO_CRDS)",
-            path.display()
-        );
-        return None;
-    }
-    Some(CrdSchemas::load(&path).unwrap())
+    CrdSchemas::istio()
 }
 
 /// Validates one object; returns the problems as the API server words them.

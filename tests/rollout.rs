@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use meshctl::rollout::state::{Ending, Phase};
 
-use crate::rollout_harness::{Backend, Behaviour, Mesh, active, run, wait_exit};
+use mesh_test_support::meshctl::words;
+
+use crate::rollout_harness::{Backend, Behaviour, Mesh, active, exit_code, wait_exit, weights};
 
 /// Runs each test body on both targets: `name::local` and `name::kube`.
 macro_rules! on_both_targets {
@@ -44,15 +46,10 @@ on_both_targets!(
     json_events_are_one_valid_object_per_line
 );
 
-fn v(w: &[(&str, u8)]) -> std::collections::BTreeMap<String, u8> {
-    w.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
-}
-
 fn healthy_canary_promotes(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100"]));
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
+    let (out, _) = mesh.rollout(&["--steps", "20,50,100"]).run_code(0);
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     let s = mesh.state().expect("state");
     assert_eq!(
         (s.phase, s.ending),
@@ -72,9 +69,9 @@ fn healthy_canary_promotes(b: Backend) {
 
 fn ten_percent_failing_canary_rolls_back_within_threshold(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().failing("v2", 0.10));
-    let (code, out, err) = run(mesh.rollout(&["--steps", "20,50,100", "--threshold", "2"]));
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    mesh.rollout(&["--steps", "20,50,100", "--threshold", "2"])
+        .run_code(3);
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 2));
     let analyses: u32 = s.history.iter().map(|h| h.analyses).sum();
@@ -95,16 +92,9 @@ fn ten_percent_failing_canary_rolls_back_within_threshold(b: Backend) {
 
 fn p99_regression_rolls_back(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().slow("v2", 400.0));
-    let (code, out, err) = run(mesh.rollout(&[
-        "--steps",
-        "50,100",
-        "--max-p99",
-        "100ms",
-        "--threshold",
-        "1",
-    ]));
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    mesh.rollout(&words("--steps 50,100 --max-p99 100ms --threshold 1"))
+        .run_code(3);
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(
         reason.contains("v2: p99 497.5ms, threshold <= 100ms"),
@@ -121,19 +111,10 @@ fn metrics_source_down_rolls_back(b: Backend) {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/metrics");
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--interval",
-        "200ms",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --interval 200ms"));
     cmd.args(["--metrics", &url, "--threshold", "2"]);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    cmd.run_code(3);
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(
         reason.contains(&format!("metrics source {url} is unreachable")),
@@ -143,16 +124,12 @@ fn metrics_source_down_rolls_back(b: Backend) {
 
 fn too_little_traffic_is_inconclusive_not_a_pass(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy().rate(1.0));
-    let (code, out, err) = run(mesh.rollout(&[
-        "--steps",
-        "10,100",
-        "--min-requests",
-        "1000",
-        "--timeout",
-        "1500ms",
-    ]));
-    assert_eq!(code, 4, "stdout:\n{out}\nstderr:\n{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let (out, _) = mesh
+        .rollout(&words(
+            "--steps 10,100 --min-requests 1000 --timeout 1500ms",
+        ))
+        .run_code(4);
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().unwrap();
     assert_eq!(
         (s.phase, s.ending, s.failed_checks),
@@ -171,53 +148,34 @@ fn too_little_traffic_is_inconclusive_not_a_pass(b: Backend) {
 
 fn manual_promotion_pauses_then_promote_from_another_process(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&["--steps", "20,50", "--manual-promotion"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
+    let mut driver = mesh.drive(&["--steps", "20,50", "--manual-promotion"]);
     let paused = mesh.wait_for("Paused", |s| s.phase == Phase::Paused);
     assert_eq!(paused.weights_text(), "v1=50 v2=50");
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status"]));
+    let (code, out, err) = mesh.meshctl(&["rollout", "status"]).run();
     assert_eq!(code, 5, "status of a paused rollout exits 5\n{out}{err}");
     assert!(
         out.contains("Paused") && out.contains("meshctl promote"),
         "{out}"
     );
-    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh.meshctl(&["promote", "discounts"]).run_code(0);
     assert!(out.contains("discounts: promoted: v1=0 v2=100"), "{out}");
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(0));
-    assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
+    assert_eq!(exit_code(&mut driver), Some(0));
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
 }
 
 fn no_wait_on_pause_exits_5(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let (code, out, err) =
-        run(mesh.rollout(&["--steps", "30", "--manual-promotion", "--no-wait-on-pause"]));
-    assert_eq!(code, 5, "{out}{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 70), ("v2", 30)]));
+    mesh.rollout(&["--steps", "30", "--manual-promotion", "--no-wait-on-pause"])
+        .run_code(5);
+    assert_eq!(mesh.weights(), weights(&[("v1", 70), ("v2", 30)]));
 }
 
 fn rollback_from_another_process_stops_the_driver(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&[
-            "--steps",
-            "10,20,30,40,50,60,70,80,90,100",
-            "--interval",
-            "1s",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
-    mesh.wait_for("step 2", |s| s.step >= 1);
-    let (code, out, err) = run(mesh.meshctl(&["rollback"]));
-    assert_eq!(code, 0, "{out}{err}");
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(3));
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    let mut driver = mesh.drive_slowly(&[]);
+    mesh.meshctl(&["rollback"]).run_code(0);
+    assert_eq!(exit_code(&mut driver), Some(3));
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let s = mesh.state().unwrap();
     assert!(
         s.reason
@@ -228,25 +186,14 @@ fn rollback_from_another_process_stops_the_driver(b: Backend) {
 
 fn sigterm_mid_rollout_rolls_back(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&[
-            "--steps",
-            "10,20,30,40,50,60,70,80,90,100",
-            "--interval",
-            "1s",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
-    mesh.wait_for("step 2", |s| s.step >= 1);
+    let mut driver = mesh.drive_slowly(&[]);
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &driver.id().to_string()])
         .status()
         .expect("running kill");
     assert!(killed.success());
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(3));
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    assert_eq!(exit_code(&mut driver), Some(3));
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(
         reason.starts_with("interrupted (SIGINT/SIGTERM); rolled back"),
@@ -256,25 +203,12 @@ fn sigterm_mid_rollout_rolls_back(b: Backend) {
 
 fn sigterm_with_on_interrupt_pause_leaves_paused(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&[
-            "--steps",
-            "10,20,30,40,50,60,70,80,90,100",
-            "--interval",
-            "1s",
-            "--on-interrupt",
-            "pause",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
-    mesh.wait_for("step 2", |s| s.step >= 1);
+    let mut driver = mesh.drive_slowly(&["--on-interrupt", "pause"]);
     std::process::Command::new("kill")
         .args(["-TERM", &driver.id().to_string()])
         .status()
         .expect("running kill");
-    let status = wait_exit(&mut driver, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(5));
+    assert_eq!(exit_code(&mut driver), Some(5));
     let s = mesh.state().unwrap();
     assert_eq!(s.phase, Phase::Paused);
     assert_eq!(
@@ -282,24 +216,13 @@ fn sigterm_with_on_interrupt_pause_leaves_paused(b: Backend) {
         s.weights,
         "the recorded weights are the applied ones"
     );
-    let (code, out, err) = run(mesh.meshctl(&["rollback", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    mesh.meshctl(&["rollback", "discounts"]).run_code(0);
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
 }
 
 fn kill_9_then_rollback_restores_v1(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let mut driver = mesh
-        .rollout(&[
-            "--steps",
-            "10,20,30,40,50,60,70,80,90,100",
-            "--interval",
-            "1s",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
-    mesh.wait_for("step 2", |s| s.step >= 1);
+    let mut driver = mesh.drive_slowly(&[]);
     driver.kill().expect("kill -9");
     let _ = driver.wait();
     let s = mesh.state().unwrap();
@@ -313,26 +236,26 @@ fn kill_9_then_rollback_restores_v1(b: Backend) {
         "the recorded weights are the applied ones"
     );
     // Status works from the recorded state.
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh
+        .meshctl(&words("rollout status discounts -o json"))
+        .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["phase"], "Progressing");
     // A new rollout is refused while the lease of the dead driver is live, or the state is active.
-    let (code, _, err) = run(mesh.rollout(&["--steps", "50"]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--steps", "50"]).run_code(1);
     assert!(err.contains("already"), "{err}");
-    let (code, out, err) = run(mesh.meshctl(&["rollback"]));
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
-    let (code, out, _) = run(mesh.meshctl(&["rollout", "status"]));
+    mesh.meshctl(&["rollback"]).run_code(0);
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
+    let (code, out, _) = mesh.meshctl(&["rollout", "status"]).run();
     assert_eq!(code, 3, "status of a rolled-back rollout exits 3");
     assert!(out.contains("RolledBack"), "{out}");
 }
 
 fn json_events_are_one_valid_object_per_line(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
-    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100", "-o", "json"]));
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh
+        .rollout(&["--steps", "50,100", "-o", "json"])
+        .run_code(0);
     let events: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -357,53 +280,45 @@ fn json_events_are_one_valid_object_per_line(b: Backend) {
 #[test]
 fn bad_flags_name_the_flag_and_the_fix() {
     let mesh = Mesh::start(Behaviour::healthy());
-    let (code, _, err) = run(mesh.rollout(&["--steps", "50,20"]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--steps", "50,20"]).run_code(1);
     assert!(
         err.contains("--steps \"50,20\": steps must increase: 20 comes after 50"),
         "{err}"
     );
-    let (code, _, err) = run(mesh.rollout(&["--interval", "soon"]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--interval", "soon"]).run_code(1);
     assert!(
         err.contains("--interval \"soon\": \"soon\" is not a duration"),
         "{err}"
     );
-    let (code, _, err) = run(mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v9",
-        "--metrics",
-        &mesh.metrics_url,
-    ]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh
+        .meshctl(&[
+            "rollout",
+            "start",
+            "discounts",
+            "--to",
+            "v9",
+            "--metrics",
+            &mesh.metrics_url,
+        ])
+        .run_code(1);
     assert!(
         err.contains("DestinationRule \"discounts\" has no subset \"v9\""),
         "{err}"
     );
-    let (code, _, err) = run(mesh.meshctl(&["promote", "nope"]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh.meshctl(&["promote", "nope"]).run_code(1);
     assert!(err.contains("VirtualService \"nope\" not found"), "{err}");
-    let (code, _, err) = run(mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--metrics",
-        "localhost:15000",
-    ]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh
+        .meshctl(&words(
+            "rollout start discounts --to v2 --metrics localhost:15000",
+        ))
+        .run_code(1);
     assert!(
         err.contains("--metrics \"localhost:15000\": \"localhost:15000\" is not an http(s) URL"),
         "{err}"
     );
     let mut cmd = crate::util::meshctl();
     cmd.args(["--target", "local:", "rollback"]);
-    let (code, _, err) = run(cmd);
-    assert_eq!(code, 1);
+    let (_, err) = cmd.run_code(1);
     assert!(err.contains("--target \"local:\" is not valid"), "{err}");
     let _ = mesh.path();
 }
@@ -421,10 +336,9 @@ fn defaults_come_from_the_spec_file() {
         ),
     )
     .unwrap();
-    let mut cmd = mesh.meshctl(&["rollout", "start", "--to", "v2", "-o", "json"]);
+    let mut cmd = mesh.meshctl(&words("rollout start --to v2 -o json"));
     cmd.current_dir(spec.parent().unwrap());
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 3, "{out}{err}");
+    let (out, _) = cmd.run_code(3);
     let started: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(started["steps"], serde_json::json!([40, 100]));
     assert_eq!(started["interval_ms"], 200);
@@ -436,10 +350,11 @@ fn defaults_come_from_the_spec_file() {
 #[test]
 fn status_explains_the_decision() {
     let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
-    let (code, out, err) = run(mesh.rollout(&["--steps", "50,100", "--threshold", "1"]));
-    assert_eq!(code, 3, "{out}{err}");
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts"]));
-    assert_eq!(code, 3, "{err}");
+    mesh.rollout(&["--steps", "50,100", "--threshold", "1"])
+        .run_code(3);
+    let (out, _) = mesh
+        .meshctl(&["rollout", "status", "discounts"])
+        .run_code(3);
     for needle in [
         "RolledBack",
         "reason: analysis failed 1 time(s)",
@@ -463,32 +378,29 @@ fn status_explains_the_decision() {
 
 /// Routes 50/50 by hand (no rollout), so both versions get traffic.
 fn at_half(mesh: &Mesh) {
-    let half = crate::rollout_harness::RESOURCES.replace(
-        "      weight: 100\n",
-        "      weight: 50\n    - destination: {host: discounts, subset: v2}\n      weight: 50\n",
-    );
-    std::fs::write(mesh.path().join("discounts.yaml"), half).unwrap();
-    assert_eq!(mesh.weights(), v(&[("v1", 50), ("v2", 50)]));
+    std::fs::write(
+        mesh.path().join("discounts.yaml"),
+        mesh_test_support::discounts_at(50, 50),
+    )
+    .unwrap();
+    assert_eq!(mesh.weights(), weights(&[("v1", 50), ("v2", 50)]));
+}
+
+/// `meshctl analyze discounts --compare v1 v2` on the mesh's metrics with
+/// `flags`; it must exit `code`. Stdout.
+fn analyze(mesh: &Mesh, flags: &str, code: i32) -> String {
+    mesh.meshctl(&words("analyze discounts --compare v1 v2"))
+        .args(["--metrics", &mesh.metrics_url])
+        .args(words(flags))
+        .run_code(code)
+        .0
 }
 
 #[test]
 fn analyze_judges_live_traffic_without_moving_weights() {
     let healthy = Mesh::start(Behaviour::healthy());
     at_half(&healthy);
-    let (code, out, err) = run(healthy.meshctl(&[
-        "analyze",
-        "discounts",
-        "--compare",
-        "v1",
-        "v2",
-        "--for",
-        "500ms",
-        "--metrics",
-        &healthy.metrics_url,
-        "--min-requests",
-        "10",
-    ]));
-    assert_eq!(code, 0, "{out}{err}");
+    let out = analyze(&healthy, "--for 500ms --min-requests 10", 0);
     assert!(
         out.starts_with("discounts: pass: all checks passed"),
         "{out}"
@@ -496,71 +408,31 @@ fn analyze_judges_live_traffic_without_moving_weights() {
     assert!(out.contains("vs-baseline"), "{out}");
     assert_eq!(
         healthy.weights(),
-        v(&[("v1", 50), ("v2", 50)]),
+        weights(&[("v1", 50), ("v2", 50)]),
         "analyze never moves weights"
     );
 
     let broken = Mesh::start(Behaviour::healthy().failing("v2", 0.2));
     at_half(&broken);
-    let (code, out, err) = run(broken.meshctl(&[
-        "analyze",
-        "discounts",
-        "--compare",
-        "v1",
-        "v2",
-        "--for",
-        "500ms",
-        "--metrics",
-        &broken.metrics_url,
-        "--min-requests",
-        "10",
-        "-o",
-        "json",
-    ]));
-    assert_eq!(code, 3, "{out}{err}");
+    let out = analyze(&broken, "--for 500ms --min-requests 10 -o json", 3);
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(json["record"]["verdict"], "fail");
 
     // v2 gets no traffic at v1=100: inconclusive, never a pass.
     let idle = Mesh::start(Behaviour::healthy());
-    let (code, out, err) = run(idle.meshctl(&[
-        "analyze",
-        "discounts",
-        "--compare",
-        "v1",
-        "v2",
-        "--for",
-        "300ms",
-        "--metrics",
-        &idle.metrics_url,
-    ]));
-    assert_eq!(code, 4, "{out}{err}");
+    let out = analyze(&idle, "--for 300ms", 4);
     assert!(out.contains("inconclusive: 0 canary requests"), "{out}");
 
-    let (code, _, err) = run(idle.meshctl(&[
-        "analyze",
-        "discounts",
-        "--compare",
-        "v1",
-        "V2",
-        "--for",
-        "1s",
-    ]));
-    assert_eq!(code, 1);
+    let (_, err) = idle
+        .meshctl(&words("analyze discounts --compare v1 V2 --for 1s"))
+        .run_code(1);
     assert!(
         err.contains("--compare: \"V2\" is not a valid version name"),
         "{err}"
     );
-    let (code, _, err) = run(idle.meshctl(&[
-        "analyze",
-        "discounts",
-        "--compare",
-        "v1",
-        "v2",
-        "--for",
-        "later",
-    ]));
-    assert_eq!(code, 1);
+    let (_, err) = idle
+        .meshctl(&words("analyze discounts --compare v1 v2 --for later"))
+        .run_code(1);
     assert!(err.contains("--for \"later\" is not a duration"), "{err}");
 }
 
@@ -573,8 +445,7 @@ fn summary_and_junit_reports_hold_the_numbers() {
     );
     let mut cmd = mesh.rollout(&["--steps", "20,100", "--threshold", "2"]);
     cmd.arg("--summary").arg(&md).arg("--junit").arg(&xml);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 3, "{out}{err}");
+    cmd.run_code(3);
     let s = mesh.state().unwrap();
     let record = s.history[0].records.last().unwrap();
     let md = std::fs::read_to_string(md).unwrap();
@@ -625,15 +496,7 @@ fn summary_and_junit_reports_hold_the_numbers() {
 fn auto_interval_ms(behaviour: Behaviour) -> u64 {
     use std::io::{BufRead, BufReader};
     let mesh = Mesh::start(behaviour);
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--interval",
-        "auto",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --interval auto"));
     cmd.args([
         "--metrics",
         &mesh.metrics_url,
@@ -667,24 +530,15 @@ fn interval_auto_bakes_longer_at_lower_traffic() {
 #[test]
 fn interval_auto_without_traffic_asks_for_an_interval() {
     let mesh = Mesh::start(Behaviour::healthy().rate(0.0));
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--interval",
-        "auto",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --interval auto"));
     cmd.args(["--metrics", &mesh.metrics_url]);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 1, "{out}{err}");
+    let (_, err) = cmd.run_code(1);
     assert!(
         err.contains("--interval auto: discounts got no requests in a 3s probe"),
         "{err}"
     );
     assert!(err.contains("give --interval (e.g. 30s)"), "{err}");
-    assert_eq!(mesh.weights(), v(&[("v1", 100)]), "nothing moved");
+    assert_eq!(mesh.weights(), weights(&[("v1", 100)]), "nothing moved");
 }
 
 /// The `meshctl-ab` route while an `ab` rollout runs: first, matching only
@@ -708,14 +562,9 @@ fn ab_route(mesh: &Mesh) -> Option<meshproxy::istio::HttpRoute> {
 fn ab_healthy_promotes_and_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy());
     let mut child = mesh
-        .rollout(&[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:X-Canary=true",
-            "--iterations",
-            "3",
-        ])
+        .rollout(&words(
+            "--strategy ab --match header:X-Canary=true --iterations 3",
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -723,7 +572,7 @@ fn ab_healthy_promotes_and_removes_the_match_route() {
     let s = mesh.wait_for("the ab rollout to progress", |s| {
         s.phase == Phase::Progressing
     });
-    assert_eq!(s.weights, v(&[("v1", 100), ("v2", 0)]));
+    assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
     let route = ab_route(&mesh).expect("the match route comes first while progressing");
     let m = &route.matches[0].headers["x-canary"];
     assert_eq!(
@@ -738,7 +587,7 @@ fn ab_healthy_promotes_and_removes_the_match_route() {
     assert_eq!(s.phase, Phase::Promoted);
     assert_eq!(s.history.len(), 3, "one analysis per iteration");
     assert!(s.history.iter().all(|h| h.weight == 0), "{:?}", s.history);
-    assert_eq!(mesh.weights(), v(&[("v1", 0), ("v2", 100)]));
+    assert_eq!(mesh.weights(), weights(&[("v1", 0), ("v2", 100)]));
     assert!(
         ab_route(&mesh).is_none(),
         "promotion removes the match route"
@@ -748,17 +597,10 @@ fn ab_healthy_promotes_and_removes_the_match_route() {
 #[test]
 fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.30));
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "ab",
-        "--match",
-        "cookie:group=beta",
-        "--iterations",
-        "3",
-        "--threshold",
-        "2",
-    ]));
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    mesh.rollout(&words(
+        "--strategy ab --match cookie:group=beta --iterations 3 --threshold 2",
+    ))
+    .run_code(3);
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 2));
     assert!(
@@ -766,7 +608,7 @@ fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
         "{:?}",
         s.strategy
     );
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     assert!(
         ab_route(&mesh).is_none(),
         "rollback removes the match route"
@@ -777,14 +619,9 @@ fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
 fn ab_rollback_from_another_process_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy());
     let mut child = mesh
-        .rollout(&[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:x-canary=true",
-            "--iterations",
-            "50",
-        ])
+        .rollout(&words(
+            "--strategy ab --match header:x-canary=true --iterations 50",
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -793,11 +630,9 @@ fn ab_rollback_from_another_process_removes_the_match_route() {
         s.phase == Phase::Progressing
     });
     assert!(ab_route(&mesh).is_some());
-    let (code, out, err) = run(mesh.meshctl(&["rollback", "discounts"]));
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    let status = wait_exit(&mut child, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(3));
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    mesh.meshctl(&["rollback", "discounts"]).run_code(0);
+    assert_eq!(exit_code(&mut child), Some(3));
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
     assert!(
         ab_route(&mesh).is_none(),
         "rollback removes the match route"
@@ -807,14 +642,14 @@ fn ab_rollback_from_another_process_removes_the_match_route() {
 #[test]
 fn ab_bad_match_names_the_flag_and_the_fix() {
     let mesh = Mesh::start(Behaviour::healthy());
-    let (code, _, err) = run(mesh.rollout(&["--strategy", "ab", "--match", "x-canary=true"]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh
+        .rollout(&["--strategy", "ab", "--match", "x-canary=true"])
+        .run_code(1);
     assert!(
         err.contains("--match \"x-canary=true\": missing the `header:` or `cookie:` prefix; use `header:NAME=VALUE`"),
         "{err}"
     );
-    let (code, _, err) = run(mesh.rollout(&["--strategy", "ab"]));
-    assert_eq!(code, 1);
+    let (_, err) = mesh.rollout(&["--strategy", "ab"]).run_code(1);
     assert!(err.contains("--strategy ab needs --match"), "{err}");
     assert!(ab_route(&mesh).is_none());
 }
@@ -830,9 +665,10 @@ fn mirror_rollback_from_another_process_removes_the_mirror() {
         .spawn()
         .expect("meshctl");
     let s = mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
-    assert_eq!(s.weights, v(&[("v1", 100), ("v2", 0)]));
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
-    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
+    let (out, _) = mesh
+        .meshctl(&words("rollout status discounts -o json"))
+        .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["stage"], "mirror");
     let text = std::fs::read_to_string(mesh.path().join("discounts.yaml")).unwrap();
@@ -840,10 +676,8 @@ fn mirror_rollback_from_another_process_removes_the_mirror() {
         text.contains("mirror:") && text.contains("mirrorPercentage:"),
         "{text}"
     );
-    let (code, out, err) = run(mesh.meshctl(&["rollback", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
-    let status = wait_exit(&mut child, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(3));
+    mesh.meshctl(&["rollback", "discounts"]).run_code(0);
+    assert_eq!(exit_code(&mut child), Some(3));
     let text = std::fs::read_to_string(mesh.path().join("discounts.yaml")).unwrap();
     assert!(
         !text.contains("mirror:") && !text.contains("mirrorPercentage"),
@@ -851,5 +685,5 @@ fn mirror_rollback_from_another_process_removes_the_mirror() {
     );
     let s = mesh.state().expect("state");
     assert_eq!((s.phase, s.stage), (Phase::RolledBack, Stage::Weighted));
-    assert_eq!(mesh.weights(), v(&[("v1", 100), ("v2", 0)]));
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use mesh_test_support::meshctl::words;
+
 use crate::rollout_harness::{Behaviour, Mesh, wait_exit};
 
 /// A running `rollout start -o json`, its events read line by line.
@@ -24,12 +26,12 @@ struct Events {
 
 impl Events {
     fn spawn(mesh: &Mesh, extra: &[&str]) -> Self {
-        let mut cmd = mesh.rollout(&["--interval", "auto", "--success-rate", "90", "-o", "json"]);
+        let mut cmd = mesh.rollout(&words("--interval auto --success-rate 90 -o json"));
         cmd.args(extra);
         Self::command(cmd)
     }
 
-    fn command(mut cmd: std::process::Command) -> Self {
+    fn command(mut cmd: crate::util::Meshctl) -> Self {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -164,14 +166,7 @@ fn interval_auto_sizes_ab_windows_from_the_measured_match_share() {
     let mesh = Mesh::start(Behaviour::healthy().rate(1.0));
     let run = Events::spawn(
         &mesh,
-        &[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:x-canary=true",
-            "--iterations",
-            "2",
-        ],
+        &words("--strategy ab --match header:x-canary=true --iterations 2"),
     );
     let probe = run.until("bake", |v| is_bake(v, 0));
     assert_eq!(probe["stage"], "match", "{probe}");
@@ -201,16 +196,7 @@ fn interval_auto_holds_when_nothing_matches_and_ends_inconclusive() {
     let mesh = Mesh::start(Behaviour::healthy().rate(1.0).matching(0));
     let run = Events::spawn(
         &mesh,
-        &[
-            "--strategy",
-            "ab",
-            "--match",
-            "header:x-canary=true",
-            "--iterations",
-            "1",
-            "--timeout",
-            "8s",
-        ],
+        &words("--strategy ab --match header:x-canary=true --iterations 1 --timeout 8s"),
     );
     let (code, rest, err) = run.finish();
     assert_eq!(code, 4, "timed out, inconclusive: {rest:?}\n{err}");
@@ -332,7 +318,7 @@ fn interval_auto_from_the_spec_file_and_a_flag_overrides_it() {
     )
     .unwrap();
     let start = |mesh: &Mesh, extra: &[&str]| {
-        let mut cmd = mesh.meshctl(&["rollout", "start", "discounts", "--to", "v2"]);
+        let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2"));
         cmd.arg("-f").arg(spec.path());
         cmd.args(["--metrics", &mesh.metrics_url, "--min-requests", "10"]);
         cmd.args(["--success-rate", "90", "--timeout", "20s", "-o", "json"]);

@@ -13,16 +13,21 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use fake_apiserver::FakeApiServer;
+use mesh_test_support::cluster::{Cluster, NS, blocking_cluster};
 use meshctl::rollout::state::{Phase, RolloutState};
 use meshctl::target::{ApplyOptions, Target};
 use meshproxy::istio::VirtualService;
+
+pub use mesh_test_support::meshctl::wait_exit;
+
+use crate::kube_support::ClusterTarget;
+use crate::util::Meshctl;
 
 /// Istio's default duration buckets (ms).
 const BUCKETS: [f64; 19] = [
@@ -30,31 +35,8 @@ const BUCKETS: [f64; 19] = [
     60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
-/// A service with v1 routed 100% and subsets v1, v2.
-pub const RESOURCES: &str = "\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: discounts
-spec:
-  hosts: [discounts]
-  http:
-  - route:
-    - destination: {host: discounts, subset: v1}
-      weight: 100
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: discounts
-spec:
-  host: discounts
-  subsets:
-  - name: v1
-    labels: {version: v1}
-  - name: v2
-    labels: {version: v2}
-";
+/// The `discounts` service with v1 routed 100% and subsets v1, v2.
+pub use mesh_test_support::fixture::DISCOUNTS as RESOURCES;
 
 /// How each version behaves.
 #[derive(Clone, Debug)]
@@ -134,13 +116,10 @@ pub enum Backend {
     Kube,
 }
 
-/// The namespace of the fake cluster.
-const NS: &str = "shop";
-
 /// A fake cluster kept alive with the mesh.
 struct Kube {
-    server: Arc<FakeApiServer>,
-    kubeconfig: PathBuf,
+    cluster: Cluster,
+    // Dropped last: the fake API server runs on it.
     runtime: tokio::runtime::Runtime,
 }
 
@@ -182,26 +161,9 @@ impl Mesh {
                 (Arc::new(move || read_local(&path)), None)
             }
             Backend::Kube => {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the fake API server");
-                let server = Arc::new(
-                    runtime
-                        .block_on(FakeApiServer::start())
-                        .expect("fake API server"),
-                );
-                let kubeconfig = server.write_kubeconfig(dir.path(), NS).expect("kubeconfig");
-                let args = meshctl::cli::KubeArgs {
-                    context: None,
-                    namespace: None,
-                    kubeconfig: Some(kubeconfig.clone()),
-                };
+                let (runtime, cluster) = blocking_cluster();
                 runtime.block_on(async {
-                    let target = meshctl::target::kube::KubeTarget::connect(&args, None)
-                        .await
-                        .expect("connecting to the fake API server");
+                    let target = cluster.target().await;
                     let resources =
                         meshproxy::istio::yaml::parse_resources(RESOURCES).expect("resources");
                     target
@@ -209,20 +171,13 @@ impl Mesh {
                         .await
                         .expect("applying");
                 });
-                let reader = server.clone();
+                let reader = cluster.server.clone();
                 let read: ReadVs = Arc::new(move || {
                     let v =
                         reader.object("networking.istio.io", "virtualservices", NS, "discounts")?;
                     serde_json::from_value(v).ok()
                 });
-                (
-                    read,
-                    Some(Kube {
-                        server,
-                        kubeconfig,
-                        runtime,
-                    }),
-                )
+                (read, Some(Kube { cluster, runtime }))
             }
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -253,9 +208,23 @@ impl Mesh {
                 "--target".into(),
                 "kube".into(),
                 "--kubeconfig".into(),
-                k.kubeconfig.display().to_string(),
+                k.cluster.kubeconfig.display().to_string(),
             ],
         }
+    }
+
+    /// The fake cluster of the [`Backend::Kube`] mesh.
+    pub fn cluster(&self) -> &Cluster {
+        &self
+            .kube
+            .as_ref()
+            .expect("a mesh started on Backend::Kube")
+            .cluster
+    }
+
+    /// The VirtualService as the target stores it.
+    pub fn virtual_service(&self) -> VirtualService {
+        (self.read_vs)().expect("a VirtualService")
     }
 
     /// The recorded rollout state.
@@ -265,8 +234,7 @@ impl Mesh {
 
     /// The weights applied on the route now.
     pub fn weights(&self) -> BTreeMap<String, u8> {
-        let vs = (self.read_vs)().expect("a VirtualService");
-        meshctl::rollout::routes::current_weights(&vs)
+        meshctl::rollout::routes::current_weights(&self.virtual_service())
     }
 
     /// Waits (bounded) until the state satisfies `pred`.
@@ -286,7 +254,7 @@ impl Mesh {
     }
 
     /// The `meshctl rollout start` command with fast settings.
-    pub fn rollout(&self, extra: &[&str]) -> Command {
+    pub fn rollout(&self, extra: &[&str]) -> Meshctl {
         let mut cmd = self.meshctl(&["rollout", "start", "discounts", "--to", "v2"]);
         cmd.args(["--metrics", &self.metrics_url]).args(extra);
         for (flag, default) in [("--interval", "300ms"), ("--min-requests", "10")] {
@@ -297,8 +265,29 @@ impl Mesh {
         cmd
     }
 
+    /// `rollout start` in the background with its output discarded: a driver
+    /// for another process to promote, roll back or signal.
+    pub fn drive(&self, extra: &[&str]) -> Child {
+        self.rollout(extra).spawn_quiet()
+    }
+
+    /// A ten-step driver at 1 s a step (slow enough to interrupt), returned
+    /// once it has passed the first step.
+    pub fn drive_slowly(&self, extra: &[&str]) -> Child {
+        let mut args = vec![
+            "--steps",
+            "10,20,30,40,50,60,70,80,90,100",
+            "--interval",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        let driver = self.drive(&args);
+        self.wait_for("step 2", |s| s.step >= 1);
+        driver
+    }
+
     /// Another meshctl command against the same target.
-    pub fn meshctl(&self, args: &[&str]) -> Command {
+    pub fn meshctl(&self, args: &[&str]) -> Meshctl {
         let mut cmd = crate::util::meshctl();
         cmd.args(self.target_args()).args(args);
         cmd
@@ -317,52 +306,25 @@ impl Drop for Mesh {
             let _ = t.join();
         }
         if let Some(k) = self.kube.take() {
-            drop(k.server);
+            drop(k.cluster);
             k.runtime.shutdown_timeout(Duration::from_secs(5));
         }
     }
 }
 
+/// A weight per version, as [`Mesh::weights`] returns them.
+pub fn weights(pairs: &[(&str, u8)]) -> BTreeMap<String, u8> {
+    pairs.iter().map(|(v, w)| ((*v).to_owned(), *w)).collect()
+}
+
+/// Waits (bounded, 60 s) for a background driver; its exit code.
+pub fn exit_code(driver: &mut Child) -> Option<i32> {
+    wait_exit(driver, Duration::from_secs(60)).code()
+}
+
 /// Is the phase one a driver is still working on?
 pub fn active(s: &RolloutState) -> bool {
     matches!(s.phase, Phase::Progressing | Phase::Paused)
-}
-
-/// Waits (bounded) for a child to exit.
-pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
-    let steps = limit.as_millis() / 50;
-    for _ in 0..steps {
-        if let Some(status) = child.try_wait().expect("waiting for meshctl") {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("meshctl did not exit within {limit:?}");
-}
-
-/// Runs a command to completion (bounded), returning status and output.
-pub fn run(mut cmd: Command) -> (i32, String, String) {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawning meshctl");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t1 = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t2 = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = wait_exit(&mut child, Duration::from_secs(120));
-    let (o, e) = (t1.join().unwrap_or_default(), t2.join().unwrap_or_default());
-    (status.code().unwrap_or(-1), o, e)
 }
 
 /// Share of traffic per subset: the weighted route, except that under an
@@ -392,15 +354,20 @@ fn traffic_shares(vs: &VirtualService, matched: u8) -> BTreeMap<String, u8> {
     shares
 }
 
+/// Does the VirtualService carry the `meshctl-ab` match route?
+pub fn has_ab_route(vs: &VirtualService) -> bool {
+    use meshctl::rollout::strategy::AB_ROUTE;
+    vs.spec
+        .http
+        .iter()
+        .any(|r| r.name.as_deref() == Some(AB_ROUTE))
+}
+
 /// The subset the weighted route mirrors to and the mirrored share of all
 /// requests, percent (a mirror on the weighted route copies its requests).
 fn mirror_share(vs: &VirtualService, matched: u8) -> Option<(String, f64)> {
     use meshctl::rollout::strategy::AB_ROUTE;
-    let ab = vs
-        .spec
-        .http
-        .iter()
-        .any(|r| r.name.as_deref() == Some(AB_ROUTE));
+    let ab = has_ab_route(vs);
     let route = vs.spec.http.iter().find(|r| {
         r.name.as_deref() != Some(AB_ROUTE)
             && r.route.iter().any(|d| d.destination.subset.is_some())

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use meshctl::rollout::state::Phase;
 
-use crate::rollout_harness::{Behaviour, Mesh, run};
+use mesh_test_support::meshctl::words;
+
+use crate::rollout_harness::{Behaviour, Mesh};
 
 /// A Prometheus server; killed on drop.
 pub(crate) struct PromServer {
@@ -129,15 +131,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         .trim_end_matches("/metrics")
         .to_owned();
     let prom = start_prometheus(bin, &target);
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--steps",
-        "50,100",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --steps 50,100"));
     cmd.args([
         "--interval",
         "1500ms",
@@ -146,8 +140,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         "--prometheus",
         &prom.url,
     ]);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "{out}{err}");
+    cmd.run_code(0);
     assert_eq!(mesh.state().unwrap().phase, Phase::Promoted);
     drop(prom);
 
@@ -159,15 +152,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         .trim_end_matches("/metrics")
         .to_owned();
     let prom = start_prometheus(bin, &target);
-    let mut cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--steps",
-        "50,100",
-    ]);
+    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --steps 50,100"));
     cmd.args([
         "--interval",
         "1500ms",
@@ -178,8 +163,7 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
         "--prometheus",
         &prom.url,
     ]);
-    let (code, out, err) = run(cmd);
-    assert_eq!(code, 3, "{out}{err}");
+    cmd.run_code(3);
     let reason = mesh.state().unwrap().reason.unwrap();
     assert!(reason.contains("v2: success rate"), "{reason}");
     drop(prom);
@@ -187,18 +171,13 @@ fn rollout_with_prometheus_source_promotes_and_rolls_back() {
 
 #[test]
 fn prometheus_source_reads_a_real_meshproxy() {
-    use std::io::{BufRead, BufReader};
     let Some(bin) = prometheus_binary() else {
         return;
     };
     // The demo runs meshproxy with real traffic; its first step (v2 at 10%) lasts 20 s.
-    let mut demo = crate::util::meshctl()
+    let (mut demo, mut lines) = crate::util::meshctl()
         .args(["demo", "--interval", "20s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the demo");
-    let mut lines = BufReader::new(demo.stdout.take().expect("stdout")).lines();
+        .spawn_lines();
     let mut admin = None;
     for _ in 0..20 {
         let Some(Ok(line)) = lines.next() else { break };
@@ -224,7 +203,7 @@ fn prometheus_source_reads_a_real_meshproxy() {
         "5",
     ]);
     cmd.args(["--prometheus", &prom.url, "-o", "json"]);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     let _ = demo.kill();
     let _ = demo.wait();
     assert_eq!(code, 0, "{out}{err}");
@@ -253,25 +232,27 @@ fn mirror_rollout_through_prometheus_counts_like_a_direct_scrape() {
         .trim_end_matches("/metrics")
         .to_owned();
     let prom = start_prometheus(bin, &target);
-    let (code, out, err) = run(mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "2",
-        "--steps",
-        "50,100",
-        "--interval",
-        "1500ms",
-        "--min-requests",
-        "10",
-        "--prometheus",
-        &prom.url,
-    ]));
+    let (code, out, err) = mesh
+        .meshctl(&[
+            "rollout",
+            "start",
+            "discounts",
+            "--to",
+            "v2",
+            "--strategy",
+            "mirror",
+            "--iterations",
+            "2",
+            "--steps",
+            "50,100",
+            "--interval",
+            "1500ms",
+            "--min-requests",
+            "10",
+            "--prometheus",
+            &prom.url,
+        ])
+        .run();
     load.stop();
     assert_eq!(code, 0, "{out}{err}");
     let s = mesh.state();

@@ -24,7 +24,9 @@ use meshctl::rollout::strategy::{AB_ROUTE, Stage};
 use meshproxy::istio::VirtualService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::rollout_harness::{RESOURCES, run, wait_exit};
+use mesh_test_support::meshctl::words;
+
+use crate::rollout_harness::{RESOURCES, has_ab_route, wait_exit};
 
 /// How an upstream answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,16 +229,14 @@ impl ProxyMesh {
         self.dir.path()
     }
 
-    pub(crate) fn meshctl(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn meshctl(&self, args: &[&str]) -> crate::util::Meshctl {
         let mut cmd = crate::util::meshctl();
-        cmd.arg("--target")
-            .arg(format!("local:{}", self.path().display()))
-            .args(args);
+        cmd.local(self.path()).args(args);
         cmd
     }
 
     /// `meshctl rollout start discounts --to v2` on meshproxy's metrics, 1 s windows.
-    fn rollout(&self, extra: &[&str]) -> std::process::Command {
+    fn rollout(&self, extra: &[&str]) -> crate::util::Meshctl {
         let mut cmd = self.meshctl(&[
             "rollout",
             "start",
@@ -311,11 +311,7 @@ impl Watch {
                 }
                 if let Some(mut vs) = read_vs(&path) {
                     let mirror = vs.spec.http.iter().any(|r| r.mirror.is_some());
-                    let ab = vs
-                        .spec
-                        .http
-                        .iter()
-                        .any(|r| r.name.as_deref() == Some(AB_ROUTE));
+                    let ab = has_ab_route(&vs);
                     // The weights of the weighted route, behind a match route.
                     vs.spec.http.retain(|r| r.name.as_deref() != Some(AB_ROUTE));
                     let weights = meshctl::rollout::routes::current_weights(&vs);
@@ -362,16 +358,9 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
     let md = mesh.path().join(".summary.md");
-    let mut cmd = mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "2",
-        "--steps",
-        "50,100",
-    ]);
+    let mut cmd = mesh.rollout(&words("--strategy mirror --iterations 2 --steps 50,100"));
     cmd.arg("--summary").arg(&md);
-    let (code, out, err) = run(cmd);
+    let (code, out, err) = cmd.run();
     let got = load.stop();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     let md = std::fs::read_to_string(md).expect("summary");
@@ -434,9 +423,9 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     );
 
     // The promoted state to commit carries no mirror either.
-    let (code, rendered, err) =
-        run(mesh.meshctl(&["render", "discounts", "--versions", "v1,v2", "--promoted"]));
-    assert_eq!(code, 0, "{err}");
+    let (rendered, _) = mesh
+        .meshctl(&words("render discounts --versions v1,v2 --promoted"))
+        .run_code(0);
     assert!(!rendered.contains("mirror"), "{rendered}");
 }
 
@@ -445,16 +434,11 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
     let mesh = ProxyMesh::start(Answer::Fail);
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--mirror-percent",
-        "100",
-        "--iterations",
-        "3",
-        "--threshold",
-        "2",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&words(
+            "--strategy mirror --mirror-percent 100 --iterations 3 --threshold 2",
+        ))
+        .run();
     let seen = watch.stop();
     let got = load.stop();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
@@ -515,16 +499,11 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
 fn slow_mirror_fails_the_p99_check_without_slowing_clients() {
     let mesh = ProxyMesh::start(Answer::SlowShadow);
     let load = Load::start(mesh.proxy, None);
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "mirror",
-        "--iterations",
-        "5",
-        "--threshold",
-        "1",
-        "--max-p99",
-        "500ms",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&words(
+            "--strategy mirror --iterations 5 --threshold 1 --max-p99 500ms",
+        ))
+        .run();
     let got = load.stop();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     let s = mesh.state();
@@ -549,7 +528,9 @@ fn bluegreen_healthy_switches_in_one_write() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&["--strategy", "bluegreen", "--iterations", "2"]));
+    let (code, out, err) = mesh
+        .rollout(&["--strategy", "bluegreen", "--iterations", "2"])
+        .run();
     let seen = watch.stop();
     let got = load.stop();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
@@ -577,14 +558,11 @@ fn bluegreen_with_match_previews_on_matched_requests_then_switches() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, Some(3));
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "bluegreen",
-        "--match",
-        "header:x-canary=true",
-        "--iterations",
-        "2",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&words(
+            "--strategy bluegreen --match header:x-canary=true --iterations 2",
+        ))
+        .run();
     let seen = watch.stop();
     load.stop();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
@@ -616,14 +594,9 @@ fn bluegreen_failure_after_the_switch_rolls_back_in_one_verified_write() {
     let mesh = ProxyMesh::start(Answer::FailReal);
     let load = Load::start(mesh.proxy, None);
     let watch = Watch::start(mesh.path());
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "bluegreen",
-        "--iterations",
-        "1",
-        "--threshold",
-        "3",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&words("--strategy bluegreen --iterations 1 --threshold 3"))
+        .run();
     let seen = watch.stop();
     load.stop();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
@@ -657,16 +630,9 @@ fn bluegreen_failure_after_the_switch_rolls_back_in_one_verified_write() {
 fn ab_only_matching_requests_reach_v2() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, Some(4));
-    let (code, out, err) = run(mesh.rollout(&[
-        "--strategy",
-        "ab",
-        "--match",
-        "header:x-canary=true",
-        "--iterations",
-        "2",
-        "--manual-promotion",
-        "--no-wait-on-pause",
-    ]));
+    let (code, out, err) = mesh
+        .rollout(&words("--strategy ab --match header:x-canary=true --iterations 2 --manual-promotion --no-wait-on-pause"))
+        .run();
     let got = load.stop();
     assert_eq!(
         code, 5,
@@ -691,15 +657,9 @@ fn ab_only_matching_requests_reach_v2() {
             .all(|g| g.served_by == "v1")
     );
 
-    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
     let vs = mesh.virtual_service();
-    assert!(
-        vs.spec
-            .http
-            .iter()
-            .all(|r| r.name.as_deref() != Some(AB_ROUTE))
-    );
+    assert!(!has_ab_route(&vs), "{vs:?}");
     assert_eq!(
         meshctl::rollout::routes::current_weights(&vs),
         w(&[("v1", 0), ("v2", 100)])
@@ -711,14 +671,9 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
     let mut driver = mesh
-        .rollout(&[
-            "--strategy",
-            "mirror",
-            "--iterations",
-            "50",
-            "--mirror-percent",
-            "50",
-        ])
+        .rollout(&words(
+            "--strategy mirror --iterations 50 --mirror-percent 50",
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -737,16 +692,16 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         Some(50.0),
         "{vs:?}"
     );
-    let (code, out, err) = run(mesh.meshctl(&["rollout", "status", "discounts", "-o", "json"]));
-    assert_eq!(code, 0, "{out}{err}");
+    let (out, _) = mesh
+        .meshctl(&words("rollout status discounts -o json"))
+        .run_code(0);
     let json: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
     assert_eq!(json["state"]["stage"], "mirror", "{json}");
     assert_eq!(
         json["state"]["strategy"],
         serde_json::json!({"kind": "mirror", "mirrorPercent": 50, "iterations": 50})
     );
-    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
     let status = wait_exit(&mut driver, Duration::from_secs(60));
     load.stop();
     assert_eq!(status.code(), Some(0));
@@ -803,7 +758,7 @@ fn strategy_flags_name_the_flag_and_the_fix() {
             "--iterations must be at least 1 for --strategy mirror",
         ),
     ] {
-        let (code, _, err) = run(mesh.rollout(args));
+        let (code, _, err) = mesh.rollout(args).run();
         assert_eq!(code, 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
@@ -814,8 +769,7 @@ fn strategy_flags_name_the_flag_and_the_fix() {
         "      weight: 100\n    mirror: {host: audit}\n",
     );
     std::fs::write(mesh.path().join("discounts.yaml"), with_mirror).unwrap();
-    let (code, _, err) = run(mesh.rollout(&["--strategy", "mirror"]));
-    assert_eq!(code, 1, "{err}");
+    let (_, err) = mesh.rollout(&["--strategy", "mirror"]).run_code(1);
     assert!(err.contains("already mirrors to audit"), "{err}");
     assert!(
         RolloutState::read(&mesh.virtual_service()).is_err(),

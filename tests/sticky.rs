@@ -8,48 +8,23 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use mesh_test_support::upstream::{client, send};
+use mesh_test_support::{discounts_endpoints, upstream, wait_exit};
 use meshctl::rollout::state::{Phase, RolloutState};
 use meshproxy::istio::{Resource, VirtualService};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
+
+use mesh_test_support::meshctl::words;
 
 use crate::util::meshctl;
 
 /// Bound on every wait in this test.
 const WAIT: Duration = Duration::from_secs(60);
-
-/// An upstream answering every request with `body` (one request per connection).
-async fn upstream(body: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
 
 /// One response: the body (the version) and the `set-cookie` value, if any.
 #[derive(Debug)]
@@ -58,36 +33,21 @@ struct Reply {
     set_cookie: Option<String>,
 }
 
-/// `GET /` with `Host: discounts` and an optional `Cookie` header.
+/// `GET /` with `Host: discounts` and an optional `Cookie` header, on a
+/// new connection.
 async fn get(proxy: SocketAddr, cookie: Option<&str>) -> Reply {
-    let exchange = async {
-        let mut conn = tokio::net::TcpStream::connect(proxy)
-            .await
-            .expect("connect");
-        let cookie = cookie.map_or(String::new(), |c| format!("cookie: {c}\r\n"));
-        conn.write_all(
-            format!("GET / HTTP/1.1\r\nhost: discounts\r\n{cookie}connection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .expect("write");
-        let mut text = String::new();
-        conn.read_to_string(&mut text).await.expect("read");
-        text
-    };
-    let text = tokio::time::timeout(Duration::from_secs(20), exchange)
-        .await
-        .expect("response within 20s");
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let set_cookie = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("set-cookie")
-            .then(|| v.trim().to_owned())
-    });
+    let mut req = http::Request::get("/").header("host", "discounts");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let reply = send(&client(), proxy, req, "").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
     Reply {
-        body: body.to_owned(),
-        set_cookie,
+        body: reply.body,
+        set_cookie: reply
+            .headers
+            .get("set-cookie")
+            .map(|v| v.to_str().expect("an ASCII set-cookie").to_owned()),
     }
 }
 
@@ -145,49 +105,23 @@ async fn wait_for_state(dir: &Path, what: &str, pred: impl Fn(&RolloutState) -> 
     }
 }
 
-fn run_meshctl(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = meshctl()
-        .arg("--target")
-        .arg(format!("local:{}", dir.display()))
-        .args(args)
-        .output()
-        .expect("meshctl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
-async fn wait_exit(child: &mut Child) -> i32 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for meshctl") {
-            return status.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("meshctl rollout start did not exit within {WAIT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_cookie_keeps_each_client_on_one_version_across_weight_changes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_path: PathBuf = dir.path().to_owned();
-    let (v1, v2) = (upstream("v1").await, upstream("v2").await);
+    let (v1, v2) = (
+        upstream().body("v1").run().await.addr,
+        upstream().body("v2").run().await.addr,
+    );
     std::fs::write(
         dir.path().join("endpoints.yaml"),
-        format!(
-            "services:\n  discounts:\n    endpoints:\n    - {{address: \"{v1}\", labels: {{version: v1}}}}\n    - {{address: \"{v2}\", labels: {{version: v2}}}}\n"
-        ),
+        discounts_endpoints(&[("v1", v1), ("v2", v2)]),
     )
     .expect("endpoints");
-    let (code, out) = run_meshctl(&dir_path, &["apply", "discounts", "--versions", "v1,v2"]);
-    assert_eq!(code, 0, "{out}");
+    meshctl()
+        .local(&dir_path)
+        .args(["apply", "discounts", "--versions", "v1,v2"])
+        .run_ok();
 
     let mut settings = meshproxy::Settings::local(dir.path());
     settings.workers = Some(1);
@@ -212,8 +146,7 @@ async fn sticky_cookie_keeps_each_client_on_one_version_across_weight_changes() 
 
     let log = std::fs::File::create(dir.path().join(".driver.log")).expect("log");
     let mut driver = meshctl()
-        .arg("--target")
-        .arg(format!("local:{}", dir.path().display()))
+        .local(dir.path())
         .args(["rollout", "start", "discounts", "--to", "v2"])
         .args(["--steps", "10,50", "--interval", "1s", "--manual-promotion"])
         .args(["--min-requests", "5", "--sticky-cookie", "ver"])
@@ -301,11 +234,13 @@ async fn sticky_cookie_keeps_each_client_on_one_version_across_weight_changes() 
     );
 
     // Rollback from another process: v2's sticky route goes in the same write.
-    let (code, out) = run_meshctl(&dir_path, &["rollback", "discounts"]);
-    assert_eq!(code, 0, "{out}");
+    meshctl()
+        .local(&dir_path)
+        .args(["rollback", "discounts"])
+        .run_ok();
     assert_eq!(
-        wait_exit(&mut driver).await,
-        3,
+        tokio::task::block_in_place(|| wait_exit(&mut driver, WAIT)).code(),
+        Some(3),
         "the driver exits 3 after a rollback"
     );
     assert_eq!(route_names(&dir_path), ["meshctl-sticky-v1", "primary"]);
@@ -337,9 +272,9 @@ async fn sticky_cookie_keeps_each_client_on_one_version_across_weight_changes() 
 #[test]
 fn rollout_start_rejects_a_bad_cookie_name_before_touching_the_target() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (code, out) = run_meshctl(
-        dir.path(),
-        &[
+    let (out, err) = meshctl()
+        .local(dir.path())
+        .args([
             "rollout",
             "start",
             "discounts",
@@ -347,11 +282,10 @@ fn rollout_start_rejects_a_bad_cookie_name_before_touching_the_target() {
             "v2",
             "--sticky-cookie",
             "my;cookie",
-        ],
-    );
-    assert_eq!(code, 1, "{out}");
+        ])
+        .run_code(1);
     assert_eq!(
-        out,
+        format!("{out}{err}"),
         "error: --sticky-cookie \"my;cookie\": \"my;cookie\" is not a valid cookie name: it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character); use letters, digits and !#$%&'*+-.^_`|~ (e.g. meshctl-version)\n"
     );
     assert!(
@@ -366,10 +300,9 @@ fn rollout_start_rejects_a_bad_cookie_name_before_touching_the_target() {
 /// write as the weights.
 #[test]
 fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
-    use crate::kube_support::KubeMesh;
-    use crate::rollout_harness::{Behaviour, run};
+    use crate::rollout_harness::{Backend, Behaviour, Mesh};
 
-    let names = |mesh: &KubeMesh| -> Vec<String> {
+    let names = |mesh: &Mesh| -> Vec<String> {
         mesh.virtual_service()
             .spec
             .http
@@ -377,7 +310,7 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
             .map(|r| r.name.clone().unwrap_or_default())
             .collect()
     };
-    let cookies = |mesh: &KubeMesh| -> Vec<String> {
+    let cookies = |mesh: &Mesh| -> Vec<String> {
         let vs = mesh.virtual_service();
         let weighted = vs.spec.http.last().expect("the weighted route");
         weighted
@@ -395,16 +328,11 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
             })
             .collect()
     };
-    let mesh = KubeMesh::start(Behaviour::healthy());
-    let (code, out, err) = run(mesh.rollout(&[
-        "--steps",
-        "50",
-        "--manual-promotion",
-        "--no-wait-on-pause",
-        "--sticky-cookie",
-        "ver",
-    ]));
-    assert_eq!(code, 5, "{out}{err}");
+    let mesh = Mesh::start_on(Backend::Kube, Behaviour::healthy());
+    mesh.rollout(&words(
+        "--steps 50 --manual-promotion --no-wait-on-pause --sticky-cookie ver",
+    ))
+    .run_code(5);
     assert_eq!(names(&mesh), ["meshctl-sticky-v1", "meshctl-sticky-v2", ""]);
     assert_eq!(
         cookies(&mesh),
@@ -413,8 +341,7 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
             "ver=v2; Path=/; HttpOnly; SameSite=Lax"
         ]
     );
-    let (code, out, err) = run(mesh.meshctl(&["promote", "discounts"]));
-    assert_eq!(code, 0, "{out}{err}");
+    mesh.meshctl(&["promote", "discounts"]).run_code(0);
     assert_eq!(names(&mesh), ["meshctl-sticky-v2", ""]);
     assert_eq!(cookies(&mesh).len(), 2);
     let state = mesh.state().expect("state");
@@ -431,15 +358,14 @@ fn sticky_rollout_on_kubernetes_is_accepted_and_promote_keeps_it_consistent() {
         "--from",
         "v2",
         "--metrics",
-        &mesh.mesh.metrics_url,
+        &mesh.metrics_url,
         "--interval",
         "300ms",
         "--min-requests",
         "10",
     ]);
     next.args(["--steps", "50", "--manual-promotion", "--no-wait-on-pause"]);
-    let (code, out, err) = run(next);
-    assert_eq!(code, 5, "{out}{err}");
+    next.run_code(5);
     let state = mesh.state().expect("state");
     assert_eq!(state.sticky_cookie.expect("cookie kept").as_str(), "ver");
     assert_eq!(names(&mesh), ["meshctl-sticky-v1", "meshctl-sticky-v2", ""]);

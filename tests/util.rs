@@ -1,22 +1,10 @@
-//! Test harness shared by the end-to-end tests.
+//! Test harness shared by the end-to-end tests: the `meshctl` binary under
+//! test, through the support crate's runner.
 
-use std::process::Command;
+pub use mesh_test_support::meshctl::Meshctl;
 
-/// A `meshctl` command for the binary under test, with no ambient
+/// A `meshctl` invocation of the binary under test, with no ambient
 /// configuration leaking in from the developer's environment.
-#[must_use]
-pub fn meshctl() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshctl"));
-    for var in [
-        "MESHCTL_TARGET",
-        "MESHCTL_FILE",
-        "MESHCTL_CONTEXT",
-        "MESHCTL_NAMESPACE",
-        "MESHCTL_TEMPLATES",
-        "KUBECONFIG",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+pub fn meshctl() -> Meshctl {
+    Meshctl::new(env!("CARGO_BIN_EXE_meshctl"))
 }

@@ -4,12 +4,10 @@
 
 use std::net::SocketAddr;
 
-use fake_apiserver::FakeApiServer;
+use mesh_test_support::{Cluster, NS};
 use serde_json::{Value, json};
 
 use crate::util::*;
-
-const NS: &str = "shop";
 
 fn vs(v1: u32, v2: u32) -> Value {
     json!({
@@ -24,11 +22,9 @@ fn vs(v1: u32, v2: u32) -> Value {
 
 /// The cluster holding service `svc`: one Pod per version behind its own
 /// EndpointSlice (each upstream listens on its own port).
-async fn cluster(
-    v1: SocketAddr,
-    v2: SocketAddr,
-) -> (FakeApiServer, tempfile::TempDir, std::path::PathBuf) {
-    let server = FakeApiServer::start().await.expect("fake apiserver");
+async fn cluster(v1: SocketAddr, v2: SocketAddr) -> Cluster {
+    let cluster = Cluster::without_crds().await;
+    let server = &cluster.server;
     server
         .insert("networking.istio.io", "virtualservices", NS, vs(100, 0))
         .expect("vs");
@@ -47,37 +43,9 @@ async fn cluster(
             }),
         )
         .expect("dr");
-    for (version, addr) in [("v1", v1), ("v2", v2)] {
-        let pod = format!("svc-{version}");
-        server
-            .insert(
-                "",
-                "pods",
-                NS,
-                json!({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": pod, "labels": {"app": "svc", "version": version}},
-                    "status": {"podIP": addr.ip().to_string()}}),
-            )
-            .expect("pod");
-        server
-            .insert(
-                "discovery.k8s.io",
-                "endpointslices",
-                NS,
-                json!({
-                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                    "metadata": {"name": format!("svc-{version}"), "labels": {"kubernetes.io/service-name": "svc"}},
-                    "addressType": "IPv4",
-                    "ports": [{"name": "http", "port": addr.port(), "protocol": "TCP"}],
-                    "endpoints": [{"addresses": [addr.ip().to_string()], "conditions": {"ready": true},
-                                   "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}}]
-                }),
-            )
-            .expect("slice");
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = server.write_kubeconfig(dir.path(), NS).expect("kubeconfig");
-    (server, dir, kubeconfig)
+    cluster.add_workload("svc", "v1", v1);
+    cluster.add_workload("svc", "v2", v2);
+    cluster
 }
 
 fn kube(kubeconfig: &std::path::Path) -> meshproxy::KubeSource {
@@ -87,36 +55,28 @@ fn kube(kubeconfig: &std::path::Path) -> meshproxy::KubeSource {
     }
 }
 
-fn set_weights(server: &FakeApiServer, v1: u32, v2: u32) {
-    server
-        .edit(
-            "networking.istio.io",
-            "virtualservices",
-            NS,
-            "svc",
-            "meshctl-rollout",
-            |o| {
-                o["spec"]["http"][0]["route"][0]["weight"] = json!(v1);
-                o["spec"]["http"][0]["route"][1]["weight"] = json!(v2);
-            },
-        )
-        .expect("edit");
+fn set_weights(cluster: &Cluster, v1: u32, v2: u32) {
+    cluster.edit_virtual_service("svc", "meshctl-rollout", |o| {
+        o["spec"]["http"][0]["route"][0]["weight"] = json!(v1);
+        o["spec"]["http"][0]["route"][1]["weight"] = json!(v2);
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weight_change_arrives_by_watch_and_is_routed() {
     let v1 = upstream().body("v1").run().await;
     let v2 = upstream().body("v2").run().await;
-    let (server, _dir, kubeconfig) = cluster(v1.addr, v2.addr).await;
+    let cluster = cluster(v1.addr, v2.addr).await;
+    let server = &cluster.server;
     let unused = tempfile::tempdir().expect("tempdir");
-    let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&kubeconfig))).await;
+    let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&cluster.kubeconfig))).await;
     let c = client();
     for _ in 0..20 {
         assert_eq!(get(&c, p.listen_addr(), "svc", "/").await.body, "v1");
     }
     let generation = p.live().generation();
 
-    set_weights(&server, 0, 100);
+    set_weights(&cluster, 0, 100);
     let addr = p.listen_addr();
     eventually("v2 takes the traffic", || {
         let c = c.clone();
@@ -142,12 +102,12 @@ async fn a_weight_change_arrives_by_watch_and_is_routed() {
 async fn an_invalid_change_in_the_cluster_is_rejected_and_the_old_routes_keep_serving() {
     let v1 = upstream().body("v1").run().await;
     let v2 = upstream().body("v2").run().await;
-    let (server, _dir, kubeconfig) = cluster(v1.addr, v2.addr).await;
+    let cluster = cluster(v1.addr, v2.addr).await;
     let unused = tempfile::tempdir().expect("tempdir");
-    let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&kubeconfig))).await;
+    let p = proxy_with(unused.path(), |s| s.kube = Some(kube(&cluster.kubeconfig))).await;
     let admin = p.admin_addr();
     // Weights that do not sum to 100: meshproxy must refuse them.
-    set_weights(&server, 50, 40);
+    set_weights(&cluster, 50, 40);
     eventually("the reload failure is counted", || async move {
         let m = admin_get(admin, "/metrics").await.body;
         metric_value(&m, "meshproxy_config_reload_failures_total", &[]) >= 1.0
@@ -162,12 +122,11 @@ async fn an_invalid_change_in_the_cluster_is_rejected_and_the_old_routes_keep_se
 
 #[tokio::test]
 async fn start_up_errors_name_the_problem() {
-    let server = FakeApiServer::start().await.expect("fake apiserver");
+    let cluster = Cluster::without_crds().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = server.write_kubeconfig(dir.path(), NS).expect("kubeconfig");
-    server.set_istio_installed(false);
+    cluster.server.set_istio_installed(false);
     let mut s = meshproxy::Settings::local(dir.path());
-    s.kube = Some(kube(&kubeconfig));
+    s.kube = Some(kube(&cluster.kubeconfig));
     let e = meshproxy::start(s.clone()).await.expect_err("no CRDs");
     assert!(
         e.to_string()
@@ -175,14 +134,7 @@ async fn start_up_errors_name_the_problem() {
         "{e}"
     );
 
-    let closed = closed_port().await;
-    std::fs::write(
-        &kubeconfig,
-        server
-            .kubeconfig(NS)
-            .replace(&server.url(), &format!("http://{closed}")),
-    )
-    .expect("kubeconfig");
+    let closed = cluster.unreachable();
     let e = meshproxy::start(s).await.expect_err("unreachable");
     assert!(
         e.to_string().contains(&format!(

@@ -3,7 +3,7 @@
 //! certificate rotation under load, and curl/openssl as independent clients.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -17,116 +17,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_test_support::ca::{Issued, TestCa};
 use meshproxy::tls::{MeshIdentityFiles, ServerTlsFiles, TlsSettings};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, date_time_ymd,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use crate::util::*;
-
-// === test PKI ===
-
-/// A CA writing its certificate to `DIR/<name>-ca.crt`.
-struct Pki {
-    issuer: Issuer<'static, KeyPair>,
-    ca_pem: String,
-    ca_path: PathBuf,
-}
-
-/// A certificate and key.
-struct Issued {
-    cert_pem: String,
-    key_pem: String,
-    key_der: Vec<u8>,
-    cert_der: CertificateDer<'static>,
-}
-
-impl Pki {
-    fn new(dir: &Path, name: &str) -> Self {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} test CA"));
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_pem = params.self_signed(&key).unwrap().pem();
-        let ca_path = dir.join(format!("{name}-ca.crt"));
-        std::fs::write(&ca_path, &ca_pem).unwrap();
-        Self {
-            issuer: Issuer::new(params, key),
-            ca_pem,
-            ca_path,
-        }
-    }
-
-    /// A workload certificate like `meshctl certs` issues, valid now.
-    fn workload(&self, name: &str) -> Issued {
-        self.issue(name, 2000, 4000)
-    }
-
-    fn issue(&self, name: &str, from: i32, to: i32) -> Issued {
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.subject_alt_names = vec![
-            SanType::URI(
-                format!("spiffe://cluster.local/ns/default/sa/{name}")
-                    .try_into()
-                    .unwrap(),
-            ),
-            SanType::DnsName(name.try_into().unwrap()),
-            SanType::DnsName("localhost".try_into().unwrap()),
-            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        ];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = date_time_ymd(from, 1, 1);
-        params.not_after = date_time_ymd(to, 1, 1);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Issued {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            key_der: key.serialize_der(),
-            cert_der: cert.der().clone(),
-        }
-    }
-
-    fn roots(&self) -> rustls::RootCertStore {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in meshproxy::tls::pem_certificates(self.ca_pem.as_bytes()).unwrap() {
-            roots.add(c).unwrap();
-        }
-        roots
-    }
-}
-
-impl Issued {
-    /// Writes `DIR/STEM.crt` and `DIR/STEM.key` (mode 0600), each atomically.
-    fn write(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
-        use std::os::unix::fs::PermissionsExt;
-        let cert = dir.join(format!("{stem}.crt"));
-        let key = dir.join(format!("{stem}.key"));
-        let tmp = dir.join(format!(".{stem}.key.tmp"));
-        std::fs::write(&tmp, &self.key_pem).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::rename(&tmp, &key).unwrap();
-        let tmp = dir.join(format!(".{stem}.crt.tmp"));
-        std::fs::write(&tmp, &self.cert_pem).unwrap();
-        std::fs::rename(&tmp, &cert).unwrap();
-        (cert, key)
-    }
-
-    fn key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::try_from(self.key_der.clone()).unwrap()
-    }
-}
 
 /// Config routing every host to `svc` v1 at `upstream`: over HTTP/2 the
 /// authority is the proxy's address, not `svc`.
@@ -143,21 +38,21 @@ fn config(upstream: SocketAddr) -> ConfigDir {
 
 type TlsHttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-fn client_config(pki: &Pki, identity: Option<&Issued>) -> rustls::ClientConfig {
+fn client_config(pki: &TestCa, identity: Option<&Issued>) -> rustls::ClientConfig {
     let builder = rustls::ClientConfig::builder_with_provider(meshproxy::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(pki.roots());
     match identity {
         Some(id) => builder
-            .with_client_auth_cert(vec![id.cert_der.clone()], id.key())
+            .with_client_auth_cert(vec![id.cert_der()], id.key_der())
             .unwrap(),
         None => builder.with_no_client_auth(),
     }
 }
 
 /// An HTTPS client verifying the proxy as `localhost`, offering h2 when asked.
-fn tls_client(pki: &Pki, identity: Option<&Issued>, h2: bool) -> TlsHttpClient {
+fn tls_client(pki: &TestCa, identity: Option<&Issued>, h2: bool) -> TlsHttpClient {
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(client_config(pki, identity))
         .https_only()
@@ -196,14 +91,14 @@ async fn tls_get(
 }
 
 /// An HTTPS upstream answering `<client SPIFFE ID or anonymous> <SNI or ->`.
-async fn tls_upstream(cert: &Issued, client_ca: Option<&Pki>) -> SocketAddr {
+async fn tls_upstream(cert: &Issued, client_ca: Option<&TestCa>) -> SocketAddr {
     tls_upstream_counted(cert, client_ca).await.0
 }
 
 /// [`tls_upstream`], counting the TLS connections it accepts.
 async fn tls_upstream_counted(
     cert: &Issued,
-    client_ca: Option<&Pki>,
+    client_ca: Option<&TestCa>,
 ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = accepted.clone();
@@ -222,7 +117,7 @@ async fn tls_upstream_counted(
         ),
     };
     let config = builder
-        .with_single_cert(vec![cert.cert_der.clone()], cert.key())
+        .with_single_cert(vec![cert.cert_der()], cert.key_der())
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -259,7 +154,7 @@ async fn tls_upstream_counted(
 }
 
 /// The leaf certificate the proxy serves to a new connection.
-async fn served_leaf(proxy: SocketAddr, pki: &Pki, client: &Issued) -> CertificateDer<'static> {
+async fn served_leaf(proxy: SocketAddr, pki: &TestCa, client: &Issued) -> CertificateDer<'static> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(pki, Some(client))));
     let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
     let tls = tokio::time::timeout(
@@ -283,15 +178,15 @@ struct MtlsProxy {
 async fn mtls_proxy(
     cfg: &ConfigDir,
     certs: &Path,
-    pki: &Pki,
+    pki: &TestCa,
     allowed: &[&str],
     mesh: Option<MeshIdentityFiles>,
 ) -> MtlsProxy {
-    let (cert, key) = pki.workload("proxy").write(certs, "proxy");
+    let (cert, key) = pki.workload("proxy").write_atomic(certs, "proxy");
     let inbound = ServerTlsFiles {
         cert: cert.clone(),
         key: key.clone(),
-        client_ca: Some(pki.ca_path.clone()),
+        client_ca: Some(pki.ca_path().to_owned()),
         allowed_identities: allowed.iter().map(|id| id.parse().unwrap()).collect(),
     };
     let handle = proxy_with(cfg.path(), |s| {
@@ -316,7 +211,7 @@ async fn mutual_tls_reaches_the_upstream_and_labels_the_metrics() {
     let up = upstream().body("hello").run().await;
     let cfg = config(up.addr);
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
     let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
     let addr = proxy.handle.listen_addr();
 
@@ -351,7 +246,7 @@ async fn upstreams_see_tls_clients_as_https_over_h1_and_h2() {
     let up = upstream().echo().run().await;
     let cfg = config(up.addr);
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
     let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
     let frontend = pki.workload("frontend");
     // HTTP/1.1 (the lean lane) and h2 (hyper).
@@ -372,7 +267,7 @@ async fn h2_is_negotiated_by_alpn() {
     let up = upstream().run().await;
     let cfg = config(up.addr);
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
     let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
     let client = tls_client(&pki, Some(&pki.workload("frontend")), true);
     let (status, version, _) = tls_get(&client, proxy.handle.listen_addr()).await.unwrap();
@@ -384,8 +279,8 @@ async fn handshakes_without_an_acceptable_client_certificate_are_refused() {
     let up = upstream().run().await;
     let cfg = config(up.addr);
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
-    let other = Pki::new(certs.path(), "other");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
+    let other = TestCa::in_dir(certs.path(), "other");
     let allowed = ["spiffe://cluster.local/ns/default/sa/frontend"];
     let proxy = mtls_proxy(&cfg, certs.path(), &pki, &allowed, None).await;
     let addr = proxy.handle.listen_addr();
@@ -471,8 +366,10 @@ fn route_with_tls(cfg: &ConfigDir, upstream: SocketAddr, tls: &str) {
 #[tokio::test]
 async fn connections_to_an_mtls_upstream_are_pooled() {
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
-    let (mesh_cert, mesh_key) = pki.workload("meshproxy").write(certs.path(), "meshproxy");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
+    let (mesh_cert, mesh_key) = pki
+        .workload("meshproxy")
+        .write_atomic(certs.path(), "meshproxy");
     let (mutual, accepted) = tls_upstream_counted(&pki.workload("svc"), Some(&pki)).await;
     let cfg = ConfigDir::new(&split(100, 0), &[mutual], &[]);
     route_with_tls(&cfg, mutual, "{mode: ISTIO_MUTUAL}");
@@ -480,7 +377,7 @@ async fn connections_to_an_mtls_upstream_are_pooled() {
         s.tls.mesh = Some(MeshIdentityFiles {
             cert: mesh_cert.clone(),
             key: mesh_key.clone(),
-            ca: pki.ca_path.clone(),
+            ca: pki.ca_path().to_owned(),
         });
     })
     .await;
@@ -499,21 +396,25 @@ async fn connections_to_an_mtls_upstream_are_pooled() {
 #[tokio::test]
 async fn every_outbound_mode_against_tls_upstreams() {
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
-    let (client_cert, client_key) = pki.workload("checkout").write(certs.path(), "checkout");
-    let (mesh_cert, mesh_key) = pki.workload("meshproxy").write(certs.path(), "meshproxy");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
+    let (client_cert, client_key) = pki
+        .workload("checkout")
+        .write_atomic(certs.path(), "checkout");
+    let (mesh_cert, mesh_key) = pki
+        .workload("meshproxy")
+        .write_atomic(certs.path(), "meshproxy");
     let one_way = tls_upstream(&pki.workload("svc"), None).await;
     let mutual = tls_upstream(&pki.workload("svc"), Some(&pki)).await;
     let plain = upstream().body("plain").run().await;
 
     let cfg = ConfigDir::new(&split(100, 0), &[plain.addr], &[]);
     // The CA file, relative to the config directory.
-    std::fs::copy(&pki.ca_path, cfg.path().join("ca.pem")).unwrap();
+    std::fs::copy(pki.ca_path(), cfg.path().join("ca.pem")).unwrap();
     let handle = proxy_with(cfg.path(), |s| {
         s.tls.mesh = Some(MeshIdentityFiles {
             cert: mesh_cert.clone(),
             key: mesh_key.clone(),
-            ca: pki.ca_path.clone(),
+            ca: pki.ca_path().to_owned(),
         });
     })
     .await;
@@ -662,7 +563,7 @@ async fn rotation_under_load_fails_no_request() {
     let up = upstream().run().await;
     let cfg = config(up.addr);
     let certs = tempfile::tempdir().unwrap();
-    let pki = Arc::new(Pki::new(certs.path(), "mesh"));
+    let pki = Arc::new(TestCa::in_dir(certs.path(), "mesh"));
     let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
     let addr = proxy.handle.listen_addr();
     let frontend = Arc::new(pki.workload("frontend"));
@@ -707,16 +608,16 @@ async fn rotation_under_load_fails_no_request() {
         let next = pki.workload("proxy");
         // The key lands first: for a moment the pair does not match, which
         // is rejected while the old pair keeps serving.
-        std::fs::write(&proxy.key, &next.key_pem).unwrap();
+        std::fs::write(&proxy.key, next.key_pem()).unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
         if round == 1 {
             // A broken certificate file, then the right one.
             std::fs::write(&proxy.cert, "-----BEGIN CERTIFICATE-----\nnope\n").unwrap();
             tokio::time::sleep(Duration::from_millis(120)).await;
         }
-        std::fs::write(&proxy.cert, &next.cert_pem).unwrap();
+        std::fs::write(&proxy.cert, next.cert_pem()).unwrap();
         eventually("the new certificate is served", || async {
-            served_leaf(addr, &pki, &frontend).await == next.cert_der
+            served_leaf(addr, &pki, &frontend).await == next.cert_der()
         })
         .await;
     }
@@ -752,18 +653,24 @@ async fn curl_and_openssl_as_independent_clients() {
     let up = upstream().body("from upstream").run().await;
     let cfg = config(up.addr);
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
-    let other = Pki::new(certs.path(), "other");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
+    let other = TestCa::in_dir(certs.path(), "other");
     let proxy = mtls_proxy(&cfg, certs.path(), &pki, &[], None).await;
     let port = proxy.handle.listen_addr().port();
-    let (good_cert, good_key) = pki.workload("frontend").write(certs.path(), "frontend");
-    let (rogue_cert, rogue_key) = other.workload("frontend").write(certs.path(), "rogue");
-    let (old_cert, old_key) = pki.issue("frontend", 2000, 2001).write(certs.path(), "old");
+    let (good_cert, good_key) = pki
+        .workload("frontend")
+        .write_atomic(certs.path(), "frontend");
+    let (rogue_cert, rogue_key) = other
+        .workload("frontend")
+        .write_atomic(certs.path(), "rogue");
+    let (old_cert, old_key) = pki
+        .issue("frontend", 2000, 2001)
+        .write_atomic(certs.path(), "old");
 
     let curl = |client: Option<(&Path, &Path)>, extra: &[&str]| {
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "--max-time", "20", "--cacert"])
-            .arg(&pki.ca_path)
+            .arg(pki.ca_path())
             .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
             .args(["-H", "host: svc", "-w", "\n%{http_version}"])
             .args(extra)
@@ -817,7 +724,7 @@ async fn curl_and_openssl_as_independent_clients() {
         cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
             .args(["-servername", "localhost", "-verify_hostname", "localhost"])
             .args(["-verify_return_error", "-alpn", "h2,http/1.1", "-CAfile"])
-            .arg(&pki.ca_path)
+            .arg(pki.ca_path())
             .arg("-cert")
             .arg(cert)
             .arg("-key")
@@ -852,8 +759,8 @@ async fn binary_serves_mtls_and_names_bad_files() {
     let up = upstream().body("via binary").run().await;
     let cfg = config(up.addr);
     let certs = tempfile::tempdir().unwrap();
-    let pki = Pki::new(certs.path(), "mesh");
-    let (cert, key) = pki.workload("proxy").write(certs.path(), "proxy");
+    let pki = TestCa::in_dir(certs.path(), "mesh");
+    let (cert, key) = pki.workload("proxy").write_atomic(certs.path(), "proxy");
     let frontend = pki.workload("frontend");
 
     // A missing key file: exit 1, naming the file and the fix.
@@ -881,7 +788,7 @@ async fn binary_serves_mtls_and_names_bad_files() {
         .arg("--tls-key")
         .arg(&key)
         .arg("--tls-client-ca")
-        .arg(&pki.ca_path)
+        .arg(pki.ca_path())
         .args(["--tls-allow-identity", "frontend"])
         .output()
         .unwrap();
@@ -913,7 +820,7 @@ async fn binary_serves_mtls_and_names_bad_files() {
         .arg("--tls-key")
         .arg(&key)
         .arg("--tls-client-ca")
-        .arg(&pki.ca_path)
+        .arg(pki.ca_path())
         .args(["--tls-reload-interval", "100ms"])
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
@@ -943,7 +850,7 @@ async fn binary_serves_mtls_and_names_bad_files() {
 
     let before = served_leaf(listen, &pki, &frontend).await;
     let secret = pki.workload("proxy");
-    std::fs::write(&key, &secret.key_pem).unwrap();
+    std::fs::write(&key, secret.key_pem()).unwrap();
     // Give the watcher a few polls, then check the old pair still serves.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(served_leaf(listen, &pki, &frontend).await, before);
@@ -974,7 +881,7 @@ async fn binary_serves_mtls_and_names_bad_files() {
     assert!(log.contains("still using the previous one"), "{log}");
     // The key material itself is never logged.
     let key_body: String = secret
-        .key_pem
+        .key_pem()
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();

@@ -347,6 +347,39 @@ impl Schema {
 // === impl CrdSchemas ===
 
 impl CrdSchemas {
+    /// Istio's CRD schemas from `MESHCTL_ISTIO_CRDS`, else from
+    /// `shared/istio-crds/networking.istio.io.yaml` beside the checkout; `None`
+    /// (after saying so on stderr) when the file is missing.
+    ///
+    /// # Panics
+    /// When the file is missing and `MESHCTL_REQUIRE_CRDS=1` (as `.ci/run`
+    /// sets), or when it does not load.
+    #[must_use]
+    pub fn istio() -> Option<Self> {
+        let path = std::env::var_os("MESHCTL_ISTIO_CRDS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../../shared/istio-crds/networking.istio.io.yaml")
+            });
+        if !path.is_file() {
+            assert!(
+                std::env::var_os("MESHCTL_REQUIRE_CRDS").is_none_or(|v| v != "1"),
+                "MESHCTL_REQUIRE_CRDS=1 but Istio's CRDs are not at {} (set MESHCTL_ISTIO_CRDS)",
+                path.display()
+            );
+            eprintln!(
+                "skipped: Istio's CRDs not found at {} (set MESHCTL_ISTIO_CRDS)",
+                path.display()
+            );
+            return None;
+        }
+        match Self::load(&path) {
+            Ok(crds) => Some(crds),
+            Err(e) => panic!("Istio's CRDs at {} do not load: {e}", path.display()),
+        }
+    }
+
     /// Reads every `CustomResourceDefinition` in a multi-document YAML file;
     /// other documents are skipped.
     pub fn load(path: &Path) -> Result<Self, SchemaError> {

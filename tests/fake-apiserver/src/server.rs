@@ -223,7 +223,9 @@ async fn serve(shared: Arc<Shared>, req: Request<Incoming>, slot: &AtomicUsize) 
         route(&path, &state, &shared.url)
     };
     let target = match routed {
-        Route::Discovery(doc) => {
+        Route::Resource(t) => t,
+        // Discovery documents and unknown paths: recorded as `get`s.
+        other => {
             record(
                 &shared,
                 slot,
@@ -234,26 +236,13 @@ async fn serve(shared: Arc<Shared>, req: Request<Incoming>, slot: &AtomicUsize) 
                 &query,
                 &content_type,
             );
-            return match doc {
-                Some(d) if parts.method == Method::GET => json_response(StatusCode::OK, &d),
-                Some(_) => error_response(ApiError::no_route()),
-                None => error_response(ApiError::no_route()),
+            return match other {
+                Route::Discovery(Some(d)) if parts.method == Method::GET => {
+                    json_response(StatusCode::OK, &d)
+                }
+                _ => error_response(ApiError::no_route()),
             };
         }
-        Route::NotFound => {
-            record(
-                &shared,
-                slot,
-                &parts.method,
-                "get",
-                None,
-                &path,
-                &query,
-                &content_type,
-            );
-            return error_response(ApiError::no_route());
-        }
-        Route::Resource(t) => t,
     };
     let verb = match (&parts.method, target.name.is_some()) {
         (&Method::GET, true) => "get",

@@ -26,6 +26,16 @@ pub struct Cause {
     pub field: String,
 }
 
+/// A status about object `name`: `<resource> "<name>" <what>`.
+fn about(rt: &ResourceType, name: &str, code: StatusCode, reason: &str, what: &str) -> ApiError {
+    status(
+        code,
+        reason,
+        &format!("{} {name:?} {what}", rt.qualified()),
+        Some(details(rt, Some(name))),
+    )
+}
+
 fn status(code: StatusCode, reason: &str, message: &str, details: Option<Value>) -> ApiError {
     let mut body = json!({
         "kind": "Status",
@@ -75,21 +85,17 @@ impl ApiError {
 
     /// 404 `virtualservices.networking.istio.io "x" not found`.
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("{} {name:?} not found", rt.qualified()),
-            Some(details(rt, Some(name))),
-        )
+        about(rt, name, StatusCode::NOT_FOUND, "NotFound", "not found")
     }
 
     /// 409 `... already exists` on create.
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
-        status(
+        about(
+            rt,
+            name,
             StatusCode::CONFLICT,
             "AlreadyExists",
-            &format!("{} {name:?} already exists", rt.qualified()),
-            Some(details(rt, Some(name))),
+            "already exists",
         )
     }
 

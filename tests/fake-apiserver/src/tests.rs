@@ -508,23 +508,9 @@ async fn identity_mismatches_are_400() {
 /// A server validating against Istio's CRDs, or `None` (after saying so)
 /// when they are not available (`MESHCTL_REQUIRE_CRDS=1` makes that a failure).
 async fn with_crds() -> Option<FakeApiServer> {
-    let path = std::env::var_os("MESHCTL_ISTIO_CRDS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/istio-crds/networking.istio.io.yaml")
-        });
-    if !path.is_file() {
-        assert!(
-            std::env::var_os("MESHCTL_REQUIRE_CRDS").is_none_or(|v| v != "1"),
-            "MESHCTL_REQUIRE_CRDS=1 but Istio's CRDs are not at {}",
-            path.display()
-        );
-        println!("skipped: Istio's CRDs not found at {}", path.display());
-        return None;
-    }
+    let crds = crate::schema::CrdSchemas::istio()?;
     let server = FakeApiServer::start().await.expect("start");
-    server.set_crd_schemas(crate::schema::CrdSchemas::load(&path).expect("CRDs load"));
+    server.set_crd_schemas(crds);
     Some(server)
 }
 
