@@ -274,7 +274,7 @@ impl GrpcMesh {
     }
 
     /// `meshctl rollout start discounts --to v2` on meshproxy's metrics, 1 s windows.
-    fn rollout(&self, extra: &[&str]) -> std::process::Command {
+    fn rollout(&self, extra: &[&str]) -> crate::util::Meshctl {
         let mut cmd = crate::util::meshctl();
         match (&self.place, &self.cluster) {
             (Place::Kube, Some(c)) => {
@@ -355,7 +355,7 @@ fn seed_cluster(
     cluster: &crate::kube_support::Cluster,
     versions: &[(&str, SocketAddr)],
 ) {
-    use crate::kube_support::NS;
+    use crate::kube_support::{ClusterTarget, NS};
     use meshctl::target::Target;
     let resources = meshproxy::istio::yaml::parse_resources(crate::rollout_harness::RESOURCES)
         .expect("resources");
@@ -403,7 +403,7 @@ fn promotes_healthy_and_rolls_back_internal(place: Place) {
     use meshctl::rollout::state::Phase;
 
     let mesh = GrpcMesh::start(place, None);
-    let (code, out, err) = crate::rollout_harness::run(mesh.rollout(&[]));
+    let (code, out, err) = mesh.rollout(&[]).run();
     assert_eq!(code, 0, "{place:?}: {out}{err}");
     let state = mesh.state();
     assert_eq!(state.phase, Phase::Promoted);
@@ -423,7 +423,7 @@ fn promotes_healthy_and_rolls_back_internal(place: Place) {
     drop(mesh);
 
     let mesh = GrpcMesh::start(place, Some(10));
-    let (code, out, err) = crate::rollout_harness::run(mesh.rollout(&[]));
+    let (code, out, err) = mesh.rollout(&[]).run();
     assert_eq!(code, 3, "{place:?}: {out}{err}");
     let state = mesh.state();
     assert_eq!(state.phase, Phase::RolledBack);
@@ -473,8 +473,7 @@ fn grpc_error_codes_flag_decides_what_fails() {
     use meshctl::rollout::state::Phase;
 
     let mesh = GrpcMesh::start(Place::Local, Some(10));
-    let (code, out, err) =
-        crate::rollout_harness::run(mesh.rollout(&["--grpc-error-codes", "unavailable,4"]));
+    let (code, out, err) = mesh.rollout(&["--grpc-error-codes", "unavailable,4"]).run();
     assert_eq!(code, 0, "{out}{err}");
     let state = mesh.state();
     assert_eq!(state.phase, Phase::Promoted);
@@ -484,7 +483,7 @@ fn grpc_error_codes_flag_decides_what_fails() {
     );
     drop(mesh);
 
-    let (code, _, err) = crate::rollout_harness::run({
+    let (code, _, err) = {
         let mut cmd = crate::util::meshctl();
         cmd.args([
             "--target",
@@ -497,8 +496,8 @@ fn grpc_error_codes_flag_decides_what_fails() {
             "--grpc-error-codes",
             "INTERNAL,teapot",
         ]);
-        cmd
-    });
+        cmd.run()
+    };
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("--grpc-error-codes")
@@ -518,7 +517,7 @@ fn demo_protocol_grpc_promotes_and_rolls_back() {
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--protocol", "grpc", "--interval", "500ms", "--dir"])
         .arg(dir.path());
-    let (code, out, err) = crate::rollout_harness::run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
     assert!(
@@ -542,7 +541,7 @@ fn demo_protocol_grpc_promotes_and_rolls_back() {
         "--interval",
         "500ms",
     ]);
-    let (code, out, err) = crate::rollout_harness::run(cmd);
+    let (code, out, err) = cmd.run();
     assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     assert!(out.contains("failed: INTERNAL ×"), "{out}");
@@ -554,7 +553,7 @@ fn demo_protocol_grpc_promotes_and_rolls_back() {
 
     let mut cmd = crate::util::meshctl();
     cmd.args(["demo", "--protocol", "grpc", "--mtls"]);
-    let (code, _, err) = crate::rollout_harness::run(cmd);
+    let (code, _, err) = cmd.run();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("--protocol grpc does not combine with --mtls"),
@@ -593,7 +592,7 @@ fn doctor_warns_about_grpc_on_an_undeclared_port() {
         if json {
             cmd.args(["-o", "json"]);
         }
-        crate::rollout_harness::run(cmd)
+        cmd.run()
     };
     let (code, out, err) = doctor(true);
     assert_eq!(code, 0, "{out}{err}");
