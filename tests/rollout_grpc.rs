@@ -1,11 +1,14 @@
-//! meshctl judges gRPC (issue 13): the failure rule read the same way from
-//! an exposition endpoint and from a real Prometheus server.
+//! meshctl judges gRPC (issue 13): the failure rule (5xx or a gRPC status
+//! in the failing set) read the same way from an exposition endpoint and
+//! from a real Prometheus server; gRPC canary rollouts through a real
+//! meshproxy with the demo's tonic upstreams and load generator, on the
+//! local target and on the fake API server (meshproxy `--kube`);
+//! `--grpc-error-codes`; `demo --protocol grpc` as the real binary; and
+//! doctor's `grpc-port` warning.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use meshctl::metrics::prometheus::Prometheus;
@@ -33,76 +36,18 @@ istio_request_duration_milliseconds_bucket{reporter="source",destination_service
 istio_request_duration_milliseconds_bucket{reporter="source",destination_service_name="discounts",destination_version="v2",request_protocol="grpc",response_code="200",grpc_response_status="13",le="+Inf"} 10
 "#;
 
-/// Serves a fixed body as `/metrics` on 127.0.0.1:0 until dropped.
-struct StaticMetrics {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl StaticMetrics {
-    fn serve(body: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            // Bounded: at most 10 minutes of 5 ms polls.
-            for _ in 0..120_000 {
-                if flag.load(Ordering::SeqCst) {
-                    return;
-                }
-                match listener.accept() {
-                    Ok((mut conn, _)) => {
-                        let _ = conn.set_nonblocking(false);
-                        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                        let mut head = Vec::new();
-                        let mut buf = [0u8; 1024];
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match conn.read(&mut buf) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => head.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        let _ = write!(
-                            conn,
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Self {
-            addr,
-            stop,
-            handle: Some(handle),
-        }
-    }
-}
-
-impl Drop for StaticMetrics {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
 #[test]
 fn exposition_and_prometheus_count_grpc_failures_alike() {
     let Some(bin) = prometheus_binary() else {
         return;
     };
-    let metrics = StaticMetrics::serve(GRPC_EXPOSITION);
-    let prom = start_prometheus(bin, &metrics.addr.to_string());
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
+    let metrics = rt.block_on(mesh_test_support::upstream().body(GRPC_EXPOSITION).run());
+    let prom = start_prometheus(bin, &metrics.addr.to_string());
     let url = format!("http://{}/metrics", metrics.addr);
     for codes in [
         GrpcCodes::default(),
