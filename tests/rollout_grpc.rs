@@ -426,6 +426,33 @@ fn grpc_error_codes_flag_decides_what_fails() {
         state.settings.thresholds.grpc_error_codes.to_string(),
         "DEADLINE_EXCEEDED,UNAVAILABLE"
     );
+    // `analyze` judges the same live traffic (v2 at 100%, 10% INTERNAL):
+    // failed with the default codes, naming them; passed without INTERNAL.
+    let analyze = |codes: Option<&str>| {
+        let mut cmd = crate::util::meshctl();
+        cmd.args([
+            "analyze",
+            "discounts",
+            "--compare",
+            "v1",
+            "v2",
+            "--for",
+            "1s",
+            "--min-requests",
+            "10",
+            "--metrics",
+            &mesh.metrics_url,
+        ]);
+        if let Some(c) = codes {
+            cmd.args(["--grpc-error-codes", c]);
+        }
+        cmd.run()
+    };
+    let (code, out, err) = analyze(None);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("failed: INTERNAL ×"), "{out}");
+    let (code, out, err) = analyze(Some("none"));
+    assert_eq!(code, 0, "{out}{err}");
     drop(mesh);
 
     let (code, _, err) = {
