@@ -8,6 +8,8 @@
 //! [`start`] runs a proxy in-process and returns a [`Handle`] (tests use it);
 //! [`run`] is what the binary calls: start, wait for SIGTERM/SIGINT, drain.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod args;
 pub mod body;
