@@ -519,7 +519,13 @@ impl Body for ReplayBody {
         let Some(source) = s.source.as_mut() else {
             return Poll::Ready(None);
         };
-        let polled = Pin::new(source).poll_frame(cx);
+        let polled = Pin::new(&mut *source).poll_frame(cx);
+        // The source may know it has ended before it is polled again (an
+        // HTTP/2 DATA frame with END_STREAM): say so now, so the sender
+        // ends the stream with this frame instead of sending an empty
+        // DATA frame without END_STREAM first (h2 servers count those and
+        // answer GOAWAY ENHANCE_YOUR_CALM after 100 per connection).
+        let source_ended = source.is_end_stream();
         let out = match polled {
             Poll::Pending => {
                 if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
@@ -553,6 +559,10 @@ impl Body for ReplayBody {
                     if s.size > s.limit {
                         s.whole = false;
                     }
+                }
+                if source_ended {
+                    s.ended = true;
+                    s.source = None;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

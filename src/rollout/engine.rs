@@ -74,8 +74,8 @@ pub enum RolloutEvent {
         failed_checks: u32,
         /// Threshold.
         threshold: u32,
-        /// The decision record.
-        record: DecisionRecord,
+        /// The decision record (boxed: it is the largest event by far).
+        record: Box<DecisionRecord>,
     },
     /// Paused, waiting for `meshctl promote`.
     Paused {
@@ -549,7 +549,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 step: s.history.last().map_or(s.step, |h| h.step),
                 failed_checks: s.failed_checks,
                 threshold: s.settings.threshold,
-                record,
+                record: Box::new(record),
             });
         }
     }

@@ -367,6 +367,7 @@ pub(super) fn build_rollout(
         timeout,
         manual_promotion,
         on_interrupt,
+        grpc_error_codes,
     } = raw;
     let d = RolloutDefaults::default();
     let steps = match (steps, step_weight, max_weight) {
@@ -417,6 +418,7 @@ pub(super) fn build_rollout(
         timeout: positive(timeout, "timeout", d.timeout)?,
         manual_promotion: manual_promotion.unwrap_or(d.manual_promotion),
         on_interrupt: on_interrupt.unwrap_or(d.on_interrupt),
+        grpc_error_codes: grpc_error_codes.map_or(d.grpc_error_codes, |c| c.0),
     })
 }
 
@@ -514,7 +516,7 @@ impl RolloutDefaults {
     }
 
     /// Lets the analysis flags (`--interval`, `--threshold`, `--success-rate`,
-    /// `--max-p99`, `--min-requests`) replace these defaults; shared by
+    /// `--max-p99`, `--min-requests`, `--grpc-error-codes`) replace these defaults; shared by
     /// `rollout start` and `analyze` so both accept and reject the same values.
     pub fn apply_analysis_flags(&mut self, analysis: &AnalysisArgs) -> Result<(), SpecError> {
         let AnalysisArgs {
@@ -525,6 +527,7 @@ impl RolloutDefaults {
                     success_rate,
                     max_p99,
                     min_requests,
+                    grpc_error_codes,
                 },
             metrics: _,
             prometheus: _,
@@ -556,6 +559,11 @@ impl RolloutDefaults {
         }
         if let Some(n) = min_requests {
             self.min_requests = *n;
+        }
+        if let Some(v) = grpc_error_codes {
+            self.grpc_error_codes = v
+                .parse()
+                .map_err(|e| flag_error("--grpc-error-codes", v, e))?;
         }
         Ok(())
     }

@@ -31,6 +31,7 @@ use meshproxy::istio::yaml::{self, YamlError};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::GrpcCodes;
 use crate::metrics::any::Endpoint;
 use crate::rollout::analysis::Thresholds;
 use crate::rollout::machine::OnInterrupt;
@@ -189,6 +190,9 @@ pub struct RolloutDefaults {
     pub manual_promotion: bool,
     /// What SIGINT/SIGTERM does to a running rollout (default rollback).
     pub on_interrupt: OnInterrupt,
+    /// gRPC statuses counted as failed requests besides 5xx (default: the
+    /// server faults, see [`GrpcCodes`]).
+    pub grpc_error_codes: GrpcCodes,
 }
 
 /// When a webhook is called.
@@ -260,7 +264,8 @@ impl RolloutDefaults {
             success_rate: self.success_rate,
             max_p99: self.max_p99,
             min_requests: self.min_requests,
-            confidence: Thresholds::default().confidence,
+            grpc_error_codes: self.grpc_error_codes.clone(),
+            ..Thresholds::default()
         }
     }
 }
@@ -281,6 +286,7 @@ impl Default for RolloutDefaults {
             timeout: Duration::from_secs(600),
             manual_promotion: false,
             on_interrupt: OnInterrupt::Rollback,
+            grpc_error_codes: GrpcCodes::default(),
         }
     }
 }
@@ -441,6 +447,40 @@ mod tests {
         assert_eq!(s.rollout.interval, Duration::from_secs(60));
         assert_eq!(s.rollout.max_p99, Duration::from_millis(250));
         assert_eq!(s.rollout.on_interrupt, OnInterrupt::Pause);
+    }
+
+    #[test]
+    fn grpc_error_codes_from_the_file() {
+        let s = spec(
+            "service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: [internal, 14, DATA_LOSS]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.rollout.grpc_error_codes.to_string(),
+            "INTERNAL,UNAVAILABLE,DATA_LOSS"
+        );
+        assert_eq!(
+            s.rollout.thresholds().grpc_error_codes,
+            s.rollout.grpc_error_codes
+        );
+        let s = spec("service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: \"UNAVAILABLE,4\"\n")
+            .unwrap();
+        assert_eq!(
+            s.rollout.grpc_error_codes.to_string(),
+            "DEADLINE_EXCEEDED,UNAVAILABLE"
+        );
+        let s = spec("service: d\nversions: [v1]\n").unwrap();
+        assert_eq!(s.rollout.grpc_error_codes, GrpcCodes::default());
+        let err =
+            spec("service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: [INTERNAL, BROKEN]\n")
+                .unwrap_err();
+        assert!(
+            err.starts_with("meshctl.yaml: line 4 column")
+                && err.contains("rollout.grpcErrorCodes")
+                && err.contains("\"BROKEN\" is not a gRPC status code")
+                && err.contains("valid names: OK, CANCELLED"),
+            "{err}"
+        );
     }
 
     #[test]
