@@ -167,7 +167,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__analyze)
-            opts="-n -o -q -v -h -V --compare --for --success-rate --max-p99 --min-requests --analysis --confidence --metrics --prometheus --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-n -o -q -v -h -V --compare --for --success-rate --max-p99 --min-requests --grpc-error-codes --analysis --confidence --metrics --prometheus --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -190,6 +190,10 @@ _meshctl() {
                     return 0
                     ;;
                 --min-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grpc-error-codes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -426,7 +430,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__demo)
-            opts="-n -o -q -v -h -V --bad-canary --interval --mtls --dir --strategy --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-n -o -q -v -h -V --bad-canary --interval --mtls --dir --strategy --protocol --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,6 +446,10 @@ _meshctl() {
                     ;;
                 --strategy)
                     COMPREPLY=($(compgen -W "canary ab mirror bluegreen" -- "${cur}"))
+                    return 0
+                    ;;
+                --protocol)
+                    COMPREPLY=($(compgen -W "http grpc" -- "${cur}"))
                     return 0
                     ;;
                 --target)
@@ -1164,7 +1172,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__rollout__subcmd__start)
-            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --analysis --confidence --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --mirror-percent --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
+            opts="-f -n -o -q -v -h -V --file --host --gateway --port --versions --weight --templates --istio-api --sticky-cookie --to --from --steps --step-weight --max-weight --interval --threshold --success-rate --max-p99 --min-requests --grpc-error-codes --analysis --confidence --metrics --prometheus --manual-promotion --no-wait-on-pause --on-interrupt --timeout --summary --junit --strategy --match --iterations --mirror-percent --target --context --namespace --kubeconfig --output --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1250,6 +1258,10 @@ _meshctl() {
                     return 0
                     ;;
                 --min-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grpc-error-codes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -121,9 +121,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l max-weight -d 'Last canary weight before promotion (with --step-weight)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l interval -d 'Time between steps / analysis windows (e.g. `30s`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l threshold -d 'Failed checks tolerated before rolling back' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l success-rate -d 'Minimum canary success rate, percent of non-5xx answers (default 99)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l success-rate -d 'Minimum canary success rate, percent of requests that did not fail (5xx, or a gRPC status of `--grpc-error-codes`) (default 99)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l max-p99 -d 'Maximum canary p99 latency (default `500ms`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l min-requests -d 'Minimum canary requests per analysis window (default 20); with fewer the window is inconclusive (a rollout holds its step)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l grpc-error-codes -d 'gRPC statuses that count as failed requests besides HTTP 5xx: names (case-insensitive) or numbers, comma-separated, `none` for 5xx only (default `UNKNOWN,DEADLINE_EXCEEDED,UNIMPLEMENTED,INTERNAL,UNAVAILABLE,DATA_LOSS`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l analysis -d 'How windows are judged: `sequential` (default) accumulates anytime-valid evidence over every window and rolls back when a test rejects at the `--confidence` level; `window` judges each window on its own with point estimates (Flagger-like, meshctl\'s earlier rule)' -r -f -a "sequential\t'Anytime-valid evidence over the whole rollout (default)'
 window\t'Each window on its own (Flagger-like)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollout; and __fish_seen_subcommand_from start" -l confidence -d 'Confidence of the statistical tests, percent (default 99 with `--analysis sequential`, 95 with `window`): a healthy canary is rolled back with probability at most 100 − confidence per test' -r
@@ -193,9 +194,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s h -l help -
 complete -c meshctl -n "__fish_meshctl_using_subcommand rollback" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l compare -d 'Baseline and canary versions, e.g. `--compare v1 v2`' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l for -d 'Length of the analysis window (e.g. `5m`)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l success-rate -d 'Minimum canary success rate, percent of non-5xx answers (default 99)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l success-rate -d 'Minimum canary success rate, percent of requests that did not fail (5xx, or a gRPC status of `--grpc-error-codes`) (default 99)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l max-p99 -d 'Maximum canary p99 latency (default `500ms`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l min-requests -d 'Minimum canary requests per analysis window (default 20); with fewer the window is inconclusive (a rollout holds its step)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l grpc-error-codes -d 'gRPC statuses that count as failed requests besides HTTP 5xx: names (case-insensitive) or numbers, comma-separated, `none` for 5xx only (default `UNKNOWN,DEADLINE_EXCEEDED,UNIMPLEMENTED,INTERNAL,UNAVAILABLE,DATA_LOSS`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l analysis -d 'How windows are judged: `sequential` (default) accumulates anytime-valid evidence over every window and rolls back when a test rejects at the `--confidence` level; `window` judges each window on its own with point estimates (Flagger-like, meshctl\'s earlier rule)' -r -f -a "sequential\t'Anytime-valid evidence over the whole rollout (default)'
 window\t'Each window on its own (Flagger-like)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l confidence -d 'Confidence of the statistical tests, percent (default 99 with `--analysis sequential`, 95 with `window`): a healthy canary is rolled back with probability at most 100 − confidence per test' -r
@@ -218,6 +220,8 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l strategy -d 'Ho
 ab\t'Header/cookie-matched requests go to v2'
 mirror\t'v2 analysed on mirrored copies of live traffic (clients see v1), then the canary steps'
 bluegreen\t'v2 analysed on mirrored (or `--match`ed) traffic, then 100% in one write, then one post-switch analysis; a failure rolls back in one write'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l protocol -d 'What the upstreams and the load generator speak: `http` (HTTP/1.1), or `grpc` (unary gRPC calls over HTTP/2; `--bad-canary` makes v2 answer 20% of the calls with `INTERNAL`)' -r -f -a "http\t'HTTP/1.1 upstreams and requests'
+grpc\t'gRPC upstreams (a port named `grpc`) and unary calls'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l target -d 'Where resources and rollout state live: `kube` (the current cluster) or `local:DIR` (a directory watched by meshproxy)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l context -d 'Kubeconfig context to use (default: the current context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s n -l namespace -d 'Namespace (default: the context\'s namespace, else `default`)' -r

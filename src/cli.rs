@@ -302,6 +302,20 @@ pub struct DemoArgs {
     /// (mirror preview, then 100% in one write).
     #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
     pub strategy: StrategyKind,
+    /// What the upstreams and the load generator speak: `http` (HTTP/1.1),
+    /// or `grpc` (unary gRPC calls over HTTP/2; `--bad-canary` makes v2
+    /// answer 20% of the calls with `INTERNAL`).
+    #[arg(long, value_enum, default_value_t = DemoProtocol::Http)]
+    pub protocol: DemoProtocol,
+}
+
+/// `meshctl demo --protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoProtocol {
+    /// HTTP/1.1 upstreams and requests.
+    Http,
+    /// gRPC upstreams (a port named `grpc`) and unary calls.
+    Grpc,
 }
 
 /// `meshctl certs`.

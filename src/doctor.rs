@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use meshproxy::endpoints::{PortProtocol, ServicePort};
 use meshproxy::istio::validate::{Problem, validate};
 use meshproxy::istio::{DestinationRule, Resource, Subset, TlsMode, VirtualService};
 use serde::Serialize;
@@ -23,10 +24,14 @@ use crate::target::{Target, TargetError};
 /// The outcome of one check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Check {
-    /// Short identifier (`subsets`, `endpoints`, `routes`, `route-names`, `metrics`, `mtls`).
+    /// Short identifier (`subsets`, `endpoints`, `routes`, `route-names`,
+    /// `metrics`, `mtls`, `grpc-port`).
     pub name: &'static str,
-    /// Did it pass?
+    /// Did it pass? (A warning passes.)
     pub passed: bool,
+    /// Passed with a warning: works now, but likely not as meant.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     /// What was found.
     pub message: String,
     /// How to fix a failure (`None` when passed).
@@ -62,27 +67,55 @@ pub struct Request {
     pub from: Option<String>,
     /// New version (default: the DestinationRule's last subset other than `from`).
     pub to: Option<String>,
-    /// `connection_security_policy` per version as the metrics source
-    /// reports it (see [`security_policies`]); `None` when not read.
-    pub security: Option<SecurityPolicies>,
+    /// What the labels of the service's request series say (see
+    /// [`series_labels`]); `None` when not read.
+    pub series: Option<SeriesLabels>,
 }
 
 /// `connection_security_policy` label values (`none`, `mutual_tls`,
 /// `unknown`) seen on `istio_requests_total` per `destination_version`.
 pub type SecurityPolicies = BTreeMap<String, BTreeSet<String>>;
 
-/// Reads the `connection_security_policy` values of `service`'s request
+/// What doctor reads from the labels of a service's `istio_requests_total`
+/// series.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesLabels {
+    /// `connection_security_policy` values per version.
+    pub security: SecurityPolicies,
+    /// Versions that served gRPC (`request_protocol="grpc"` or a non-empty
+    /// `grpc_response_status`).
+    pub grpc: BTreeSet<String>,
+}
+
+// === impl SeriesLabels ===
+
+impl SeriesLabels {
+    /// Adds one series, given its label lookup.
+    fn add<'a>(&mut self, label: impl Fn(&str) -> &'a str) {
+        let version = label("destination_version").to_owned();
+        if label("request_protocol") == "grpc" || !label("grpc_response_status").is_empty() {
+            self.grpc.insert(version.clone());
+        }
+        self.security
+            .entry(version)
+            .or_default()
+            .insert(label("connection_security_policy").to_owned());
+    }
+}
+
+/// Reads the labels doctor checks (`connection_security_policy`,
+/// `request_protocol`, `grpc_response_status`) of `service`'s request
 /// series from the metrics source: a `/metrics` endpoint (meshproxy,
 /// Envoy) or a Prometheus server. `None` when the source cannot be read or
 /// parsed (the `metrics` check reports why).
-pub async fn security_policies(
+pub async fn series_labels(
     source: &Endpoint,
     service: &str,
     timeout: std::time::Duration,
-) -> Option<SecurityPolicies> {
+) -> Option<SeriesLabels> {
     use Endpoint as M;
     let client = crate::metrics::http_client(timeout).ok()?;
-    let mut out = SecurityPolicies::new();
+    let mut out = SeriesLabels::default();
     match source {
         M::Proxy(url) => {
             let text = client
@@ -97,9 +130,7 @@ pub async fn security_policies(
                 if s.name == "istio_requests_total"
                     && s.label("destination_service_name") == service
                 {
-                    out.entry(s.label("destination_version").to_owned())
-                        .or_default()
-                        .insert(s.label("connection_security_policy").to_owned());
+                    out.add(|k| s.label(k));
                 }
             }
         }
@@ -117,7 +148,7 @@ pub async fn security_policies(
                 metric: BTreeMap<String, String>,
             }
             let promql = format!(
-                "count by (destination_version, connection_security_policy) (istio_requests_total{{destination_service_name=\"{}\"}})",
+                "count by (destination_version, connection_security_policy, request_protocol, grpc_response_status) (istio_requests_total{{destination_service_name=\"{}\"}})",
                 service.replace('"', "")
             );
             let url = reqwest::Url::parse_with_params(
@@ -126,11 +157,8 @@ pub async fn security_policies(
             )
             .ok()?;
             let resp: Resp = client.get(url).send().await.ok()?.json().await.ok()?;
-            for s in resp.data.result {
-                let get = |k: &str| s.metric.get(k).cloned().unwrap_or_default();
-                out.entry(get("destination_version"))
-                    .or_default()
-                    .insert(get("connection_security_policy"));
+            for s in &resp.data.result {
+                out.add(|k| s.metric.get(k).map_or("", String::as_str));
             }
         }
     }
@@ -144,8 +172,19 @@ impl Check {
         Self {
             name,
             passed: true,
+            warning: false,
             message: message.into(),
             fix: None,
+        }
+    }
+
+    fn warn(name: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name,
+            passed: true,
+            warning: true,
+            message: message.into(),
+            fix: Some(fix.into()),
         }
     }
 
@@ -153,6 +192,7 @@ impl Check {
         Self {
             name,
             passed: false,
+            warning: false,
             message: message.into(),
             fix: Some(fix.into()),
         }
@@ -239,7 +279,13 @@ pub async fn diagnose<T: Target, M: MetricsSource>(
         service,
         dr.as_ref().ok(),
         &versions,
-        req.security.as_ref(),
+        req.series.as_ref().map(|l| &l.security),
+    ));
+    let port = target.service_port(service).await;
+    checks.push(check_grpc_port(
+        service,
+        req.series.as_ref().map(|l| &l.grpc),
+        port.as_ref(),
     ));
     Report {
         service: service.to_owned(),
@@ -680,6 +726,85 @@ pub fn check_mtls(
     Check::pass(NAME, format!("client TLS modes agree ({described})"))
 }
 
+/// gRPC traffic goes to a port declared gRPC or HTTP/2, as Istio decides
+/// it (a port name `grpc`, `grpc-web`, `http2`, alone or with a `-suffix`,
+/// or `appProtocol: grpc | grpc-web | http2 | kubernetes.io/h2c`). On an
+/// undeclared port the mesh treats the traffic as HTTP/1.1 or by
+/// auto-detection: Istio's per-protocol features and meshproxy's HTTP/2
+/// upstream connections depend on the declaration, so the check warns.
+/// `grpc` holds the versions whose series show gRPC (`None`: metrics not
+/// read); `port` is the service's declared port (`None`: none declared).
+pub fn check_grpc_port(
+    service: &str,
+    grpc: Option<&BTreeSet<String>>,
+    port: Result<&Option<ServicePort>, &TargetError>,
+) -> Check {
+    const NAME: &str = "grpc-port";
+    let Some(grpc) = grpc.filter(|g| !g.is_empty()) else {
+        return Check::pass(
+            NAME,
+            format!(
+                "no gRPC traffic seen for {service:?} (request_protocol=\"grpc\" or grpc_response_status)"
+            ),
+        );
+    };
+    let versions = grpc
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fix = format!(
+        "declare the port's protocol: name it `grpc` (or `grpc-NAME`, `http2-NAME`) or set `appProtocol: grpc`; local target: `port: {{name: grpc}}` under services.{service} in endpoints.yaml; Kubernetes: the port of Service {service:?} (and its EndpointSlices)"
+    );
+    let port = match port {
+        Ok(p) => p,
+        Err(e) => {
+            return Check::warn(
+                NAME,
+                format!(
+                    "gRPC traffic seen for {service:?} ({versions}) but its port protocol could not be read: {e}"
+                ),
+                fix,
+            );
+        }
+    };
+    let described = match port {
+        None => "no port declared".to_owned(),
+        Some(p) => describe_port(p),
+    };
+    match port.as_ref().map(ServicePort::protocol) {
+        Some(Ok(PortProtocol::Grpc | PortProtocol::Http2)) => Check::pass(
+            NAME,
+            format!(
+                "gRPC traffic of {service:?} ({versions}) goes to a port declared for it ({described})"
+            ),
+        ),
+        Some(Err((field, message))) => Check::warn(
+            NAME,
+            format!(
+                "gRPC traffic seen for {service:?} ({versions}) but its port's {field} is invalid: {message}"
+            ),
+            fix,
+        ),
+        Some(Ok(PortProtocol::Http)) | None => Check::warn(
+            NAME,
+            format!(
+                "gRPC traffic seen for {service:?} ({versions}) on a port not declared grpc or http2 ({described}): the mesh treats it as HTTP/1.1"
+            ),
+            fix,
+        ),
+    }
+}
+
+fn describe_port(p: &ServicePort) -> String {
+    match (&p.name, &p.app_protocol) {
+        (Some(n), Some(a)) => format!("port {n:?}, appProtocol {a:?}"),
+        (Some(n), None) => format!("port {n:?}"),
+        (None, Some(a)) => format!("appProtocol {a:?}"),
+        (None, None) => "a port without name or appProtocol".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use meshproxy::istio::yaml;
@@ -804,5 +929,50 @@ spec:
             "DestinationRule \"discounts\" has no subset v3 (defined: v1, v2)"
         );
         assert!(c.fix.unwrap().contains("--versions v1,v3"));
+    }
+
+    #[test]
+    fn grpc_traffic_on_an_undeclared_port_warns() {
+        let grpc: BTreeSet<String> = ["v2".to_owned()].into();
+        let port = |name: Option<&str>, app: Option<&str>| {
+            Some(ServicePort {
+                name: name.map(str::to_owned),
+                app_protocol: app.map(str::to_owned),
+            })
+        };
+        // No gRPC seen, or metrics not read: nothing to say.
+        let c = check_grpc_port("d", Some(&BTreeSet::new()), Ok(&None));
+        assert!(c.passed && !c.warning, "{c:?}");
+        assert!(check_grpc_port("d", None, Ok(&None)).passed);
+        // Declared by name or appProtocol.
+        for p in [
+            port(Some("grpc"), None),
+            port(Some("grpc-api"), None),
+            port(Some("http2-x"), None),
+            port(None, Some("kubernetes.io/h2c")),
+        ] {
+            let c = check_grpc_port("d", Some(&grpc), Ok(&p));
+            assert!(c.passed && !c.warning, "{c:?}");
+        }
+        // Undeclared: a warning that passes, with the fix.
+        for p in [None, port(Some("http"), None), port(Some("grpcx"), None)] {
+            let c = check_grpc_port("d", Some(&grpc), Ok(&p));
+            assert!(c.passed && c.warning, "{c:?}");
+            assert!(
+                c.message.contains("not declared grpc or http2"),
+                "{}",
+                c.message
+            );
+            assert!(c.fix.as_deref().unwrap().contains("port: {name: grpc}"));
+        }
+        let c = check_grpc_port("d", Some(&grpc), Ok(&port(None, Some("h3"))));
+        assert!(
+            c.warning && c.message.contains("appProtocol is invalid"),
+            "{c:?}"
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["warning"], true);
+        let ok = serde_json::to_value(check_grpc_port("d", None, Ok(&None))).unwrap();
+        assert!(ok.get("warning").is_none());
     }
 }

@@ -17,6 +17,7 @@ pub mod certs;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod demo;
 pub mod diff;
 pub mod doctor;
 pub mod drive;

@@ -204,7 +204,8 @@ fn a_healthy_setup_passes_every_check() {
             "routes",
             "route-names",
             "metrics",
-            "mtls"
+            "mtls",
+            "grpc-port"
         ]
     );
     assert_eq!(
@@ -226,10 +227,10 @@ fn a_healthy_setup_passes_every_check() {
     );
     assert_eq!(
         text.lines().filter(|l| l.starts_with("PASS  ")).count(),
-        6,
+        7,
         "{text}"
     );
-    assert!(text.ends_with("6 of 6 checks passed\n"), "{text}");
+    assert!(text.ends_with("7 of 7 checks passed\n"), "{text}");
 }
 
 #[test]

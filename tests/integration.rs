@@ -25,6 +25,8 @@ mod render_errors;
 mod render_schema;
 // The Prometheus metrics source against a real Prometheus server.
 mod rollout_prometheus;
+// meshctl judges gRPC: failure rule, sources alike, gRPC canaries (issue 13).
+mod rollout_grpc;
 // Kubernetes target: shared fake-cluster setup.
 mod kube_support;
 // Kubernetes target in process against the fake API server.

@@ -49,6 +49,22 @@ async fn the_ci_role_is_sufficient_and_minimal() {
         )
         .await
         .expect("endpoints");
+    cluster
+        .server
+        .insert(
+            "",
+            "services",
+            crate::kube_support::NS,
+            serde_json::json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "discounts"},
+                "spec": {"ports": [{"name": "grpc-api", "port": 50051}]}}),
+        )
+        .expect("service");
+    let port = target
+        .service_port("discounts")
+        .await
+        .expect("service port");
+    assert_eq!(port.and_then(|p| p.name).as_deref(), Some("grpc-api"));
     target
         .release_lease("discounts", "job-1")
         .await

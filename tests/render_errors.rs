@@ -376,11 +376,11 @@ fn template_output_with_unsupported_field() {
     .unwrap()
     .replace(
         "  host: {{ service }}\n",
-        "  host: {{ service }}\n  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 10}}\n",
+        "  host: {{ service }}\n  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 5}\n",
     );
     assert_msg(
         template_fails("destinationrule.yaml.j2", &dr),
-        "tpl/destinationrule.yaml.j2: the output has a field meshctl does not support: DestinationRule/discounts spec.trafficPolicy.connectionPool: remove it from the template",
+        "tpl/destinationrule.yaml.j2: the output has a field meshctl does not support: DestinationRule/discounts spec.trafficPolicy.outlierDetection: remove it from the template",
     );
 }
 

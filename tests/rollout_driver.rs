@@ -510,6 +510,7 @@ impl MetricsSource for Unmatched {
             requests: *n,
             errors: 0.0,
             buckets: vec![(5.0, *n), (f64::INFINITY, *n)],
+            ..VersionCounters::default()
         };
         Ok(Snapshot {
             source: [("v1".to_owned(), v1)].into(),

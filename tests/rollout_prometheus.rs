@@ -13,9 +13,9 @@ use mesh_test_support::meshctl::words;
 use crate::rollout_harness::{Behaviour, Mesh};
 
 /// A Prometheus server; killed on drop.
-struct PromServer {
+pub(crate) struct PromServer {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -26,7 +26,7 @@ impl Drop for PromServer {
     }
 }
 
-fn prometheus_binary() -> Option<&'static str> {
+pub(crate) fn prometheus_binary() -> Option<&'static str> {
     let found = Command::new("prometheus")
         .arg("--version")
         .stdout(Stdio::null())
@@ -45,7 +45,7 @@ fn prometheus_binary() -> Option<&'static str> {
 }
 
 /// Starts Prometheus scraping `target` (host:port, path /metrics) every 500ms.
-fn start_prometheus(bin: &str, target: &str) -> PromServer {
+pub(crate) fn start_prometheus(bin: &str, target: &str) -> PromServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("prometheus.yml");
     std::fs::write(

@@ -1,35 +1,33 @@
-//! The request path: route, inject faults, forward with timeouts and
-//! retries, and count the result.
+//! The request path's plan: route, choose the destination (weights,
+//! sticky sessions), inject faults, rewrite the head for the upstream,
+//! decide on mirroring, and count the outcome. Every lane uses the same
+//! plan ([`Forwarder::plan`], then [`Forwarder::respond`] or
+//! [`Forwarder::reply`]); the senders are elsewhere: the lean HTTP/1.1
+//! lane's own ([`crate::h1`]), hyper's HTTP/1.1 client
+//! ([`crate::send_hyper`]) and HTTP/2 ([`crate::send_h2`]).
 //!
-//! Upstream connections come from one pooled hyper-util `Client` (HTTP/1.1
-//! keep-alive to each endpoint). Bodies stream in both directions; the only
-//! buffering is the retry rule below.
-//!
-//! **Retries replay the request body**, so a request is retried only when
-//! its body is empty or has a `content-length` of at most
-//! [`ForwardSettings::max_replay_body`] (64 KiB by default); such a body is
-//! read whole before the first try. A larger or chunked body is streamed
-//! and tried once.
+//! The [`Forwarder`] also holds the worker's upstream clients and pools,
+//! which the senders use.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt as _;
-use hyper::body::{Body as _, Incoming};
+use http::{Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use crate::body::{ResponseBody, UpstreamBody};
-use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
-use crate::routes::{Backend, Mirror, RetryOn, Route, RouteTable};
+use crate::body::{AccessLine, ResponseBody, UpstreamBody};
+use crate::grpc;
+use crate::metrics::{
+    DestinationId, DestinationMetrics, Flags, Protocol, ResponseStatus, Security,
+};
+use crate::routes::{AbortWith, Backend, Mirror, RetryOn, Route, RouteTable};
 use crate::source::Live;
-use crate::tls::{ClientTls, TlsClient, UpstreamClients};
+use crate::tls::{ClientTls, UpstreamClients};
 
 /// Responses up to this size are read whole before they are sent on.
 pub const SMALL_RESPONSE: u64 = 16 * 1024;
@@ -124,12 +122,14 @@ pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 #[derive(Debug)]
 pub struct Forwarder {
     live: Arc<Live>,
-    client: UpstreamClient,
-    tls: Option<UpstreamClients<UpstreamBody>>,
+    pub(crate) client: UpstreamClient,
+    pub(crate) tls: Option<UpstreamClients<UpstreamBody>>,
     pub(crate) settings: ForwardSettings,
     no_route: DestinationMetrics,
     /// Plain-TCP upstream connections of the lean HTTP/1.1 lane.
-    pub(crate) pool: Arc<crate::h1::Pool>,
+    pub(crate) pool: Arc<crate::upstream::http1::Pool>,
+    /// Multiplexed HTTP/2 upstream connections.
+    pub(crate) http2: Arc<crate::upstream::http2::Pool>,
 }
 
 /// What to do with a routed request.
@@ -244,6 +244,9 @@ pub(crate) enum Failure {
     Reset,
     /// A per-try or the route timeout fired.
     Timeout,
+    /// The upstream does not speak the protocol its port declares (an
+    /// HTTP/1.1 server where HTTP/2 is expected).
+    Protocol,
 }
 
 // === impl Failure ===
@@ -271,7 +274,31 @@ impl Failure {
                 Flags::UT,
                 "upstream request timeout\n",
             ),
+            Self::Protocol => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UPE,
+                "upstream connect error or disconnect/reset before headers. reset reason: protocol error\n",
+            ),
         }
+    }
+
+    /// The proxy's answer to a client: a gRPC error for gRPC calls
+    /// (`DEADLINE_EXCEEDED` for a timeout, else `UNAVAILABLE`, as Envoy
+    /// maps them), else the HTTP reply.
+    pub(crate) fn response(self, protocol: Protocol) -> (Response<ResponseBody>, Flags) {
+        let (status, flags, text) = self.reply();
+        let resp = match protocol {
+            Protocol::Http => local_reply(status, text),
+            Protocol::Grpc => {
+                let code = if self == Self::Timeout {
+                    grpc::DEADLINE_EXCEEDED
+                } else {
+                    grpc::UNAVAILABLE
+                };
+                grpc_reply(code, text.trim_end())
+            }
+        };
+        (resp, flags)
     }
 }
 
@@ -295,8 +322,14 @@ impl RetryOn {
             Failure::Connect => self.connect_failure,
             Failure::Reset => self.reset || self.server_error || self.gateway_error,
             Failure::Timeout => self.server_error || self.gateway_error,
-            Failure::NoHealthy => false,
+            Failure::NoHealthy | Failure::Protocol => false,
         }
+    }
+
+    /// Whether a gRPC status (from a trailers-only response's headers, as
+    /// Envoy reads it) is retried.
+    pub(crate) fn grpc_status(self, code: Option<u8>) -> bool {
+        code.is_some_and(|c| c < 32 && self.grpc & (1 << c) != 0)
     }
 }
 
@@ -324,7 +357,8 @@ impl Forwarder {
             .http1_writev(false)
             .build(http);
         let no_route = live.metrics().destination(DestinationId::unknown());
-        let pool = Arc::new(crate::h1::Pool::new(settings.connect_timeout));
+        let pool = Arc::new(crate::upstream::http1::Pool::new(settings.connect_timeout));
+        let http2 = crate::upstream::http2::Pool::new(settings.connect_timeout);
         Self {
             live,
             client,
@@ -332,6 +366,7 @@ impl Forwarder {
             settings,
             no_route,
             pool,
+            http2,
         }
     }
 
@@ -348,29 +383,6 @@ impl Forwarder {
         http.set_connect_timeout(Some(self.settings.connect_timeout));
         self.tls = Some(UpstreamClients::new(tls, http, Duration::from_secs(90)));
         self
-    }
-
-    /// Handles one client request; never fails (errors become responses).
-    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<ResponseBody> {
-        let start = Instant::now();
-        let table = self.live.table();
-        let (mut parts, body) = req.into_parts();
-        let protocol = protocol_of(&parts.headers);
-        match self.plan(&table, &mut parts, conn, protocol).await {
-            Plan::Reply(reply) => self.reply(reply, &parts, protocol, conn, start),
-            Plan::Forward(plan) => {
-                let result = self
-                    .forward(
-                        plan.route,
-                        plan.backend,
-                        &mut parts,
-                        body,
-                        plan.shadow.clone(),
-                    )
-                    .await;
-                self.respond(result, plan, &parts, protocol, conn, start)
-            }
-        }
     }
 
     /// Everything before the upstream exchange: route, choose the
@@ -395,8 +407,12 @@ impl Forwarder {
             .host(authority)
             .and_then(|vh| vh.route(&parts.method, &parts.uri, &parts.headers));
         let Some(route) = route else {
+            let response = match protocol {
+                Protocol::Http => local_reply(StatusCode::NOT_FOUND, "no route\n"),
+                Protocol::Grpc => grpc_reply(grpc::UNIMPLEMENTED, "no route"),
+            };
             return Plan::Reply(LocalReply {
-                response: local_reply(StatusCode::NOT_FOUND, "no route\n"),
+                response,
                 metrics: None,
                 flags: Flags::NR,
                 route: None,
@@ -412,10 +428,19 @@ impl Forwarder {
             tokio::time::sleep(delay).await;
             flags = flags.with(Flags::DI);
         }
-        if let Some((status, share)) = route.fault.abort
+        if let Some((abort, share)) = route.fault.abort
             && hit(share)
         {
-            let mut response = local_reply(status, "fault filter abort\n");
+            let mut response = match (abort, protocol) {
+                (AbortWith::Http(s), Protocol::Http) => local_reply(s, "fault filter abort\n"),
+                (AbortWith::Grpc(c), Protocol::Http) => {
+                    local_reply(grpc::to_http(c), "fault filter abort\n")
+                }
+                (AbortWith::Http(s), Protocol::Grpc) => {
+                    grpc_reply(grpc::from_http(s), "fault filter abort")
+                }
+                (AbortWith::Grpc(c), Protocol::Grpc) => grpc_reply(c, "fault filter abort"),
+            };
             if let Some(cookie) = pin {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
@@ -462,7 +487,7 @@ impl Forwarder {
         self.finish(
             metrics,
             parts,
-            reply.response.status(),
+            response_status(&reply.response, protocol),
             reply.flags,
             protocol,
             conn,
@@ -488,19 +513,23 @@ impl Forwarder {
         let mut resp = match result {
             Ok(resp) => resp,
             Err(f) => {
-                let (status, flag, text) = f.reply();
+                let (resp, flag) = f.response(protocol);
                 flags = flags.with(flag);
-                local_reply(status, text)
+                resp
             }
         };
         crate::headers::on_response(plan.ops, resp.headers_mut());
         if let Some(cookie) = plan.pin {
             add_pin(resp.headers_mut(), cookie);
         }
+        if resp.body().counts_itself() {
+            // A gRPC call: counted when it ends.
+            return resp;
+        }
         self.finish(
             &plan.backend.metrics,
             parts,
-            resp.status(),
+            response_status(&resp, protocol),
             flags,
             protocol,
             conn,
@@ -533,25 +562,6 @@ impl Forwarder {
         (b, set)
     }
 
-    /// The pooled TLS client for `backend` when its DestinationRule asks for
-    /// TLS. Failures to set it up are logged by the pool and answered like
-    /// a failed connect (503, `UF`).
-    pub(crate) fn tls_client(
-        &self,
-        backend: &Backend,
-    ) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
-        match &backend.tls {
-            None => Ok(None),
-            Some(settings) => {
-                let pool = self.tls.as_ref().ok_or(Failure::Connect)?;
-                let (client, _) = pool
-                    .client(settings, &backend.metrics.id().name)
-                    .map_err(|_| Failure::Connect)?;
-                Ok(Some(client))
-            }
-        }
-    }
-
     /// How to open TLS to `backend` when its DestinationRule asks for it
     /// (for the lean lane's own pool); failures as in [`Self::tls_client`].
     pub(crate) fn upstream_tls(
@@ -569,76 +579,12 @@ impl Forwarder {
         }
     }
 
-    /// Sends a copy of the request to the mirror destination in the
-    /// background. Its response is read and dropped; it never delays or
-    /// fails the real request. Mirrored requests carry `Host: NAME-shadow`,
-    /// as Envoy sends them, and are counted with `reporter="destination"`.
-    pub(crate) fn spawn_mirror(
-        &self,
-        shadow: Shadow<'_>,
-        parts: &http::request::Parts,
-        path: &http::uri::PathAndQuery,
-        body: Bytes,
-        timeout: Duration,
-    ) {
-        let count = MirrorCount::new(&shadow);
-        // A copy that cannot even be sent is counted with its failure.
-        let unsent = |f: Failure| count.failed(f);
-        let tls_client = match self.tls_client(&shadow.mirror.backend) {
-            Ok(c) => c,
-            Err(f) => return unsent(f),
-        };
-        let Some(endpoint) = shadow.mirror.backend.next_endpoint() else {
-            return unsent(Failure::NoHealthy);
-        };
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(if tls_client.is_some() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        });
-        uri.authority = Some(endpoint.clone());
-        uri.path_and_query = Some(path.clone());
-        let Ok(uri) = Uri::from_parts(uri) else {
-            return;
-        };
-        let mut headers = parts.headers.clone();
-        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
-            && let Ok(v) = HeaderValue::from_str(&shadow_host(host))
-        {
-            headers.insert(header::HOST, v);
-        }
-        let mut req = Request::new(if body.is_empty() {
-            UpstreamBody::Empty
-        } else {
-            UpstreamBody::Full(Some(body))
-        });
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let exchange = async {
-                let resp = match &tls_client {
-                    Some(tls) => tls.request(req),
-                    None => client.request(req),
-                };
-                let resp = resp.await.map_err(classify)?;
-                let status = resp.status();
-                // Drain the body so the connection can be reused.
-                let _ = resp.into_body().collect().await;
-                Ok::<_, Failure>(status)
-            };
-            count.run(exchange, timeout).await;
-        });
-    }
-
     #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
     pub(crate) fn finish(
         &self,
         metrics: &DestinationMetrics,
         parts: &http::request::Parts,
-        status: StatusCode,
+        status: impl Into<ResponseStatus>,
         flags: Flags,
         protocol: Protocol,
         conn: &ConnInfo,
@@ -646,8 +592,9 @@ impl Forwarder {
         route: Option<&Route>,
     ) {
         let elapsed = start.elapsed();
+        let status = status.into();
         metrics.record(
-            status.as_u16(),
+            status,
             flags,
             protocol,
             conn.security,
@@ -660,7 +607,8 @@ impl Forwarder {
                 target: "meshproxy::access",
                 method = %parts.method,
                 path = parts.uri.path(),
-                status = status.as_u16(),
+                status = status.http,
+                grpc_status = status.grpc_label(),
                 flags = flags.as_str(),
                 route = route.map_or("-", |r| r.name.as_str()),
                 destination = %id.name,
@@ -670,148 +618,34 @@ impl Forwarder {
             );
         }
     }
+}
 
-    /// Sends the request to the backend, retrying by the route's policy,
-    /// all within the route timeout.
-    ///
-    /// A response whose `content-length` is at most [`SMALL_RESPONSE`] is
-    /// read whole before it is returned, so its head and body reach the
-    /// client in one write (one wake-up of the client instead of two);
-    /// anything larger or of unknown length streams.
-    async fn forward(
-        &self,
-        route: &Route,
-        backend: &Backend,
-        parts: &mut http::request::Parts,
-        body: Incoming,
-        shadow: Option<Shadow<'_>>,
-    ) -> Result<Response<ResponseBody>, Failure> {
-        let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
-        let exchange = async {
-            let resp = self.tries(route, backend, parts, body, shadow).await?;
-            let (mut head, body) = resp.into_parts();
-            strip_hop_by_hop(&mut head.headers);
-            let body = match body.size_hint().exact() {
-                Some(n) if n <= SMALL_RESPONSE => ResponseBody::bytes(
-                    body.collect().await.map_err(|_| Failure::Reset)?.to_bytes(),
-                ),
-                _ => ResponseBody::stream(body),
-            };
-            Ok(Response::from_parts(head, body))
-        };
-        if timeout.is_zero() {
-            exchange.await
-        } else {
-            tokio::time::timeout(timeout, exchange)
-                .await
-                .unwrap_or(Err(Failure::Timeout))
-        }
+/// How a response is counted: its HTTP status, and for a gRPC call the
+/// `grpc-status` of its head (the proxy's own replies are trailers-only).
+pub(crate) fn response_status(resp: &Response<ResponseBody>, protocol: Protocol) -> ResponseStatus {
+    let http = resp.status();
+    match protocol {
+        Protocol::Http => http.into(),
+        Protocol::Grpc => ResponseStatus::grpc(
+            http.as_u16(),
+            grpc::status_of(resp.headers()).unwrap_or_else(|| grpc::from_http(http)),
+        ),
     }
+}
 
-    async fn tries(
-        &self,
-        route: &Route,
-        backend: &Backend,
-        parts: &mut http::request::Parts,
-        body: Incoming,
-        shadow: Option<Shadow<'_>>,
-    ) -> Result<Response<Incoming>, Failure> {
-        let policy = route.retry;
-        // Decide once whether the body can be replayed (see the module docs).
-        let prepared = if body.is_end_stream() {
-            (None, Some(Bytes::new()))
-        } else if (policy.attempts > 0 || shadow.is_some())
-            && UpstreamBody::replayable(&body, self.settings.max_replay_body)
-        {
-            match UpstreamBody::buffer(body).await {
-                Ok(b) => (None, Some(b)),
-                // The client went away mid-body; nothing can be sent.
-                Err(_) => return Err(Failure::Reset),
-            }
-        } else {
-            (Some(body), None)
-        };
-        self.send(route, backend, parts, prepared, shadow).await
-    }
-
-    /// Sends a request whose body is either streamed or buffered for
-    /// replay, retrying by the route's policy when it is buffered.
-    async fn send(
-        &self,
-        route: &Route,
-        backend: &Backend,
-        parts: &mut http::request::Parts,
-        (mut stream, replay): (Option<Incoming>, Option<Bytes>),
-        shadow: Option<Shadow<'_>>,
-    ) -> Result<Response<Incoming>, Failure> {
-        let policy = route.retry;
-        let max_attempts = if replay.is_some() { policy.attempts } else { 0 };
-        // Bytes-backed: cloning per try does not copy the path.
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        if let (Some(shadow), Some(body)) = (shadow, &replay) {
-            let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
-            self.spawn_mirror(shadow, parts, &path, body.clone(), timeout);
-        }
-        let tls_client = self.tls_client(backend)?;
-        let scheme = if tls_client.is_some() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        };
-        let mut attempt = 0;
-        loop {
-            let Some(endpoint) = backend.next_endpoint() else {
-                return Err(Failure::NoHealthy);
-            };
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(scheme.clone());
-            uri.authority = Some(endpoint.clone());
-            uri.path_and_query = Some(path.clone());
-            let uri = Uri::from_parts(uri).map_err(|_| Failure::Connect)?;
-            let body = match (&replay, stream.take()) {
-                (Some(b), _) if b.is_empty() => UpstreamBody::Empty,
-                (Some(b), _) => UpstreamBody::Full(Some(b.clone())),
-                (None, Some(s)) => UpstreamBody::Stream(s),
-                (None, None) => UpstreamBody::Empty,
-            };
-            let mut req = Request::new(body);
-            *req.method_mut() = parts.method.clone();
-            *req.uri_mut() = uri;
-            *req.version_mut() = Version::HTTP_11;
-            *req.headers_mut() = if attempt < max_attempts {
-                parts.headers.clone()
-            } else {
-                std::mem::take(&mut parts.headers)
-            };
-            let fut = match &tls_client {
-                Some(client) => client.request(req),
-                None => self.client.request(req),
-            };
-            let result = match policy.per_try_timeout {
-                Some(t) => match tokio::time::timeout(t, fut).await {
-                    Ok(r) => r.map_err(classify),
-                    Err(_) => Err(Failure::Timeout),
-                },
-                None => fut.await.map_err(classify),
-            };
-            let retry = attempt < max_attempts
-                && match &result {
-                    Ok(resp) => policy.on.status(resp.status()),
-                    Err(f) => policy.on.failure(*f),
-                };
-            if !retry {
-                return result;
-            }
-            tracing::debug!(backend = %backend.name, attempt, "retrying");
-            attempt += 1;
-            drop(result);
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-    }
+/// The start of a request's access-log line, when access logging is on.
+pub(crate) fn access_line(
+    on: bool,
+    parts: &http::request::Parts,
+    route: &Route,
+    conn: &ConnInfo,
+) -> Option<AccessLine> {
+    on.then(|| AccessLine {
+        method: parts.method.clone(),
+        path: parts.uri.path().into(),
+        route: route.name.as_str().into(),
+        peer: conn.peer,
+    })
 }
 
 /// `grpc` for gRPC requests (by `content-type`), else `http`.
@@ -826,18 +660,18 @@ pub(crate) fn protocol_of(headers: &HeaderMap) -> Protocol {
     }
 }
 
-/// Envoy's retry back-off: 25 ms base, doubling, full jitter, capped at 250 ms.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let cap = 25u64.saturating_mul(1 << attempt.min(4)).min(250);
-    Duration::from_millis(fastrand::u64(0..=cap))
+/// Waits before retry `attempt + 1` to `backend` (Envoy's back-off),
+/// counting it.
+pub(crate) async fn pause_before_retry(backend: &Backend, attempt: &mut u32) {
+    tracing::debug!(backend = %backend.name, attempt = *attempt, "retrying");
+    *attempt += 1;
+    tokio::time::sleep(backoff(*attempt)).await;
 }
 
-fn classify(e: hyper_util::client::legacy::Error) -> Failure {
-    if e.is_connect() {
-        Failure::Connect
-    } else {
-        Failure::Reset
-    }
+/// Envoy's retry back-off: 25 ms base, doubling, full jitter, capped at 250 ms.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 25u64.saturating_mul(1 << attempt.min(4)).min(250);
+    Duration::from_millis(fastrand::u64(0..=cap))
 }
 
 /// `svc:8080` → `svc-shadow:8080`, Envoy's host for mirrored requests.
@@ -885,6 +719,23 @@ pub(crate) fn local_reply(status: StatusCode, text: &'static str) -> Response<Re
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// A trailers-only gRPC reply: HTTP 200, `content-type: application/grpc`,
+/// `grpc-status: code` and `grpc-message: message`, no body.
+pub(crate) fn grpc_reply(code: u8, message: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::empty());
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(grpc::GRPC_STATUS.clone(), grpc::status_value(code));
+    h.insert(
+        grpc::GRPC_MESSAGE.clone(),
+        HeaderValue::from_static(message),
+    );
     resp
 }
 

@@ -8,23 +8,33 @@
 //! [`start`] runs a proxy in-process and returns a [`Handle`] (tests use it);
 //! [`run`] is what the binary calls: start, wait for SIGTERM/SIGINT, drain.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod args;
 pub mod body;
 #[cfg(feature = "kube")]
 pub mod cluster;
+pub(crate) mod codec;
+pub mod conn;
 pub mod endpoints;
 pub mod forward;
+pub mod grpc;
 pub mod h1;
 pub mod headers;
+pub mod hyper_lane;
+pub mod inflight;
 pub mod istio;
 pub mod metrics;
 pub mod routes;
+pub mod send_h2;
+pub mod send_hyper;
 pub mod server;
 pub mod signal;
 pub mod source;
 pub mod split;
 pub mod tls;
+pub(crate) mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

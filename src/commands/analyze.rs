@@ -49,6 +49,7 @@ pub async fn run(global: &GlobalArgs, args: AnalyzeArgs) -> anyhow::Result<Outco
     let source = AnySource::open(
         &spec::metrics_flag(&flags)?.unwrap_or_default(),
         length.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+        &thresholds.grpc_error_codes,
     )?;
 
     let start = Timestamp::from_system(SystemTime::now());

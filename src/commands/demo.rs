@@ -4,11 +4,15 @@
 //! drives a bounded load through the proxy, and runs a real rollout through
 //! the same code path as `meshctl rollout start`. `--bad-canary` makes v2
 //! answer 20% of requests with a 500, so the rollout rolls back (exit 3).
+//! `--protocol grpc` does the same with gRPC upstreams and unary calls
+//! ([`crate::demo::grpc`]): the port is declared `grpc`, so meshproxy
+//! speaks HTTP/2 to them, and the bad canary's calls fail with `INTERNAL`.
 //! Everything started here is stopped before returning, also on Ctrl-C.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,8 +25,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Outcome;
-use crate::cli::{DemoArgs, GlobalArgs, SpecArgs, StrategyKind};
+use crate::cli::{DemoArgs, DemoProtocol, GlobalArgs, SpecArgs, StrategyKind};
 use crate::context;
+use crate::demo::{LoadStats, grpc};
 use crate::drive::drive;
 use crate::metrics::MetricsSource;
 use crate::metrics::any::Endpoint;
@@ -105,15 +110,6 @@ async fn upstream(
     Ok((addr, task))
 }
 
-/// What the load generator saw.
-#[derive(Debug, Default)]
-struct LoadStats {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    v1: AtomicU64,
-    v2: AtomicU64,
-}
-
 /// Sends `RATE` requests per second through the proxy until `stop` or `MAX_RUN`.
 fn load(
     proxy: SocketAddr,
@@ -141,30 +137,27 @@ fn load(
             let req = req.send();
             match req.await {
                 Ok(resp) => {
-                    let okay = resp.status().is_success();
+                    let status = resp.status();
                     let body = resp.text().await.unwrap_or_default();
-                    if okay {
-                        stats.ok.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if body.contains("v1") {
-                        stats.v1.fetch_add(1, Ordering::Relaxed);
-                    } else if body.contains("v2") {
-                        stats.v2.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let failure =
+                        (!status.is_success()).then(|| format!("HTTP {}", status.as_u16()));
+                    stats.record(&body, failure);
                 }
-                Err(_) => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(_) => stats.record("", Some("no answer".to_owned())),
             }
         }
     })
 }
 
-fn endpoints_yaml(v1: SocketAddr, v2: SocketAddr) -> String {
+/// `endpoints.yaml`; a gRPC demo declares the service port `grpc`, so
+/// meshproxy reaches the upstreams over HTTP/2, as Istio would.
+fn endpoints_yaml(v1: SocketAddr, v2: SocketAddr, protocol: DemoProtocol) -> String {
+    let port = match protocol {
+        DemoProtocol::Http => "",
+        DemoProtocol::Grpc => "    port: {name: grpc}\n",
+    };
     format!(
-        "# Written by `meshctl demo`: where the subsets' endpoints listen.\nservices:\n  {SERVICE}:\n    endpoints:\n    - address: {v1}\n      labels: {{version: v1}}\n    - address: {v2}\n      labels: {{version: v2}}\n"
+        "# Written by `meshctl demo`: where the subsets' endpoints listen.\nservices:\n  {SERVICE}:\n{port}    endpoints:\n    - address: {v1}\n      labels: {{version: v1}}\n    - address: {v2}\n      labels: {{version: v2}}\n"
     )
 }
 
@@ -176,7 +169,13 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         mtls,
         dir,
         strategy,
+        protocol,
     } = args;
+    if protocol == DemoProtocol::Grpc && mtls {
+        anyhow::bail!(
+            "--protocol grpc does not combine with --mtls: the demo's gRPC upstreams serve plain-text HTTP/2 (run one or the other)"
+        );
+    }
     let strategy = match strategy {
         StrategyKind::Canary => Strategy::Canary,
         StrategyKind::Ab => Strategy::Ab {
@@ -244,10 +243,23 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
     };
 
     // Upstreams, endpoints, rendered resources.
-    let (v1, v1_task) = upstream("v1", None, upstream_tls.clone()).await?;
-    let (v2, v2_task) = upstream("v2", bad_canary.then_some(5), upstream_tls).await?;
+    let fail_every = bad_canary.then_some(5);
+    let ((v1, v1_task), (v2, v2_task)) = match protocol {
+        DemoProtocol::Http => (
+            upstream("v1", None, upstream_tls.clone()).await?,
+            upstream("v2", fail_every, upstream_tls).await?,
+        ),
+        DemoProtocol::Grpc => (
+            grpc::upstream("v1", None)
+                .await
+                .context("binding a gRPC upstream on 127.0.0.1")?,
+            grpc::upstream("v2", fail_every)
+                .await
+                .context("binding a gRPC upstream on 127.0.0.1")?,
+        ),
+    };
     let result = async {
-        write_atomic(&dir.join("endpoints.yaml"), endpoints_yaml(v1, v2).as_bytes())
+        write_atomic(&dir.join("endpoints.yaml"), endpoints_yaml(v1, v2, protocol).as_bytes())
             .with_context(|| format!("writing {}", dir.join("endpoints.yaml").display()))?;
         // The spec lives under `.meshctl/` (meshproxy ignores dot-directories),
         // so a meshctl.yaml in the working directory cannot leak in.
@@ -269,6 +281,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                             mode: meshproxy::istio::TlsMode::IstioMutual,
                             ..Default::default()
                         }),
+                        ..Default::default()
                     });
                 }
             }
@@ -294,7 +307,11 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
             reporter.line(&format!(
                 "demo: meshproxy on {} (metrics {metrics_url}), v1 on {v1}, v2 on {v2}{}, files in {}",
                 proxy.listen_addr(),
-                if bad_canary { " (failing 20%: --bad-canary)" } else { "" },
+                match (bad_canary, protocol) {
+                    (false, _) => "",
+                    (true, DemoProtocol::Http) => " (failing 20%: --bad-canary)",
+                    (true, DemoProtocol::Grpc) => " (failing 20% with INTERNAL: --bad-canary)",
+                },
                 dir.display()
             ));
             if mtls {
@@ -303,15 +320,31 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                     pki.display()
                 ));
             }
+            let what = match protocol {
+                DemoProtocol::Http => format!("{RATE} requests/s to http://{} (Host: {SERVICE})", proxy.listen_addr()),
+                DemoProtocol::Grpc => format!("{RATE} gRPC calls/s ({}) to {} (:authority {SERVICE}, HTTP/2)", grpc::METHOD, proxy.listen_addr()),
+            };
             reporter.line(&format!(
-                "demo: sending {RATE} requests/s to http://{} (Host: {SERVICE}){}",
-                proxy.listen_addr(),
+                "demo: sending {what}{}",
                 if mark { format!(", every {AB_EVERY}th with {AB_HEADER}: true") } else { String::new() }
             ));
         }
         let stats = Arc::new(LoadStats::default());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let load_task = load(proxy.listen_addr(), mark, stats.clone(), stop_rx);
+        let load_task = match protocol {
+            DemoProtocol::Http => load(proxy.listen_addr(), mark, stats.clone(), stop_rx),
+            DemoProtocol::Grpc => grpc::load(
+                grpc::Load {
+                    proxy: proxy.listen_addr(),
+                    authority: SERVICE.to_owned(),
+                    rate: RATE,
+                    max_run: MAX_RUN,
+                    mark: mark.then_some((AB_HEADER, "true", AB_EVERY)),
+                },
+                stats.clone(),
+                stop_rx,
+            ),
+        };
         let metrics = ProxyMetrics::new(&metrics_url, Duration::from_secs(2))?;
         let mut signals = interrupts()?;
 
@@ -357,13 +390,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         let _ = tokio::time::timeout(Duration::from_secs(5), load_task).await;
         proxy.shutdown().await;
         if text {
-            reporter.line(&format!(
-                "demo: load generator: {} ok, {} failed; answered by v1 {}, v2 {}",
-                stats.ok.load(Ordering::Relaxed),
-                stats.failed.load(Ordering::Relaxed),
-                stats.v1.load(Ordering::Relaxed),
-                stats.v2.load(Ordering::Relaxed)
-            ));
+            reporter.line(&format!("demo: load generator: {}", stats.summary()));
         }
         outcome
     }

@@ -41,13 +41,17 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs) -> anyhow::Result<Outco
         global.kube.namespace.as_deref(),
         "doctor needs a SERVICE: `meshctl doctor SERVICE` (or a meshctl.yaml)",
     )?;
-    let security = doctor::security_policies(&endpoint, &service, METRICS_TIMEOUT).await;
-    let metrics = AnySource::open(&endpoint, METRICS_TIMEOUT)?;
+    let series = doctor::series_labels(&endpoint, &service, METRICS_TIMEOUT).await;
+    let metrics = AnySource::open(
+        &endpoint,
+        METRICS_TIMEOUT,
+        &crate::metrics::GrpcCodes::default(),
+    )?;
     let req = Request {
         service,
         from: from.clone(),
         to: to.clone(),
-        security,
+        series,
     };
     let target = open_target(global, None).await?;
     let report = doctor::diagnose(&target, &metrics, &req).await;
@@ -84,7 +88,11 @@ fn print(out: &mut impl Write, format: OutputFormat, report: &Report) -> std::io
         .max()
         .unwrap_or(0);
     for c in &report.checks {
-        let verdict = if c.passed { "PASS" } else { "FAIL" };
+        let verdict = match (c.passed, c.warning) {
+            (true, false) => "PASS",
+            (true, true) => "WARN",
+            (false, _) => "FAIL",
+        };
         writeln!(out, "{verdict}  {:width$}  {}", c.name, c.message)?;
         if let Some(fix) = &c.fix {
             writeln!(out, "      {:width$}  fix: {fix}", "")?;

@@ -27,7 +27,7 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
         .rollout
         .interval
         .clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let metrics = AnySource::open(&s.metrics, timeout)?;
+    let metrics = AnySource::open(&s.metrics, timeout, &s.rollout.grpc_error_codes)?;
     let reporter = context::reporter(global);
     let pace = if s.rollout.auto_interval {
         Some(auto_pace(&metrics, &s.service, s.from.as_ref(), &s.rollout).await?)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::prometheus::Prometheus;
 use super::proxy::ProxyMetrics;
-use super::{MetricsError, MetricsSource, Snapshot};
+use super::{GrpcCodes, MetricsError, MetricsSource, Snapshot};
 
 /// meshproxy's default admin metrics endpoint, read when nothing names a
 /// metrics source.
@@ -52,11 +52,20 @@ impl Default for Endpoint {
 // === impl AnySource ===
 
 impl AnySource {
-    /// A client for `endpoint` whose scrapes give up after `timeout`.
-    pub fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Self, MetricsError> {
+    /// A client for `endpoint` whose scrapes give up after `timeout`,
+    /// counting a request as failed on 5xx or a gRPC status in `codes`.
+    pub fn open(
+        endpoint: &Endpoint,
+        timeout: Duration,
+        codes: &GrpcCodes,
+    ) -> Result<Self, MetricsError> {
         Ok(match endpoint {
-            Endpoint::Prometheus(u) => Self::Prometheus(Prometheus::new(u.as_str(), timeout)?),
-            Endpoint::Proxy(u) => Self::Proxy(ProxyMetrics::new(u.as_str(), timeout)?),
+            Endpoint::Prometheus(u) => Self::Prometheus(
+                Prometheus::new(u.as_str(), timeout)?.with_grpc_codes(codes.clone()),
+            ),
+            Endpoint::Proxy(u) => {
+                Self::Proxy(ProxyMetrics::new(u.as_str(), timeout)?.with_grpc_codes(codes.clone()))
+            }
         })
     }
 }

@@ -35,9 +35,17 @@
 //!   [`Traffic::Real`].
 //!
 //! Series without a `reporter` label count as `reporter="source"`.
+//!
+//! # What counts as failed
+//!
+//! One rule for both sources ([`grpc::failure`]): HTTP status 5xx, or a
+//! gRPC status (`grpc_response_status`) in the rollout's failing set
+//! ([`grpc::GrpcCodes`]). [`VersionCounters::errors`] counts those requests
+//! and [`VersionCounters::failures`] keeps them per cause.
 
 pub mod any;
 pub mod exposition;
+pub mod grpc;
 pub mod prometheus;
 pub mod proxy;
 
@@ -45,6 +53,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde::Serialize;
+
+pub use grpc::GrpcCodes;
 
 /// Istio's request counter.
 pub const REQUESTS_TOTAL: &str = "istio_requests_total";
@@ -67,10 +77,14 @@ pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, reqw
 pub struct VersionCounters {
     /// Requests (all response codes).
     pub requests: f64,
-    /// Requests answered with a 5xx.
+    /// Failed requests: a 5xx, or a gRPC status in the failing set (see
+    /// [`grpc::failure`]).
     pub errors: f64,
     /// Latency histogram: (upper bound in ms, cumulative count), sorted by bound.
     pub buckets: Vec<(f64, f64)>,
+    /// The failed requests per cause (`INTERNAL`, `HTTP 503`); the values
+    /// sum to `errors`.
+    pub failures: BTreeMap<String, f64>,
 }
 
 /// Cumulative counters of every version of one service at one moment, per
@@ -175,12 +189,23 @@ impl VersionCounters {
                 requests: self.requests,
                 errors: self.errors,
                 buckets,
+                failures: self.failures.clone(),
             };
         }
+        let failures = self
+            .failures
+            .iter()
+            .map(|(k, &n)| {
+                let then = earlier.failures.get(k).copied().unwrap_or(0.0);
+                (k.clone(), d(n, then))
+            })
+            .filter(|&(_, n)| n > 0.0)
+            .collect();
         Self {
             requests: d(self.requests, earlier.requests),
             errors: d(self.errors, earlier.errors),
             buckets,
+            failures,
         }
     }
 
@@ -248,11 +273,13 @@ impl Snapshot {
     ///
     /// Series are selected by `destination_service_name` (falling back to
     /// the short name of `destination_service`), kept apart by `reporter`
-    /// and summed over every other label.
+    /// and summed over every other label. A request series counts as
+    /// failed by [`grpc::failure`] with the failing gRPC codes `codes`.
     pub fn from_samples(
         samples: &[exposition::Sample],
         service: &str,
         url: &str,
+        codes: &GrpcCodes,
     ) -> Result<Self, MetricsError> {
         let matches = |s: &exposition::Sample| {
             let name = s.label("destination_service_name");
@@ -289,8 +316,13 @@ impl Snapshot {
             if s.name == REQUESTS_TOTAL {
                 any_requests = true;
                 v.requests += s.value;
-                if s.label("response_code").starts_with('5') {
+                if let Some(cause) = grpc::failure(
+                    s.label("response_code"),
+                    s.label("grpc_response_status"),
+                    codes,
+                ) {
                     v.errors += s.value;
+                    *v.failures.entry(cause.to_string()).or_default() += s.value;
                 }
             } else {
                 let le =
@@ -339,7 +371,8 @@ istio_request_duration_milliseconds_bucket{reporter="source",destination_service
     #[test]
     fn snapshot_sums_over_other_labels() {
         let samples = exposition::parse(TEXT).unwrap();
-        let snap = Snapshot::from_samples(&samples, "discounts", "u").unwrap();
+        let snap =
+            Snapshot::from_samples(&samples, "discounts", "u", &GrpcCodes::default()).unwrap();
         let v1 = snap.version("v1");
         assert_eq!((v1.requests, v1.errors), (100.0, 10.0));
         assert_eq!(v1.buckets, vec![(10.0, 90.0), (f64::INFINITY, 100.0)]);
@@ -350,7 +383,8 @@ istio_request_duration_milliseconds_bucket{reporter="source",destination_service
     #[test]
     fn empty_service_is_an_error() {
         let samples = exposition::parse(TEXT).unwrap();
-        let e = Snapshot::from_samples(&samples, "nope", "http://x/metrics").unwrap_err();
+        let e = Snapshot::from_samples(&samples, "nope", "http://x/metrics", &GrpcCodes::default())
+            .unwrap_err();
         assert!(
             e.to_string()
                 .contains("no istio_requests_total series for destination_service_name=\"nope\""),
@@ -359,7 +393,13 @@ istio_request_duration_milliseconds_bucket{reporter="source",destination_service
     }
 
     fn snap(text: &str) -> Snapshot {
-        Snapshot::from_samples(&exposition::parse(text).unwrap(), "d", "u").unwrap()
+        Snapshot::from_samples(
+            &exposition::parse(text).unwrap(),
+            "d",
+            "u",
+            &GrpcCodes::default(),
+        )
+        .unwrap()
     }
 
     /// `istio_requests_total` of service `d`: (reporter, version, code, value).
@@ -462,23 +502,59 @@ istio_requests_total{destination_service_name="d",destination_version="v3",respo
     }
 
     #[test]
+    fn grpc_failures_count_once_with_their_codes() {
+        let text = r#"
+istio_requests_total{reporter="source",destination_service_name="d",destination_version="v2",request_protocol="grpc",response_code="200",grpc_response_status="0"} 88
+istio_requests_total{reporter="source",destination_service_name="d",destination_version="v2",request_protocol="grpc",response_code="200",grpc_response_status="13"} 10
+istio_requests_total{reporter="source",destination_service_name="d",destination_version="v2",request_protocol="grpc",response_code="503",grpc_response_status="14"} 2
+istio_requests_total{reporter="source",destination_service_name="d",destination_version="v2",request_protocol="grpc",response_code="200",grpc_response_status="5"} 3
+istio_requests_total{reporter="source",destination_service_name="d",destination_version="v1",request_protocol="http",response_code="502",grpc_response_status=""} 1
+"#;
+        let s = snap(text);
+        let v2 = s.version("v2");
+        assert_eq!((v2.requests, v2.errors), (103.0, 12.0));
+        assert_eq!(
+            v2.failures,
+            BTreeMap::from([
+                ("INTERNAL".to_owned(), 10.0),
+                ("UNAVAILABLE".to_owned(), 2.0)
+            ])
+        );
+        assert_eq!(s.version("v1").failures["HTTP 502"], 1.0);
+        // Another set: NOT_FOUND counts, UNAVAILABLE's 503 still does (as 5xx).
+        let codes: GrpcCodes = "not_found".parse().unwrap();
+        let s =
+            Snapshot::from_samples(&exposition::parse(text).unwrap(), "d", "u", &codes).unwrap();
+        let v2 = s.version("v2");
+        assert_eq!(v2.errors, 5.0);
+        assert_eq!(
+            v2.failures,
+            BTreeMap::from([("HTTP 503".to_owned(), 2.0), ("NOT_FOUND".to_owned(), 3.0)])
+        );
+    }
+
+    #[test]
     fn delta_handles_counter_reset() {
         let then = VersionCounters {
             requests: 100.0,
             errors: 10.0,
             buckets: vec![(10.0, 100.0)],
+            failures: BTreeMap::from([("HTTP 500".to_owned(), 10.0)]),
         };
         let now = VersionCounters {
             requests: 150.0,
             errors: 12.0,
             buckets: vec![(10.0, 150.0)],
+            failures: BTreeMap::from([("HTTP 500".to_owned(), 12.0)]),
         };
         let d = now.delta(&then);
         assert_eq!((d.requests, d.errors, d.buckets[0].1), (50.0, 2.0, 50.0));
+        assert_eq!(d.failures["HTTP 500"], 2.0);
         let restarted = VersionCounters {
             requests: 3.0,
             errors: 1.0,
             buckets: vec![(10.0, 3.0)],
+            failures: BTreeMap::from([("HTTP 500".to_owned(), 1.0)]),
         };
         let d = restarted.delta(&then);
         assert_eq!((d.requests, d.errors, d.buckets[0].1), (3.0, 1.0, 3.0));

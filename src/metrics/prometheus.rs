@@ -6,24 +6,30 @@
 //! scrape of meshproxy:
 //!
 //! ```text
-//! sum by (destination_version, response_code, reporter) (istio_requests_total{destination_service_name="SVC"})
+//! sum by (destination_version, response_code, grpc_response_status, reporter) (istio_requests_total{destination_service_name="SVC"})
 //! sum by (destination_version, le, reporter) (istio_request_duration_milliseconds_bucket{destination_service_name="SVC"})
 //! ```
 //!
 //! The cumulative sums are differenced by the analysis like a direct scrape.
+//! `grpc_response_status` stays in the request sums so a gRPC call that
+//! failed with HTTP 200 counts as failed by the same rule
+//! ([`super::grpc::failure`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{DURATION_BUCKET, MetricsError, MetricsSource, REQUESTS_TOTAL, Snapshot, exposition};
+use super::{
+    DURATION_BUCKET, GrpcCodes, MetricsError, MetricsSource, REQUESTS_TOTAL, Snapshot, exposition,
+};
 
 /// Queries `/api/v1/query` of a Prometheus server.
 #[derive(Clone, Debug)]
 pub struct Prometheus {
     base: String,
     client: reqwest::Client,
+    codes: GrpcCodes,
 }
 
 #[derive(Deserialize)]
@@ -51,7 +57,8 @@ struct VectorSample {
 // === impl Prometheus ===
 
 impl Prometheus {
-    /// A source for the server at `base` (e.g. `http://127.0.0.1:9090`).
+    /// A source for the server at `base` (e.g. `http://127.0.0.1:9090`),
+    /// counting the default gRPC server faults as failures.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, MetricsError> {
         let client = super::http_client(timeout).map_err(|source| MetricsError::Unreachable {
             url: base.to_owned(),
@@ -60,7 +67,15 @@ impl Prometheus {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             client,
+            codes: GrpcCodes::default(),
         })
+    }
+
+    /// Counts a request as failed on these gRPC statuses (and on 5xx).
+    #[must_use]
+    pub fn with_grpc_codes(mut self, codes: GrpcCodes) -> Self {
+        self.codes = codes;
+        self
     }
 
     /// The PromQL queries for `service`.
@@ -68,7 +83,7 @@ impl Prometheus {
         let sel = format!("destination_service_name=\"{}\"", service.replace('"', ""));
         [
             format!(
-                "sum by (destination_version, response_code, reporter) ({REQUESTS_TOTAL}{{{sel}}})"
+                "sum by (destination_version, response_code, grpc_response_status, reporter) ({REQUESTS_TOTAL}{{{sel}}})"
             ),
             format!("sum by (destination_version, le, reporter) ({DURATION_BUCKET}{{{sel}}})"),
         ]
@@ -169,7 +184,7 @@ impl MetricsSource for Prometheus {
         let [requests, buckets] = Self::queries(service);
         let mut samples = self.query(REQUESTS_TOTAL, &requests, service).await?;
         samples.extend(self.query(DURATION_BUCKET, &buckets, service).await?);
-        Snapshot::from_samples(&samples, service, &self.base)
+        Snapshot::from_samples(&samples, service, &self.base, &self.codes)
     }
 }
 
@@ -204,7 +219,7 @@ mod tests {
             "http://prom",
         )
         .unwrap();
-        Snapshot::from_samples(&samples, "d", "http://prom").unwrap()
+        Snapshot::from_samples(&samples, "d", "http://prom", &GrpcCodes::default()).unwrap()
     }
 
     #[test]
@@ -256,7 +271,7 @@ mod tests {
         let [a, b] = Prometheus::queries("discounts");
         assert_eq!(
             a,
-            "sum by (destination_version, response_code, reporter) (istio_requests_total{destination_service_name=\"discounts\"})"
+            "sum by (destination_version, response_code, grpc_response_status, reporter) (istio_requests_total{destination_service_name=\"discounts\"})"
         );
         assert!(b.contains(
             "istio_request_duration_milliseconds_bucket{destination_service_name=\"discounts\"}"

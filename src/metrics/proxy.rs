@@ -3,19 +3,21 @@
 
 use std::time::Duration;
 
-use super::{MetricsError, MetricsSource, Snapshot, exposition};
+use super::{GrpcCodes, MetricsError, MetricsSource, Snapshot, exposition};
 
 /// Scrapes a Prometheus/OpenMetrics text endpoint.
 #[derive(Clone, Debug)]
 pub struct ProxyMetrics {
     url: String,
     client: reqwest::Client,
+    codes: GrpcCodes,
 }
 
 // === impl ProxyMetrics ===
 
 impl ProxyMetrics {
-    /// A source for `url`, each scrape bounded by `timeout`.
+    /// A source for `url`, each scrape bounded by `timeout`, counting the
+    /// default gRPC server faults as failures.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, MetricsError> {
         let client = super::http_client(timeout).map_err(|source| MetricsError::Unreachable {
             url: url.to_owned(),
@@ -24,7 +26,15 @@ impl ProxyMetrics {
         Ok(Self {
             url: url.to_owned(),
             client,
+            codes: GrpcCodes::default(),
         })
+    }
+
+    /// Counts a request as failed on these gRPC statuses (and on 5xx).
+    #[must_use]
+    pub fn with_grpc_codes(mut self, codes: GrpcCodes) -> Self {
+        self.codes = codes;
+        self
     }
 }
 
@@ -60,6 +70,6 @@ impl MetricsSource for ProxyMetrics {
             url: self.url.clone(),
             message: e.to_string(),
         })?;
-        Snapshot::from_samples(&samples, service, &self.url)
+        Snapshot::from_samples(&samples, service, &self.url, &self.codes)
     }
 }

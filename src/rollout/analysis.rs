@@ -16,7 +16,9 @@
 //! 1. **enough canary traffic**: fewer than `min_requests` canary requests
 //!    *holds* the step (the window is extended); nothing is judged on too
 //!    little data, so it neither passes nor fails;
-//! 2. **success rate**: the canary's non-5xx share ≥ the threshold;
+//! 2. **success rate**: the canary's share of requests that did not fail ≥
+//!    the threshold (failed: a 5xx, or a gRPC status in the failing set;
+//!    see [`crate::metrics::grpc`]), with the failing codes named;
 //! 3. **p99 latency**: interpolated from histogram buckets exactly as
 //!    Prometheus' `histogram_quantile` does, ≤ the threshold;
 //! 4. **not significantly worse than the baseline**: a one-sided
@@ -26,13 +28,14 @@
 //!    doom the canary; a small but real regression is still caught once there
 //!    are enough requests.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::sequential::{Counts, Evidence, Levels, Summary, TestName, whole};
 use super::time::Timestamp;
-use crate::metrics::VersionCounters;
+use crate::metrics::{GrpcCodes, VersionCounters};
 
 /// How windows are judged (`--analysis`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +63,10 @@ pub struct Thresholds {
     pub min_requests: u64,
     /// Confidence of the tests (0.99 = 99%; α = 1 − confidence).
     pub confidence: f64,
+    /// gRPC statuses that count as failed requests (besides 5xx); kept in
+    /// the rollout state so every process judges alike.
+    #[serde(default)]
+    pub grpc_error_codes: GrpcCodes,
     /// The rule (absent in states written before it existed: `window`).
     #[serde(default = "Analysis::window")]
     pub analysis: Analysis,
@@ -99,9 +106,12 @@ pub struct VersionStats {
     pub version: String,
     /// Requests in the window.
     pub requests: u64,
-    /// 5xx answers in the window.
+    /// Failed requests in the window (5xx, or a failing gRPC status).
     pub errors: u64,
-    /// Non-5xx share, percent (absent without requests).
+    /// Failed requests per cause (`INTERNAL`, `HTTP 503`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, u64>,
+    /// Share of requests that did not fail, percent (absent without requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_rate: Option<f64>,
     /// Median latency, ms.
@@ -211,6 +221,7 @@ impl Default for Thresholds {
             success_rate: 99.0,
             max_p99: Duration::from_millis(500),
             min_requests: 20,
+            grpc_error_codes: GrpcCodes::default(),
             confidence: Analysis::Sequential.default_confidence(),
             analysis: Analysis::Sequential,
         }
@@ -268,13 +279,42 @@ pub fn stats(version: &str, c: &VersionCounters) -> VersionStats {
     let requests = whole(c.requests);
     let errors = whole(c.errors).min(requests);
     let success_rate = (requests > 0).then(|| 100.0 * (requests - errors) as f64 / requests as f64);
+    let failures = c
+        .failures
+        .iter()
+        .map(|(k, &n)| (k.clone(), whole(n)))
+        .filter(|&(_, n)| n > 0)
+        .collect();
     VersionStats {
         version: version.to_owned(),
         requests,
         errors,
+        failures,
         success_rate,
         p50_ms: histogram_quantile(0.5, &c.buckets),
         p99_ms: histogram_quantile(0.99, &c.buckets),
+    }
+}
+
+/// The failed requests by cause, most first: `INTERNAL ×10, UNAVAILABLE ×2`
+/// (empty without failures).
+pub fn failure_causes(v: &VersionStats) -> String {
+    let mut causes: Vec<(&String, &u64)> = v.failures.iter().collect();
+    causes.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    causes
+        .iter()
+        .map(|(k, n)| format!("{k} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `12 of 100 failed: INTERNAL ×10, UNAVAILABLE ×2` (the causes only when known).
+fn failed_text(v: &VersionStats) -> String {
+    let causes = failure_causes(v);
+    if causes.is_empty() {
+        format!("{} of {} failed", v.errors, v.requests)
+    } else {
+        format!("{} of {} failed: {causes}", v.errors, v.requests)
     }
 }
 
@@ -353,7 +393,7 @@ pub fn compare(
     let z = if se > 0.0 { (pc - pb) / se } else { 0.0 };
     let p_value = normal_sf(z);
     Some(Comparison {
-        test: "two-proportion z-test (one-sided) on 5xx rates".to_owned(),
+        test: "two-proportion z-test (one-sided) on failure rates".to_owned(),
         z,
         p_value,
         confidence,
@@ -459,8 +499,10 @@ pub fn analyse(w: &Window<'_>, t: &Thresholds) -> DecisionRecord {
             CheckStatus::Fail
         },
         format!(
-            "{}: success rate {sr:.2}% ({} of {} failed), threshold >= {}%",
-            canary.version, canary.errors, canary.requests, t.success_rate
+            "{}: success rate {sr:.2}% ({}), threshold >= {}%",
+            canary.version,
+            failed_text(&canary),
+            t.success_rate
         ),
     ));
     let max_ms = t.max_p99.as_secs_f64() * 1000.0;
@@ -657,6 +699,7 @@ mod tests {
             requests,
             errors,
             buckets,
+            ..VersionCounters::default()
         }
     }
 
@@ -731,7 +774,7 @@ mod tests {
                 &VersionCounters {
                     requests: nb as f64,
                     errors: rng.failures(nb, p_base),
-                    buckets: vec![],
+                    ..VersionCounters::default()
                 },
             );
             let c = stats(
@@ -739,7 +782,7 @@ mod tests {
                 &VersionCounters {
                     requests: n as f64,
                     errors: rng.failures(n, p_canary),
-                    buckets: vec![],
+                    ..VersionCounters::default()
                 },
             );
             if compare(&b, &c, 0.95).is_some_and(|k| k.significantly_worse) {
@@ -794,6 +837,45 @@ mod tests {
             "{}",
             r.reason
         );
+    }
+
+    #[test]
+    fn grpc_failures_are_named_in_the_reason() {
+        let b = counters(900.0, 0.0, &[900.0]);
+        let mut c = counters(100.0, 12.0, &[100.0]);
+        c.failures = BTreeMap::from([
+            ("UNAVAILABLE".to_owned(), 2.0),
+            ("INTERNAL".to_owned(), 10.0),
+        ]);
+        let r = analyse(&window(&b, &c), &Thresholds::default());
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(
+            r.reason.contains(
+                "v2: success rate 88.00% (12 of 100 failed: INTERNAL ×10, UNAVAILABLE ×2)"
+            ),
+            "{}",
+            r.reason
+        );
+        assert_eq!(r.canary.failures["INTERNAL"], 10);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["canary"]["failures"]["UNAVAILABLE"], 2);
+        assert!(json["baseline"].get("failures").is_none());
+    }
+
+    #[test]
+    fn thresholds_without_grpc_codes_read_the_default() {
+        // State written before gRPC codes existed still loads.
+        let t: Thresholds = serde_json::from_str(
+            r#"{"success_rate":99.0,"max_p99":"500ms","min_requests":20,"confidence":0.95}"#,
+        )
+        .unwrap();
+        assert_eq!(t.grpc_error_codes, GrpcCodes::default());
+        let t = Thresholds {
+            grpc_error_codes: "INTERNAL".parse().unwrap(),
+            ..Thresholds::default()
+        };
+        let back: Thresholds = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
     }
 
     #[test]
@@ -866,8 +948,7 @@ mod tests {
         let b = counters(100.0, 0.0, &[100.0]);
         let c = VersionCounters {
             requests: 100.0,
-            errors: 0.0,
-            buckets: vec![],
+            ..VersionCounters::default()
         };
         let r = analyse(&window(&b, &c), &Thresholds::window());
         assert_eq!(r.verdict, Verdict::Fail);
@@ -911,8 +992,7 @@ mod tests {
         assert_eq!(analyse_once(&window(&b, &c), &t).verdict, Verdict::Hold);
         let c = VersionCounters {
             requests: 100.0,
-            errors: 0.0,
-            buckets: vec![],
+            ..VersionCounters::default()
         };
         let r = analyse_once(&window(&b, &c), &t);
         assert_eq!(r.verdict, Verdict::Fail);

@@ -75,8 +75,8 @@ pub enum RolloutEvent {
         failed_checks: u32,
         /// Threshold.
         threshold: u32,
-        /// The decision record.
-        record: DecisionRecord,
+        /// The decision record (boxed: it is the largest event by far).
+        record: Box<DecisionRecord>,
     },
     /// Paused, waiting for `meshctl promote`.
     Paused {
@@ -562,7 +562,7 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 step: s.history.last().map_or(s.step, |h| h.step),
                 failed_checks: s.failed_checks,
                 threshold: s.settings.threshold,
-                record,
+                record: Box::new(record),
             });
         }
     }

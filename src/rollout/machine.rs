@@ -478,11 +478,13 @@ pub(crate) mod tests {
             requests: 1000.0,
             errors: 0.0,
             buckets: vec![(1.0, 1000.0), (f64::INFINITY, 1000.0)],
+            ..VersionCounters::default()
         };
         let c = VersionCounters {
             requests: canary_requests,
             errors: canary_errors,
             buckets: vec![(1.0, canary_requests), (f64::INFINITY, canary_requests)],
+            ..VersionCounters::default()
         };
         analyse(
             &Window {
@@ -508,6 +510,7 @@ pub(crate) mod tests {
                 (1000.0, requests),
                 (f64::INFINITY, requests),
             ],
+            ..VersionCounters::default()
         };
         let (b, c) = (counters((900.0, 1.0)), counters(canary));
         let mut evidence = m.state().evidence.clone().expect("sequential evidence");

@@ -512,6 +512,7 @@ mod tests {
             version: version.to_owned(),
             requests,
             errors: 0,
+            failures: Default::default(),
             success_rate: None,
             p50_ms: None,
             p99_ms: None,

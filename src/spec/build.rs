@@ -369,6 +369,7 @@ pub(super) fn build_rollout(
         timeout,
         manual_promotion,
         on_interrupt,
+        grpc_error_codes,
     } = raw;
     let d = RolloutDefaults::default();
     let steps = match (steps, step_weight, max_weight) {
@@ -430,6 +431,7 @@ pub(super) fn build_rollout(
         timeout: positive(timeout, "timeout", d.timeout)?,
         manual_promotion: manual_promotion.unwrap_or(d.manual_promotion),
         on_interrupt: on_interrupt.unwrap_or(d.on_interrupt),
+        grpc_error_codes: grpc_error_codes.map_or(d.grpc_error_codes, |c| c.0),
     })
 }
 
@@ -527,7 +529,7 @@ impl RolloutDefaults {
     }
 
     /// Lets the analysis flags (`--interval`, `--threshold`, `--success-rate`,
-    /// `--max-p99`, `--min-requests`) replace these defaults; shared by
+    /// `--max-p99`, `--min-requests`, `--grpc-error-codes`) replace these defaults; shared by
     /// `rollout start` and `analyze` so both accept and reject the same values.
     pub fn apply_analysis_flags(&mut self, analysis: &AnalysisArgs) -> Result<(), SpecError> {
         let AnalysisArgs {
@@ -538,6 +540,7 @@ impl RolloutDefaults {
                     success_rate,
                     max_p99,
                     min_requests,
+                    grpc_error_codes,
                     analysis: rule,
                     confidence,
                 },
@@ -571,6 +574,11 @@ impl RolloutDefaults {
         }
         if let Some(n) = min_requests {
             self.min_requests = *n;
+        }
+        if let Some(v) = grpc_error_codes {
+            self.grpc_error_codes = v
+                .parse()
+                .map_err(|e| flag_error("--grpc-error-codes", v, e))?;
         }
         if let Some(r) = rule {
             self.analysis = (*r).into();

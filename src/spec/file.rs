@@ -148,6 +148,7 @@ pub(super) struct RawRollout {
     pub(super) timeout: Option<DurationValue>,
     pub(super) manual_promotion: Option<bool>,
     pub(super) on_interrupt: Option<OnInterrupt>,
+    pub(super) grpc_error_codes: Option<GrpcCodesValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

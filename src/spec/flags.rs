@@ -93,7 +93,8 @@ pub struct SpecArgs {
 /// and `analyze`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ThresholdArgs {
-    /// Minimum canary success rate, percent of non-5xx answers (default 99).
+    /// Minimum canary success rate, percent of requests that did not fail
+    /// (5xx, or a gRPC status of `--grpc-error-codes`) (default 99).
     #[arg(long)]
     pub success_rate: Option<f64>,
     /// Maximum canary p99 latency (default `500ms`).
@@ -103,6 +104,12 @@ pub struct ThresholdArgs {
     /// fewer the window is inconclusive (a rollout holds its step).
     #[arg(long)]
     pub min_requests: Option<u64>,
+    /// gRPC statuses that count as failed requests besides HTTP 5xx:
+    /// names (case-insensitive) or numbers, comma-separated, `none` for 5xx
+    /// only (default
+    /// `UNKNOWN,DEADLINE_EXCEEDED,UNIMPLEMENTED,INTERNAL,UNAVAILABLE,DATA_LOSS`).
+    #[arg(long, value_name = "CODES")]
+    pub grpc_error_codes: Option<String>,
     /// How windows are judged: `sequential` (default) accumulates
     /// anytime-valid evidence over every window and rolls back when a test
     /// rejects at the `--confidence` level; `window` judges each window on

@@ -31,6 +31,7 @@ use meshproxy::istio::yaml::{self, YamlError};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::GrpcCodes;
 use crate::metrics::any::Endpoint;
 use crate::rollout::analysis::{Analysis, Thresholds};
 use crate::rollout::machine::OnInterrupt;
@@ -194,6 +195,9 @@ pub struct RolloutDefaults {
     pub manual_promotion: bool,
     /// What SIGINT/SIGTERM does to a running rollout (default rollback).
     pub on_interrupt: OnInterrupt,
+    /// gRPC statuses counted as failed requests besides 5xx (default: the
+    /// server faults, see [`GrpcCodes`]).
+    pub grpc_error_codes: GrpcCodes,
 }
 
 /// When a webhook is called.
@@ -268,6 +272,7 @@ impl RolloutDefaults {
             confidence: self
                 .confidence
                 .unwrap_or_else(|| self.analysis.default_confidence()),
+            grpc_error_codes: self.grpc_error_codes.clone(),
             analysis: self.analysis,
         }
     }
@@ -291,6 +296,7 @@ impl Default for RolloutDefaults {
             timeout: Duration::from_secs(600),
             manual_promotion: false,
             on_interrupt: OnInterrupt::Rollback,
+            grpc_error_codes: GrpcCodes::default(),
         }
     }
 }
@@ -492,6 +498,40 @@ mod tests {
         let err = d.apply_analysis_flags(&bad).unwrap_err().to_string();
         assert!(err.contains("--confidence"), "{err}");
         assert!(err.contains("between 0 and 100"), "{err}");
+    }
+
+    #[test]
+    fn grpc_error_codes_from_the_file() {
+        let s = spec(
+            "service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: [internal, 14, DATA_LOSS]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.rollout.grpc_error_codes.to_string(),
+            "INTERNAL,UNAVAILABLE,DATA_LOSS"
+        );
+        assert_eq!(
+            s.rollout.thresholds().grpc_error_codes,
+            s.rollout.grpc_error_codes
+        );
+        let s = spec("service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: \"UNAVAILABLE,4\"\n")
+            .unwrap();
+        assert_eq!(
+            s.rollout.grpc_error_codes.to_string(),
+            "DEADLINE_EXCEEDED,UNAVAILABLE"
+        );
+        let s = spec("service: d\nversions: [v1]\n").unwrap();
+        assert_eq!(s.rollout.grpc_error_codes, GrpcCodes::default());
+        let err =
+            spec("service: d\nversions: [v1]\nrollout:\n  grpcErrorCodes: [INTERNAL, BROKEN]\n")
+                .unwrap_err();
+        assert!(
+            err.starts_with("meshctl.yaml: line 4 column")
+                && err.contains("rollout.grpcErrorCodes")
+                && err.contains("\"BROKEN\" is not a gRPC status code")
+                && err.contains("valid names: OK, CANCELLED"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -462,3 +462,45 @@ pub(super) fn split_fix(e: &TrafficError) -> String {
         _ => e.to_string(),
     }
 }
+
+/// `rollout.grpcErrorCodes`: a list of gRPC status names or numbers
+/// (`[INTERNAL, 14]`), or one comma-separated string.
+#[derive(Clone, Debug)]
+pub(super) struct GrpcCodesValue(pub(super) GrpcCodes);
+
+impl<'de> Deserialize<'de> for GrpcCodesValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Item {
+            Number(u64),
+            Name(String),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            List(Vec<Item>),
+            Text(String),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            de::Error::custom(format!(
+                "expected a list of gRPC status codes (e.g. [INTERNAL, UNAVAILABLE]); valid names: {}",
+                crate::metrics::grpc::GrpcCode::names()
+            ))
+        })?;
+        let parsed = match raw {
+            Raw::Text(t) => t.parse(),
+            Raw::List(items) => {
+                let items: Vec<String> = items
+                    .into_iter()
+                    .map(|i| match i {
+                        Item::Number(n) => n.to_string(),
+                        Item::Name(s) => s,
+                    })
+                    .collect();
+                GrpcCodes::parse_items(items.iter().map(String::as_str))
+            }
+        };
+        parsed.map(GrpcCodesValue).map_err(de::Error::custom)
+    }
+}

@@ -144,4 +144,11 @@ impl Target for AnyTarget {
     ) -> Result<Vec<String>, TargetError> {
         delegate!(self, t => t.endpoints(host, labels).await)
     }
+
+    async fn service_port(
+        &self,
+        host: &str,
+    ) -> Result<Option<meshproxy::endpoints::ServicePort>, TargetError> {
+        delegate!(self, t => t.service_port(host).await)
+    }
 }

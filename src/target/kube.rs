@@ -890,6 +890,38 @@ impl Target for KubeTarget {
             .collect())
     }
 
+    async fn service_port(
+        &self,
+        host: &str,
+    ) -> Result<Option<meshproxy::endpoints::ServicePort>, TargetError> {
+        // The Service's first port: the one meshproxy --kube routes to
+        // (through the EndpointSlices, which copy its name and appProtocol).
+        let name = meshproxy::istio::validate::short_host(host);
+        let api: Api<k8s_openapi::api::core::v1::Service> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        let service = api.get(name).await.map_err(|e| {
+            self.map_err(
+                e,
+                Op {
+                    verb: "get",
+                    kind: "Service",
+                    plural: "services",
+                    group: "",
+                    name: Some(name),
+                },
+            )
+        })?;
+        Ok(service
+            .spec
+            .and_then(|s| s.ports)
+            .and_then(|ports| ports.into_iter().next())
+            .map(|p| meshproxy::endpoints::ServicePort {
+                name: p.name.filter(|n| !n.is_empty()),
+                app_protocol: p.app_protocol,
+            })
+            .filter(|p| p.name.is_some() || p.app_protocol.is_some()))
+    }
+
     async fn acquire_lease(
         &self,
         service: &str,

@@ -260,6 +260,36 @@ fn service_file_stem(resources: &[Resource]) -> String {
         .unwrap_or_else(|| "resources".to_owned())
 }
 
+// === impl LocalTarget (endpoints.yaml) ===
+
+impl LocalTarget {
+    /// `endpoints.yaml`, read and validated as meshproxy reads it, so
+    /// doctor sees what the proxy sees.
+    fn endpoints_file(&self, host: &str) -> Result<EndpointsFile, TargetError> {
+        let path = self.dir.join("endpoints.yaml");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(other(
+                    format!(
+                        "{} does not exist: create it with the service's endpoints (services: {{{}: {{endpoints: [{{address: 127.0.0.1:8081, labels: {{version: v1}}}}]}}}})",
+                        path.display(),
+                        short_host(host)
+                    ),
+                    None,
+                ));
+            }
+            Err(e) => return Err(other(format!("reading {}", path.display()), Some(e))),
+        };
+        // meshproxy's own reading of the file, so doctor sees what the proxy sees.
+        let file: EndpointsFile = yaml::from_str(&text)
+            .map_err(|e| other(format!("{}: {e}; fix the file", path.display()), None))?;
+        file.validate()
+            .map_err(|e| other(format!("{}: {e}", path.display()), None))?;
+        Ok(file)
+    }
+}
+
 impl Target for LocalTarget {
     fn describe(&self) -> String {
         format!("local:{}", self.dir.display())
@@ -404,31 +434,23 @@ impl Target for LocalTarget {
         host: &str,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<Vec<String>, TargetError> {
-        let path = self.dir.join("endpoints.yaml");
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(other(
-                    format!(
-                        "{} does not exist: create it with the service's endpoints (services: {{{}: {{endpoints: [{{address: 127.0.0.1:8081, labels: {{version: v1}}}}]}}}})",
-                        path.display(),
-                        short_host(host)
-                    ),
-                    None,
-                ));
-            }
-            Err(e) => return Err(other(format!("reading {}", path.display()), Some(e))),
-        };
-        // meshproxy's own reading of the file, so doctor sees what the proxy sees.
-        let file: EndpointsFile = yaml::from_str(&text)
-            .map_err(|e| other(format!("{}: {e}; fix the file", path.display()), None))?;
-        file.validate()
-            .map_err(|e| other(format!("{}: {e}", path.display()), None))?;
+        let file = self.endpoints_file(host)?;
         Ok(file
             .select(short_host(host), labels)
             .into_iter()
             .map(|a| a.to_string())
             .collect())
+    }
+
+    async fn service_port(
+        &self,
+        host: &str,
+    ) -> Result<Option<meshproxy::endpoints::ServicePort>, TargetError> {
+        let file = self.endpoints_file(host)?;
+        Ok(file
+            .services
+            .get(short_host(host))
+            .and_then(|s| s.port.clone()))
     }
 
     async fn acquire_lease(

@@ -231,6 +231,23 @@ pub trait Target: Send + Sync {
             })
         }
     }
+
+    /// The port of service `host` as declared, whose name or `appProtocol`
+    /// says its protocol (for `meshctl doctor`); `None` when the service
+    /// declares none (HTTP/1.1). meshproxy reads the same declaration.
+    fn service_port(
+        &self,
+        host: &str,
+    ) -> impl Future<Output = Result<Option<meshproxy::endpoints::ServicePort>, TargetError>> + Send
+    {
+        let message = format!("{} cannot read the port of {host:?}", self.describe());
+        async move {
+            Err(TargetError::Other {
+                message,
+                source: None,
+            })
+        }
+    }
 }
 
 pub mod local;

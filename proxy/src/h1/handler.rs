@@ -13,15 +13,16 @@ use hyper::body::Body as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 
-use super::codec::{self, ChunkedEnd, Framing, ResponseHead};
-use super::upstream::{Conn, ExchangeError};
 use crate::body::ResponseBody;
+use crate::codec::{self, ChunkedEnd, Framing, ResponseHead};
 use crate::forward::{
-    ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, backoff,
+    ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, pause_before_retry,
     protocol_of, shadow_host, strip_hop_by_hop,
 };
 use crate::metrics::Flags;
+use crate::send_h2::{ClientBody, H2Exchange};
 use crate::tls::UpstreamTls;
+use crate::upstream::http1::{Conn, ExchangeError};
 
 /// Bytes gathered before a write while forwarding a body.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -90,6 +91,23 @@ impl Forwarder {
             }
             Plan::Forward(plan) => plan,
         };
+        if plan
+            .backend
+            .http2
+            .use_h2(false, protocol == crate::metrics::Protocol::Grpc)
+        {
+            // A destination spoken to over HTTP/2 (its port or
+            // DestinationRule says so), or a gRPC call.
+            let x = H2Exchange {
+                plan,
+                parts,
+                protocol,
+                te_trailers: false,
+                start,
+            };
+            let resp = self.forward_h2(x, ClientBody::Bytes(body), conn).await;
+            return write_response(down, resp, head_only).await;
+        }
         let tls = match self.upstream_tls(plan.backend) {
             Ok(tls) => tls,
             Err(f) => {
@@ -300,10 +318,8 @@ impl Forwarder {
             if !retry {
                 return result.map(|(conn, head)| (conn, head, endpoint));
             }
-            tracing::debug!(backend = %plan.backend.name, attempt, "retrying");
-            attempt += 1;
             drop(result);
-            tokio::time::sleep(backoff(attempt)).await;
+            pause_before_retry(plan.backend, &mut attempt).await;
         }
     }
 }

@@ -85,6 +85,15 @@ pub const RESOURCES: &[ResourceType] = &[
         custom: false,
     },
     ResourceType {
+        group: "",
+        versions: &["v1"],
+        plural: "services",
+        kind: "Service",
+        singular: "service",
+        short_names: &["svc"],
+        custom: false,
+    },
+    ResourceType {
         group: "discovery.k8s.io",
         versions: &["v1"],
         plural: "endpointslices",

@@ -291,7 +291,7 @@ pub fn require_tool(tool: &str) -> bool {
     if !found {
         if std::env::var("MESHCTL_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!(
-                "{tool} is required (MESHCTL_REQUIRE_TOOLS=1) but not on PATH: apt-get install prometheus"
+                "{tool} is required (MESHCTL_REQUIRE_TOOLS=1) but not on PATH: install its Debian package (.ci/run does)"
             );
         }
         eprintln!(

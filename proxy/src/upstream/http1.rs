@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::codec::{self, FieldRange, HeadError, ResponseHead};
+use crate::codec::{self, FieldRange, HeadError, ResponseHead};
 use crate::tls::UpstreamTls;
 
 /// Idle connections kept per endpoint, at most.
@@ -181,6 +181,7 @@ impl Pool {
     }
 
     /// Idle connections, over all endpoints.
+    #[cfg(test)]
     pub fn idle_connections(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.by_endpoint.values().map(Vec::len).sum()
