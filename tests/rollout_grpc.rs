@@ -374,7 +374,8 @@ fn promotes_healthy_and_rolls_back_internal(place: Place) {
     assert_eq!(state.phase, Phase::RolledBack);
     let reason = state.reason.clone().unwrap_or_default();
     assert!(
-        reason.contains("v2: success rate") && reason.contains("failed: INTERNAL ×"),
+        reason.contains("the sequential analysis rejected v2: ")
+            && reason.contains("failed: INTERNAL ×"),
         "{place:?}: {reason}"
     );
     // The failing codes are kept with the rollout, for any process.

@@ -634,7 +634,23 @@ pub fn judge(w: &Window<'_>, t: &Thresholds, evidence: &Evidence) -> DecisionRec
         );
     }
     let (verdict, reason) = if summary.rejected {
-        (Verdict::Fail, summary.sentence.clone())
+        // The evidence, and what failed in this window by cause.
+        let causes = failure_causes(&canary);
+        let reason = if causes.is_empty() {
+            summary.sentence.clone()
+        } else {
+            format!(
+                "{}; {} in this window: {}",
+                summary.sentence,
+                canary.version,
+                failed_text(&canary)
+            )
+        };
+        (Verdict::Fail, reason)
+    } else if !enough {
+        // Too little traffic holds, as with the window rule, before any
+        // other check can fail.
+        (Verdict::Hold, held(&canary, t))
     } else if no_histogram {
         let detail = checks
             .iter()
@@ -642,13 +658,11 @@ pub fn judge(w: &Window<'_>, t: &Thresholds, evidence: &Evidence) -> DecisionRec
             .map(|c| c.detail.clone())
             .unwrap_or_default();
         (Verdict::Fail, detail)
-    } else if enough {
+    } else {
         (
             Verdict::Pass,
             format!("no test rejected: {}", summary.sentence),
         )
-    } else {
-        (Verdict::Hold, held(&canary, t))
     };
     DecisionRecord {
         window_start: w.start,
