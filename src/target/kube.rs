@@ -123,6 +123,11 @@ fn other(message: String, source: impl std::error::Error + Send + Sync + 'static
     }
 }
 
+/// `obj` (`kind` `name`) as raw JSON.
+fn to_json(kind: &str, name: &str, obj: &DynamicObject) -> Result<Value, TargetError> {
+    serde_json::to_value(obj).map_err(|e| other(format!("serialising {kind} {name:?}: {e}"), e))
+}
+
 fn plain(message: String) -> TargetError {
     TargetError::Other {
         message,
@@ -551,15 +556,19 @@ impl KubeTarget {
         Ok(())
     }
 
-    /// Reads a VirtualService as raw JSON (and remembers it for replace).
-    async fn get_raw_vs(&self, name: &str) -> Result<Value, TargetError> {
-        let (api, ar) = self.istio_api("VirtualService").await?;
+    /// Reads `kind` `name` from the cluster as raw JSON.
+    async fn get_value(&self, kind: &str, name: &str) -> Result<Value, TargetError> {
+        let (api, ar) = self.istio_api(kind).await?;
         let obj = api
             .get(name)
             .await
             .map_err(|e| self.map_err(e, Self::op("get", &ar, Some(name))))?;
-        let value = serde_json::to_value(&obj)
-            .map_err(|e| other(format!("serialising VirtualService {name:?}: {e}"), e))?;
+        to_json(kind, name, &obj)
+    }
+
+    /// Reads a VirtualService as raw JSON (and remembers it for replace).
+    async fn get_raw_vs(&self, name: &str) -> Result<Value, TargetError> {
+        let value = self.get_value("VirtualService", name).await?;
         self.remember(name, &value);
         Ok(value)
     }
@@ -726,13 +735,7 @@ impl Target for KubeTarget {
     }
 
     async fn destination_rule(&self, name: &str) -> Result<DestinationRule, TargetError> {
-        let (api, ar) = self.istio_api("DestinationRule").await?;
-        let obj = api
-            .get(name)
-            .await
-            .map_err(|e| self.map_err(e, Self::op("get", &ar, Some(name))))?;
-        let value = serde_json::to_value(&obj)
-            .map_err(|e| other(format!("serialising DestinationRule {name:?}: {e}"), e))?;
+        let value = self.get_value("DestinationRule", name).await?;
         serde_json::from_value(value).map_err(|e| {
             other(
                 format!("DestinationRule {name:?} in the cluster does not parse as an Istio DestinationRule: {e}"),
@@ -805,8 +808,7 @@ impl Target for KubeTarget {
                 other => other,
             }
         })?;
-        let value = serde_json::to_value(&stored)
-            .map_err(|e| other(format!("serialising VirtualService {name:?}: {e}"), e))?;
+        let value = to_json("VirtualService", name, &stored)?;
         self.remember(name, &value);
         Self::typed_vs(name, &value)
     }
@@ -828,8 +830,7 @@ impl Target for KubeTarget {
                 continue;
             }
             let name = obj.metadata.name.clone().unwrap_or_default();
-            let value = serde_json::to_value(&obj)
-                .map_err(|e| other(format!("serialising VirtualService {name:?}: {e}"), e))?;
+            let value = to_json("VirtualService", &name, &obj)?;
             self.remember(&name, &value);
             out.push(Self::typed_vs(&name, &value)?);
         }
@@ -845,8 +846,7 @@ impl Target for KubeTarget {
         else {
             return Ok(None);
         };
-        let mut value = serde_json::to_value(&obj)
-            .map_err(|e| other(format!("serialising {kind} {name:?}: {e}"), e))?;
+        let mut value = to_json(kind, name, &obj)?;
         value["kind"] = Value::String(kind.to_owned());
         serde_json::from_value(value).map(Some).map_err(|e| {
             other(
