@@ -29,6 +29,18 @@ where
     d.deserialize_str(V(expecting, std::marker::PhantomData))
 }
 
+/// `impl Deserialize for TYPE` through its `FromStr` ([`parse_str`]), the
+/// string saying what a value must be.
+macro_rules! deserialize_from_str {
+    ($ty:ty, $expecting:expr) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                parse_str(d, $expecting)
+            }
+        }
+    };
+}
+
 /// Deserializes an integer scalar through `check`, inside the visitor (see
 /// [`parse_str`]).
 pub(super) fn parse_int<'de, D, T>(
@@ -230,14 +242,10 @@ impl FromStr for DurationValue {
     }
 }
 
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(
-            d,
-            "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\"",
-        )
-    }
-}
+deserialize_from_str!(
+    DurationValue,
+    "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\""
+);
 
 /// `rollout.interval`: a duration, or `auto`.
 #[derive(Clone, Copy, Debug)]
@@ -262,14 +270,10 @@ impl FromStr for IntervalValue {
     }
 }
 
-impl<'de> Deserialize<'de> for IntervalValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(
-            d,
-            "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\", or `auto`",
-        )
-    }
-}
+deserialize_from_str!(
+    IntervalValue,
+    "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\", or `auto`"
+);
 
 /// An absolute `http` or `https` URL.
 #[derive(Clone, Debug)]
@@ -288,11 +292,7 @@ impl FromStr for HttpUrl {
     }
 }
 
-impl<'de> Deserialize<'de> for HttpUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "an http(s) URL")
-    }
-}
+deserialize_from_str!(HttpUrl, "an http(s) URL");
 
 /// Kubernetes labels (`key: value`), keys and values checked.
 #[derive(Clone, Debug, Default)]
@@ -329,11 +329,7 @@ impl FromStr for LabelKey {
     }
 }
 
-impl<'de> Deserialize<'de> for LabelKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a label key")
-    }
-}
+deserialize_from_str!(LabelKey, "a label key");
 
 /// A label value: empty, or a name.
 pub(super) struct LabelValue(pub(super) String);
@@ -351,11 +347,7 @@ impl FromStr for LabelValue {
     }
 }
 
-impl<'de> Deserialize<'de> for LabelValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a label value")
-    }
-}
+deserialize_from_str!(LabelValue, "a label value");
 
 impl<'de> Deserialize<'de> for Labels {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

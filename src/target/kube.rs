@@ -413,14 +413,7 @@ impl KubeTarget {
                     group: GROUP,
                     name: None,
                 };
-                let req = http::Request::get(format!("/apis/{GROUP}"))
-                    .body(Vec::new())
-                    .map_err(|e| other(format!("building discovery request: {e}"), e))?;
-                let group: APIGroup = self
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| self.map_err(e, discovery))?;
+                let group: APIGroup = self.discover(format!("/apis/{GROUP}"), discovery).await?;
                 let served: Vec<String> = group.versions.iter().map(|v| v.version.clone()).collect();
                 let chosen = match self.requested {
                     Some(v) if served.iter().any(|s| s == v.version()) => v,
@@ -445,14 +438,9 @@ impl KubeTarget {
                         )));
                     }
                 };
-                let req = http::Request::get(format!("/apis/{}", chosen.as_str()))
-                    .body(Vec::new())
-                    .map_err(|e| other(format!("building discovery request: {e}"), e))?;
                 let list: APIResourceList = self
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| self.map_err(e, discovery))?;
+                    .discover(format!("/apis/{}", chosen.as_str()), discovery)
+                    .await?;
                 let missing: Vec<&str> = ISTIO_KINDS
                     .iter()
                     .filter(|(_, plural)| !list.resources.iter().any(|r| r.name == *plural))
@@ -554,6 +542,21 @@ impl KubeTarget {
             )));
         }
         Ok(())
+    }
+
+    /// GETs the discovery document at `path` (`op` names it in errors).
+    async fn discover<T: serde::de::DeserializeOwned>(
+        &self,
+        path: String,
+        op: Op<'_>,
+    ) -> Result<T, TargetError> {
+        let req = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| other(format!("building discovery request: {e}"), e))?;
+        self.client
+            .request(req)
+            .await
+            .map_err(|e| self.map_err(e, op))
     }
 
     /// Reads `kind` `name` from the cluster as raw JSON.
