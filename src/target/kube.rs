@@ -319,6 +319,13 @@ impl KubeTarget {
             .as_ref()
             .map(|d| d.causes.clone())
             .unwrap_or_default();
+        // The causes, one `  - FIELD: MESSAGE` line each.
+        let field_lines = || -> Vec<String> {
+            causes
+                .iter()
+                .map(|c| format!("  - {}: {}", c.field, c.message))
+                .collect()
+        };
         let names_object = status.details.as_ref().is_some_and(|d| !d.name.is_empty());
         let message = match code {
             StatusCode::FORBIDDEN => format!(
@@ -342,10 +349,7 @@ impl KubeTarget {
                 };
             }
             StatusCode::CONFLICT if causes.iter().any(|c| c.reason == "FieldManagerConflict") => {
-                let fields: Vec<String> = causes
-                    .iter()
-                    .map(|c| format!("  - {}: {}", c.field, c.message))
-                    .collect();
+                let fields = field_lines();
                 format!(
                     "apply conflict on {} in namespace {ns:?}: fields are owned by another field manager:\n{}\nmeshctl changed nothing. Re-run with --force-conflicts to take ownership of these fields (this overwrites the other manager's values), or make the rendered values match",
                     op.object(),
@@ -360,10 +364,7 @@ impl KubeTarget {
                 };
             }
             StatusCode::UNPROCESSABLE_ENTITY => {
-                let fields: Vec<String> = causes
-                    .iter()
-                    .map(|c| format!("  - {}: {}", c.field, c.message))
-                    .collect();
+                let fields = field_lines();
                 format!(
                     "the API server rejected {} as invalid:\n{}\nfix these fields in the rendered resource (templates or spec) and apply again",
                     op.object(),
