@@ -137,7 +137,7 @@ impl Pace {
         let i = self.sent;
         self.sent += 1;
         Some(match self.mark {
-            Some((k, v, every)) if i % every.max(1) == 0 => Some((k, v)),
+            Some((k, v, every)) if i.is_multiple_of(every.max(1)) => Some((k, v)),
             _ => None,
         })
     }

@@ -29,19 +29,22 @@ where
     d.deserialize_str(V(expecting, std::marker::PhantomData))
 }
 
+/// Builds a value from a map's entries, in order, or says why it cannot.
+type Finish<K, V, T> = fn(Vec<(K, V)>) -> Result<T, String>;
+
 /// Deserializes a map, its entries in order, through `finish`, inside the
 /// visitor (see [`parse_str`]).
 pub(super) fn parse_map<'de, D, K, V, T>(
     d: D,
     expecting: &'static str,
-    finish: fn(Vec<(K, V)>) -> Result<T, String>,
+    finish: Finish<K, V, T>,
 ) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     K: Deserialize<'de>,
     V: Deserialize<'de>,
 {
-    struct Entries<K, V, T>(&'static str, fn(Vec<(K, V)>) -> Result<T, String>);
+    struct Entries<K, V, T>(&'static str, Finish<K, V, T>);
     impl<'de, K: Deserialize<'de>, V: Deserialize<'de>, T> Visitor<'de> for Entries<K, V, T> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
