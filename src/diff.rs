@@ -166,18 +166,16 @@ pub fn diff(
 mod tests {
     use super::*;
 
-    fn resources_yaml() -> String {
-        crate::testing::discounts_vs_and_dr(concat!(
+    /// The discounts VirtualService (v1 100, v2 0) and DestinationRule.
+    fn resources() -> Vec<Resource> {
+        let text = crate::testing::discounts_vs_and_dr(concat!(
             "  - route:\n",
             "    - destination: {host: discounts, subset: v1}\n",
             "      weight: 100\n",
             "    - destination: {host: discounts, subset: v2}\n",
             "      weight: 0\n",
-        ))
-    }
-
-    fn resources() -> Vec<Resource> {
-        yaml::parse_resources(&resources_yaml()).unwrap()
+        ));
+        yaml::parse_resources(&text).unwrap()
     }
 
     #[test]

@@ -4,32 +4,23 @@
 //! drives a bounded load through the proxy, and runs a real rollout through
 //! the same code path as `meshctl rollout start`. `--bad-canary` makes v2
 //! answer 20% of requests with a 500, so the rollout rolls back (exit 3).
-//! `--protocol grpc` does the same with gRPC upstreams and unary calls
-//! ([`crate::demo::grpc`]): the port is declared `grpc`, so meshproxy
+//! `--protocol grpc` does the same with gRPC upstreams and unary calls: the port is declared `grpc`, so meshproxy
 //! speaks HTTP/2 to them, and the bad canary's calls fail with `INTERNAL`.
 //! Everything started here is stopped before returning, also on Ctrl-C.
+//! The workloads (upstreams, load generators) live in [`crate::demo`]; this
+//! file resolves the flags, wires the pieces together and reports.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::time::Duration;
 
 use anyhow::Context;
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::Outcome;
 use crate::cli::{DemoArgs, DemoProtocol, GlobalArgs, SpecArgs, StrategyKind};
 use crate::context;
-use crate::demo::{LoadStats, grpc};
+use crate::demo::{self, Load, LoadStats, grpc, http};
 use crate::drive::drive;
-use crate::metrics::MetricsSource;
 use crate::metrics::any::Endpoint;
 use crate::metrics::proxy::ProxyMetrics;
 use crate::output::{Format, table};
@@ -48,6 +39,8 @@ const SERVICE: &str = "discounts";
 const RATE: u64 = 200;
 /// Hard cap on the demo's duration (the load stops here at the latest).
 const MAX_RUN: Duration = Duration::from_secs(120);
+/// How long the demo waits for the proxy to report the first traffic.
+const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// The header `--strategy ab` matches; the load generator sets it on every
 /// [`AB_EVERY`]th request.
@@ -56,110 +49,6 @@ const AB_EVERY: u64 = 4;
 
 /// Analysis intervals of the `ab`, `mirror` and `bluegreen` demo stages.
 const ITERATIONS: u32 = 2;
-
-/// A loopback HTTP server answering `hello from VERSION`; with
-/// `fail_every = Some(n)` every n-th request gets a 500.
-async fn upstream(
-    version: &'static str,
-    fail_every: Option<u64>,
-    tls: Option<Arc<meshproxy::tls::ServerTls>>,
-) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding an upstream on 127.0.0.1")?;
-    let addr = listener.local_addr()?;
-    let count = Arc::new(AtomicU64::new(0));
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let count = count.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let n = count.fetch_add(1, Ordering::Relaxed) + 1;
-                    let fail = fail_every.is_some_and(|k| n.is_multiple_of(k));
-                    async move {
-                        let (status, body) = if fail {
-                            (500, format!("{version} failed (bad canary)\n"))
-                        } else {
-                            (200, format!("hello from {version}\n"))
-                        };
-                        Response::builder()
-                            .status(status)
-                            .header("content-type", "text/plain")
-                            .body(Full::new(Bytes::from(body)))
-                    }
-                });
-                let http = hyper::server::conn::http1::Builder::new();
-                match tls {
-                    None => {
-                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                    }
-                    // --mtls: only clients with a certificate of the demo CA.
-                    Some(tls) => {
-                        if let Ok((stream, _)) = tls.accept(stream, Duration::from_secs(10)).await {
-                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    Ok((addr, task))
-}
-
-/// Sends `RATE` requests per second through the proxy until `stop` or `MAX_RUN`.
-fn load(
-    proxy: SocketAddr,
-    mark: bool,
-    stats: Arc<LoadStats>,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let Ok(client) = crate::metrics::http_client(Duration::from_secs(2)) else {
-            return;
-        };
-        let url = format!("http://{proxy}/");
-        let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let max = RATE * MAX_RUN.as_secs();
-        for i in 0..max {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let mut req = client.get(&url).header("host", SERVICE);
-            if mark && i % AB_EVERY == 0 {
-                req = req.header(AB_HEADER, "true");
-            }
-            let req = req.send();
-            match req.await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let body = resp.text().await.unwrap_or_default();
-                    let failure =
-                        (!status.is_success()).then(|| format!("HTTP {}", status.as_u16()));
-                    stats.record(&body, failure);
-                }
-                Err(_) => stats.record("", Some("no answer".to_owned())),
-            }
-        }
-    })
-}
-
-/// `endpoints.yaml`; a gRPC demo declares the service port `grpc`, so
-/// meshproxy reaches the upstreams over HTTP/2, as Istio would.
-fn endpoints_yaml(v1: SocketAddr, v2: SocketAddr, protocol: DemoProtocol) -> String {
-    let port = match protocol {
-        DemoProtocol::Http => "",
-        DemoProtocol::Grpc => "    port: {name: grpc}\n",
-    };
-    format!(
-        "# Written by `meshctl demo`: where the subsets' endpoints listen.\nservices:\n  {SERVICE}:\n{port}    endpoints:\n    - address: {v1}\n      labels: {{version: v1}}\n    - address: {v2}\n      labels: {{version: v2}}\n"
-    )
-}
 
 /// `meshctl demo`.
 pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome> {
@@ -246,8 +135,12 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
     let fail_every = bad_canary.then_some(5);
     let ((v1, v1_task), (v2, v2_task)) = match protocol {
         DemoProtocol::Http => (
-            upstream("v1", None, upstream_tls.clone()).await?,
-            upstream("v2", fail_every, upstream_tls).await?,
+            http::upstream("v1", None, upstream_tls.clone())
+                .await
+                .context("binding an upstream on 127.0.0.1")?,
+            http::upstream("v2", fail_every, upstream_tls)
+                .await
+                .context("binding an upstream on 127.0.0.1")?,
         ),
         DemoProtocol::Grpc => (
             grpc::upstream("v1", None)
@@ -259,7 +152,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         ),
     };
     let result = async {
-        write_atomic(&dir.join("endpoints.yaml"), endpoints_yaml(v1, v2, protocol).as_bytes())
+        write_atomic(&dir.join("endpoints.yaml"), demo::endpoints_yaml(SERVICE, v1, v2, protocol == DemoProtocol::Grpc).as_bytes())
             .with_context(|| format!("writing {}", dir.join("endpoints.yaml").display()))?;
         // The spec lives under `.meshctl/` (meshproxy ignores dot-directories),
         // so a meshctl.yaml in the working directory cannot leak in.
@@ -274,17 +167,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         let spec = spec::resolve(&spec_args, None)?;
         let mut resources = render::render(&spec, &Templates::load(None)?, &Overrides::default())?;
         if mtls {
-            for r in &mut resources {
-                if let meshproxy::istio::Resource::DestinationRule(dr) = r {
-                    dr.spec.traffic_policy = Some(meshproxy::istio::TrafficPolicy {
-                        tls: Some(meshproxy::istio::ClientTlsSettings {
-                            mode: meshproxy::istio::TlsMode::IstioMutual,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    });
-                }
-            }
+            demo::istio_mutual(&mut resources);
         }
         target.apply(&resources, ApplyOptions::default()).await?;
 
@@ -331,35 +214,23 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
         }
         let stats = Arc::new(LoadStats::default());
         let (stop_tx, stop_rx) = watch::channel(false);
+        let load = Load {
+            proxy: proxy.listen_addr(),
+            authority: SERVICE.to_owned(),
+            rate: RATE,
+            max_run: MAX_RUN,
+            mark: mark.then_some((AB_HEADER, "true", AB_EVERY)),
+        };
         let load_task = match protocol {
-            DemoProtocol::Http => load(proxy.listen_addr(), mark, stats.clone(), stop_rx),
-            DemoProtocol::Grpc => grpc::load(
-                grpc::Load {
-                    proxy: proxy.listen_addr(),
-                    authority: SERVICE.to_owned(),
-                    rate: RATE,
-                    max_run: MAX_RUN,
-                    mark: mark.then_some((AB_HEADER, "true", AB_EVERY)),
-                },
-                stats.clone(),
-                stop_rx,
-            ),
+            DemoProtocol::Http => http::load(load, stats.clone(), stop_rx),
+            DemoProtocol::Grpc => grpc::load(load, stats.clone(), stop_rx),
         };
         let metrics = ProxyMetrics::new(&metrics_url, Duration::from_secs(2))?;
         let mut signals = interrupts()?;
 
         // Wait (bounded) until the proxy reports traffic, so the first window has data.
-        let ready = async {
-            for _ in 0..100 {
-                if metrics.scrape(SERVICE).await.is_ok() {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            false
-        };
         let outcome = tokio::select! {
-            ready = ready => {
+            ready = demo::first_traffic(&metrics, SERVICE, READY_WAIT) => {
                 if !ready {
                     Err(anyhow::anyhow!("meshproxy reported no traffic for {SERVICE} within 10s at {metrics_url}"))
                 } else {

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
 
+pub use super::Load;
 use super::LoadStats;
 
 /// The one method: `/meshctl.demo.Greeter/SayHello`.
@@ -84,44 +85,35 @@ pub async fn upstream(
     version: &'static str,
     fail_every: Option<u64>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let greeter = Greeter {
         version,
         fail_every,
         calls: Arc::default(),
     };
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let greeter = greeter.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: http::Request<Incoming>| {
-                    let greeter = greeter.clone();
-                    async move {
-                        if req.uri().path() != METHOD {
-                            let status = Status::unimplemented(format!(
-                                "{} is not a method of this server (it serves {METHOD})",
-                                req.uri().path()
-                            ));
-                            return Ok::<_, Infallible>(status.into_http::<tonic::body::Body>());
-                        }
-                        let mut grpc =
-                            tonic::server::Grpc::new(
-                                ProstCodec::<HelloReply, HelloRequest>::default(),
-                            );
-                        Ok(grpc.unary(greeter, req).await)
+    super::listen(move |stream| {
+        let greeter = greeter.clone();
+        async move {
+            let svc = service_fn(move |req: http::Request<Incoming>| {
+                let greeter = greeter.clone();
+                async move {
+                    if req.uri().path() != METHOD {
+                        let status = Status::unimplemented(format!(
+                            "{} is not a method of this server (it serves {METHOD})",
+                            req.uri().path()
+                        ));
+                        return Ok::<_, Infallible>(status.into_http::<tonic::body::Body>());
                     }
-                });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                    let mut grpc =
+                        tonic::server::Grpc::new(ProstCodec::<HelloReply, HelloRequest>::default());
+                    Ok(grpc.unary(greeter, req).await)
+                }
             });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         }
-    });
-    Ok((addr, task))
+    })
+    .await
 }
 
 /// A tonic client for `Greeter` that connects to `addr` and sends
@@ -199,41 +191,16 @@ fn code_name(code: Code) -> &'static str {
     crate::metrics::grpc::GrpcCode::from_number(n).name()
 }
 
-/// How the load generator calls.
-#[derive(Clone, Debug)]
-pub struct Load {
-    /// meshproxy's listener.
-    pub proxy: SocketAddr,
-    /// The service's host (`:authority`).
-    pub authority: String,
-    /// Calls per second.
-    pub rate: u64,
-    /// The longest the load runs.
-    pub max_run: Duration,
-    /// Every `n`-th call carries the metadata `(name, value)` (for `--strategy ab`).
-    pub mark: Option<(&'static str, &'static str, u64)>,
-}
-
 /// Sends `load.rate` unary calls per second through the proxy, one at a
 /// time, until `stop` changes or `load.max_run` has passed.
-pub fn load(load: Load, stats: Arc<LoadStats>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn load(load: Load, stats: Arc<LoadStats>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let Ok(mut client) = client(load.proxy, &load.authority, Duration::from_secs(2)) else {
             return;
         };
-        let rate = load.rate.max(1);
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let max = rate.saturating_mul(load.max_run.as_secs().max(1));
-        for i in 0..max {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let headers = match load.mark {
-                Some((k, v, every)) if i % every.max(1) == 0 => vec![(k, v)],
-                _ => Vec::new(),
-            };
+        let mut pace = load.pace(stop);
+        while let Some(mark) = pace.next().await {
+            let headers: Vec<_> = mark.into_iter().collect();
             let result = client.say_hello("demo", &headers).await;
             record(&stats, &result);
         }

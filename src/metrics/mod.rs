@@ -72,6 +72,15 @@ pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, reqw
         .build()
 }
 
+/// The HTTP client of a metrics source that scrapes `url`; failing to
+/// build one is [`MetricsError::Unreachable`] for `url`.
+fn client_for(url: &str, timeout: std::time::Duration) -> Result<reqwest::Client, MetricsError> {
+    http_client(timeout).map_err(|source| MetricsError::Unreachable {
+        url: url.to_owned(),
+        source,
+    })
+}
+
 /// Cumulative counters of one version of a service.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct VersionCounters {

@@ -60,10 +60,7 @@ impl Prometheus {
     /// A source for the server at `base` (e.g. `http://127.0.0.1:9090`),
     /// counting the default gRPC server faults as failures.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, MetricsError> {
-        let client = super::http_client(timeout).map_err(|source| MetricsError::Unreachable {
-            url: base.to_owned(),
-            source,
-        })?;
+        let client = super::client_for(base, timeout)?;
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             client,
@@ -71,7 +68,8 @@ impl Prometheus {
         })
     }
 
-    /// Counts a request as failed on these gRPC statuses (and on 5xx).
+    /// Counts a series as failed when its `grpc_response_status` is one of
+    /// these gRPC statuses (and when its `response_code` is 5xx).
     #[must_use]
     pub fn with_grpc_codes(mut self, codes: GrpcCodes) -> Self {
         self.codes = codes;
@@ -102,23 +100,13 @@ impl Prometheus {
                 message: format!("not a valid URL: {e}; use --prometheus http://HOST:9090"),
             }
         })?;
-        let resp =
-            self.client
-                .get(full)
-                .send()
-                .await
-                .map_err(|source| MetricsError::Unreachable {
-                    url: url.clone(),
-                    source,
-                })?;
+        let unreachable = |source| MetricsError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let resp = self.client.get(full).send().await.map_err(unreachable)?;
         let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|source| MetricsError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+        let body = resp.text().await.map_err(unreachable)?;
         samples_from_response(name, promql, status, &body, service, &url)
     }
 }

@@ -19,10 +19,7 @@ impl ProxyMetrics {
     /// A source for `url`, each scrape bounded by `timeout`, counting the
     /// default gRPC server faults as failures.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, MetricsError> {
-        let client = super::http_client(timeout).map_err(|source| MetricsError::Unreachable {
-            url: url.to_owned(),
-            source,
-        })?;
+        let client = super::client_for(url, timeout)?;
         Ok(Self {
             url: url.to_owned(),
             client,

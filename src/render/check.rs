@@ -2,7 +2,7 @@
 //! model would drop, and whether the resources express the spec. Both guard
 //! custom templates (`--templates DIR`); the embedded ones always pass.
 
-use meshproxy::istio::{Resource, VirtualService};
+use meshproxy::istio::Resource;
 use serde_json::Value;
 
 use super::{PRIMARY_ROUTE, RenderError, TemplateKind, TemplateOrigin, Templates};
@@ -55,6 +55,23 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// The one object `pick` finds among `produced`; else the message
+/// `expected one WHAT, the templates produced N`.
+fn the_one<'a, T>(
+    produced: &'a [(Resource, &TemplateOrigin)],
+    what: &str,
+    pick: impl Fn(&'a Resource) -> Option<&'a T>,
+) -> Result<&'a T, String> {
+    let found: Vec<&T> = produced.iter().filter_map(|(r, _)| pick(r)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        _ => Err(format!(
+            "expected one {what}, the templates produced {}",
+            found.len()
+        )),
+    }
+}
+
 /// Checks that the resources express the spec: one DestinationRule for the
 /// service with every version as a subset (same labels), one VirtualService
 /// for the service whose `primary` route sends `split`, and the Gateway
@@ -78,22 +95,15 @@ pub(super) fn matches_spec(
     };
     let service = spec.service.as_str();
 
-    let drs: Vec<_> = produced
-        .iter()
-        .filter_map(|(r, _)| match r {
+    let dr = the_one(
+        produced,
+        &format!("DestinationRule for host {service:?}"),
+        |r| match r {
             Resource::DestinationRule(dr) => Some(dr),
             _ => None,
-        })
-        .collect();
-    let [dr] = drs.as_slice() else {
-        return Err(fail(
-            TemplateKind::DestinationRule,
-            format!(
-                "expected one DestinationRule for host {service:?}, the templates produced {}",
-                drs.len()
-            ),
-        ));
-    };
+        },
+    )
+    .map_err(|m| fail(TemplateKind::DestinationRule, m))?;
     if dr.spec.host != service {
         return Err(fail(
             TemplateKind::DestinationRule,
@@ -123,22 +133,15 @@ pub(super) fn matches_spec(
         }
     }
 
-    let vss: Vec<&VirtualService> = produced
-        .iter()
-        .filter_map(|(r, _)| match r {
+    let vs = the_one(
+        produced,
+        &format!("VirtualService for {service:?}"),
+        |r| match r {
             Resource::VirtualService(vs) => Some(vs),
             _ => None,
-        })
-        .collect();
-    let [vs] = vss.as_slice() else {
-        return Err(fail(
-            TemplateKind::VirtualService,
-            format!(
-                "expected one VirtualService for {service:?}, the templates produced {}",
-                vss.len()
-            ),
-        ));
-    };
+        },
+    )
+    .map_err(|m| fail(TemplateKind::VirtualService, m))?;
     let name = &vs.metadata.name;
     for h in std::iter::once(service).chain(spec.hosts.iter().map(String::as_str)) {
         if !vs.spec.hosts.iter().any(|x| x.eq_ignore_ascii_case(h)) {

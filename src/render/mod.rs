@@ -387,6 +387,11 @@ mod tests {
         ServiceSpec::from_yaml(text, Path::new("meshctl.yaml")).unwrap()
     }
 
+    /// `s` rendered with the embedded templates at `split`.
+    fn render_at(s: &ServiceSpec, split: Split) -> Result<Vec<Resource>, RenderError> {
+        render(s, &Templates::embedded(), &Overrides { split: Some(split) })
+    }
+
     fn vs(resources: &[Resource]) -> &VirtualService {
         resources
             .iter()
@@ -421,7 +426,7 @@ mod tests {
         let s =
             spec("service: discounts\nhosts: [d.example.com]\nport: 8080\nversions: [v1, v2]\n");
         let step = Split::parse_pairs(&["v1=75", "v2=25"]).unwrap();
-        let out = render(&s, &Templates::embedded(), &Overrides { split: Some(step) }).unwrap();
+        let out = render_at(&s, step).unwrap();
         let vs = vs(&out);
         assert_eq!(weights(vs), [("v1".to_owned(), 75), ("v2".to_owned(), 25)]);
         assert_eq!(vs.spec.gateways, ["discounts-gateway", "mesh"]);
@@ -441,14 +446,7 @@ mod tests {
     #[test]
     fn override_naming_an_unknown_version_is_refused() {
         let s = spec("service: discounts\nversions: [v1, v2]\n");
-        let err = render(
-            &s,
-            &Templates::embedded(),
-            &Overrides {
-                split: Some(Split::all_to("v3".parse().unwrap())),
-            },
-        )
-        .unwrap_err();
+        let err = render_at(&s, Split::all_to("v3".parse().unwrap())).unwrap_err();
         assert_eq!(
             err.to_string(),
             "weights name version \"v3\", which is not one of the versions (v1, v2)"
@@ -487,7 +485,7 @@ mod tests {
     fn sticky_cookie_renders_routes_that_follow_the_weights() {
         let s = spec("service: discounts\nversions: [v1, v2]\nstickyCookie: ver\n");
         let step = Split::parse_pairs(&["v1=90", "v2=10"]).unwrap();
-        let out = render(&s, &Templates::embedded(), &Overrides { split: Some(step) }).unwrap();
+        let out = render_at(&s, step).unwrap();
         let names: Vec<_> = vs(&out)
             .spec
             .http
@@ -513,14 +511,7 @@ mod tests {
         assert_eq!(cookie(0), "ver=v1; Path=/; HttpOnly; SameSite=Lax");
         assert_eq!(cookie(1), "ver=v2; Path=/; HttpOnly; SameSite=Lax");
         // Promoted: only the new version keeps a sticky route.
-        let out = render(
-            &s,
-            &Templates::embedded(),
-            &Overrides {
-                split: Some(Split::all_to("v2".parse().unwrap())),
-            },
-        )
-        .unwrap();
+        let out = render_at(&s, Split::all_to("v2".parse().unwrap())).unwrap();
         assert_eq!(vs(&out).spec.http.len(), 2);
         assert_eq!(
             vs(&out).spec.http[0].name.as_deref(),

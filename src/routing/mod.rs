@@ -332,13 +332,14 @@ pub fn has_preview(vs: &VirtualService, to: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn fixture() -> String {
-        crate::testing::discounts_vs(crate::testing::TO_V1)
+    fn fixture() -> VirtualService {
+        meshproxy::istio::yaml::from_str(&crate::testing::discounts_vs(crate::testing::TO_V1))
+            .unwrap()
     }
 
     #[test]
     fn adds_the_canary_and_sets_weights() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
+        let mut vs = fixture();
         assert_eq!(stable_subset(&vs).as_deref(), Some("v1"));
         let w: BTreeMap<String, u8> = [("v1".into(), 90), ("v2".into(), 10)].into();
         set_weights(&mut vs, "v1", "v2", &w).unwrap();
@@ -348,7 +349,7 @@ mod tests {
 
     #[test]
     fn a_foreign_mirror_is_refused_and_left_alone() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
+        let mut vs = fixture();
         vs.spec.http[0].mirror = Some(Destination {
             host: "audit".into(),
             subset: None,
@@ -365,7 +366,7 @@ mod tests {
 
     #[test]
     fn explains_a_missing_route() {
-        let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&fixture()).unwrap();
+        let mut vs = fixture();
         let e = set_weights(&mut vs, "v3", "v4", &BTreeMap::new()).unwrap_err();
         assert!(
             e.to_string()

@@ -29,6 +29,51 @@ where
     d.deserialize_str(V(expecting, std::marker::PhantomData))
 }
 
+/// Builds a value from a map's entries, in order, or says why it cannot.
+type Finish<K, V, T> = fn(Vec<(K, V)>) -> Result<T, String>;
+
+/// Deserializes a map, its entries in order, through `finish`, inside the
+/// visitor (see [`parse_str`]).
+pub(super) fn parse_map<'de, D, K, V, T>(
+    d: D,
+    expecting: &'static str,
+    finish: Finish<K, V, T>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V, T>(&'static str, Finish<K, V, T>);
+    impl<'de, K: Deserialize<'de>, V: Deserialize<'de>, T> Visitor<'de> for Entries<K, V, T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some(k) = map.next_key()? {
+                let v = map.next_value()?;
+                pairs.push((k, v));
+            }
+            (self.1)(pairs).map_err(de::Error::custom)
+        }
+    }
+    d.deserialize_map(Entries(expecting, finish))
+}
+
+/// `impl Deserialize for TYPE` through its `FromStr` ([`parse_str`]), the
+/// string saying what a value must be.
+macro_rules! deserialize_from_str {
+    ($ty:ty, $expecting:expr) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                parse_str(d, $expecting)
+            }
+        }
+    };
+}
+
 /// Deserializes an integer scalar through `check`, inside the visitor (see
 /// [`parse_str`]).
 pub(super) fn parse_int<'de, D, T>(
@@ -230,14 +275,10 @@ impl FromStr for DurationValue {
     }
 }
 
-impl<'de> Deserialize<'de> for DurationValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(
-            d,
-            "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\"",
-        )
-    }
-}
+deserialize_from_str!(
+    DurationValue,
+    "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\""
+);
 
 /// `rollout.interval`: a duration, or `auto`.
 #[derive(Clone, Copy, Debug)]
@@ -262,14 +303,10 @@ impl FromStr for IntervalValue {
     }
 }
 
-impl<'de> Deserialize<'de> for IntervalValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(
-            d,
-            "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\", or `auto`",
-        )
-    }
-}
+deserialize_from_str!(
+    IntervalValue,
+    "a duration with a unit, e.g. \"30s\", \"500ms\" or \"5m\", or `auto`"
+);
 
 /// An absolute `http` or `https` URL.
 #[derive(Clone, Debug)]
@@ -288,11 +325,7 @@ impl FromStr for HttpUrl {
     }
 }
 
-impl<'de> Deserialize<'de> for HttpUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "an http(s) URL")
-    }
-}
+deserialize_from_str!(HttpUrl, "an http(s) URL");
 
 /// Kubernetes labels (`key: value`), keys and values checked.
 #[derive(Clone, Debug, Default)]
@@ -329,11 +362,7 @@ impl FromStr for LabelKey {
     }
 }
 
-impl<'de> Deserialize<'de> for LabelKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a label key")
-    }
-}
+deserialize_from_str!(LabelKey, "a label key");
 
 /// A label value: empty, or a name.
 pub(super) struct LabelValue(pub(super) String);
@@ -351,30 +380,17 @@ impl FromStr for LabelValue {
     }
 }
 
-impl<'de> Deserialize<'de> for LabelValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d, "a label value")
-    }
-}
+deserialize_from_str!(LabelValue, "a label value");
 
 impl<'de> Deserialize<'de> for Labels {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Labels;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of label keys to values (e.g. {version: v1})")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some(LabelKey(k)) = map.next_key()? {
-                    let LabelValue(v) = map.next_value()?;
-                    out.insert(k, v);
-                }
-                Ok(Labels(out))
-            }
-        }
-        d.deserialize_map(V)
+        parse_map(
+            d,
+            "a map of label keys to values (e.g. {version: v1})",
+            |pairs: Vec<(LabelKey, LabelValue)>| {
+                Ok(Labels(pairs.into_iter().map(|(k, v)| (k.0, v.0)).collect()))
+            },
+        )
     }
 }
 
@@ -433,24 +449,15 @@ pub(super) struct RawWeights(pub(super) Split);
 
 impl<'de> Deserialize<'de> for RawWeights {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawWeights;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of version to percent (e.g. {v1: 90, v2: 10})")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawWeights, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some(VersionName(v)) = map.next_key()? {
-                    let WeightValue(w) = map.next_value()?;
-                    pairs.push((v, w));
-                }
-                Split::new(pairs)
+        parse_map(
+            d,
+            "a map of version to percent (e.g. {v1: 90, v2: 10})",
+            |pairs: Vec<(VersionName, WeightValue)>| {
+                Split::new(pairs.into_iter().map(|(v, w)| (v.0, w.0)).collect())
                     .map(RawWeights)
-                    .map_err(|e| de::Error::custom(split_fix(&e)))
-            }
-        }
-        d.deserialize_map(V)
+                    .map_err(|e| split_fix(&e))
+            },
+        )
     }
 }
 

@@ -123,6 +123,11 @@ fn other(message: String, source: impl std::error::Error + Send + Sync + 'static
     }
 }
 
+/// `obj` (`kind` `name`) as raw JSON.
+fn to_json(kind: &str, name: &str, obj: &DynamicObject) -> Result<Value, TargetError> {
+    serde_json::to_value(obj).map_err(|e| other(format!("serialising {kind} {name:?}: {e}"), e))
+}
+
 fn plain(message: String) -> TargetError {
     TargetError::Other {
         message,
@@ -314,6 +319,13 @@ impl KubeTarget {
             .as_ref()
             .map(|d| d.causes.clone())
             .unwrap_or_default();
+        // The causes, one `  - FIELD: MESSAGE` line each.
+        let field_lines = || -> Vec<String> {
+            causes
+                .iter()
+                .map(|c| format!("  - {}: {}", c.field, c.message))
+                .collect()
+        };
         let names_object = status.details.as_ref().is_some_and(|d| !d.name.is_empty());
         let message = match code {
             StatusCode::FORBIDDEN => format!(
@@ -337,10 +349,7 @@ impl KubeTarget {
                 };
             }
             StatusCode::CONFLICT if causes.iter().any(|c| c.reason == "FieldManagerConflict") => {
-                let fields: Vec<String> = causes
-                    .iter()
-                    .map(|c| format!("  - {}: {}", c.field, c.message))
-                    .collect();
+                let fields = field_lines();
                 format!(
                     "apply conflict on {} in namespace {ns:?}: fields are owned by another field manager:\n{}\nmeshctl changed nothing. Re-run with --force-conflicts to take ownership of these fields (this overwrites the other manager's values), or make the rendered values match",
                     op.object(),
@@ -355,10 +364,7 @@ impl KubeTarget {
                 };
             }
             StatusCode::UNPROCESSABLE_ENTITY => {
-                let fields: Vec<String> = causes
-                    .iter()
-                    .map(|c| format!("  - {}: {}", c.field, c.message))
-                    .collect();
+                let fields = field_lines();
                 format!(
                     "the API server rejected {} as invalid:\n{}\nfix these fields in the rendered resource (templates or spec) and apply again",
                     op.object(),
@@ -408,14 +414,7 @@ impl KubeTarget {
                     group: GROUP,
                     name: None,
                 };
-                let req = http::Request::get(format!("/apis/{GROUP}"))
-                    .body(Vec::new())
-                    .map_err(|e| other(format!("building discovery request: {e}"), e))?;
-                let group: APIGroup = self
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| self.map_err(e, discovery))?;
+                let group: APIGroup = self.discover(format!("/apis/{GROUP}"), discovery).await?;
                 let served: Vec<String> = group.versions.iter().map(|v| v.version.clone()).collect();
                 let chosen = match self.requested {
                     Some(v) if served.iter().any(|s| s == v.version()) => v,
@@ -440,14 +439,9 @@ impl KubeTarget {
                         )));
                     }
                 };
-                let req = http::Request::get(format!("/apis/{}", chosen.as_str()))
-                    .body(Vec::new())
-                    .map_err(|e| other(format!("building discovery request: {e}"), e))?;
                 let list: APIResourceList = self
-                    .client
-                    .request(req)
-                    .await
-                    .map_err(|e| self.map_err(e, discovery))?;
+                    .discover(format!("/apis/{}", chosen.as_str()), discovery)
+                    .await?;
                 let missing: Vec<&str> = ISTIO_KINDS
                     .iter()
                     .filter(|(_, plural)| !list.resources.iter().any(|r| r.name == *plural))
@@ -551,15 +545,34 @@ impl KubeTarget {
         Ok(())
     }
 
-    /// Reads a VirtualService as raw JSON (and remembers it for replace).
-    async fn get_raw_vs(&self, name: &str) -> Result<Value, TargetError> {
-        let (api, ar) = self.istio_api("VirtualService").await?;
+    /// GETs the discovery document at `path` (`op` names it in errors).
+    async fn discover<T: serde::de::DeserializeOwned>(
+        &self,
+        path: String,
+        op: Op<'_>,
+    ) -> Result<T, TargetError> {
+        let req = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| other(format!("building discovery request: {e}"), e))?;
+        self.client
+            .request(req)
+            .await
+            .map_err(|e| self.map_err(e, op))
+    }
+
+    /// Reads `kind` `name` from the cluster as raw JSON.
+    async fn get_value(&self, kind: &str, name: &str) -> Result<Value, TargetError> {
+        let (api, ar) = self.istio_api(kind).await?;
         let obj = api
             .get(name)
             .await
             .map_err(|e| self.map_err(e, Self::op("get", &ar, Some(name))))?;
-        let value = serde_json::to_value(&obj)
-            .map_err(|e| other(format!("serialising VirtualService {name:?}: {e}"), e))?;
+        to_json(kind, name, &obj)
+    }
+
+    /// Reads a VirtualService as raw JSON (and remembers it for replace).
+    async fn get_raw_vs(&self, name: &str) -> Result<Value, TargetError> {
+        let value = self.get_value("VirtualService", name).await?;
         self.remember(name, &value);
         Ok(value)
     }
@@ -726,13 +739,7 @@ impl Target for KubeTarget {
     }
 
     async fn destination_rule(&self, name: &str) -> Result<DestinationRule, TargetError> {
-        let (api, ar) = self.istio_api("DestinationRule").await?;
-        let obj = api
-            .get(name)
-            .await
-            .map_err(|e| self.map_err(e, Self::op("get", &ar, Some(name))))?;
-        let value = serde_json::to_value(&obj)
-            .map_err(|e| other(format!("serialising DestinationRule {name:?}: {e}"), e))?;
+        let value = self.get_value("DestinationRule", name).await?;
         serde_json::from_value(value).map_err(|e| {
             other(
                 format!("DestinationRule {name:?} in the cluster does not parse as an Istio DestinationRule: {e}"),
@@ -805,8 +812,7 @@ impl Target for KubeTarget {
                 other => other,
             }
         })?;
-        let value = serde_json::to_value(&stored)
-            .map_err(|e| other(format!("serialising VirtualService {name:?}: {e}"), e))?;
+        let value = to_json("VirtualService", name, &stored)?;
         self.remember(name, &value);
         Self::typed_vs(name, &value)
     }
@@ -828,8 +834,7 @@ impl Target for KubeTarget {
                 continue;
             }
             let name = obj.metadata.name.clone().unwrap_or_default();
-            let value = serde_json::to_value(&obj)
-                .map_err(|e| other(format!("serialising VirtualService {name:?}: {e}"), e))?;
+            let value = to_json("VirtualService", &name, &obj)?;
             self.remember(&name, &value);
             out.push(Self::typed_vs(&name, &value)?);
         }
@@ -845,8 +850,7 @@ impl Target for KubeTarget {
         else {
             return Ok(None);
         };
-        let mut value = serde_json::to_value(&obj)
-            .map_err(|e| other(format!("serialising {kind} {name:?}: {e}"), e))?;
+        let mut value = to_json(kind, name, &obj)?;
         value["kind"] = Value::String(kind.to_owned());
         serde_json::from_value(value).map(Some).map_err(|e| {
             other(
