@@ -392,6 +392,8 @@ fn at_half(mesh: &Mesh) {
     )
     .unwrap();
     assert_eq!(mesh.weights(), weights(&[("v1", 50), ("v2", 50)]));
+    mesh.wait_for_requests("v1");
+    mesh.wait_for_requests("v2");
 }
 
 /// `meshctl analyze discounts --compare v1 v2` on the mesh's metrics with
@@ -428,6 +430,7 @@ fn analyze_judges_live_traffic_without_moving_weights() {
 
     // v2 gets no traffic at v1=100: inconclusive, never a pass.
     let idle = Mesh::start(Behaviour::healthy());
+    idle.wait_for_requests("v1");
     let out = analyze(&idle, "--for 300ms", 4);
     assert!(out.contains("inconclusive: 0 canary requests"), "{out}");
 

@@ -130,6 +130,7 @@ pub struct Mesh {
     /// The metrics URL.
     pub metrics_url: String,
     read_vs: ReadVs,
+    counters: Counters,
     kube: Option<Kube>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -186,15 +187,35 @@ impl Mesh {
             let (stop, counters, read) = (stop.clone(), counters.clone(), read_vs.clone());
             std::thread::spawn(move || simulate(&read, &behaviour, &counters, &stop))
         };
-        let (addr, server) = serve_metrics(counters, stop.clone());
+        let (addr, server) = serve_metrics(counters.clone(), stop.clone());
         Self {
             dir,
             metrics_url: format!("http://{addr}/metrics"),
             read_vs,
+            counters,
             kube,
             stop,
             threads: vec![sim, server],
         }
+    }
+
+    /// Waits (bounded) until the simulator has served real requests of
+    /// `version`, so a scrape right after a weight change finds its series
+    /// even when the machine is loaded and the simulator thread ran late.
+    pub fn wait_for_requests(&self, version: &str) {
+        for _ in 0..500 {
+            let served = self
+                .counters
+                .lock()
+                .expect("counters")
+                .get(&("source", version.to_owned()))
+                .is_some_and(|c| c.requests > 0);
+            if served {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the simulator served no request of {version} within 10 s");
     }
 
     /// The global flags selecting the target.
