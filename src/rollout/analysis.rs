@@ -820,9 +820,10 @@ mod tests {
 
     #[test]
     fn healthy_canary_passes() {
-        let b = counters(900.0, 1.0, &[800.0, 100.0]);
-        let c = counters(100.0, 0.0, &[90.0, 10.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::window());
+        let r = by_the_window_rule(
+            &counters(900.0, 1.0, &[800.0, 100.0]),
+            &counters(100.0, 0.0, &[90.0, 10.0]),
+        );
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         assert_eq!(r.reason, "all checks passed");
         assert_eq!(r.canary.success_rate, Some(100.0));
@@ -831,9 +832,10 @@ mod tests {
 
     #[test]
     fn ten_percent_errors_fail_with_numbers() {
-        let b = counters(900.0, 0.0, &[900.0]);
-        let c = counters(100.0, 10.0, &[100.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::window());
+        let r = by_the_window_rule(
+            &counters(900.0, 0.0, &[900.0]),
+            &counters(100.0, 10.0, &[100.0]),
+        );
         assert_eq!(r.verdict, Verdict::Fail);
         assert_reason_has(
             &r,
@@ -895,14 +897,17 @@ mod tests {
 
     #[test]
     fn too_few_requests_hold_even_when_failing() {
-        let b = counters(900.0, 0.0, &[900.0]);
-        let c = counters(5.0, 5.0, &[5.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::window());
+        let r = by_the_window_rule(&counters(900.0, 0.0, &[900.0]), &counters(5.0, 5.0, &[5.0]));
         assert_eq!(r.verdict, Verdict::Hold);
         assert_eq!(
             r.reason,
             "held: 5 canary requests < 20 required; extending the window"
         );
+    }
+
+    /// `analyse` of baseline `b` and canary `c` under the window rule.
+    fn by_the_window_rule(b: &VersionCounters, c: &VersionCounters) -> DecisionRecord {
+        analyse(&window(b, c), &Thresholds::window())
     }
 
     /// Asserts `r`'s reason contains `part`.
