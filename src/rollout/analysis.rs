@@ -782,23 +782,19 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut hits = 0;
         for _ in 0..trials {
-            let nb = n * ratio;
-            let b = stats(
-                "v1",
-                &VersionCounters {
-                    requests: nb as f64,
-                    errors: rng.failures(nb, p_base),
-                    ..VersionCounters::default()
-                },
-            );
-            let c = stats(
-                "v2",
-                &VersionCounters {
-                    requests: n as f64,
-                    errors: rng.failures(n, p_canary),
-                    ..VersionCounters::default()
-                },
-            );
+            let mut draw = |version, requests: u64, p| {
+                let errors = rng.failures(requests, p);
+                stats(
+                    version,
+                    &VersionCounters {
+                        requests: requests as f64,
+                        errors,
+                        ..VersionCounters::default()
+                    },
+                )
+            };
+            let b = draw("v1", n * ratio, p_base);
+            let c = draw("v2", n, p_canary);
             if compare(&b, &c, 0.95).is_some_and(|k| k.significantly_worse) {
                 hits += 1;
             }
@@ -824,9 +820,10 @@ mod tests {
 
     #[test]
     fn healthy_canary_passes() {
-        let b = counters(900.0, 1.0, &[800.0, 100.0]);
-        let c = counters(100.0, 0.0, &[90.0, 10.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::window());
+        let r = by_the_window_rule(
+            &counters(900.0, 1.0, &[800.0, 100.0]),
+            &counters(100.0, 0.0, &[90.0, 10.0]),
+        );
         assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
         assert_eq!(r.reason, "all checks passed");
         assert_eq!(r.canary.success_rate, Some(100.0));
@@ -835,22 +832,17 @@ mod tests {
 
     #[test]
     fn ten_percent_errors_fail_with_numbers() {
-        let b = counters(900.0, 0.0, &[900.0]);
-        let c = counters(100.0, 10.0, &[100.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::window());
+        let r = by_the_window_rule(
+            &counters(900.0, 0.0, &[900.0]),
+            &counters(100.0, 10.0, &[100.0]),
+        );
         assert_eq!(r.verdict, Verdict::Fail);
-        assert!(
-            r.reason
-                .contains("success rate 90.00% (10 of 100 failed), threshold >= 99%"),
-            "{}",
-            r.reason
+        assert_reason_has(
+            &r,
+            "success rate 90.00% (10 of 100 failed), threshold >= 99%",
         );
         assert!(r.comparison.as_ref().unwrap().significantly_worse);
-        assert!(
-            r.reason.contains("significantly worse at 95% confidence"),
-            "{}",
-            r.reason
-        );
+        assert_reason_has(&r, "significantly worse at 95% confidence");
     }
 
     #[test]
@@ -863,12 +855,9 @@ mod tests {
         ]);
         let r = analyse(&window(&b, &c), &Thresholds::default());
         assert_eq!(r.verdict, Verdict::Fail);
-        assert!(
-            r.reason.contains(
-                "v2: success rate 88.00% (12 of 100 failed: INTERNAL ×10, UNAVAILABLE ×2)"
-            ),
-            "{}",
-            r.reason
+        assert_reason_has(
+            &r,
+            "v2: success rate 88.00% (12 of 100 failed: INTERNAL ×10, UNAVAILABLE ×2)",
         );
         assert_eq!(r.canary.failures["INTERNAL"], 10);
         let json = serde_json::to_value(&r).unwrap();
@@ -903,23 +892,35 @@ mod tests {
         };
         let r = analyse(&window(&b, &c), &t);
         assert_eq!(r.verdict, Verdict::Fail);
-        assert!(
-            r.reason.contains("p99 99.5ms, threshold <= 50ms"),
-            "{}",
-            r.reason
-        );
+        assert_reason_has(&r, "p99 99.5ms, threshold <= 50ms");
     }
 
     #[test]
     fn too_few_requests_hold_even_when_failing() {
-        let b = counters(900.0, 0.0, &[900.0]);
-        let c = counters(5.0, 5.0, &[5.0]);
-        let r = analyse(&window(&b, &c), &Thresholds::window());
+        let r = by_the_window_rule(&counters(900.0, 0.0, &[900.0]), &counters(5.0, 5.0, &[5.0]));
         assert_eq!(r.verdict, Verdict::Hold);
         assert_eq!(
             r.reason,
             "held: 5 canary requests < 20 required; extending the window"
         );
+    }
+
+    /// `analyse` of baseline `b` and canary `c` under the window rule.
+    fn by_the_window_rule(b: &VersionCounters, c: &VersionCounters) -> DecisionRecord {
+        analyse(&window(b, c), &Thresholds::window())
+    }
+
+    /// Asserts `r`'s reason contains `part`.
+    fn assert_reason_has(r: &DecisionRecord, part: &str) {
+        assert!(r.reason.contains(part), "{}", r.reason);
+    }
+
+    /// The window rule with an absolute threshold of 95% success.
+    fn at_95_percent() -> Thresholds {
+        Thresholds {
+            success_rate: 95.0,
+            ..Thresholds::window()
+        }
     }
 
     #[test]
@@ -928,11 +929,7 @@ mod tests {
         // threshold only if it really is below it; the comparison says "not worse".
         let b = counters(1000.0, 15.0, &[1000.0]);
         let c = counters(200.0, 3.0, &[200.0]);
-        let t = Thresholds {
-            success_rate: 95.0,
-            ..Thresholds::window()
-        };
-        let r = analyse(&window(&b, &c), &t);
+        let r = analyse(&window(&b, &c), &at_95_percent());
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
         assert!(!r.comparison.unwrap().significantly_worse);
     }
@@ -942,11 +939,7 @@ mod tests {
         // 0.1% vs 2%: above an absolute 95% threshold but significantly worse.
         let b = counters(10_000.0, 10.0, &[10_000.0]);
         let c = counters(1_000.0, 20.0, &[1_000.0]);
-        let t = Thresholds {
-            success_rate: 95.0,
-            ..Thresholds::window()
-        };
-        let r = analyse(&window(&b, &c), &t);
+        let r = analyse(&window(&b, &c), &at_95_percent());
         assert_eq!(r.verdict, Verdict::Fail);
         let failed: Vec<_> = r
             .checks

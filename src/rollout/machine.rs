@@ -561,11 +561,7 @@ pub(crate) mod tests {
 
     #[test]
     fn sequential_promotion_states_the_bounds() {
-        let p = Plan {
-            thresholds: Thresholds::default(),
-            ..plan(&[50, 100])
-        };
-        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        let (mut m, _) = Machine::start(sequential(), "me".into(), t(0)).unwrap();
         assert!(matches!(
             sequential_window(&mut m, (1000.0, 0.0), 1),
             Action::Step { .. }
@@ -593,11 +589,7 @@ pub(crate) mod tests {
 
     #[test]
     fn sequential_holds_until_min_requests_in_the_step() {
-        let p = Plan {
-            thresholds: Thresholds::default(),
-            ..plan(&[50, 100])
-        };
-        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        let (mut m, _) = Machine::start(sequential(), "me".into(), t(0)).unwrap();
         assert_eq!(
             sequential_window(&mut m, (5.0, 0.0), 1),
             Action::Analyse { extend: true }
@@ -653,15 +645,9 @@ pub(crate) mod tests {
         assert_eq!(m.state().failed_checks, 1);
         let a = m.on(Event::Analysed(Box::new(record(100.0, 10.0))), t(2));
         assert_eq!(a, Action::Finish(Ending::RolledBack));
-        let s = m.state();
-        assert_eq!(s.weights_text(), "v1=100 v2=0");
-        assert!(
-            s.reason
-                .as_deref()
-                .unwrap()
-                .starts_with("analysis failed 2 time(s) (threshold 2): v2: success rate 90.00%"),
-            "{:?}",
-            s.reason
+        assert_rolled_back(
+            &m,
+            "analysis failed 2 time(s) (threshold 2): v2: success rate 90.00%",
         );
     }
 
@@ -763,12 +749,7 @@ pub(crate) mod tests {
 
     #[test]
     fn mirror_analyses_copies_then_runs_the_canary_steps() {
-        let mut p = plan(&[50, 100]);
-        p.strategy = Strategy::Mirror {
-            percent: 100,
-            iterations: 2,
-        };
-        let (mut m, a) = Machine::start(p, "me".into(), t(0)).unwrap();
+        let (mut m, a) = Machine::start(mirror(100, 2), "me".into(), t(0)).unwrap();
         assert_eq!(
             a,
             Action::Step {
@@ -805,12 +786,7 @@ pub(crate) mod tests {
 
     #[test]
     fn mirror_failure_rolls_back_at_the_threshold() {
-        let mut p = plan(&[50, 100]);
-        p.strategy = Strategy::Mirror {
-            percent: 10,
-            iterations: 3,
-        };
-        let (mut m, _) = Machine::start(p, "me".into(), t(0)).unwrap();
+        let (mut m, _) = Machine::start(mirror(10, 3), "me".into(), t(0)).unwrap();
         assert_eq!(m.on(fail(), t(1)), Action::Analyse { extend: false });
         assert_eq!(m.state().stage, Stage::Mirror);
         assert_eq!(m.on(fail(), t(2)), Action::Finish(Ending::RolledBack));
@@ -819,6 +795,32 @@ pub(crate) mod tests {
             (s.stage, s.weights_text().as_str()),
             (Stage::Weighted, "v1=100 v2=0")
         );
+    }
+
+    /// Asserts `m` is back at v1 with a reason starting with `prefix`.
+    fn assert_rolled_back(m: &Machine, prefix: &str) {
+        let s = m.state();
+        assert_eq!(s.weights_text(), "v1=100 v2=0");
+        let reason = s.reason.as_deref().unwrap();
+        assert!(reason.starts_with(prefix), "{reason:?}");
+    }
+
+    /// Steps 50 and 100 judged by the sequential analysis (the default thresholds).
+    fn sequential() -> Plan {
+        Plan {
+            thresholds: Thresholds::default(),
+            ..plan(&[50, 100])
+        }
+    }
+
+    /// Mirroring `percent` for `iterations` windows, then steps 50 and 100.
+    fn mirror(percent: u8, iterations: u32) -> Plan {
+        let mut p = plan(&[50, 100]);
+        p.strategy = Strategy::Mirror {
+            percent,
+            iterations,
+        };
+        p
     }
 
     fn bluegreen(iterations: u32) -> Plan {
@@ -870,16 +872,7 @@ pub(crate) mod tests {
             }
         );
         assert_eq!(m.on(fail(), t(2)), Action::Finish(Ending::RolledBack));
-        let s = m.state();
-        assert_eq!(s.weights_text(), "v1=100 v2=0");
-        assert!(
-            s.reason
-                .as_deref()
-                .unwrap()
-                .starts_with("post-switch analysis failed: v2: success rate"),
-            "{:?}",
-            s.reason
-        );
+        assert_rolled_back(&m, "post-switch analysis failed: v2: success rate");
     }
 
     #[test]

@@ -507,6 +507,14 @@ mod tests {
         "header:x-canary=true".parse().unwrap()
     }
 
+    /// A/B on `rule()` for `iterations` windows.
+    fn ab(iterations: u32) -> Strategy {
+        Strategy::Ab {
+            rule: rule(),
+            iterations,
+        }
+    }
+
     fn record(canary: u64, baseline: u64, secs: u64) -> DecisionRecord {
         let v = |version: &str, requests| VersionStats {
             version: version.to_owned(),
@@ -662,10 +670,7 @@ mod tests {
     #[test]
     fn match_probes_then_sizes_from_the_measured_share() {
         for strategy in [
-            Strategy::Ab {
-                rule: rule(),
-                iterations: 3,
-            },
+            ab(3),
             Strategy::BlueGreen {
                 preview: Preview::Match(rule()),
                 iterations: 3,
@@ -706,13 +711,7 @@ mod tests {
 
     #[test]
     fn a_lower_matched_share_bakes_longer() {
-        let p = plan(
-            Strategy::Ab {
-                rule: rule(),
-                iterations: 2,
-            },
-            &[10],
-        );
+        let p = plan(ab(2), &[10]);
         let mut pace = Pace::new(40.0, demand());
         pace.observe(Stage::Match, &record(100, 100, 5));
         let half = pace.next(&p, 1, Window::Fresh, Duration::ZERO);
@@ -726,13 +725,7 @@ mod tests {
 
     #[test]
     fn nothing_matched_holds_at_the_probe_and_says_so() {
-        let p = plan(
-            Strategy::Ab {
-                rule: rule(),
-                iterations: 2,
-            },
-            &[10],
-        );
+        let p = plan(ab(2), &[10]);
         let mut pace = Pace::new(40.0, demand());
         assert_eq!(pace.observe(Stage::Match, &record(0, 200, 5)), Some(0.0));
         let b = pace.next(
@@ -812,21 +805,13 @@ mod tests {
             "{}",
             w[0]
         );
-        assert!(
-            w[0].contains("within the progress deadline (--timeout 1m)"),
-            "{}",
-            w[0]
-        );
-        assert!(
-            w[0].contains("end inconclusive (about 6 requests < --min-requests 20)"),
-            "{}",
-            w[0]
-        );
-        assert!(
-            w[0].contains("raise --timeout, --mirror-percent, or the traffic"),
-            "{}",
-            w[0]
-        );
+        for part in [
+            "within the progress deadline (--timeout 1m)",
+            "end inconclusive (about 6 requests < --min-requests 20)",
+            "raise --timeout, --mirror-percent, or the traffic",
+        ] {
+            assert!(w[0].contains(part), "{}", w[0]);
+        }
         assert!(w[1].contains("step 2/4"), "{}", w[1]);
         // The same traffic at 100% mirrored is fine.
         assert!(
@@ -836,13 +821,7 @@ mod tests {
         );
         // Match steps warn only when even full traffic would not do.
         let ab = |timeout| {
-            let mut p = plan(
-                Strategy::Ab {
-                    rule: rule(),
-                    iterations: 1,
-                },
-                &[10],
-            );
+            let mut p = plan(ab(1), &[10]);
             p.step_timeout = timeout;
             Pace::new(2.0, demand()).warnings(&p)
         };

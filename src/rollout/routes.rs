@@ -273,14 +273,19 @@ mod tests {
             assert!(h.response.is_none());
         }
 
+        /// The error of applying a sticky cookie to the VirtualService `yaml`.
+        fn sticky_error(yaml: &str) -> RouteError {
+            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(yaml).unwrap();
+            apply_state(&mut vs, &state(Some("ver"))).unwrap_err()
+        }
+
         #[test]
         fn conflicts_are_explained() {
             let own = fixture().replace(
             "      weight: 100\n",
             "      weight: 100\n      headers: {response: {add: {set-cookie: \"theme=dark\"}}}\n",
         );
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&own).unwrap();
-            let e = apply_state(&mut vs, &state(Some("ver"))).unwrap_err();
+            let e = sticky_error(&own);
             assert_eq!(
                 e.to_string(),
                 "VirtualService \"discounts\" route 0 destination \"v1\" already adds set-cookie \"theme=dark\": remove that header operation or drop --sticky-cookie"
@@ -289,8 +294,7 @@ mod tests {
                 "    timeout: 5s\n",
                 "    match: [{headers: {cookie: {regex: \".*beta=1.*\"}}}]\n",
             );
-            let mut vs: VirtualService = meshproxy::istio::yaml::from_str(&matched).unwrap();
-            let e = apply_state(&mut vs, &state(Some("ver"))).unwrap_err();
+            let e = sticky_error(&matched);
             assert!(
                 matches!(e, RouteError::Sticky(StickyError::CookieMatch { .. })),
                 "{e}"

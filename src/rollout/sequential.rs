@@ -834,8 +834,18 @@ mod tests {
     /// A version: its error rate at look `i`, and the chance a request is
     /// slow (2 s) rather than fast (a few ms, spread over three buckets).
     struct Version<'a> {
-        error_rate: &'a dyn Fn(usize) -> f64,
+        error_rate: Box<dyn Fn(usize) -> f64 + 'a>,
         slow: f64,
+    }
+
+    impl Version<'_> {
+        /// A version whose error rate stays at `p`.
+        fn steady(p: f64, slow: f64) -> Self {
+            Version {
+                error_rate: Box::new(constant(p)),
+                slow,
+            }
+        }
     }
 
     /// `n` requests of `v` at look `i`.
@@ -910,6 +920,24 @@ mod tests {
         canary: &'a Version<'a>,
         baseline: &'a Version<'a>,
         levels: Levels,
+    }
+
+    impl<'a> Scenario<'a> {
+        /// A scenario judged at the default `levels()`.
+        fn at_default_levels(
+            steps: &'a [(u8, usize)],
+            rate: f64,
+            canary: &'a Version<'a>,
+            baseline: &'a Version<'a>,
+        ) -> Self {
+            Self {
+                steps,
+                rate,
+                canary,
+                baseline,
+                levels: levels(),
+            }
+        }
     }
 
     /// `runs` simulated rollouts: the canary requests at the first
@@ -1045,10 +1073,7 @@ mod tests {
     #[test]
     fn evidence_round_trips_through_json() {
         let mut rng = StdRng::seed_from_u64(7);
-        let v = Version {
-            error_rate: &constant(0.01),
-            slow: 0.01,
-        };
+        let v = Version::steady(0.01, 0.01);
         let (_, ev) = rollout(&mut rng, &[(10, 5), (50, 5)], 400.0, &v, &v, levels());
         let text = serde_json::to_string(&ev).unwrap();
         let back: Evidence = serde_json::from_str(&text).unwrap();
@@ -1072,17 +1097,12 @@ mod tests {
         let vs = &out[0];
         assert_eq!(vs.test, TestName::VsBaseline);
         assert!(vs.rejected, "{vs:?}");
+        let d = &vs.detail;
         assert!(
-            vs.detail
-                .starts_with("v2 errors 6 of 71 vs v1 3 of 640; p = 0.00"),
-            "{}",
-            vs.detail
+            d.starts_with("v2 errors 6 of 71 vs v1 3 of 640; p = 0.00"),
+            "{d}"
         );
-        assert!(
-            vs.detail.ends_with(" < 0.01 after 3 windows"),
-            "{}",
-            vs.detail
-        );
+        assert!(d.ends_with(" < 0.01 after 3 windows"), "{d}");
         // 6 of 71 also proves the error rate is above 1%.
         assert!(out[1].rejected, "{:?}", out[1]);
         assert!(
@@ -1125,17 +1145,12 @@ mod tests {
         ev.observe(&c(60, 6), &c(540, 0));
         let s = ev.summary("v2", "v1");
         assert!(s.rejected);
+        let text = &s.sentence;
         assert!(
-            s.sentence
-                .starts_with("v2 errors 6 of 660 vs v1 5 of 5940; p = "),
-            "{}",
-            s.sentence
+            text.starts_with("v2 errors 6 of 660 vs v1 5 of 5940; p = "),
+            "{text}"
         );
-        assert!(
-            s.sentence.contains(" < 0.01 after 2 windows"),
-            "{}",
-            s.sentence
-        );
+        assert!(text.contains(" < 0.01 after 2 windows"), "{text}");
     }
 
     #[test]
@@ -1235,21 +1250,12 @@ mod tests {
         // 120 looks per rollout, stopping at the first rejection of any
         // test: each test's false-rejection rate is bounded by α.
         for (seed, p) in [(1, 0.005), (2, 0.001)] {
-            let v = Version {
-                error_rate: &constant(p),
-                slow: 0.002,
-            };
+            let v = Version::steady(p, 0.002);
             let runs = 500;
             let (hits, which) = false_rollbacks(
                 seed,
                 runs,
-                &Scenario {
-                    steps: &STEPS,
-                    rate: 200.0,
-                    canary: &v,
-                    baseline: &v,
-                    levels: levels(),
-                },
+                &Scenario::at_default_levels(&STEPS, 200.0, &v, &v),
             );
             let rate = f64::from(hits) / f64::from(runs);
             println!("identical at {p}: {hits} of {runs} rejected ({which:?})");
@@ -1263,7 +1269,7 @@ mod tests {
         // the floor is 5% so only the comparisons judge.
         let flap = |i: usize| if (i / 5).is_multiple_of(2) { 0.0 } else { 0.03 };
         let v = Version {
-            error_rate: &flap,
+            error_rate: Box::new(&flap),
             slow: 0.005,
         };
         let lv = Levels {
@@ -1288,7 +1294,7 @@ mod tests {
         // rejected even less often than an identical one.
         let half = |i: usize| flap(i) / 2.0;
         let better = Version {
-            error_rate: &half,
+            error_rate: Box::new(&half),
             slow: 0.0,
         };
         let (hits, which) = false_rollbacks(
@@ -1320,10 +1326,7 @@ mod tests {
             max_error_rate: 0.02,
             max_p99_ms: 1000.0,
         };
-        let v = Version {
-            error_rate: &constant(0.02),
-            slow: 0.01,
-        };
+        let v = Version::steady(0.02, 0.01);
         let mut rng = StdRng::seed_from_u64(5);
         let runs = 400;
         let mut hits = [0u32; 4];
@@ -1390,24 +1393,12 @@ mod tests {
         // are the least evidence that can reach 1/α = 100 at a 10% share,
         // and the third error of a 5% canary comes after 53 requests (the
         // median), so ~60 is near what any anytime-valid test at 1% can do.
-        let c = Version {
-            error_rate: &constant(0.05),
-            slow: 0.0,
-        };
-        let b = Version {
-            error_rate: &constant(0.001),
-            slow: 0.0,
-        };
+        let c = Version::steady(0.05, 0.0);
+        let b = Version::steady(0.001, 0.0);
         let d = detections(
             8,
             500,
-            &Scenario {
-                steps: &[(10, 60), (25, 60)],
-                rate: 100.0,
-                canary: &c,
-                baseline: &b,
-                levels: levels(),
-            },
+            &Scenario::at_default_levels(&[(10, 60), (25, 60)], 100.0, &c, &b),
         );
         let caught: Vec<u64> = d.iter().flatten().copied().collect();
         assert_eq!(caught.len(), d.len(), "every run rejected");
@@ -1420,43 +1411,18 @@ mod tests {
     fn power_2_percent_vs_0_1_percent_and_a_slow_canary() {
         // 200 requests/s, 1 s looks, 10 s per step (10, 25, 50%), default floors.
         let steps = [(10, 10), (25, 10), (50, 10)];
-        let b = Version {
-            error_rate: &constant(0.001),
-            slow: 0.0,
-        };
-        let c = Version {
-            error_rate: &constant(0.02),
-            slow: 0.0,
-        };
-        let d = detections(
-            9,
-            500,
-            &Scenario {
-                steps: &steps,
-                rate: 200.0,
-                canary: &c,
-                baseline: &b,
-                levels: levels(),
-            },
-        );
+        let b = Version::steady(0.001, 0.0);
+        let c = Version::steady(0.02, 0.0);
+        let d = detections(9, 500, &Scenario::at_default_levels(&steps, 200.0, &c, &b));
         let caught = d.iter().flatten().count();
         println!("2% vs 0.1%: {caught} of {} rejected", d.len());
         assert!(caught * 100 >= d.len() * 99, "{caught}");
         // 5% of the canary's requests take 2 s.
-        let slow = Version {
-            error_rate: &constant(0.001),
-            slow: 0.05,
-        };
+        let slow = Version::steady(0.001, 0.05);
         let d = detections(
             10,
             500,
-            &Scenario {
-                steps: &steps,
-                rate: 200.0,
-                canary: &slow,
-                baseline: &b,
-                levels: levels(),
-            },
+            &Scenario::at_default_levels(&steps, 200.0, &slow, &b),
         );
         let caught: Vec<u64> = d.iter().flatten().copied().collect();
         println!(
