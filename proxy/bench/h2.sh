@@ -137,7 +137,7 @@ pids+=($nginx_pid)
 cat >"$tmp/haproxy.cfg" <<CONF
 global
   nbthread $WORKERS
-  maxconn 8000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s
@@ -285,7 +285,7 @@ done
 h2_parse() {
   awk '/^finished in/ {gsub(",", "", $4); rps = $4}
        /^requests:/ {ok = $8}
-       /^status codes:/ {bad = $4 + $6 + $8}
+       /^status codes:/ {bad = $5 + $7 + $9}
        /^traffic:/ {for (i = 1; i <= NF; i++) if ($i == "data") {d = $(i - 1); gsub(/[()]/, "", d)}}
        END {printf "%s %s %s %s\n", rps, ok, d, bad}'
 }
@@ -361,8 +361,13 @@ val() { local v; v=$(med "${1:-}"); echo "${v:-nan}"; }
 split=$(curl -s "http://$MESH_ADMIN/metrics" | grep '^istio_requests_total{' |
   sed -E 's/.*destination_version="([^"]*)".*\} ([0-9.e+]+)$/\1 \2/' |
   awk '{ n[$1] += $2; t += $2 } END { for (k in n) printf "%s=%.2f%% ", k, 100 * n[k] / t }')
-codes=$(curl -s "http://$MESH_ADMIN/metrics" | grep '^istio_requests_total{' |
-  grep -oE '(response_code|response_flags|grpc_response_status|request_protocol)="[^"]*"' | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+# requests per (protocol, code, flags, grpc status), summed over versions
+codes=$(curl -s "http://$MESH_ADMIN/metrics" | grep '^istio_requests_total{' | awk '{
+    key = ""
+    n = split("request_protocol response_code response_flags grpc_response_status", names, " ")
+    for (i = 1; i <= n; i++) if (match($0, names[i] "=\"[^\"]*\"")) key = key substr($0, RSTART, RLENGTH) " "
+    c[key] += $NF
+  } END { for (k in c) printf "%s= %d; ", k, c[k] }')
 
 {
   e_h2=$(val "${RPS[envoy,h2]:-}") n_h2=$(val "${RPS[nginx,h2]:-}")
@@ -400,8 +405,8 @@ codes=$(curl -s "http://$MESH_ADMIN/metrics" | grep '^istio_requests_total{' |
   for k in "${!WARN[@]}"; do echo "warning: ${k/,/ }: ${WARN[$k]}"; done
   echo
   echo "meshproxy split seen in istio_requests_total: $split"
-  echo "meshproxy istio_requests_total labels: $codes"
+  echo "meshproxy istio_requests_total by label: $codes"
   echo "(workers: $WORKERS each; h2load $(h2load --version | awk '{print $2}'), nginx $(nginx -v 2>&1 | sed 's/.*\///'),"
-  echo " haproxy $(haproxy -v | awk 'NR==1 {print $3}'), Envoy $(envoy --version | sed -E 's/.*version: [0-9a-f]+\/([0-9.]+)\/.*/\1/');"
+  echo " haproxy $(haproxy -v | awk 'NR==1 {print $3}'), Envoy $(envoy --version | grep -oE 'version: [0-9a-f]+/[0-9.]+' | cut -d/ -f2);"
   echo " $(nproc) CPUs shared by h2load, the proxies and the upstream; load average at start $load_start, at end $load_end)"
 } | tee "$out/table.md"
