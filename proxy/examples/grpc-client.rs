@@ -80,7 +80,11 @@ fn framed(message: &QuoteRequest) -> Vec<u8> {
     out
 }
 
-async fn check(addr: SocketAddr, authority: &str, calls: u32) -> Result<BTreeMap<String, u32>, String> {
+async fn check(
+    addr: SocketAddr,
+    authority: &str,
+    calls: u32,
+) -> Result<BTreeMap<String, u32>, String> {
     let origin: http::Uri = format!("http://{authority}")
         .parse()
         .map_err(|e| format!("--authority {authority}: {e}"))?;
@@ -96,10 +100,15 @@ async fn check(addr: SocketAddr, authority: &str, calls: u32) -> Result<BTreeMap
     let mut seen = BTreeMap::new();
     let mut failed = 0u32;
     for _ in 0..calls {
-        grpc.ready().await.map_err(|e| format!("channel to {addr}: {e}"))?;
+        grpc.ready()
+            .await
+            .map_err(|e| format!("channel to {addr}: {e}"))?;
         let codec = ProstCodec::<QuoteRequest, QuoteReply>::default();
         let path = PathAndQuery::from_static(QUOTE_PATH);
-        match grpc.unary(tonic::Request::new(request()), path, codec).await {
+        match grpc
+            .unary(tonic::Request::new(request()), path, codec)
+            .await
+        {
             // The upstream answers `percent` = the sku's length (8).
             Ok(reply) if reply.get_ref().percent == 8 => {
                 *seen.entry(reply.into_inner().version).or_insert(0) += 1;
@@ -130,7 +139,11 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Check { addr, authority, calls } => {
+        Command::Check {
+            addr,
+            authority,
+            calls,
+        } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -139,7 +152,8 @@ fn main() -> ExitCode {
                 Ok(mut seen) => {
                     let failed = seen.remove("failed").unwrap_or(0);
                     let ok: u32 = seen.values().sum();
-                    let versions: Vec<String> = seen.iter().map(|(v, n)| format!("{v}={n}")).collect();
+                    let versions: Vec<String> =
+                        seen.iter().map(|(v, n)| format!("{v}={n}")).collect();
                     println!("ok={ok} failed={failed} {}", versions.join(" "));
                     if failed == 0 && ok == calls {
                         ExitCode::SUCCESS

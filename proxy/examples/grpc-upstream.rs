@@ -46,7 +46,8 @@ struct Quote {
 
 impl UnaryService<QuoteRequest> for Quote {
     type Response = QuoteReply;
-    type Future = Pin<Box<dyn Future<Output = Result<tonic::Response<QuoteReply>, tonic::Status>> + Send>>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<tonic::Response<QuoteReply>, tonic::Status>> + Send>>;
 
     fn call(&mut self, request: tonic::Request<QuoteRequest>) -> Self::Future {
         let version = self.version.to_string();
@@ -57,7 +58,10 @@ impl UnaryService<QuoteRequest> for Quote {
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
-async fn serve(version: Arc<str>, request: http::Request<Incoming>) -> Result<http::Response<Body>, Infallible> {
+async fn serve(
+    version: Arc<str>,
+    request: http::Request<Incoming>,
+) -> Result<http::Response<Body>, Infallible> {
     if request.uri().path() == QUOTE_PATH {
         let mut grpc = Grpc::new(ProstCodec::<QuoteReply, QuoteRequest>::default());
         let response = grpc.unary(Quote { version }, request).await;
