@@ -69,6 +69,10 @@ pub struct Snapshot {
     pub resources: Vec<Resource>,
     /// Endpoints by service short name.
     pub endpoints: BTreeMap<String, Vec<Endpoint>>,
+    /// The service port (name, `appProtocol`) by service short name, from
+    /// the EndpointSlice's first port (the controller copies both from the
+    /// Service), which decides the upstream protocol as in Istio.
+    pub ports: BTreeMap<String, crate::endpoints::ServicePort>,
     /// Objects left out, with the reason (for a log line each).
     pub skipped: Vec<String>,
 }
@@ -136,10 +140,19 @@ pub fn snapshot(
         else {
             continue;
         };
-        let Some(port) = slice
-            .ports
-            .as_ref()
-            .and_then(|ps| ps.first())
+        let first_port = slice.ports.as_ref().and_then(|ps| ps.first());
+        if let Some(p) = first_port
+            && (p.name.as_deref().is_some_and(|n| !n.is_empty()) || p.app_protocol.is_some())
+        {
+            out.ports.insert(
+                service.clone(),
+                crate::endpoints::ServicePort {
+                    name: p.name.clone().filter(|n| !n.is_empty()),
+                    app_protocol: p.app_protocol.clone(),
+                },
+            );
+        }
+        let Some(port) = first_port
             .and_then(|p| p.port)
             .and_then(|p| u16::try_from(p).ok())
         else {
@@ -207,6 +220,7 @@ pub fn to_config(snapshot: &Snapshot, source: &str) -> Result<ConfigSnapshot, St
             (
                 service.clone(),
                 ServiceEndpoints {
+                    port: snapshot.ports.get(service).cloned(),
                     endpoints: eps
                         .iter()
                         .map(|e| crate::endpoints::Endpoint {
@@ -218,11 +232,15 @@ pub fn to_config(snapshot: &Snapshot, source: &str) -> Result<ConfigSnapshot, St
             )
         })
         .collect();
+    let endpoints = EndpointsFile { services };
+    endpoints
+        .validate()
+        .map_err(|e| format!("EndpointSlice {e}"))?;
     Ok(ConfigSnapshot {
         generation: 0,
         source: source.to_owned(),
         files,
-        endpoints: EndpointsFile { services },
+        endpoints,
     })
 }
 

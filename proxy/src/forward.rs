@@ -25,9 +25,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use crate::body::{ResponseBody, UpstreamBody};
-use crate::metrics::{DestinationId, DestinationMetrics, Flags, Protocol, Security};
-use crate::routes::{Backend, Mirror, RetryOn, Route, RouteTable};
+use crate::body::{AccessLine, ResponseBody, UpstreamBody};
+use crate::grpc;
+use crate::metrics::{
+    DestinationId, DestinationMetrics, Flags, Protocol, ResponseStatus, Security,
+};
+use crate::routes::{AbortWith, Backend, Mirror, RetryOn, Route, RouteTable};
 use crate::source::Live;
 use crate::tls::{ClientTls, TlsClient, UpstreamClients};
 
@@ -130,6 +133,8 @@ pub struct Forwarder {
     no_route: DestinationMetrics,
     /// Plain-TCP upstream connections of the lean HTTP/1.1 lane.
     pub(crate) pool: Arc<crate::h1::Pool>,
+    /// Multiplexed HTTP/2 upstream connections.
+    pub(crate) http2: Arc<crate::http2::Pool>,
 }
 
 /// What to do with a routed request.
@@ -244,6 +249,9 @@ pub(crate) enum Failure {
     Reset,
     /// A per-try or the route timeout fired.
     Timeout,
+    /// The upstream does not speak the protocol its port declares (an
+    /// HTTP/1.1 server where HTTP/2 is expected).
+    Protocol,
 }
 
 // === impl Failure ===
@@ -271,7 +279,31 @@ impl Failure {
                 Flags::UT,
                 "upstream request timeout\n",
             ),
+            Self::Protocol => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Flags::UPE,
+                "upstream connect error or disconnect/reset before headers. reset reason: protocol error\n",
+            ),
         }
+    }
+
+    /// The proxy's answer to a client: a gRPC error for gRPC calls
+    /// (`DEADLINE_EXCEEDED` for a timeout, else `UNAVAILABLE`, as Envoy
+    /// maps them), else the HTTP reply.
+    pub(crate) fn response(self, protocol: Protocol) -> (Response<ResponseBody>, Flags) {
+        let (status, flags, text) = self.reply();
+        let resp = match protocol {
+            Protocol::Http => local_reply(status, text),
+            Protocol::Grpc => {
+                let code = if self == Self::Timeout {
+                    grpc::DEADLINE_EXCEEDED
+                } else {
+                    grpc::UNAVAILABLE
+                };
+                grpc::reply(code, text.trim_end())
+            }
+        };
+        (resp, flags)
     }
 }
 
@@ -295,8 +327,14 @@ impl RetryOn {
             Failure::Connect => self.connect_failure,
             Failure::Reset => self.reset || self.server_error || self.gateway_error,
             Failure::Timeout => self.server_error || self.gateway_error,
-            Failure::NoHealthy => false,
+            Failure::NoHealthy | Failure::Protocol => false,
         }
+    }
+
+    /// Whether a gRPC status (from a trailers-only response's headers, as
+    /// Envoy reads it) is retried.
+    pub(crate) fn grpc_status(self, code: Option<u8>) -> bool {
+        code.is_some_and(|c| c < 32 && self.grpc & (1 << c) != 0)
     }
 }
 
@@ -325,6 +363,7 @@ impl Forwarder {
             .build(http);
         let no_route = live.metrics().destination(DestinationId::unknown());
         let pool = Arc::new(crate::h1::Pool::new(settings.connect_timeout));
+        let http2 = crate::http2::Pool::new(settings.connect_timeout);
         Self {
             live,
             client,
@@ -332,6 +371,7 @@ impl Forwarder {
             settings,
             no_route,
             pool,
+            http2,
         }
     }
 
@@ -356,8 +396,29 @@ impl Forwarder {
         let table = self.live.table();
         let (mut parts, body) = req.into_parts();
         let protocol = protocol_of(&parts.headers);
+        // `TE: trailers` is hop-by-hop, but gRPC needs it on the next hop.
+        let te_trailers = parts
+            .headers
+            .get(header::TE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
         match self.plan(&table, &mut parts, conn, protocol).await {
             Plan::Reply(reply) => self.reply(reply, &parts, protocol, conn, start),
+            Plan::Forward(plan)
+                if plan
+                    .backend
+                    .http2
+                    .use_h2(parts.version == Version::HTTP_2, protocol == Protocol::Grpc) =>
+            {
+                let body = crate::send_h2::ClientBody::Stream(body);
+                let x = crate::send_h2::H2Exchange {
+                    plan,
+                    parts,
+                    protocol,
+                    te_trailers,
+                    start,
+                };
+                self.forward_h2(x, body, conn).await
+            }
             Plan::Forward(plan) => {
                 let result = self
                     .forward(
@@ -395,8 +456,12 @@ impl Forwarder {
             .host(authority)
             .and_then(|vh| vh.route(&parts.method, &parts.uri, &parts.headers));
         let Some(route) = route else {
+            let response = match protocol {
+                Protocol::Http => local_reply(StatusCode::NOT_FOUND, "no route\n"),
+                Protocol::Grpc => grpc::reply(grpc::UNIMPLEMENTED, "no route"),
+            };
             return Plan::Reply(LocalReply {
-                response: local_reply(StatusCode::NOT_FOUND, "no route\n"),
+                response,
                 metrics: None,
                 flags: Flags::NR,
                 route: None,
@@ -412,10 +477,19 @@ impl Forwarder {
             tokio::time::sleep(delay).await;
             flags = flags.with(Flags::DI);
         }
-        if let Some((status, share)) = route.fault.abort
+        if let Some((abort, share)) = route.fault.abort
             && hit(share)
         {
-            let mut response = local_reply(status, "fault filter abort\n");
+            let mut response = match (abort, protocol) {
+                (AbortWith::Http(s), Protocol::Http) => local_reply(s, "fault filter abort\n"),
+                (AbortWith::Grpc(c), Protocol::Http) => {
+                    local_reply(grpc::to_http(c), "fault filter abort\n")
+                }
+                (AbortWith::Http(s), Protocol::Grpc) => {
+                    grpc::reply(grpc::from_http(s), "fault filter abort")
+                }
+                (AbortWith::Grpc(c), Protocol::Grpc) => grpc::reply(c, "fault filter abort"),
+            };
             if let Some(cookie) = pin {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
@@ -462,7 +536,7 @@ impl Forwarder {
         self.finish(
             metrics,
             parts,
-            reply.response.status(),
+            response_status(&reply.response, protocol),
             reply.flags,
             protocol,
             conn,
@@ -488,19 +562,23 @@ impl Forwarder {
         let mut resp = match result {
             Ok(resp) => resp,
             Err(f) => {
-                let (status, flag, text) = f.reply();
+                let (resp, flag) = f.response(protocol);
                 flags = flags.with(flag);
-                local_reply(status, text)
+                resp
             }
         };
         crate::headers::on_response(plan.ops, resp.headers_mut());
         if let Some(cookie) = plan.pin {
             add_pin(resp.headers_mut(), cookie);
         }
+        if resp.body().counts_itself() {
+            // A gRPC call: counted when it ends.
+            return resp;
+        }
         self.finish(
             &plan.backend.metrics,
             parts,
-            resp.status(),
+            response_status(&resp, protocol),
             flags,
             protocol,
             conn,
@@ -638,7 +716,7 @@ impl Forwarder {
         &self,
         metrics: &DestinationMetrics,
         parts: &http::request::Parts,
-        status: StatusCode,
+        status: impl Into<ResponseStatus>,
         flags: Flags,
         protocol: Protocol,
         conn: &ConnInfo,
@@ -646,8 +724,9 @@ impl Forwarder {
         route: Option<&Route>,
     ) {
         let elapsed = start.elapsed();
+        let status = status.into();
         metrics.record(
-            status.as_u16(),
+            status,
             flags,
             protocol,
             conn.security,
@@ -660,7 +739,8 @@ impl Forwarder {
                 target: "meshproxy::access",
                 method = %parts.method,
                 path = parts.uri.path(),
-                status = status.as_u16(),
+                status = status.http,
+                grpc_status = status.grpc_label(),
                 flags = flags.as_str(),
                 route = route.map_or("-", |r| r.name.as_str()),
                 destination = %id.name,
@@ -812,6 +892,34 @@ impl Forwarder {
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
+}
+
+/// How a response is counted: its HTTP status, and for a gRPC call the
+/// `grpc-status` of its head (the proxy's own replies are trailers-only).
+pub(crate) fn response_status(resp: &Response<ResponseBody>, protocol: Protocol) -> ResponseStatus {
+    let http = resp.status();
+    match protocol {
+        Protocol::Http => http.into(),
+        Protocol::Grpc => ResponseStatus::grpc(
+            http.as_u16(),
+            grpc::status_of(resp.headers()).unwrap_or_else(|| grpc::from_http(http)),
+        ),
+    }
+}
+
+/// The start of a request's access-log line, when access logging is on.
+pub(crate) fn access_line(
+    on: bool,
+    parts: &http::request::Parts,
+    route: &Route,
+    conn: &ConnInfo,
+) -> Option<AccessLine> {
+    on.then(|| AccessLine {
+        method: parts.method.clone(),
+        path: parts.uri.path().into(),
+        route: route.name.as_str().into(),
+        peer: conn.peer,
+    })
 }
 
 /// `grpc` for gRPC requests (by `content-type`), else `http`.

@@ -23,7 +23,7 @@ pub use labels::{HandoffLabels, RequestLabels};
 
 /// Envoy-style response flags, as a small bit set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Flags(u8);
+pub struct Flags(u16);
 
 // === impl Flags ===
 
@@ -46,11 +46,19 @@ impl Flags {
     pub const UC: Self = Self(64);
     /// `URX`: the retry limit was reached.
     pub const URX: Self = Self(128);
+    /// `UPE`: the upstream did not speak the protocol the port declares
+    /// (an HTTP/1.1 server behind a port marked `grpc` or `http2`).
+    pub const UPE: Self = Self(256);
+    /// `DC`: the client ended the request (a cancelled gRPC call) before
+    /// the response was complete.
+    pub const DC: Self = Self(512);
 
-    const NAMES: [(Self, &'static str); 8] = [
+    const NAMES: [(Self, &'static str); 10] = [
         (Self::UH, "UH"),
         (Self::UF, "UF"),
         (Self::UC, "UC"),
+        (Self::UPE, "UPE"),
+        (Self::DC, "DC"),
         (Self::UT, "UT"),
         (Self::NR, "NR"),
         (Self::URX, "URX"),
@@ -74,7 +82,7 @@ impl Flags {
     pub fn as_str(self) -> &'static str {
         static TABLE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
         let table = TABLE.get_or_init(|| {
-            (0..=u8::MAX)
+            (0..1u16 << Self::NAMES.len())
                 .map(|bits| {
                     let names: Vec<&str> = Self::NAMES
                         .iter()
@@ -84,7 +92,7 @@ impl Flags {
                     if names.is_empty() {
                         "-"
                     } else {
-                        // 256 short strings, leaked once for the process.
+                        // 1024 short strings, leaked once for the process.
                         Box::leak(names.join(",").into_boxed_str()) as &'static str
                     }
                 })
@@ -112,6 +120,52 @@ impl Protocol {
             Self::Http => "http",
             Self::Grpc => "grpc",
         }
+    }
+}
+
+/// What the client was answered: the HTTP status and, for a gRPC call,
+/// the gRPC status (`grpc-status`, 0..=16) the call ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ResponseStatus {
+    /// The HTTP status code.
+    pub http: u16,
+    /// The gRPC status code; `None` for plain HTTP.
+    pub grpc: Option<u8>,
+}
+
+// === impl ResponseStatus ===
+
+impl ResponseStatus {
+    /// A gRPC call's outcome: HTTP `http`, gRPC status `grpc`.
+    pub fn grpc(http: u16, grpc: u8) -> Self {
+        Self {
+            http,
+            grpc: Some(grpc),
+        }
+    }
+
+    /// The `grpc_response_status` label: the code in decimal (`"14"`), or
+    /// empty for plain HTTP, as Istio writes it.
+    pub fn grpc_label(self) -> &'static str {
+        const CODES: [&str; 17] = [
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+            "16",
+        ];
+        self.grpc
+            .and_then(|c| CODES.get(usize::from(c)).copied())
+            .unwrap_or("")
+    }
+}
+
+impl From<http::StatusCode> for ResponseStatus {
+    fn from(status: http::StatusCode) -> Self {
+        status.as_u16().into()
+    }
+}
+
+impl From<u16> for ResponseStatus {
+    fn from(http: u16) -> Self {
+        Self { http, grpc: None }
     }
 }
 
@@ -290,7 +344,7 @@ struct Slot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct SlotKey {
     reporter: &'static str,
-    code: u16,
+    code: ResponseStatus,
     flags: Flags,
     protocol: Protocol,
     security: Security,
@@ -310,7 +364,7 @@ impl DestinationMetrics {
     /// (`unknown` without mTLS).
     pub fn record(
         &self,
-        code: u16,
+        code: impl Into<ResponseStatus>,
         flags: Flags,
         protocol: Protocol,
         security: Security,
@@ -318,7 +372,13 @@ impl DestinationMetrics {
         elapsed: Duration,
     ) {
         self.record_as(
-            "source", code, flags, protocol, security, principal, elapsed,
+            "source",
+            code.into(),
+            flags,
+            protocol,
+            security,
+            principal,
+            elapsed,
         );
     }
 
@@ -326,7 +386,7 @@ impl DestinationMetrics {
     /// the destination's sidecar, so they carry `reporter="destination"`.
     pub fn record_mirror(
         &self,
-        code: u16,
+        code: impl Into<ResponseStatus>,
         flags: Flags,
         protocol: Protocol,
         security: Security,
@@ -335,7 +395,7 @@ impl DestinationMetrics {
     ) {
         self.record_as(
             "destination",
-            code,
+            code.into(),
             flags,
             protocol,
             security,
@@ -348,7 +408,7 @@ impl DestinationMetrics {
     fn record_as(
         &self,
         reporter: &'static str,
-        code: u16,
+        code: ResponseStatus,
         flags: Flags,
         protocol: Protocol,
         security: Security,
@@ -408,7 +468,8 @@ impl DestinationMetrics {
             destination_service_namespace: id.namespace.clone(),
             destination_version: id.version.clone(),
             request_protocol: key.protocol.as_str(),
-            response_code: key.code,
+            response_code: key.code.http,
+            grpc_response_status: key.code.grpc_label(),
             response_flags: key.flags.as_str(),
             connection_security_policy: key.security.as_str(),
             source_principal: key.principal,
@@ -513,9 +574,17 @@ mod tests {
             &peer,
             Duration::from_millis(1),
         );
+        d.record(
+            ResponseStatus::grpc(200, 14),
+            Flags::UF,
+            Protocol::Grpc,
+            Security::None,
+            &unknown,
+            Duration::from_millis(1),
+        );
         let labels = d.labels(SlotKey {
             reporter: "source",
-            code: 200,
+            code: 200.into(),
             flags: Flags::NONE,
             protocol: Protocol::Http,
             security: Security::None,
@@ -529,7 +598,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("istio_requests_total{reporter=\"source\",source_workload=\"meshproxy\",destination_service=\"discounts.default.svc.cluster.local\",destination_service_name=\"discounts\",destination_service_namespace=\"default\",destination_version=\"v2\",request_protocol=\"http\",response_code=\"503\",response_flags=\"UF\",connection_security_policy=\"none\",source_principal=\"unknown\"} 1\n"),
+            text.contains("istio_requests_total{reporter=\"source\",source_workload=\"meshproxy\",destination_service=\"discounts.default.svc.cluster.local\",destination_service_name=\"discounts\",destination_service_namespace=\"default\",destination_version=\"v2\",request_protocol=\"http\",response_code=\"503\",grpc_response_status=\"\",response_flags=\"UF\",connection_security_policy=\"none\",source_principal=\"unknown\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("request_protocol=\"grpc\",response_code=\"200\",grpc_response_status=\"14\",response_flags=\"UF\""),
             "{text}"
         );
         assert!(

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use regex::Regex;
 use serde::Serialize;
 
-use crate::endpoints::EndpointsFile;
+use crate::endpoints::{EndpointsFile, PortProtocol};
 use crate::headers::HeaderRules;
 use crate::istio::validate::{parse_duration, short_host};
 use crate::istio::{
@@ -146,6 +146,31 @@ pub struct Backend {
     /// DestinationRule `trafficPolicy.tls` (the subset's overrides the
     /// rule's); `None` is plain text (`DISABLE` compiles to `None`).
     pub tls: Option<crate::istio::ClientTlsSettings>,
+    /// When requests go to this destination as HTTP/2.
+    pub http2: Http2Policy,
+}
+
+/// When a destination's requests go upstream as HTTP/2, as Istio decides:
+/// always for a port declared `grpc`/`http2` or with `h2UpgradePolicy:
+/// UPGRADE`; with `useClientProtocol`, when the client spoke HTTP/2; and
+/// always for gRPC requests, which never go out as HTTP/1.1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Http2Policy {
+    /// Every request goes as HTTP/2.
+    pub always: bool,
+    /// HTTP/2 clients' requests go as HTTP/2 (`useClientProtocol`).
+    pub client_protocol: bool,
+}
+
+// === impl Http2Policy ===
+
+impl Http2Policy {
+    /// Whether a request from an HTTP/2 client (`client_h2`), gRPC or
+    /// not, goes upstream as HTTP/2.
+    #[inline]
+    pub fn use_h2(self, client_h2: bool, grpc: bool) -> bool {
+        self.always || grpc || (self.client_protocol && client_h2)
+    }
 }
 
 /// Which failures are retried.
@@ -161,6 +186,10 @@ pub struct RetryOn {
     pub reset: bool,
     /// `retriable-4xx`: 409.
     pub conflict: bool,
+    /// gRPC statuses (in a trailers-only response's headers) retried, as
+    /// a bit set of codes: `cancelled`, `deadline-exceeded`, `internal`,
+    /// `resource-exhausted`, `unavailable`.
+    pub grpc: u32,
 }
 
 /// A route's retry policy.
@@ -179,8 +208,18 @@ pub struct RetryPolicy {
 pub struct FaultPolicy {
     /// Fixed delay and the share of requests delayed (0.0..=1.0).
     pub delay: Option<(Duration, f64)>,
-    /// Status returned and the share of requests aborted (0.0..=1.0).
-    pub abort: Option<(StatusCode, f64)>,
+    /// What aborted requests get and the share aborted (0.0..=1.0).
+    pub abort: Option<(AbortWith, f64)>,
+}
+
+/// The answer of an injected abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortWith {
+    /// `httpStatus`: this HTTP status (gRPC clients get its gRPC mapping).
+    Http(StatusCode),
+    /// `grpcStatus`: this gRPC status (plain HTTP clients get its HTTP
+    /// mapping).
+    Grpc(u8),
 }
 
 // === impl RetryPolicy ===
@@ -581,9 +620,21 @@ impl Compiler<'_> {
                 fault.delay = Some((delay, fraction(d.percentage)));
             }
             if let Some(a) = &f.abort {
-                match StatusCode::from_u16(a.http_status) {
-                    Ok(s) => fault.abort = Some((s, fraction(a.percentage))),
-                    Err(_) => self.error(
+                let grpc = a.grpc_status.as_deref().map(crate::grpc::parse_code);
+                match (grpc, StatusCode::from_u16(a.http_status)) {
+                    (Some(Some(code)), _) => {
+                        fault.abort = Some((AbortWith::Grpc(code), fraction(a.percentage)));
+                    }
+                    (Some(None), _) => self.error(
+                        file,
+                        object,
+                        format!("{at}.fault.abort.grpcStatus"),
+                        "not a gRPC status: use a name such as UNAVAILABLE or INTERNAL".to_owned(),
+                    ),
+                    (None, Ok(s)) => {
+                        fault.abort = Some((AbortWith::Http(s), fraction(a.percentage)));
+                    }
+                    (None, Err(_)) => self.error(
                         file,
                         object,
                         format!("{at}.fault.abort.httpStatus"),
@@ -755,6 +806,24 @@ impl Compiler<'_> {
             })
             // A subset's DISABLE overrides the rule's TLS, then means none.
             .filter(|t| t.mode != crate::istio::TlsMode::Disable);
+        // The subset's `connectionPool.http` overrides the rule's, as a whole.
+        let pool_http = subset_rule
+            .and_then(|s| s.traffic_policy.as_ref())
+            .and_then(|p| p.connection_pool.as_ref())
+            .and_then(|c| c.http.as_ref())
+            .or_else(|| {
+                rule.and_then(|r| r.spec.traffic_policy.as_ref())
+                    .and_then(|p| p.connection_pool.as_ref())
+                    .and_then(|c| c.http.as_ref())
+            });
+        let port = self.endpoints.protocol(&short);
+        let http2 = Http2Policy {
+            always: port != PortProtocol::Http
+                || pool_http
+                    .and_then(|h| h.h2_upgrade_policy)
+                    .is_some_and(|p| p == crate::istio::H2UpgradePolicy::Upgrade),
+            client_protocol: pool_http.is_some_and(|h| h.use_client_protocol),
+        };
         let endpoints = self.endpoints.select(&short, &selector);
         let service = if short.contains('.') {
             short.clone()
@@ -773,6 +842,7 @@ impl Compiler<'_> {
             next: AtomicUsize::new(0),
             metrics: self.metrics.destination(id),
             tls,
+            http2,
         });
         self.backends.insert(key, b.clone());
         b
@@ -793,19 +863,16 @@ fn parse_retry_on(s: &str) -> Result<RetryOn, String> {
             "connect-failure" => on.connect_failure = true,
             "reset" | "refused-stream" => on.reset = true,
             "retriable-4xx" => on.conflict = true,
-            // gRPC status conditions and header/code lists need gRPC
-            // upstreams or extra config; they never match plain HTTP here.
-            "cancelled"
-            | "deadline-exceeded"
-            | "internal"
-            | "resource-exhausted"
-            | "unavailable"
-            | "retriable-status-codes"
-            | "retriable-headers"
-            | "envoy-ratelimited" => {}
+            "cancelled" => on.grpc |= 1 << crate::grpc::CANCELLED,
+            "deadline-exceeded" => on.grpc |= 1 << crate::grpc::DEADLINE_EXCEEDED,
+            "internal" => on.grpc |= 1 << crate::grpc::INTERNAL,
+            "resource-exhausted" => on.grpc |= 1 << crate::grpc::RESOURCE_EXHAUSTED,
+            "unavailable" => on.grpc |= 1 << crate::grpc::UNAVAILABLE,
+            // Header and code lists need extra config; they never match here.
+            "retriable-status-codes" | "retriable-headers" | "envoy-ratelimited" => {}
             other => {
                 return Err(format!(
-                    "unknown retry condition {other:?}: use a comma-separated list of 5xx, gateway-error, connect-failure, reset, refused-stream, retriable-4xx"
+                    "unknown retry condition {other:?}: use a comma-separated list of 5xx, gateway-error, connect-failure, reset, refused-stream, retriable-4xx, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable"
                 ));
             }
         }
@@ -929,7 +996,7 @@ mod tests {
         let errs = table("  - retries: {attempts: 2, retryOn: \"5xx,sometimes\"}\n    route: [{destination: {host: discounts, subset: v1}}]\n").unwrap_err();
         assert_eq!(
             errs[0].to_string(),
-            "discounts.yaml: VirtualService/discounts spec.http[0].retries.retryOn: unknown retry condition \"sometimes\": use a comma-separated list of 5xx, gateway-error, connect-failure, reset, refused-stream, retriable-4xx"
+            "discounts.yaml: VirtualService/discounts spec.http[0].retries.retryOn: unknown retry condition \"sometimes\": use a comma-separated list of 5xx, gateway-error, connect-failure, reset, refused-stream, retriable-4xx, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable"
         );
     }
 
@@ -950,7 +1017,7 @@ mod tests {
         );
         assert_eq!(
             route.fault.abort,
-            Some((StatusCode::SERVICE_UNAVAILABLE, 0.25))
+            Some((AbortWith::Http(StatusCode::SERVICE_UNAVAILABLE), 0.25))
         );
         let mut v2 = 0;
         for _ in 0..100 {

@@ -26,7 +26,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -38,6 +38,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::forward::{ConnInfo, Forwarder};
+use crate::inflight::ConnState;
 use crate::metrics::{ProxyMetrics, Security};
 use crate::tls::ServerTls;
 
@@ -61,46 +62,6 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
-        }
-    }
-}
-
-/// Shared state of one client connection: requests in flight and since
-/// when it has been idle.
-#[derive(Debug)]
-struct ConnState {
-    epoch: Instant,
-    inflight: AtomicUsize,
-    /// Milliseconds after `epoch` when `inflight` last dropped to zero.
-    idle_since_ms: AtomicU64,
-}
-
-/// Marks one request in flight on its connection until dropped.
-#[derive(Debug)]
-pub struct InflightGuard(Arc<ConnState>);
-
-// === impl ConnState ===
-
-impl ConnState {
-    fn enter(self: &Arc<Self>) -> InflightGuard {
-        self.inflight.fetch_add(1, Ordering::AcqRel);
-        InflightGuard(self.clone())
-    }
-
-    fn idle_for(&self) -> Duration {
-        if self.inflight.load(Ordering::Acquire) > 0 {
-            return Duration::ZERO;
-        }
-        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
-        self.epoch.elapsed().saturating_sub(since)
-    }
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        if self.0.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let ms = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-            self.0.idle_since_ms.store(ms, Ordering::Release);
         }
     }
 }
@@ -422,11 +383,7 @@ pub async fn serve_hyper<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let state = Arc::new(ConnState {
-        epoch: Instant::now(),
-        inflight: AtomicUsize::new(0),
-        idle_since_ms: AtomicU64::new(0),
-    });
+    let state = ConnState::new();
     let forwarder = shared.forwarder.clone();
     let svc_state = state.clone();
     let svc_info = Arc::new(info);

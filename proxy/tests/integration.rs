@@ -27,3 +27,8 @@ mod cluster;
 mod lean;
 // mTLS: inbound refusals, ALPN, outbound DestinationRule modes, rotation, curl/openssl.
 mod tls;
+// Issue 13: gRPC through the proxy with tonic (harness in grpc_support).
+mod grpc;
+mod grpc_support;
+// Upstream HTTP version rules (port protocol, h2UpgradePolicy, useClientProtocol) and mismatches.
+mod h2;

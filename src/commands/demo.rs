@@ -272,6 +272,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome>
                             mode: meshproxy::istio::TlsMode::IstioMutual,
                             ..Default::default()
                         }),
+                        ..Default::default()
                     });
                 }
             }

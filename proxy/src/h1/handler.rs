@@ -21,6 +21,7 @@ use crate::forward::{
     protocol_of, shadow_host, strip_hop_by_hop,
 };
 use crate::metrics::Flags;
+use crate::send_h2::{ClientBody, H2Exchange};
 use crate::tls::UpstreamTls;
 
 /// Bytes gathered before a write while forwarding a body.
@@ -90,6 +91,23 @@ impl Forwarder {
             }
             Plan::Forward(plan) => plan,
         };
+        if plan
+            .backend
+            .http2
+            .use_h2(false, protocol == crate::metrics::Protocol::Grpc)
+        {
+            // A destination spoken to over HTTP/2 (its port or
+            // DestinationRule says so), or a gRPC call.
+            let x = H2Exchange {
+                plan,
+                parts,
+                protocol,
+                te_trailers: false,
+                start,
+            };
+            let resp = self.forward_h2(x, ClientBody::Bytes(body), conn).await;
+            return write_response(down, resp, head_only).await;
+        }
         let tls = match self.upstream_tls(plan.backend) {
             Ok(tls) => tls,
             Err(f) => {

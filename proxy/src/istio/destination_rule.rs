@@ -46,13 +46,52 @@ pub struct Subset {
     pub traffic_policy: Option<TrafficPolicy>,
 }
 
-/// Traffic policy; only client TLS is modelled.
+/// Traffic policy; client TLS and the HTTP protocol choice are modelled.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficPolicy {
     /// How to talk TLS to the upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTlsSettings>,
+    /// Connection pool settings; only `http.h2UpgradePolicy` and
+    /// `http.useClientProtocol` are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_pool: Option<ConnectionPoolSettings>,
+}
+
+/// `trafficPolicy.connectionPool`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionPoolSettings {
+    /// HTTP settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpPoolSettings>,
+}
+
+/// `trafficPolicy.connectionPool.http`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpPoolSettings {
+    /// Whether HTTP/1.1 requests go to the upstream as HTTP/2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h2_upgrade_policy: Option<H2UpgradePolicy>,
+    /// Send each request with the client's own HTTP version (HTTP/2
+    /// clients get HTTP/2 upstream).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_client_protocol: bool,
+}
+
+/// `connectionPool.http.h2UpgradePolicy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum H2UpgradePolicy {
+    /// The mesh default (no upgrade in meshproxy).
+    #[default]
+    Default,
+    /// Keep HTTP/1.1.
+    DoNotUpgrade,
+    /// Send HTTP/1.1 requests to the upstream as HTTP/2.
+    Upgrade,
 }
 
 /// Outbound TLS mode (`trafficPolicy.tls.mode`).

@@ -18,7 +18,8 @@ mod virtual_service;
 pub mod yaml;
 
 pub use destination_rule::{
-    ClientTlsSettings, DestinationRule, DestinationRuleSpec, Subset, TlsMode, TrafficPolicy,
+    ClientTlsSettings, ConnectionPoolSettings, DestinationRule, DestinationRuleSpec,
+    H2UpgradePolicy, HttpPoolSettings, Subset, TlsMode, TrafficPolicy,
 };
 pub use gateway::{Gateway, GatewaySpec, Port, Server, ServerTlsMode, ServerTlsSettings};
 pub use meta::{ApiVersion, GROUP, ObjectMeta};

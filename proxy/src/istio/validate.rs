@@ -316,12 +316,26 @@ fn validate_vs(
                 );
             }
             if let Some(a) = &f.abort {
-                if !(200..=599).contains(&a.http_status) {
-                    c.push(
+                match &a.grpc_status {
+                    Some(g) if crate::grpc::parse_code(g).is_none() => c.push(
+                        object,
+                        format!("{at}.fault.abort.grpcStatus"),
+                        format!(
+                            "{g:?} is not a gRPC status: use a name such as UNAVAILABLE, INTERNAL or DEADLINE_EXCEEDED"
+                        ),
+                    ),
+                    Some(_) if a.http_status != 0 => c.push(
+                        object,
+                        format!("{at}.fault.abort"),
+                        "set one of httpStatus and grpcStatus, not both".to_owned(),
+                    ),
+                    Some(_) => {}
+                    None if !(200..=599).contains(&a.http_status) => c.push(
                         object,
                         format!("{at}.fault.abort.httpStatus"),
                         format!("{} is not an HTTP status: use 200 to 599", a.http_status),
-                    );
+                    ),
+                    None => {}
                 }
                 check_percent(
                     c,

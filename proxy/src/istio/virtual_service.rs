@@ -288,11 +288,20 @@ pub struct Delay {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Abort {
-    /// HTTP status returned.
+    /// HTTP status returned (0: not set; then `grpcStatus` is).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub http_status: u16,
+    /// gRPC status returned instead, by name (`UNAVAILABLE`), as Istio
+    /// spells it; gRPC clients get it as `grpc-status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<String>,
     /// Share of requests aborted (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentage: Option<Percent>,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 /// A percentage, 0.0..=100.0.

@@ -26,6 +26,9 @@ pub struct RequestLabels {
     pub request_protocol: &'static str,
     /// The status code sent to the client.
     pub response_code: u16,
+    /// The gRPC status a gRPC call ended with (`"0"`, `"14"`), empty for
+    /// plain HTTP (Istio's `grpc_response_status`).
+    pub grpc_response_status: &'static str,
     /// Envoy response flags (`-`, `UF`, `UT`, `UH`, `FI`, `DI`, `NR`, …).
     pub response_flags: &'static str,
     /// `none` or `mutual_tls`.

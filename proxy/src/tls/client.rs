@@ -450,6 +450,21 @@ impl UpstreamTls {
         Arc::as_ptr(&self.config) as usize
     }
 
+    /// The same TLS offering `protocols` by ALPN (a new configuration,
+    /// with its own id: callers cache it).
+    #[must_use]
+    pub fn with_alpn(&self, protocols: Vec<Vec<u8>>) -> Self {
+        let mut config = ClientConfig::clone(&self.config);
+        config.alpn_protocols = protocols;
+        let config = Arc::new(config);
+        Self {
+            connector: TlsConnector::from(config.clone()),
+            config,
+            server_name: self.server_name.clone(),
+            policy: self.policy,
+        }
+    }
+
     /// `mutual_tls` for `MUTUAL` and `ISTIO_MUTUAL`.
     pub fn security_policy(&self) -> Security {
         self.policy
