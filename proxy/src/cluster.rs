@@ -538,6 +538,38 @@ mod tests {
             .expect("slice");
     }
 
+    #[test]
+    fn the_slice_port_declares_the_protocol() {
+        let slice = |port: serde_json::Value| {
+            let s: EndpointSlice = serde_json::from_value(json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "greeter-x", "namespace": NS, "labels": {"kubernetes.io/service-name": "greeter"}},
+                "addressType": "IPv4",
+                "ports": [port],
+                "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": true}}]
+            }))
+            .expect("slice");
+            snapshot(&[], &[], &[Arc::new(s)], &[])
+        };
+        let named = slice(json!({"name": "grpc-api", "port": 50051}));
+        let config = to_config(&named, "cluster").expect("valid");
+        assert_eq!(
+            config.endpoints.protocol("greeter"),
+            crate::endpoints::PortProtocol::Grpc
+        );
+        let app = slice(json!({"name": "web", "port": 8080, "appProtocol": "kubernetes.io/h2c"}));
+        assert_eq!(
+            to_config(&app, "cluster")
+                .expect("valid")
+                .endpoints
+                .protocol("greeter"),
+            crate::endpoints::PortProtocol::Http2
+        );
+        let bad = slice(json!({"port": 8080, "appProtocol": "h3"}));
+        let err = to_config(&bad, "cluster").unwrap_err();
+        assert!(err.contains("services.greeter.port.appProtocol"), "{err}");
+    }
+
     async fn client(server: &FakeApiServer) -> Client {
         let kubeconfig =
             kube::config::Kubeconfig::from_yaml(&server.kubeconfig(NS)).expect("kubeconfig");

@@ -1,25 +1,20 @@
-//! The request path: route, inject faults, forward with timeouts and
-//! retries, and count the result.
+//! The request path's plan: route, choose the destination (weights,
+//! sticky sessions), inject faults, rewrite the head for the upstream,
+//! decide on mirroring, and count the outcome. Every lane uses the same
+//! plan ([`Forwarder::plan`], then [`Forwarder::respond`] or
+//! [`Forwarder::reply`]); the senders are elsewhere: the lean HTTP/1.1
+//! lane's own ([`crate::h1`]), hyper's HTTP/1.1 client
+//! ([`crate::send_hyper`]) and HTTP/2 ([`crate::send_h2`]).
 //!
-//! Upstream connections come from one pooled hyper-util `Client` (HTTP/1.1
-//! keep-alive to each endpoint). Bodies stream in both directions; the only
-//! buffering is the retry rule below.
-//!
-//! **Retries replay the request body**, so a request is retried only when
-//! its body is empty or has a `content-length` of at most
-//! [`ForwardSettings::max_replay_body`] (64 KiB by default); such a body is
-//! read whole before the first try. A larger or chunked body is streamed
-//! and tried once.
+//! The [`Forwarder`] also holds the worker's upstream clients and pools,
+//! which the senders use.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt as _;
-use hyper::body::{Body as _, Incoming};
+use http::{Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -32,7 +27,7 @@ use crate::metrics::{
 };
 use crate::routes::{AbortWith, Backend, Mirror, RetryOn, Route, RouteTable};
 use crate::source::Live;
-use crate::tls::{ClientTls, TlsClient, UpstreamClients};
+use crate::tls::{ClientTls, UpstreamClients};
 
 /// Responses up to this size are read whole before they are sent on.
 pub const SMALL_RESPONSE: u64 = 16 * 1024;
@@ -127,14 +122,14 @@ pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 #[derive(Debug)]
 pub struct Forwarder {
     live: Arc<Live>,
-    client: UpstreamClient,
-    tls: Option<UpstreamClients<UpstreamBody>>,
+    pub(crate) client: UpstreamClient,
+    pub(crate) tls: Option<UpstreamClients<UpstreamBody>>,
     pub(crate) settings: ForwardSettings,
     no_route: DestinationMetrics,
     /// Plain-TCP upstream connections of the lean HTTP/1.1 lane.
-    pub(crate) pool: Arc<crate::h1::Pool>,
+    pub(crate) pool: Arc<crate::upstream::http1::Pool>,
     /// Multiplexed HTTP/2 upstream connections.
-    pub(crate) http2: Arc<crate::http2::Pool>,
+    pub(crate) http2: Arc<crate::upstream::http2::Pool>,
 }
 
 /// What to do with a routed request.
@@ -300,7 +295,7 @@ impl Failure {
                 } else {
                     grpc::UNAVAILABLE
                 };
-                grpc::reply(code, text.trim_end())
+                grpc_reply(code, text.trim_end())
             }
         };
         (resp, flags)
@@ -362,8 +357,8 @@ impl Forwarder {
             .http1_writev(false)
             .build(http);
         let no_route = live.metrics().destination(DestinationId::unknown());
-        let pool = Arc::new(crate::h1::Pool::new(settings.connect_timeout));
-        let http2 = crate::http2::Pool::new(settings.connect_timeout);
+        let pool = Arc::new(crate::upstream::http1::Pool::new(settings.connect_timeout));
+        let http2 = crate::upstream::http2::Pool::new(settings.connect_timeout);
         Self {
             live,
             client,
@@ -390,50 +385,6 @@ impl Forwarder {
         self
     }
 
-    /// Handles one client request; never fails (errors become responses).
-    pub async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<ResponseBody> {
-        let start = Instant::now();
-        let table = self.live.table();
-        let (mut parts, body) = req.into_parts();
-        let protocol = protocol_of(&parts.headers);
-        // `TE: trailers` is hop-by-hop, but gRPC needs it on the next hop.
-        let te_trailers = parts
-            .headers
-            .get(header::TE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-        match self.plan(&table, &mut parts, conn, protocol).await {
-            Plan::Reply(reply) => self.reply(reply, &parts, protocol, conn, start),
-            Plan::Forward(plan)
-                if plan
-                    .backend
-                    .http2
-                    .use_h2(parts.version == Version::HTTP_2, protocol == Protocol::Grpc) =>
-            {
-                let body = crate::send_h2::ClientBody::Stream(body);
-                let x = crate::send_h2::H2Exchange {
-                    plan,
-                    parts,
-                    protocol,
-                    te_trailers,
-                    start,
-                };
-                self.forward_h2(x, body, conn).await
-            }
-            Plan::Forward(plan) => {
-                let result = self
-                    .forward(
-                        plan.route,
-                        plan.backend,
-                        &mut parts,
-                        body,
-                        plan.shadow.clone(),
-                    )
-                    .await;
-                self.respond(result, plan, &parts, protocol, conn, start)
-            }
-        }
-    }
-
     /// Everything before the upstream exchange: route, choose the
     /// destination, inject faults, rewrite the request head for the
     /// upstream, and decide on mirroring.
@@ -458,7 +409,7 @@ impl Forwarder {
         let Some(route) = route else {
             let response = match protocol {
                 Protocol::Http => local_reply(StatusCode::NOT_FOUND, "no route\n"),
-                Protocol::Grpc => grpc::reply(grpc::UNIMPLEMENTED, "no route"),
+                Protocol::Grpc => grpc_reply(grpc::UNIMPLEMENTED, "no route"),
             };
             return Plan::Reply(LocalReply {
                 response,
@@ -486,9 +437,9 @@ impl Forwarder {
                     local_reply(grpc::to_http(c), "fault filter abort\n")
                 }
                 (AbortWith::Http(s), Protocol::Grpc) => {
-                    grpc::reply(grpc::from_http(s), "fault filter abort")
+                    grpc_reply(grpc::from_http(s), "fault filter abort")
                 }
-                (AbortWith::Grpc(c), Protocol::Grpc) => grpc::reply(c, "fault filter abort"),
+                (AbortWith::Grpc(c), Protocol::Grpc) => grpc_reply(c, "fault filter abort"),
             };
             if let Some(cookie) = pin {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -611,25 +562,6 @@ impl Forwarder {
         (b, set)
     }
 
-    /// The pooled TLS client for `backend` when its DestinationRule asks for
-    /// TLS. Failures to set it up are logged by the pool and answered like
-    /// a failed connect (503, `UF`).
-    pub(crate) fn tls_client(
-        &self,
-        backend: &Backend,
-    ) -> Result<Option<TlsClient<UpstreamBody>>, Failure> {
-        match &backend.tls {
-            None => Ok(None),
-            Some(settings) => {
-                let pool = self.tls.as_ref().ok_or(Failure::Connect)?;
-                let (client, _) = pool
-                    .client(settings, &backend.metrics.id().name)
-                    .map_err(|_| Failure::Connect)?;
-                Ok(Some(client))
-            }
-        }
-    }
-
     /// How to open TLS to `backend` when its DestinationRule asks for it
     /// (for the lean lane's own pool); failures as in [`Self::tls_client`].
     pub(crate) fn upstream_tls(
@@ -645,70 +577,6 @@ impl Forwarder {
                     .map_err(|_| Failure::Connect)
             }
         }
-    }
-
-    /// Sends a copy of the request to the mirror destination in the
-    /// background. Its response is read and dropped; it never delays or
-    /// fails the real request. Mirrored requests carry `Host: NAME-shadow`,
-    /// as Envoy sends them, and are counted with `reporter="destination"`.
-    pub(crate) fn spawn_mirror(
-        &self,
-        shadow: Shadow<'_>,
-        parts: &http::request::Parts,
-        path: &http::uri::PathAndQuery,
-        body: Bytes,
-        timeout: Duration,
-    ) {
-        let count = MirrorCount::new(&shadow);
-        // A copy that cannot even be sent is counted with its failure.
-        let unsent = |f: Failure| count.failed(f);
-        let tls_client = match self.tls_client(&shadow.mirror.backend) {
-            Ok(c) => c,
-            Err(f) => return unsent(f),
-        };
-        let Some(endpoint) = shadow.mirror.backend.next_endpoint() else {
-            return unsent(Failure::NoHealthy);
-        };
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(if tls_client.is_some() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        });
-        uri.authority = Some(endpoint.clone());
-        uri.path_and_query = Some(path.clone());
-        let Ok(uri) = Uri::from_parts(uri) else {
-            return;
-        };
-        let mut headers = parts.headers.clone();
-        if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
-            && let Ok(v) = HeaderValue::from_str(&shadow_host(host))
-        {
-            headers.insert(header::HOST, v);
-        }
-        let mut req = Request::new(if body.is_empty() {
-            UpstreamBody::Empty
-        } else {
-            UpstreamBody::Full(Some(body))
-        });
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let exchange = async {
-                let resp = match &tls_client {
-                    Some(tls) => tls.request(req),
-                    None => client.request(req),
-                };
-                let resp = resp.await.map_err(classify)?;
-                let status = resp.status();
-                // Drain the body so the connection can be reused.
-                let _ = resp.into_body().collect().await;
-                Ok::<_, Failure>(status)
-            };
-            count.run(exchange, timeout).await;
-        });
     }
 
     #[allow(clippy::too_many_arguments)] // one call site per outcome; a struct would only rename them
@@ -748,148 +616,6 @@ impl Forwarder {
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 peer = %conn.peer,
             );
-        }
-    }
-
-    /// Sends the request to the backend, retrying by the route's policy,
-    /// all within the route timeout.
-    ///
-    /// A response whose `content-length` is at most [`SMALL_RESPONSE`] is
-    /// read whole before it is returned, so its head and body reach the
-    /// client in one write (one wake-up of the client instead of two);
-    /// anything larger or of unknown length streams.
-    async fn forward(
-        &self,
-        route: &Route,
-        backend: &Backend,
-        parts: &mut http::request::Parts,
-        body: Incoming,
-        shadow: Option<Shadow<'_>>,
-    ) -> Result<Response<ResponseBody>, Failure> {
-        let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
-        let exchange = async {
-            let resp = self.tries(route, backend, parts, body, shadow).await?;
-            let (mut head, body) = resp.into_parts();
-            strip_hop_by_hop(&mut head.headers);
-            let body = match body.size_hint().exact() {
-                Some(n) if n <= SMALL_RESPONSE => ResponseBody::bytes(
-                    body.collect().await.map_err(|_| Failure::Reset)?.to_bytes(),
-                ),
-                _ => ResponseBody::stream(body),
-            };
-            Ok(Response::from_parts(head, body))
-        };
-        if timeout.is_zero() {
-            exchange.await
-        } else {
-            tokio::time::timeout(timeout, exchange)
-                .await
-                .unwrap_or(Err(Failure::Timeout))
-        }
-    }
-
-    async fn tries(
-        &self,
-        route: &Route,
-        backend: &Backend,
-        parts: &mut http::request::Parts,
-        body: Incoming,
-        shadow: Option<Shadow<'_>>,
-    ) -> Result<Response<Incoming>, Failure> {
-        let policy = route.retry;
-        // Decide once whether the body can be replayed (see the module docs).
-        let prepared = if body.is_end_stream() {
-            (None, Some(Bytes::new()))
-        } else if (policy.attempts > 0 || shadow.is_some())
-            && UpstreamBody::replayable(&body, self.settings.max_replay_body)
-        {
-            match UpstreamBody::buffer(body).await {
-                Ok(b) => (None, Some(b)),
-                // The client went away mid-body; nothing can be sent.
-                Err(_) => return Err(Failure::Reset),
-            }
-        } else {
-            (Some(body), None)
-        };
-        self.send(route, backend, parts, prepared, shadow).await
-    }
-
-    /// Sends a request whose body is either streamed or buffered for
-    /// replay, retrying by the route's policy when it is buffered.
-    async fn send(
-        &self,
-        route: &Route,
-        backend: &Backend,
-        parts: &mut http::request::Parts,
-        (mut stream, replay): (Option<Incoming>, Option<Bytes>),
-        shadow: Option<Shadow<'_>>,
-    ) -> Result<Response<Incoming>, Failure> {
-        let policy = route.retry;
-        let max_attempts = if replay.is_some() { policy.attempts } else { 0 };
-        // Bytes-backed: cloning per try does not copy the path.
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        if let (Some(shadow), Some(body)) = (shadow, &replay) {
-            let timeout = route.timeout.unwrap_or(self.settings.default_timeout);
-            self.spawn_mirror(shadow, parts, &path, body.clone(), timeout);
-        }
-        let tls_client = self.tls_client(backend)?;
-        let scheme = if tls_client.is_some() {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        };
-        let mut attempt = 0;
-        loop {
-            let Some(endpoint) = backend.next_endpoint() else {
-                return Err(Failure::NoHealthy);
-            };
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(scheme.clone());
-            uri.authority = Some(endpoint.clone());
-            uri.path_and_query = Some(path.clone());
-            let uri = Uri::from_parts(uri).map_err(|_| Failure::Connect)?;
-            let body = match (&replay, stream.take()) {
-                (Some(b), _) if b.is_empty() => UpstreamBody::Empty,
-                (Some(b), _) => UpstreamBody::Full(Some(b.clone())),
-                (None, Some(s)) => UpstreamBody::Stream(s),
-                (None, None) => UpstreamBody::Empty,
-            };
-            let mut req = Request::new(body);
-            *req.method_mut() = parts.method.clone();
-            *req.uri_mut() = uri;
-            *req.version_mut() = Version::HTTP_11;
-            *req.headers_mut() = if attempt < max_attempts {
-                parts.headers.clone()
-            } else {
-                std::mem::take(&mut parts.headers)
-            };
-            let fut = match &tls_client {
-                Some(client) => client.request(req),
-                None => self.client.request(req),
-            };
-            let result = match policy.per_try_timeout {
-                Some(t) => match tokio::time::timeout(t, fut).await {
-                    Ok(r) => r.map_err(classify),
-                    Err(_) => Err(Failure::Timeout),
-                },
-                None => fut.await.map_err(classify),
-            };
-            let retry = attempt < max_attempts
-                && match &result {
-                    Ok(resp) => policy.on.status(resp.status()),
-                    Err(f) => policy.on.failure(*f),
-                };
-            if !retry {
-                return result;
-            }
-            tracing::debug!(backend = %backend.name, attempt, "retrying");
-            attempt += 1;
-            drop(result);
-            tokio::time::sleep(backoff(attempt)).await;
         }
     }
 }
@@ -940,14 +666,6 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(fastrand::u64(0..=cap))
 }
 
-fn classify(e: hyper_util::client::legacy::Error) -> Failure {
-    if e.is_connect() {
-        Failure::Connect
-    } else {
-        Failure::Reset
-    }
-}
-
 /// `svc:8080` → `svc-shadow:8080`, Envoy's host for mirrored requests.
 pub(crate) fn shadow_host(host: &str) -> String {
     match host.rsplit_once(':') {
@@ -993,6 +711,23 @@ pub(crate) fn local_reply(status: StatusCode, text: &'static str) -> Response<Re
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// A trailers-only gRPC reply: HTTP 200, `content-type: application/grpc`,
+/// `grpc-status: code` and `grpc-message: message`, no body.
+pub(crate) fn grpc_reply(code: u8, message: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::empty());
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(grpc::GRPC_STATUS.clone(), grpc::status_value(code));
+    h.insert(
+        grpc::GRPC_MESSAGE.clone(),
+        HeaderValue::from_static(message),
+    );
     resp
 }
 

@@ -1,5 +1,5 @@
 //! gRPC vocabulary the request path needs: status codes and their names,
-//! `grpc-timeout`, and the proxy's own replies to gRPC clients.
+//! `grpc-timeout`, and the status the proxy's own replies to gRPC clients carry.
 //!
 //! A gRPC client reads the outcome of a call from `grpc-status`, not from
 //! the HTTP status, so the proxy's own errors reach it as Envoy sends them:
@@ -11,10 +11,8 @@
 
 use std::time::Duration;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Response, StatusCode};
-
-use crate::body::ResponseBody;
+use http::StatusCode;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// `grpc-status`.
 pub static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -137,20 +135,6 @@ pub fn timeout_of(headers: &HeaderMap) -> Option<Duration> {
         b"n" => Duration::from_nanos(n),
         _ => return None,
     })
-}
-
-/// A trailers-only gRPC reply: HTTP 200, `content-type: application/grpc`,
-/// `grpc-status: code` and `grpc-message: message`, no body.
-pub fn reply(code: u8, message: &'static str) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::empty());
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    h.insert(GRPC_STATUS.clone(), status_value(code));
-    h.insert(GRPC_MESSAGE.clone(), HeaderValue::from_static(message));
-    resp
 }
 
 /// `grpc-status` as a header value.

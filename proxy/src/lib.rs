@@ -13,22 +13,26 @@ pub mod args;
 pub mod body;
 #[cfg(feature = "kube")]
 pub mod cluster;
+pub mod codec;
+pub mod conn;
 pub mod endpoints;
 pub mod forward;
 pub mod grpc;
 pub mod h1;
 pub mod headers;
-pub mod http2;
+pub mod hyper_lane;
 pub mod inflight;
 pub mod istio;
 pub mod metrics;
 pub mod routes;
 pub mod send_h2;
+pub mod send_hyper;
 pub mod server;
 pub mod signal;
 pub mod source;
 pub mod split;
 pub mod tls;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -26,9 +26,9 @@ use crate::forward::{
     strip_hop_by_hop,
 };
 use crate::grpc;
-use crate::http2::Http2Error;
 use crate::metrics::Protocol;
 use crate::tls::UpstreamTls;
+use crate::upstream::http2::Http2Error;
 
 /// The client's request body as a lane hands it over.
 #[derive(Debug)]

@@ -24,99 +24,17 @@
 //! over through the [`Balancer`]; it costs a channel send per connection,
 //! nothing per request.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio::time::Instant;
 
-use crate::forward::{ConnInfo, Forwarder};
-use crate::inflight::ConnState;
-use crate::metrics::{ProxyMetrics, Security};
-use crate::tls::ServerTls;
-
-/// Limits applied to client connections.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest request head (request line and headers), in bytes; at least 8192.
-    pub max_header_bytes: usize,
-    /// Time a client has to send a complete request head.
-    pub header_read_timeout: Duration,
-    /// Time a connection may stay open with no request in flight.
-    pub idle_timeout: Duration,
-    /// Open client connections at most.
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_header_bytes: 64 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
-        }
-    }
-}
-
-/// Everything a connection task needs, shared.
-#[derive(Debug)]
-pub struct Shared {
-    /// The request handler.
-    pub forwarder: Arc<Forwarder>,
-    /// Connection gauges.
-    pub metrics: ProxyMetrics,
-    /// Limits.
-    pub limits: Limits,
-    /// Inbound TLS; `None` serves plain text.
-    pub tls: Option<Arc<ServerTls>>,
-    builder: auto::Builder<TokioExecutor>,
-}
-
-// === impl Shared ===
-
-impl Shared {
-    /// Builds the HTTP/1.1 + HTTP/2 connection builder for `limits`.
-    pub fn new(forwarder: Arc<Forwarder>, metrics: ProxyMetrics, limits: Limits) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            .keep_alive(true)
-            // Copy each small response into one buffer and write() it
-            // rather than writev() head and body: 3.5% less CPU per request
-            // in proxy/bench (responses of a few hundred bytes).
-            .writev(false);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .keep_alive_interval(None);
-        Self {
-            forwarder,
-            metrics,
-            limits,
-            tls: None,
-            builder,
-        }
-    }
-
-    /// Serves TLS (ALPN `h2`/`http/1.1`, optional mTLS) instead of plain text.
-    #[must_use]
-    pub fn with_tls(mut self, tls: Arc<ServerTls>) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-}
+pub use crate::conn::{Limits, Shared};
+use crate::forward::ConnInfo;
+use crate::metrics::Security;
 
 /// A connection accepted by one worker, on its way to another.
 #[derive(Debug)]
@@ -262,11 +180,8 @@ pub async fn serve(
             match &shared.tls {
                 None => {
                     let info = ConnInfo::new(peer, Security::None);
-                    if shared.forwarder.settings.lean_http1 {
-                        crate::h1::serve(tcp, info, &shared, drain).await;
-                    } else {
-                        serve_connection(tcp, info, &shared, drain).await;
-                    }
+                    let lean = shared.forwarder.settings.lean_http1;
+                    serve_client(tcp, info, &shared, drain, lean).await;
                 }
                 // The handshake runs in the connection task, bounded like a
                 // request head; the config in use now serves the whole
@@ -277,11 +192,8 @@ pub async fn serve(
                         if let Some(id) = &peer_info.principal {
                             info = info.with_principal(id);
                         }
-                        if shared.forwarder.settings.lean_http1 && !peer_info.h2 {
-                            crate::h1::serve(stream, info, &shared, drain).await;
-                        } else {
-                            serve_connection(stream, info, &shared, drain).await;
-                        }
+                        let lean = shared.forwarder.settings.lean_http1 && !peer_info.h2;
+                        serve_client(stream, info, &shared, drain, lean).await;
                     }
                     Err(e) => {
                         shared.metrics.tls_handshake_failures.inc();
@@ -358,74 +270,27 @@ pub fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<std::ne
     Ok(s.into())
 }
 
-/// Serves one client connection over any byte stream until it closes, its
-/// idle timeout passes, or `drain` flips.
-pub async fn serve_connection<I>(
+/// Serves one client connection on the lane chosen for it, once: the lean
+/// HTTP/1.1 lane (`lean`: HTTP/1.1 is enabled there and TLS did not
+/// negotiate `h2`), which hands hyper's lane what it does not serve, with
+/// the bytes it read; hyper's lane otherwise. Counted in the connection
+/// gauge while open.
+async fn serve_client<I>(
     io: I,
     info: ConnInfo,
     shared: &Shared,
     drain: watch::Receiver<bool>,
+    lean: bool,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     shared.metrics.active_connections.inc();
-    serve_hyper(io, info, shared, drain).await;
-    shared.metrics.active_connections.dec();
-}
-
-/// Serves a connection with hyper (HTTP/1.1 or HTTP/2), without counting
-/// it in the connection gauge (the caller does).
-pub async fn serve_hyper<I>(
-    io: I,
-    info: ConnInfo,
-    shared: &Shared,
-    mut drain: watch::Receiver<bool>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let state = ConnState::new();
-    let forwarder = shared.forwarder.clone();
-    let svc_state = state.clone();
-    let svc_info = Arc::new(info);
-    let svc = service_fn(move |req| {
-        let guard = svc_state.enter();
-        let forwarder = forwarder.clone();
-        let info = svc_info.clone();
-        async move {
-            let resp = forwarder.handle(req, &info).await;
-            Ok::<_, Infallible>(resp.map(|b| b.with_guard(guard)))
+    if lean {
+        if let Some((rest, drain)) = crate::h1::serve(io, &info, shared, drain).await {
+            crate::hyper_lane::serve(rest, info, shared, drain).await;
         }
-    });
-    let conn = shared.builder.serve_connection(TokioIo::new(io), svc);
-    tokio::pin!(conn);
-    let idle = shared.limits.idle_timeout;
-    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(25)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Once asked to close, a connection gets this long to finish on its own.
-    let mut closing_deadline: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "client connection ended with an error");
-                }
-                break;
-            }
-            _ = drain.changed(), if closing_deadline.is_none() => {
-                conn.as_mut().graceful_shutdown();
-                // The process-wide drain deadline bounds this.
-                closing_deadline = Some(Instant::now() + Duration::from_secs(3600));
-            }
-            _ = tick.tick() => {
-                match closing_deadline {
-                    None if state.idle_for() >= idle => {
-                        conn.as_mut().graceful_shutdown();
-                        closing_deadline = Some(Instant::now() + idle.min(Duration::from_secs(5)));
-                    }
-                    Some(d) if Instant::now() >= d => break,
-                    _ => {}
-                }
-            }
-        }
+    } else {
+        crate::hyper_lane::serve(io, info, shared, drain).await;
     }
+    shared.metrics.active_connections.dec();
 }

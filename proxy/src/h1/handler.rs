@@ -13,9 +13,8 @@ use hyper::body::Body as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 
-use super::codec::{self, ChunkedEnd, Framing, ResponseHead};
-use super::upstream::{Conn, ExchangeError};
 use crate::body::ResponseBody;
+use crate::codec::{self, ChunkedEnd, Framing, ResponseHead};
 use crate::forward::{
     ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, backoff,
     protocol_of, shadow_host, strip_hop_by_hop,
@@ -23,6 +22,7 @@ use crate::forward::{
 use crate::metrics::Flags;
 use crate::send_h2::{ClientBody, H2Exchange};
 use crate::tls::UpstreamTls;
+use crate::upstream::http1::{Conn, ExchangeError};
 
 /// Bytes gathered before a write while forwarding a body.
 const WRITE_CHUNK: usize = 64 * 1024;

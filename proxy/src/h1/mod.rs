@@ -15,7 +15,7 @@
 //! What it does not take on, it hands to hyper, whole and unchanged:
 //! before the first request is parsed, or at any later request, the
 //! connection with the bytes read so far goes to
-//! [`crate::server::serve_hyper`] — HTTP/2 prior knowledge, HTTP/1.0,
+//! [`crate::hyper_lane::serve`] — HTTP/2 prior knowledge, HTTP/1.0,
 //! `Upgrade: h2c`, `Expect`, `CONNECT`, chunked or large (above
 //! `max_replay_body`) request bodies, malformed or oversized heads (hyper
 //! answers 400/431). On a TLS listener the lane serves connections that did
@@ -32,10 +32,8 @@
 //! after their response (`connection: close`). One timer per connection is
 //! re-armed lazily, so a keep-alive request costs no timer operation.
 
-mod codec;
 mod handler;
 mod prefixed;
-mod upstream;
 
 use std::io;
 use std::pin::Pin;
@@ -46,25 +44,28 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use upstream::Pool;
-
+use crate::codec;
+use crate::conn::Shared;
 use crate::forward::ConnInfo;
-use crate::server::Shared;
+use crate::upstream;
 use handler::{Downstream, Sent};
-use prefixed::Prefixed;
+pub use prefixed::Prefixed;
 
 /// Serves one HTTP/1.1 client connection (plain TCP, or TLS without h2
-/// negotiated) on the lean lane, handing it to hyper when a request needs
-/// more than the lane does.
-pub async fn serve<I>(tcp: I, info: ConnInfo, shared: &Shared, drain: watch::Receiver<bool>)
+/// negotiated) on the lean lane until it ends (`None`), or until a request
+/// needs more than the lane does: then the connection, with every byte
+/// read so far in front of it, is returned for hyper's lane to serve.
+pub async fn serve<I>(
+    tcp: I,
+    info: &ConnInfo,
+    shared: &Shared,
+    drain: watch::Receiver<bool>,
+) -> Option<(Prefixed<I>, watch::Receiver<bool>)>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    shared.metrics.active_connections.inc();
-    if let Some((tcp, read, drain)) = Lane::new(shared).run(tcp, &info, drain).await {
-        crate::server::serve_hyper(Prefixed::new(read, tcp), info, shared, drain).await;
-    }
-    shared.metrics.active_connections.dec();
+    let (tcp, read, drain) = Lane::new(shared).run(tcp, info, drain).await?;
+    Some((Prefixed::new(read, tcp), drain))
 }
 
 /// How HTTP/2 with prior knowledge starts (RFC 9113 §3.4).
@@ -300,8 +301,12 @@ impl<'s> Lane<'s> {
 /// passing first what each side sent early, until either side closes or
 /// no byte has moved either way for `idle` (nginx's `proxy_read_timeout`
 /// for WebSockets; `--idle-timeout`).
-async fn tunnel<I>(mut client: I, early: &[u8], mut up: upstream::Conn, idle: std::time::Duration)
-where
+async fn tunnel<I>(
+    mut client: I,
+    early: &[u8],
+    mut up: upstream::http1::Conn,
+    idle: std::time::Duration,
+) where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let result = async {

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::codec::{self, FieldRange, HeadError, ResponseHead};
+use crate::codec::{self, FieldRange, HeadError, ResponseHead};
 use crate::tls::UpstreamTls;
 
 /// Idle connections kept per endpoint, at most.
