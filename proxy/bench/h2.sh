@@ -8,7 +8,7 @@
 #
 #   proxy/bench/h2.sh     # DURATION=10 ROUNDS=3 WORKERS=2 CONNS=16 STREAMS=32
 #                         # PACED_CONNS=8 PACED_RPS=250 PEERS="direct nginx haproxy envoy meshproxy"
-#                         # SKIP_BUILD=0 MESH_PORT="{name: grpc}"
+#                         # SKIP_BUILD=0 MESH_PORT="{name: grpc}" MESHPROXY_ALT=
 #
 # h2load drives every peer the same way (-t$THREADS), with h2c prior knowledge:
 #   h2      GET /, CONNS connections x STREAMS concurrent streams each;
@@ -236,16 +236,27 @@ if ! kill -0 "$mesh_pid" 2>/dev/null; then
   exit 1
 fi
 
+# MESHPROXY_ALT=PATH runs a second meshproxy binary (e.g. a build with a
+# change to try) as the peer `meshproxy-alt`, same configuration.
+MESH_ALT=127.0.0.1:18196 MESH_ALT_ADMIN=127.0.0.1:18197
+alt_pid=
+if [[ -n ${MESHPROXY_ALT:-} ]]; then
+  RUST_LOG=error "$MESHPROXY_ALT" --config "$tmp/mesh" --listen "$MESH_ALT" --admin "$MESH_ALT_ADMIN" --workers "$WORKERS" 2>"$tmp/mesh-alt.log" &
+  alt_pid=$!
+  pids+=($alt_pid)
+  PEERS="$PEERS meshproxy-alt"
+fi
+
 addr_of() {
   case $1 in
     direct) echo "$UP1" ;; nginx) echo "$NGINX" ;; haproxy) echo "$HAPROXY" ;;
-    envoy) echo "$ENVOY" ;; meshproxy) echo "$MESH" ;;
+    envoy) echo "$ENVOY" ;; meshproxy) echo "$MESH" ;; meshproxy-alt) echo "$MESH_ALT" ;;
   esac
 }
 pid_of() {
   case $1 in
     direct) echo "" ;; nginx) echo "$nginx_pid" ;; haproxy) echo "$haproxy_pid" ;;
-    envoy) echo "$envoy_pid" ;; meshproxy) echo "$mesh_pid" ;;
+    envoy) echo "$envoy_pid" ;; meshproxy) echo "$mesh_pid" ;; meshproxy-alt) echo "$alt_pid" ;;
   esac
 }
 for name in $PEERS; do wait_h2 "$(addr_of "$name")" || true; done
