@@ -22,8 +22,10 @@ pub enum Http1Engine {
     Hyper,
 }
 
+/// The command line of the `meshproxy` binary (raw values; `Settings`
+/// is built from them).
 #[derive(Clone, Debug, Parser)]
-#[command(name = "meshproxy", version, about)]
+#[command(name = "meshproxy", version, about, long_about = None)]
 pub struct Args {
     /// Configuration directory: Istio YAML files plus endpoints.yaml, watched for changes.
     #[arg(

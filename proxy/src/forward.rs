@@ -660,8 +660,16 @@ pub(crate) fn protocol_of(headers: &HeaderMap) -> Protocol {
     }
 }
 
+/// Waits before retry `attempt + 1` to `backend` (Envoy's back-off),
+/// counting it.
+pub(crate) async fn pause_before_retry(backend: &Backend, attempt: &mut u32) {
+    tracing::debug!(backend = %backend.name, attempt = *attempt, "retrying");
+    *attempt += 1;
+    tokio::time::sleep(backoff(*attempt)).await;
+}
+
 /// Envoy's retry back-off: 25 ms base, doubling, full jitter, capped at 250 ms.
-pub(crate) fn backoff(attempt: u32) -> Duration {
+fn backoff(attempt: u32) -> Duration {
     let cap = 25u64.saturating_mul(1 << attempt.min(4)).min(250);
     Duration::from_millis(fastrand::u64(0..=cap))
 }

@@ -8,12 +8,14 @@
 //! [`start`] runs a proxy in-process and returns a [`Handle`] (tests use it);
 //! [`run`] is what the binary calls: start, wait for SIGTERM/SIGINT, drain.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod args;
 pub mod body;
 #[cfg(feature = "kube")]
 pub mod cluster;
-pub mod codec;
+pub(crate) mod codec;
 pub mod conn;
 pub mod endpoints;
 pub mod forward;
@@ -32,7 +34,7 @@ pub mod signal;
 pub mod source;
 pub mod split;
 pub mod tls;
-pub mod upstream;
+pub(crate) mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

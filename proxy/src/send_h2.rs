@@ -22,8 +22,8 @@ use tokio::time::Instant;
 
 use crate::body::{CallRecord, Replayable, ResponseBody, UpstreamBody};
 use crate::forward::{
-    ConnInfo, Failure, Forwarder, MirrorCount, Planned, Shadow, access_line, backoff, shadow_host,
-    strip_hop_by_hop,
+    ConnInfo, Failure, Forwarder, MirrorCount, Planned, Shadow, access_line, pause_before_retry,
+    shadow_host, strip_hop_by_hop,
 };
 use crate::grpc;
 use crate::metrics::Protocol;
@@ -244,10 +244,8 @@ impl Forwarder {
             if !retry {
                 return result;
             }
-            tracing::debug!(backend = %backend.name, attempt, "retrying");
-            attempt += 1;
             drop(result);
-            tokio::time::sleep(backoff(attempt)).await;
+            pause_before_retry(backend, &mut attempt).await;
         }
     }
 

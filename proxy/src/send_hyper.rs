@@ -19,7 +19,8 @@ use hyper::body::{Body as _, Incoming};
 
 use crate::body::{ResponseBody, UpstreamBody};
 use crate::forward::{
-    Failure, Forwarder, MirrorCount, SMALL_RESPONSE, Shadow, backoff, shadow_host, strip_hop_by_hop,
+    Failure, Forwarder, MirrorCount, SMALL_RESPONSE, Shadow, pause_before_retry, shadow_host,
+    strip_hop_by_hop,
 };
 use crate::routes::{Backend, Route};
 use crate::tls::TlsClient;
@@ -162,10 +163,8 @@ impl Forwarder {
             if !retry {
                 return result;
             }
-            tracing::debug!(backend = %backend.name, attempt, "retrying");
-            attempt += 1;
             drop(result);
-            tokio::time::sleep(backoff(attempt)).await;
+            pause_before_retry(backend, &mut attempt).await;
         }
     }
 

@@ -342,6 +342,59 @@ pub async fn unary(
     .expect("unary call timed out")
 }
 
+/// Starts a server-streaming call with one metadata entry.
+pub async fn server_stream(
+    client: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    msg: Msg,
+    (key, value): (&'static str, &str),
+) -> tonic::Streaming<Msg> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(key, value.parse().unwrap());
+    client.ready().await.unwrap();
+    client
+        .server_streaming(
+            req,
+            http::uri::PathAndQuery::from_static(SERVER_STREAM),
+            ProstCodec::<Msg, Msg>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// What `promtool check metrics` says about `text`, beyond the one lint
+/// Istio's own metric name draws (`..._milliseconds` should use seconds);
+/// `None` when promtool is not installed (see `require_tool`).
+pub fn promtool_problems(text: &str) -> Option<Vec<String>> {
+    use std::io::Write as _;
+    if !crate::util::require_tool("promtool") {
+        return None;
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    Some(
+        said.lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !l.contains("use base unit \"seconds\""))
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
 /// A configuration directory for service `svc` (subsets v1, v2) whose port
 /// is declared by `port` (`{name: grpc}`), and DestinationRule
 /// `trafficPolicy` YAML (`{}` for none).

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::body::ResponseBody;
 use crate::codec::{self, ChunkedEnd, Framing, ResponseHead};
 use crate::forward::{
-    ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, backoff,
+    ConnInfo, Failure, Forwarder, MirrorCount, Plan, Planned, Shadow, add_pin, pause_before_retry,
     protocol_of, shadow_host, strip_hop_by_hop,
 };
 use crate::metrics::Flags;
@@ -318,10 +318,8 @@ impl Forwarder {
             if !retry {
                 return result.map(|(conn, head)| (conn, head, endpoint));
             }
-            tracing::debug!(backend = %plan.backend.name, attempt, "retrying");
-            attempt += 1;
             drop(result);
-            tokio::time::sleep(backoff(attempt)).await;
+            pause_before_retry(plan.backend, &mut attempt).await;
         }
     }
 }

@@ -181,6 +181,7 @@ impl Pool {
     }
 
     /// Idle connections, over all endpoints.
+    #[cfg(test)]
     pub fn idle_connections(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.by_endpoint.values().map(Vec::len).sum()

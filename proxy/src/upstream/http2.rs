@@ -4,7 +4,8 @@
 //! Plain-text upstreams get h2c with prior knowledge; TLS upstreams offer
 //! ALPN `h2` only, and a server that does not select it is refused (a
 //! request marked HTTP/2 never goes out as HTTP/1.1). Each worker has its
-//! own pool (its own `Forwarder`). Many requests share a connection;
+//! own pool (its own `Forwarder`). Many requests share a connection
+//! (concurrent first requests wait for one connection to open);
 //! hyper's h2 client queues streams beyond the server's
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` until one finishes. A connection that
 //! got `GOAWAY` or closed is replaced on the next request; a request that
@@ -25,6 +26,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
 use crate::body::UpstreamBody;
@@ -51,7 +53,9 @@ pub enum Http2Error {
 #[derive(Debug)]
 pub struct Pool {
     connect_timeout: Duration,
-    conns: Mutex<HashMap<Key, SendRequest<UpstreamBody>, foldhash::fast::RandomState>>,
+    /// Per endpoint, the connection in use; its lock is held while a
+    /// connection is being opened, so concurrent first requests share one.
+    conns: Mutex<HashMap<Key, Slot, foldhash::fast::RandomState>>,
     /// TLS configurations offering ALPN `h2`, made from (and keeping alive)
     /// the destination's, keyed by its config id.
     h2_tls: Mutex<HashMap<usize, (UpstreamTls, UpstreamTls), foldhash::fast::RandomState>>,
@@ -61,6 +65,11 @@ pub struct Pool {
 
 /// An endpoint and the id of its TLS configuration (0: plain text).
 type Key = (Authority, usize);
+
+type Sender = SendRequest<UpstreamBody>;
+
+/// An endpoint's connection, `None` before the first or after a failed connect.
+type Slot = Arc<AsyncMutex<Option<Sender>>>;
 
 // === impl Pool ===
 
@@ -91,13 +100,23 @@ impl Pool {
             endpoint.clone(),
             tls.as_ref().map_or(0, UpstreamTls::config_id),
         );
-        let pooled = {
-            let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-            conns.get(&key).filter(|s| !s.is_closed()).cloned()
-        };
-        let (mut sender, mut fresh) = match pooled {
-            Some(s) => (s, false),
-            None => (self.connect(&key, tls.as_ref(), service).await?, true),
+        let slot = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let (mut sender, mut fresh) = {
+            let mut current = slot.lock().await;
+            match current.as_ref().filter(|s| !s.is_closed()) {
+                Some(s) => (s.clone(), false),
+                None => {
+                    let s = self.connect(&key, tls.as_ref(), service).await?;
+                    *current = Some(s.clone());
+                    (s, true)
+                }
+            }
         };
         loop {
             match sender.try_send_request(req).await {
@@ -107,7 +126,16 @@ impl Pool {
                     // before it took the request. A new one gets it.
                     Some(back) if !fresh => {
                         req = back;
-                        sender = self.connect(&key, tls.as_ref(), service).await?;
+                        let mut current = slot.lock().await;
+                        sender = match current.as_ref().filter(|s| !s.is_closed()) {
+                            // Another request replaced it meanwhile.
+                            Some(s) => s.clone(),
+                            None => {
+                                let s = self.connect(&key, tls.as_ref(), service).await?;
+                                *current = Some(s.clone());
+                                s
+                            }
+                        };
                         fresh = true;
                     }
                     _ => {
@@ -137,30 +165,21 @@ impl Pool {
             .clone()
     }
 
-    /// Opens a connection for `key` and pools it.
+    /// Opens a connection for `key` (the caller pools it).
     async fn connect(
         &self,
         key: &Key,
         tls: Option<&UpstreamTls>,
         service: &str,
-    ) -> Result<SendRequest<UpstreamBody>, Http2Error> {
+    ) -> Result<Sender, Http2Error> {
         let endpoint = &key.0;
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(endpoint.as_str()))
             .await
             .map_err(|_| Http2Error::Connect)?
             .map_err(|_| Http2Error::Connect)?;
         let _ = tcp.set_nodelay(true);
-        let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
-        let sender = match tls {
-            None => {
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(|_| Http2Error::Protocol)?;
-                tokio::spawn(conn);
-                sender
-            }
+        match tls {
+            None => handshake(tcp).await,
             Some(tls) => {
                 let stream = tokio::time::timeout(self.connect_timeout, tls.connect(tcp))
                     .await
@@ -190,19 +209,9 @@ impl Pool {
                     self.warn(endpoint, service, "its TLS server did not select ALPN h2");
                     return Err(Http2Error::Protocol);
                 }
-                let (sender, conn) = builder
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|_| Http2Error::Protocol)?;
-                tokio::spawn(conn);
-                sender
+                handshake(stream).await
             }
-        };
-        self.conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), sender.clone());
-        Ok(sender)
+        }
     }
 
     /// Sorts a failed exchange. A new connection that fails before any
@@ -236,4 +245,20 @@ impl Pool {
             "upstream does not speak HTTP/2: {what}; its port is declared grpc/http2 (or the request is gRPC); requests get 503 (UPE), gRPC calls UNAVAILABLE"
         );
     }
+}
+
+/// Starts HTTP/2 on `io` (the preface and SETTINGS; the connection then
+/// runs in its own task).
+async fn handshake<I>(io: I) -> Result<Sender, Http2Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    let (sender, conn) = builder
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|_| Http2Error::Protocol)?;
+    tokio::spawn(conn);
+    Ok(sender)
 }
