@@ -11,8 +11,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::spec::SpecError;
+use crate::spec::flags::humantime_flag;
 pub use crate::spec::flags::{
-    AnalysisArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind, ThresholdArgs,
+    AnalysisArgs, AnalyzeArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind,
+    ThresholdArgs,
 };
 pub use crate::target::KubeArgs;
 pub use crate::target::any::{TargetChoice, TargetChoiceError};
@@ -55,23 +57,6 @@ pub struct GlobalArgs {
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-}
-
-/// A duration longer than zero in humantime's syntax (`5m`, `2s 500ms`),
-/// else an error naming `flag` and an `example`.
-fn humantime_flag(flag: &str, v: &str, example: &str) -> Result<Duration, SpecError> {
-    humantime::parse_duration(v)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| SpecError::Flag {
-            flag: flag.to_owned(),
-            message: format!("{flag} {v:?} is not a duration: use e.g. {example}"),
-        })
-}
-
-/// Parses `analyze --for`.
-fn window_flag(v: &str) -> Result<Duration, SpecError> {
-    humantime_flag("--for", v, "5m or 30s")
 }
 
 /// Parses `demo --interval`.
@@ -257,28 +242,6 @@ pub struct RolloutStatusArgs {
     /// Keep printing as the rollout changes.
     #[arg(long)]
     pub watch: bool,
-}
-
-/// `meshctl analyze`.
-#[derive(Debug, Args)]
-pub struct AnalyzeArgs {
-    /// Service name (`destination_service_name`).
-    pub service: String,
-    /// Baseline and canary versions, e.g. `--compare v1 v2`.
-    #[arg(long, num_args = 2, value_names = ["BASELINE", "CANARY"], required = true)]
-    pub compare: Vec<String>,
-    /// Length of the analysis window (e.g. `5m`).
-    #[arg(long = "for", default_value = "5m", value_parser = window_flag)]
-    pub window: Duration,
-    /// `--success-rate`, `--max-p99`, `--min-requests`.
-    #[command(flatten)]
-    pub thresholds: ThresholdArgs,
-    /// meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`).
-    #[arg(long, conflicts_with = "prometheus")]
-    pub metrics: Option<String>,
-    /// Prometheus server URL, queried with PromQL over Istio metrics.
-    #[arg(long)]
-    pub prometheus: Option<String>,
 }
 
 /// `meshctl demo`.

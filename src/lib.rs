@@ -71,6 +71,19 @@ impl Outcome {
     }
 }
 
+impl From<rollout::analysis::Verdict> for Outcome {
+    /// `analyze`'s exit code for its window: pass 0, fail 3, inconclusive
+    /// (too few canary requests) 4.
+    fn from(v: rollout::analysis::Verdict) -> Self {
+        use rollout::analysis::Verdict;
+        match v {
+            Verdict::Pass => Self::Success,
+            Verdict::Fail => Self::RolledBack,
+            Verdict::Hold => Self::TimedOut,
+        }
+    }
+}
+
 /// Runs one meshctl command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     commands::run(cli).await

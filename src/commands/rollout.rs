@@ -11,7 +11,7 @@ use crate::Outcome;
 use crate::cli::{GlobalArgs, OutputFormat, RolloutStartArgs, RolloutStatusArgs};
 use crate::context::{self, open_target, resolve_service};
 use crate::drive::{auto_pace, drive};
-use crate::metrics::any::AnySource;
+use crate::metrics::any::{AnySource, scrape_timeout};
 use crate::output::{Format, report, table};
 use crate::rollout::state::{Ending, Phase, RolloutState};
 use crate::signal::interrupts;
@@ -22,12 +22,11 @@ use crate::target::Target;
 pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Result<Outcome> {
     let s = start::start(&args, global.kube.namespace.as_deref())?;
     let target = open_target(global, s.istio_api).await?;
-    // A scrape gives up within the interval, between 1 and 10 seconds.
-    let timeout = s
-        .rollout
-        .interval
-        .clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let metrics = AnySource::open(&s.metrics, timeout, &s.rollout.grpc_error_codes)?;
+    let metrics = AnySource::open(
+        &s.metrics,
+        scrape_timeout(s.rollout.interval),
+        &s.rollout.grpc_error_codes,
+    )?;
     let reporter = context::reporter(global);
     let pace = if s.rollout.auto_interval {
         Some(auto_pace(&metrics, &s.service, s.from.as_ref(), &s.rollout).await?)

@@ -13,6 +13,12 @@ use super::{GrpcCodes, MetricsError, MetricsSource, Snapshot};
 /// metrics source.
 pub const DEFAULT_METRICS_URL: &str = "http://127.0.0.1:15000/metrics";
 
+/// How long a scrape may take when windows last `window`: the window,
+/// between 1 and 10 seconds (`rollout start`'s interval, `analyze --for`).
+pub fn scrape_timeout(window: Duration) -> Duration {
+    window.clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
 /// Where rollout analysis reads metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {

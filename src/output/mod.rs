@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::rollout::analysis::{Verdict, VersionStats};
+use crate::rollout::analysis::{DecisionRecord, Verdict, VersionStats};
 use crate::rollout::engine::{Observer, RolloutEvent};
 use crate::rollout::finish::Finished;
 use crate::rollout::state::Phase;
@@ -93,6 +93,37 @@ pub fn finished(
             let what = if promoted { "promoted" } else { "rolled back" };
             let already = if done.already { "already " } else { "" };
             writeln!(out, "{service}: {already}{what}: {}", s.weights_text())
+        }
+    }
+}
+
+/// What `analyze` prints: `discounts: pass: REASON` and the record's table
+/// (`inconclusive: N canary requests < required` on a hold), or one JSON
+/// object (`"event": "analysis"`).
+pub fn analysis(
+    out: &mut impl Write,
+    format: Format,
+    service: &str,
+    record: &DecisionRecord,
+) -> std::io::Result<()> {
+    match format {
+        Format::Quiet => Ok(()),
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "event": "analysis", "service": service, "record": record })
+        ),
+        Format::Text => {
+            let verdict = match record.verdict {
+                Verdict::Pass => "pass".to_owned(),
+                Verdict::Fail => "FAIL".to_owned(),
+                Verdict::Hold => format!(
+                    "inconclusive: {} canary requests < required",
+                    record.canary.requests
+                ),
+            };
+            writeln!(out, "{service}: {verdict}: {}", record.reason)?;
+            writeln!(out, "{}", table::record(record))
         }
     }
 }

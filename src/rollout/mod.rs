@@ -7,11 +7,13 @@
 //! routes and mirrors ([`routes`], over [`crate::routing`]), `--interval
 //! auto` bake times ([`pace`]), webhooks
 //! ([`webhook`]) and the async driver that runs it all against a target and
-//! a metrics source ([`engine`]).
+//! a metrics source ([`engine`]); one window judged on live traffic without
+//! a rollout, `meshctl analyze`'s gate ([`gate`]).
 
 pub mod analysis;
 pub mod engine;
 pub mod finish;
+pub mod gate;
 pub mod machine;
 pub mod pace;
 pub mod routes;

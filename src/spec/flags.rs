@@ -1,7 +1,7 @@
 //! The flags that describe a service and a rollout, declared with clap
 //! derive for `crate::cli` (which re-exports them) beside the rules that
-//! check them: a typed flag (`--interval`, `--timeout`, `--max-p99`) is
-//! parsed by the value parsers below with the same rules and messages as the
+//! check them: a typed flag (`--interval`, `--timeout`, `--max-p99`,
+//! `analyze --for` and `--compare`) is parsed by the value parsers below with the same rules and messages as the
 //! file's field, and stage two ([`super::build`]) lays the rest over the file.
 //! A value a parser here rejects is an input error (exit 1, `error: ...`),
 //! not a usage error: see [`crate::cli::rejected_value`].
@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{DurationValue, SpecError, flag_error};
+use crate::traffic::Version;
 
 /// `--interval`: a fixed window, or `auto` (`rollout start` only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,32 @@ pub fn timeout_flag(v: &str) -> Result<Duration, SpecError> {
 /// Parses `--max-p99`, a duration longer than zero.
 pub fn max_p99_flag(v: &str) -> Result<Duration, SpecError> {
     flag_duration("--max-p99", v)
+}
+
+/// A duration longer than zero in humantime's syntax (`5m`, `2s 500ms`),
+/// else an error naming `flag` and an `example` (`analyze --for`, `demo
+/// --interval`).
+pub fn humantime_flag(flag: &str, v: &str, example: &str) -> Result<Duration, SpecError> {
+    humantime::parse_duration(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| SpecError::Flag {
+            flag: flag.to_owned(),
+            message: format!("{flag} {v:?} is not a duration: use e.g. {example}"),
+        })
+}
+
+/// Parses `analyze --for`.
+fn window_flag(v: &str) -> Result<Duration, SpecError> {
+    humantime_flag("--for", v, "5m or 30s")
+}
+
+/// Parses one version of `analyze --compare`.
+fn compare_flag(v: &str) -> Result<Version, SpecError> {
+    v.parse().map_err(|e| SpecError::Flag {
+        flag: "--compare".to_owned(),
+        message: format!("--compare: {e}"),
+    })
 }
 
 /// Inputs that describe a service: a spec file and/or flags.
@@ -227,6 +254,34 @@ pub struct RolloutStartArgs {
     /// mirrored to v2, 1 to 100 (default 100).
     #[arg(long, value_name = "PERCENT")]
     pub mirror_percent: Option<String>,
+}
+
+/// `meshctl analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Service name (`destination_service_name`).
+    pub service: String,
+    /// Baseline and canary versions, e.g. `--compare v1 v2`.
+    #[arg(
+        long,
+        num_args = 2,
+        value_names = ["BASELINE", "CANARY"],
+        required = true,
+        value_parser = compare_flag
+    )]
+    pub compare: Vec<Version>,
+    /// Length of the analysis window (e.g. `5m`).
+    #[arg(long = "for", default_value = "5m", value_parser = window_flag)]
+    pub window: Duration,
+    /// `--success-rate`, `--max-p99`, `--min-requests`.
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+    /// meshproxy metrics endpoint (default `http://127.0.0.1:15000/metrics`).
+    #[arg(long, conflicts_with = "prometheus")]
+    pub metrics: Option<String>,
+    /// Prometheus server URL, queried with PromQL over Istio metrics.
+    #[arg(long)]
+    pub prometheus: Option<String>,
 }
 
 /// `meshctl rollout start --strategy`.

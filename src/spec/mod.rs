@@ -38,6 +38,7 @@ use crate::rollout::machine::OnInterrupt;
 use crate::routing::sticky::CookieName;
 use crate::traffic::{Split, TrafficError, Version, Weight};
 
+pub mod analyze;
 mod build;
 mod file;
 pub mod flags;
