@@ -16,6 +16,7 @@ pub use crate::spec::flags::{
     AnalysisArgs, AnalyzeArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind,
     ThresholdArgs,
 };
+pub use crate::demo::lab::Protocol as DemoProtocol;
 pub use crate::target::KubeArgs;
 pub use crate::target::any::{TargetChoice, TargetChoiceError};
 
@@ -270,15 +271,6 @@ pub struct DemoArgs {
     /// answer 20% of the calls with `INTERNAL`).
     #[arg(long, value_enum, default_value_t = DemoProtocol::Http)]
     pub protocol: DemoProtocol,
-}
-
-/// `meshctl demo --protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DemoProtocol {
-    /// HTTP/1.1 upstreams and requests.
-    Http,
-    /// gRPC upstreams (a port named `grpc`) and unary calls.
-    Grpc,
 }
 
 /// `meshctl certs`.

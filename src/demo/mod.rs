@@ -1,9 +1,11 @@
-//! Workloads of `meshctl demo`: small upstreams and load generators that
-//! run on loopback next to an in-process meshproxy, and what the load
-//! generators saw.
+//! `meshctl demo` as a library: the workloads (small upstreams and load
+//! generators that run on loopback next to an in-process meshproxy, and
+//! what the load generators saw) and the [`lab`] that wires them to
+//! meshproxy, the rendered resources and a local directory target.
 
 pub mod grpc;
 pub mod http;
+pub mod lab;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
