@@ -70,6 +70,15 @@ pub fn format(global: &GlobalArgs) -> Format {
     }
 }
 
+/// The format of a state report (`rollout status`): as [`format`], except
+/// that `-o json` prints the state even with `-q`, as it always has.
+pub fn state_format(global: &GlobalArgs) -> Format {
+    match global.output {
+        OutputFormat::Json => Format::Json,
+        _ => format(global),
+    }
+}
+
 /// A reporter in the global flags' format for this terminal.
 pub fn reporter(global: &GlobalArgs) -> Reporter {
     Reporter::new(format(global), Term::detect())

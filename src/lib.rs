@@ -84,6 +84,20 @@ impl From<rollout::analysis::Verdict> for Outcome {
     }
 }
 
+impl From<&rollout::state::RolloutState> for Outcome {
+    /// `rollout status`'s exit code for a recorded state: rolled back 3 (4
+    /// when the progress deadline passed), paused 5, anything else 0.
+    fn from(s: &rollout::state::RolloutState) -> Self {
+        use rollout::state::{Ending, Phase};
+        match (s.phase, s.ending) {
+            (Phase::RolledBack, Some(Ending::TimedOut)) => Self::TimedOut,
+            (Phase::RolledBack, _) => Self::RolledBack,
+            (Phase::Paused, _) => Self::Paused,
+            _ => Self::Success,
+        }
+    }
+}
+
 /// Runs one meshctl command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     commands::run(cli).await

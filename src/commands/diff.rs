@@ -17,7 +17,6 @@ use crate::Outcome;
 use crate::cli::{DiffArgs, GlobalArgs, OutputFormat};
 use crate::context;
 use crate::diff::{self, DiffOptions, ObjectDiff};
-use crate::target::any::AnyTarget;
 use crate::target::{ApplyAction, Target};
 
 /// Reads the live counterpart of each resource.
@@ -46,11 +45,7 @@ pub async fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<Outcome
     let (resources, target) = context::rendered(global, spec_args).await?;
     let options = DiffOptions {
         show_rollout_state: *show_rollout_state,
-        // The Kubernetes target writes the version the cluster serves.
-        api_version: match &target {
-            AnyTarget::Kube(k) => Some(k.istio_version().await?),
-            AnyTarget::Local(_) => None,
-        },
+        api_version: target.written_api_version().await?,
     };
     let described = target.describe();
     let live = live(&target, &resources).await?;

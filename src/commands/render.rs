@@ -9,7 +9,6 @@ use crate::Outcome;
 use crate::cli::{GlobalArgs, OutputFormat, RenderArgs};
 use crate::render::{self, Overrides, Templates};
 use crate::spec;
-use crate::traffic::Split;
 
 /// Runs `meshctl render`.
 pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
@@ -19,8 +18,10 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs) -> anyhow::Result<Outcome> {
     } = args;
     let spec = spec::resolve(spec_args, global.kube.namespace.as_deref())?;
     let templates = Templates::load(spec_args.templates.as_deref())?;
-    let overrides = Overrides {
-        split: promoted.then(|| Split::all_to(spec.canary().clone())),
+    let overrides = if *promoted {
+        Overrides::promoted(&spec)
+    } else {
+        Overrides::default()
     };
     let resources = render::render(&spec, &templates, &overrides)?;
     let text = match global.output {

@@ -2,18 +2,17 @@
 //! resolved once by [`spec::start`], the rollout run by [`drive`], the
 //! result reported.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::Outcome;
-use crate::cli::{GlobalArgs, OutputFormat, RolloutStartArgs, RolloutStatusArgs};
+use crate::cli::{GlobalArgs, RolloutStartArgs, RolloutStatusArgs};
 use crate::context::{self, open_target, resolve_service};
 use crate::drive::{auto_pace, drive};
 use crate::metrics::any::{AnySource, scrape_timeout};
-use crate::output::{Format, report, table};
-use crate::rollout::state::{Ending, Phase, RolloutState};
+use crate::output::{self, Format, report, table};
+use crate::rollout::state::RolloutState;
 use crate::signal::interrupts;
 use crate::spec::start;
 use crate::target::Target;
@@ -49,56 +48,25 @@ pub async fn start(global: &GlobalArgs, args: RolloutStartArgs) -> anyhow::Resul
     Ok(outcome)
 }
 
-/// `meshctl rollout status`.
+/// `meshctl rollout status`: the state once, or with `--watch` each time
+/// it changes until the rollout has finished.
 pub async fn status(global: &GlobalArgs, args: RolloutStatusArgs) -> anyhow::Result<Outcome> {
     let target = open_target(global, None).await?;
     let service = resolve_service(&target, args.service).await?;
-    // `-o json` prints the state even with `-q`, as it always has.
-    let format = match global.output {
-        OutputFormat::Json => Format::Json,
-        _ => context::format(global),
-    };
+    let format = context::state_format(global);
     let mut last: Option<String> = None;
     loop {
         let vs = target.virtual_service(&service).await?;
         let state = RolloutState::read(&vs)?;
         let raw = serde_json::to_string(&state)?;
         if last.as_deref() != Some(raw.as_str()) {
-            print(&mut std::io::stdout().lock(), format, &service, &state)
+            output::status(&mut std::io::stdout().lock(), format, &service, &state)
                 .context("writing to stdout")?;
             last = Some(raw);
         }
         if !args.watch || state.phase.is_finished() {
-            return Ok(match (state.phase, state.ending) {
-                (Phase::RolledBack, Some(Ending::TimedOut)) => Outcome::TimedOut,
-                (Phase::RolledBack, _) => Outcome::RolledBack,
-                (Phase::Paused, _) => Outcome::Paused,
-                _ => Outcome::Success,
-            });
+            return Ok(Outcome::from(&state));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn print(
-    out: &mut impl Write,
-    format: Format,
-    service: &str,
-    state: &RolloutState,
-) -> std::io::Result<()> {
-    match format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            serde_json::json!({ "service": service, "state": state })
-        ),
-        Format::Text => {
-            writeln!(out, "{}", table::status(service, state))?;
-            if !state.history.is_empty() {
-                writeln!(out, "{}", table::summary(state))?;
-            }
-            Ok(())
-        }
-        Format::Quiet => Ok(()),
     }
 }

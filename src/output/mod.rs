@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::rollout::analysis::{DecisionRecord, Verdict, VersionStats};
 use crate::rollout::engine::{Observer, RolloutEvent};
 use crate::rollout::finish::Finished;
-use crate::rollout::state::Phase;
+use crate::rollout::state::{Phase, RolloutState};
 
 /// The output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,31 @@ pub fn finished(
             let already = if done.already { "already " } else { "" };
             writeln!(out, "{service}: {already}{what}: {}", s.weights_text())
         }
+    }
+}
+
+/// What `rollout status` prints for one state: the status table, and the
+/// summary once there is history; or one JSON object.
+pub fn status(
+    out: &mut impl Write,
+    format: Format,
+    service: &str,
+    state: &RolloutState,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "service": service, "state": state })
+        ),
+        Format::Text => {
+            writeln!(out, "{}", table::status(service, state))?;
+            if !state.history.is_empty() {
+                writeln!(out, "{}", table::summary(state))?;
+            }
+            Ok(())
+        }
+        Format::Quiet => Ok(()),
     }
 }
 

@@ -38,6 +38,18 @@ pub struct Overrides {
     pub split: Option<Split>,
 }
 
+// === impl Overrides ===
+
+impl Overrides {
+    /// The state after promotion (`render --promoted`): the canary (the
+    /// spec's last version) at 100%, every version still a subset.
+    pub fn promoted(spec: &ServiceSpec) -> Self {
+        Self {
+            split: Some(Split::all_to(spec.canary().clone())),
+        }
+    }
+}
+
 /// Why rendering failed. Every variant names the template involved.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {

@@ -67,6 +67,16 @@ impl AnyTarget {
             TargetChoice::Kube => Self::Kube(Box::new(KubeTarget::connect(kube, istio_api).await?)),
         })
     }
+
+    /// The Istio apiVersion this target writes whatever a rendered object
+    /// says: the cluster's served version for `kube`; `None` for a
+    /// directory, which stores objects as given.
+    pub async fn written_api_version(&self) -> Result<Option<ApiVersion>, TargetError> {
+        Ok(match self {
+            Self::Kube(k) => Some(k.istio_version().await?),
+            Self::Local(_) => None,
+        })
+    }
 }
 
 macro_rules! delegate {
