@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::demo::lab::Protocol as DemoProtocol;
 use crate::spec::SpecError;
 use crate::spec::flags::humantime_flag;
 pub use crate::spec::flags::{
-    AnalysisArgs, AnalyzeArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind,
-    ThresholdArgs,
+    AnalysisArgs, AnalyzeArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind, ThresholdArgs,
 };
-pub use crate::demo::lab::Protocol as DemoProtocol;
 pub use crate::target::KubeArgs;
 pub use crate::target::any::{TargetChoice, TargetChoiceError};
 

@@ -21,9 +21,9 @@ use tokio::task::JoinHandle;
 use super::{Load, LoadStats, grpc, http};
 use crate::Outcome;
 use crate::certs::{self, CertsError, IdentityNamespace, WorkloadName};
+use crate::metrics::MetricsError;
 use crate::metrics::any::Endpoint;
 use crate::metrics::proxy::ProxyMetrics;
-use crate::metrics::MetricsError;
 use crate::render::{self, Overrides, RenderError, Templates};
 use crate::rollout::strategy::{Match, MatchKind, Preview, Strategy};
 use crate::rollout::webhook::Webhooks;
@@ -445,14 +445,12 @@ async fn upstream(
                 what: "an upstream",
                 source,
             })?,
-        Protocol::Grpc => {
-            grpc::upstream(version, fail_every)
-                .await
-                .map_err(|source| DemoError::Bind {
-                    what: "a gRPC upstream",
-                    source,
-                })?
-        }
+        Protocol::Grpc => grpc::upstream(version, fail_every)
+            .await
+            .map_err(|source| DemoError::Bind {
+                what: "a gRPC upstream",
+                source,
+            })?,
     };
     Ok((addr, Task(task)))
 }

@@ -147,15 +147,29 @@ mod tests {
             Ok(snapshot(&[("v1", 5000.0, 0.0), ("v2", 500.0, 50.0)])),
             Ok(snapshot(&[("v1", 6000.0, 0.0), ("v2", 1500.0, 50.0)])),
         ]);
-        let record = judge(&source, "discounts", &v1_v2(), LENGTH, &Thresholds::default()).await;
+        let record = judge(
+            &source,
+            "discounts",
+            &v1_v2(),
+            LENGTH,
+            &Thresholds::default(),
+        )
+        .await;
         assert_eq!(record.verdict, Verdict::Pass, "{}", record.reason);
         assert_eq!((record.canary.requests, record.canary.errors), (1000, 0));
-        assert_eq!((record.baseline.version.as_str(), record.baseline.requests), ("v1", 1000));
+        assert_eq!(
+            (record.baseline.version.as_str(), record.baseline.requests),
+            ("v1", 1000)
+        );
         assert_eq!(record.window_end.since(record.window_start), LENGTH);
         let asked = source.asked.lock().expect("asked").clone();
         assert_eq!(asked.len(), 2);
         assert!(asked.iter().all(|(s, _)| s == "discounts"));
-        assert_eq!(asked[1].1 - asked[0].1, LENGTH, "the scrapes are one window apart");
+        assert_eq!(
+            asked[1].1 - asked[0].1,
+            LENGTH,
+            "the scrapes are one window apart"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -164,7 +178,14 @@ mod tests {
             Ok(snapshot(&[("v1", 0.0, 0.0), ("v2", 0.0, 0.0)])),
             Ok(snapshot(&[("v1", 1000.0, 0.0), ("v2", 1000.0, 200.0)])),
         ]);
-        let record = judge(&failing, "discounts", &v1_v2(), LENGTH, &Thresholds::default()).await;
+        let record = judge(
+            &failing,
+            "discounts",
+            &v1_v2(),
+            LENGTH,
+            &Thresholds::default(),
+        )
+        .await;
         assert_eq!(record.verdict, Verdict::Fail, "{}", record.reason);
         assert_eq!(record.canary.errors, 200);
 
@@ -173,7 +194,14 @@ mod tests {
             Ok(snapshot(&[("v1", 0.0, 0.0)])),
             Ok(snapshot(&[("v1", 1000.0, 0.0)])),
         ]);
-        let record = judge(&quiet, "discounts", &v1_v2(), LENGTH, &Thresholds::default()).await;
+        let record = judge(
+            &quiet,
+            "discounts",
+            &v1_v2(),
+            LENGTH,
+            &Thresholds::default(),
+        )
+        .await;
         assert_eq!(record.verdict, Verdict::Hold, "{}", record.reason);
         assert_eq!(record.canary.requests, 0);
     }
@@ -187,7 +215,14 @@ mod tests {
                 status: 503,
             }),
         ]);
-        let record = judge(&source, "discounts", &v1_v2(), LENGTH, &Thresholds::default()).await;
+        let record = judge(
+            &source,
+            "discounts",
+            &v1_v2(),
+            LENGTH,
+            &Thresholds::default(),
+        )
+        .await;
         assert_eq!(record.verdict, Verdict::Fail);
         assert_eq!(
             record.reason,

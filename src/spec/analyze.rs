@@ -32,13 +32,12 @@ pub struct AnalyzeSettings {
 /// Resolves `analyze`'s flags. `--compare` given twice (four versions) is
 /// an error naming the flag and its form.
 pub fn analyze(args: &AnalyzeArgs) -> Result<AnalyzeSettings, SpecError> {
-    let [baseline, canary] = <[_; 2]>::try_from(args.compare.clone()).map_err(|_| {
-        SpecError::Flag {
+    let [baseline, canary] =
+        <[_; 2]>::try_from(args.compare.clone()).map_err(|_| SpecError::Flag {
             flag: "--compare".to_owned(),
             message: "--compare takes two versions: BASELINE CANARY (e.g. --compare v1 v2)"
                 .to_owned(),
-        }
-    })?;
+        })?;
     let flags = AnalysisArgs {
         thresholds: args.thresholds.clone(),
         metrics: args.metrics.clone(),
