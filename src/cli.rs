@@ -6,13 +6,11 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::demo::lab::Protocol as DemoProtocol;
+pub use crate::demo::lab::{Protocol as DemoProtocol, Settings as DemoArgs};
 use crate::spec::SpecError;
-use crate::spec::flags::humantime_flag;
 pub use crate::spec::flags::{
     AnalysisArgs, AnalyzeArgs, OnInterrupt, RolloutStartArgs, SpecArgs, StrategyKind, ThresholdArgs,
 };
@@ -57,11 +55,6 @@ pub struct GlobalArgs {
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-}
-
-/// Parses `demo --interval`.
-fn demo_interval_flag(v: &str) -> Result<Duration, SpecError> {
-    humantime_flag("--interval", v, "2s or 500ms")
 }
 
 /// The message of a flag value meshctl's own value parsers rejected
@@ -242,34 +235,6 @@ pub struct RolloutStatusArgs {
     /// Keep printing as the rollout changes.
     #[arg(long)]
     pub watch: bool,
-}
-
-/// `meshctl demo`.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Make v2 fail (fault injection) so the rollout rolls back.
-    #[arg(long)]
-    pub bad_canary: bool,
-    /// Analysis interval.
-    #[arg(long, default_value = "2s", value_parser = demo_interval_flag)]
-    pub interval: Duration,
-    /// Encrypt proxy traffic with mTLS (certificates from `meshctl certs`).
-    #[arg(long)]
-    pub mtls: bool,
-    /// Keep the demo's files here instead of a temporary directory.
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// How v2 gets traffic: `canary` steps; `ab` (every 4th request carries
-    /// `x-canary: true`, only those reach v2); `mirror` (v2 judged on copies
-    /// of every request first, clients see v1, then the steps); `bluegreen`
-    /// (mirror preview, then 100% in one write).
-    #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
-    pub strategy: StrategyKind,
-    /// What the upstreams and the load generator speak: `http` (HTTP/1.1),
-    /// or `grpc` (unary gRPC calls over HTTP/2; `--bad-canary` makes v2
-    /// answer 20% of the calls with `INTERNAL`).
-    #[arg(long, value_enum, default_value_t = DemoProtocol::Http)]
-    pub protocol: DemoProtocol,
 }
 
 /// `meshctl certs`.

@@ -9,35 +9,19 @@
 //! speaks HTTP/2 to them, and the bad canary's calls fail with `INTERNAL`.
 //! Everything started is stopped before returning, also on Ctrl-C.
 //! The lab (what is started, and how it is wired) is [`crate::demo::lab`];
-//! this file hands it the flags, runs the rollout in it and reports.
+//! this file starts it with the flags, runs the rollout in it and reports.
 
 use crate::Outcome;
 use crate::cli::{DemoArgs, GlobalArgs};
 use crate::context;
-use crate::demo::lab::{Lab, Settings};
+use crate::demo::lab::Lab;
 use crate::drive::drive;
 use crate::output::{Format, table};
 use crate::signal::interrupts;
 
 /// `meshctl demo`.
 pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<Outcome> {
-    let DemoArgs {
-        bad_canary,
-        interval,
-        mtls,
-        dir,
-        strategy,
-        protocol,
-    } = args;
-    let lab = Lab::start(Settings {
-        bad_canary,
-        interval,
-        mtls,
-        dir,
-        strategy,
-        protocol,
-    })
-    .await?;
+    let lab = Lab::start(args).await?;
     let signals = interrupts()?;
     let reporter = &context::reporter(global);
     let text = context::format(global) == Format::Text;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -24,14 +24,14 @@ use crate::certs::{self, CertsError, IdentityNamespace, WorkloadName};
 use crate::metrics::MetricsError;
 use crate::metrics::any::Endpoint;
 use crate::metrics::proxy::ProxyMetrics;
-use crate::render::{self, Overrides, RenderError, Templates};
+use crate::render::{self, Overrides, Templates};
 use crate::rollout::strategy::{Match, MatchKind, Preview, Strategy};
 use crate::rollout::webhook::Webhooks;
-use crate::spec::flags::{SpecArgs, StrategyKind};
+use crate::spec::flags::{SpecArgs, StrategyKind, humantime_flag};
 use crate::spec::start::StartSettings;
 use crate::spec::{self, RolloutDefaults, SpecError};
 use crate::target::local::{LocalTarget, write_atomic};
-use crate::target::{ApplyOptions, Target, TargetError};
+use crate::target::{ApplyOptions, Target};
 
 /// The demo's service name.
 pub const SERVICE: &str = "discounts";
@@ -59,26 +59,43 @@ pub enum Protocol {
     Grpc,
 }
 
-/// What the demo was asked for (`meshctl demo`'s flags).
-#[derive(Clone, Debug)]
+/// What the demo was asked for: `meshctl demo`'s flags (the command line
+/// declares them here, beside their use; `cli` re-exports them as
+/// `DemoArgs`).
+#[derive(Clone, Debug, Args)]
 pub struct Settings {
-    /// `--bad-canary`: v2 fails 20% of its requests, so the rollout rolls back.
+    /// Make v2 fail (fault injection) so the rollout rolls back.
+    #[arg(long)]
     pub bad_canary: bool,
-    /// `--interval`: the analysis interval.
+    /// Analysis interval.
+    #[arg(long, default_value = "2s", value_parser = interval_flag)]
     pub interval: Duration,
-    /// `--mtls`: meshproxy reaches the upstreams over mutual TLS.
+    /// Encrypt proxy traffic with mTLS (certificates from `meshctl certs`).
+    #[arg(long)]
     pub mtls: bool,
-    /// `--dir`: keep the files here (default: a temporary directory,
-    /// removed when the lab stops).
+    /// Keep the demo's files here instead of a temporary directory.
+    #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// `--strategy`: how v2 gets traffic.
+    /// How v2 gets traffic: `canary` steps; `ab` (every 4th request carries
+    /// `x-canary: true`, only those reach v2); `mirror` (v2 judged on copies
+    /// of every request first, clients see v1, then the steps); `bluegreen`
+    /// (mirror preview, then 100% in one write).
+    #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
     pub strategy: StrategyKind,
-    /// `--protocol`.
+    /// What the upstreams and the load generator speak: `http` (HTTP/1.1),
+    /// or `grpc` (unary gRPC calls over HTTP/2; `--bad-canary` makes v2
+    /// answer 20% of the calls with `INTERNAL`).
+    #[arg(long, value_enum, default_value_t = Protocol::Http)]
     pub protocol: Protocol,
 }
 
+/// Parses `demo --interval`.
+fn interval_flag(v: &str) -> Result<Duration, SpecError> {
+    humantime_flag("--interval", v, "2s or 500ms")
+}
+
 /// Why the lab could not start, or found no traffic. The messages name the
-/// flag, file or address involved.
+/// flag, file or address involved; the variants follow the lab's start.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// `--protocol grpc` with `--mtls`.
@@ -98,6 +115,9 @@ pub enum DemoError {
         #[source]
         source: std::io::Error,
     },
+    /// A certificate name or namespace was refused.
+    #[error(transparent)]
+    Certs(#[from] CertsError),
     /// The demo CA or a workload certificate could not be written.
     #[error("creating demo certificates in {}", dir.display())]
     Certificates {
@@ -107,9 +127,6 @@ pub enum DemoError {
         #[source]
         source: CertsError,
     },
-    /// A certificate name or namespace was refused.
-    #[error(transparent)]
-    Certs(#[from] CertsError),
     /// The upstreams' TLS setup did not load.
     #[error(transparent)]
     Tls(#[from] meshproxy::tls::TlsError),
@@ -131,18 +148,16 @@ pub enum DemoError {
         #[source]
         source: std::io::Error,
     },
-    /// Another filesystem error.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// The demo's spec did not resolve.
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    /// The demo's resources did not render.
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    /// The resources could not be applied to the directory.
-    #[error(transparent)]
-    Target(#[from] TargetError),
+    /// The demo's spec did not resolve or render, or the resources could
+    /// not be applied to its directory.
+    #[error("applying the demo's resources to {}", dir.display())]
+    Resources {
+        /// The demo's directory.
+        dir: PathBuf,
+        /// A `SpecError`, `RenderError` or `TargetError`.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// meshproxy did not start.
     #[error("starting meshproxy")]
     Proxy(#[source] meshproxy::Error),
@@ -476,21 +491,33 @@ async fn files(
         super::endpoints_yaml(SERVICE, v1, v2, grpc),
     )?;
     let spec_file = dir.join(".meshctl").join("meshctl.yaml");
-    std::fs::create_dir_all(dir.join(".meshctl"))?;
+    std::fs::create_dir_all(dir.join(".meshctl")).map_err(|source| DemoError::Write {
+        path: spec_file.clone(),
+        source,
+    })?;
     write(
         spec_file.clone(),
         format!("service: {SERVICE}\nversions: [v1, v2]\n"),
     )?;
+    let resources = |source: Box<dyn std::error::Error + Send + Sync>| DemoError::Resources {
+        dir: dir.to_owned(),
+        source,
+    };
     let spec_args = SpecArgs {
         file: Some(spec_file),
         ..SpecArgs::default()
     };
-    let spec = spec::resolve(&spec_args, None)?;
-    let mut resources = render::render(&spec, &Templates::load(None)?, &Overrides::default())?;
+    let spec = spec::resolve(&spec_args, None).map_err(|e| resources(e.into()))?;
+    let mut rendered = Templates::load(None)
+        .and_then(|t| render::render(&spec, &t, &Overrides::default()))
+        .map_err(|e| resources(e.into()))?;
     if settings.mtls {
-        super::istio_mutual(&mut resources);
+        super::istio_mutual(&mut rendered);
     }
-    target.apply(&resources, ApplyOptions::default()).await?;
+    target
+        .apply(&rendered, ApplyOptions::default())
+        .await
+        .map_err(|e| resources(e.into()))?;
     Ok(spec)
 }
 

@@ -130,98 +130,83 @@ mod tests {
         }
     }
 
-    fn v1_v2() -> Comparison {
-        Comparison {
-            baseline: "v1".parse().expect("a version"),
-            canary: "v2".parse().expect("a version"),
-        }
-    }
-
     const LENGTH: Duration = Duration::from_secs(300);
 
-    #[tokio::test(start_paused = true)]
-    async fn a_window_judges_the_deltas_between_its_two_scrapes() {
-        // Counters before the window are not judged: v2's 50 old errors
-        // fall outside it, and the window's 1000 requests have none.
-        let source = Scripted::new(vec![
-            Ok(snapshot(&[("v1", 5000.0, 0.0), ("v2", 500.0, 50.0)])),
-            Ok(snapshot(&[("v1", 6000.0, 0.0), ("v2", 1500.0, 50.0)])),
-        ]);
-        let record = judge(
-            &source,
-            "discounts",
-            &v1_v2(),
-            LENGTH,
-            &Thresholds::default(),
-        )
-        .await;
-        assert_eq!(record.verdict, Verdict::Pass, "{}", record.reason);
-        assert_eq!((record.canary.requests, record.canary.errors), (1000, 0));
-        assert_eq!(
-            (record.baseline.version.as_str(), record.baseline.requests),
-            ("v1", 1000)
-        );
-        assert_eq!(record.window_end.since(record.window_start), LENGTH);
+    /// Judges v2 against v1 of `discounts` over one [`LENGTH`] window with
+    /// the default thresholds, the source answering `answers`; the record,
+    /// and the service and time of each scrape.
+    async fn gate(
+        answers: Vec<Result<Snapshot, MetricsError>>,
+    ) -> (DecisionRecord, Vec<(String, Instant)>) {
+        let source = Scripted::new(answers);
+        let v1_v2 = Comparison {
+            baseline: "v1".parse().expect("a version"),
+            canary: "v2".parse().expect("a version"),
+        };
+        let record = judge(&source, "discounts", &v1_v2, LENGTH, &Thresholds::default()).await;
         let asked = source.asked.lock().expect("asked").clone();
-        assert_eq!(asked.len(), 2);
-        assert!(asked.iter().all(|(s, _)| s == "discounts"));
-        assert_eq!(
-            asked[1].1 - asked[0].1,
-            LENGTH,
-            "the scrapes are one window apart"
-        );
+        (record, asked)
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_failing_canary_fails_and_a_quiet_one_is_inconclusive() {
-        let failing = Scripted::new(vec![
-            Ok(snapshot(&[("v1", 0.0, 0.0), ("v2", 0.0, 0.0)])),
-            Ok(snapshot(&[("v1", 1000.0, 0.0), ("v2", 1000.0, 200.0)])),
-        ]);
-        let record = judge(
-            &failing,
-            "discounts",
-            &v1_v2(),
-            LENGTH,
-            &Thresholds::default(),
-        )
-        .await;
-        assert_eq!(record.verdict, Verdict::Fail, "{}", record.reason);
-        assert_eq!(record.canary.errors, 200);
+    /// Cumulative `(version, requests, errors)` at one scrape.
+    type Counts<'a> = &'a [(&'a str, f64, f64)];
 
-        // v2 has no series at all: zero canary requests, never a pass.
-        let quiet = Scripted::new(vec![
-            Ok(snapshot(&[("v1", 0.0, 0.0)])),
-            Ok(snapshot(&[("v1", 1000.0, 0.0)])),
-        ]);
-        let record = judge(
-            &quiet,
-            "discounts",
-            &v1_v2(),
-            LENGTH,
-            &Thresholds::default(),
-        )
-        .await;
-        assert_eq!(record.verdict, Verdict::Hold, "{}", record.reason);
-        assert_eq!(record.canary.requests, 0);
+    #[tokio::test(start_paused = true)]
+    async fn each_window_is_judged_on_the_deltas_between_its_two_scrapes() {
+        // (first scrape, last scrape, verdict, v2's requests and errors in
+        // the window); v1 serves 1000 requests in each window.
+        let cases: [(Counts, Counts, Verdict, (u64, u64)); 3] = [
+            // v2's 50 errors came before the window: its 1000 requests in
+            // the window have none.
+            (
+                &[("v1", 5000.0, 0.0), ("v2", 500.0, 50.0)],
+                &[("v1", 6000.0, 0.0), ("v2", 1500.0, 50.0)],
+                Verdict::Pass,
+                (1000, 0),
+            ),
+            // v2 fails 20% in the window.
+            (
+                &[("v1", 0.0, 0.0), ("v2", 0.0, 0.0)],
+                &[("v1", 1000.0, 0.0), ("v2", 1000.0, 200.0)],
+                Verdict::Fail,
+                (1000, 200),
+            ),
+            // v2 has no series at all: inconclusive, never a pass.
+            (
+                &[("v1", 0.0, 0.0)],
+                &[("v1", 1000.0, 0.0)],
+                Verdict::Hold,
+                (0, 0),
+            ),
+        ];
+        for (first, last, verdict, canary) in cases {
+            let (record, asked) = gate(vec![Ok(snapshot(first)), Ok(snapshot(last))]).await;
+            assert_eq!(record.verdict, verdict, "{}", record.reason);
+            assert_eq!((record.canary.requests, record.canary.errors), canary);
+            assert_eq!(
+                (record.baseline.version.as_str(), record.baseline.requests),
+                ("v1", 1000)
+            );
+            assert_eq!(record.window_end.since(record.window_start), LENGTH);
+            assert_eq!(asked.len(), 2);
+            assert!(asked.iter().all(|(s, _)| s == "discounts"));
+            assert_eq!(
+                asked[1].1 - asked[0].1,
+                LENGTH,
+                "the scrapes are one window apart"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_unreadable_source_fails_the_window_and_says_why() {
-        let source = Scripted::new(vec![
+        let (record, asked) = gate(vec![
             Ok(snapshot(&[("v1", 0.0, 0.0), ("v2", 0.0, 0.0)])),
             Err(MetricsError::Status {
                 url: "http://127.0.0.1:15000/metrics".to_owned(),
                 status: 503,
             }),
-        ]);
-        let record = judge(
-            &source,
-            "discounts",
-            &v1_v2(),
-            LENGTH,
-            &Thresholds::default(),
-        )
+        ])
         .await;
         assert_eq!(record.verdict, Verdict::Fail);
         assert_eq!(
@@ -230,5 +215,6 @@ mod tests {
         );
         assert_eq!(record.canary.version, "v2");
         assert_eq!(record.window_end.since(record.window_start), LENGTH);
+        assert_eq!(asked.len(), 2, "the window still ends with a scrape");
     }
 }
