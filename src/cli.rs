@@ -1,8 +1,8 @@
 //! The command line, declared with clap derive. No logic lives here: the
 //! flags that describe a service and a rollout are declared beside their
-//! rules in `spec::flags` (re-exported here), typed flag values are parsed
-//! by value parsers, and commands hand the rest to `spec` to become
-//! validated domain types.
+//! rules in `spec::flags`, `demo`'s in `demo::lab` (both re-exported
+//! here), typed flag values are parsed by value parsers, and commands hand
+//! the rest to `spec` to become validated domain types.
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -215,18 +215,15 @@ impl Lab {
         if settings.protocol == Protocol::Grpc && settings.mtls {
             return Err(DemoError::GrpcWithMtls);
         }
-        let temp = match &settings.dir {
-            Some(_) => None,
-            None => Some(
-                tempfile::Builder::new()
+        let (dir, temp) = match &settings.dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::Builder::new()
                     .prefix("meshctl-demo-")
                     .tempdir()
-                    .map_err(DemoError::TempDir)?,
-            ),
-        };
-        let dir = match (&settings.dir, &temp) {
-            (Some(d), _) => d.clone(),
-            (None, t) => t.as_ref().map(|t| t.path().to_owned()).unwrap_or_default(),
+                    .map_err(DemoError::TempDir)?;
+                (t.path().to_owned(), Some(t))
+            }
         };
         std::fs::create_dir_all(&dir).map_err(|source| DemoError::Dir {
             dir: dir.clone(),
@@ -244,33 +241,7 @@ impl Lab {
         let target = LocalTarget::new(&dir);
         let spec = files(&dir, &target, &settings, v1, v2).await?;
 
-        let mut proxy_settings = meshproxy::Settings::local(&dir);
-        if settings.mtls {
-            let pki = pki(&dir);
-            proxy_settings.tls.mesh = Some(meshproxy::tls::MeshIdentityFiles {
-                cert: pki.join("meshproxy.crt"),
-                key: pki.join("meshproxy.key"),
-                ca: pki.join("ca.crt"),
-            });
-        }
-        let proxy = meshproxy::start(proxy_settings)
-            .await
-            .map_err(DemoError::Proxy)?;
-        let metrics_url = format!("http://{}/metrics", proxy.admin_addr());
-        let connected = ProxyMetrics::new(&metrics_url, Duration::from_secs(2))
-            .map_err(DemoError::from)
-            .and_then(|m| {
-                let url = reqwest::Url::parse(&metrics_url)
-                    .map_err(|e| DemoError::MetricsUrl(e.to_string()))?;
-                Ok((m, Endpoint::Proxy(url)))
-            });
-        let (metrics, endpoint) = match connected {
-            Ok(c) => c,
-            Err(e) => {
-                proxy.shutdown().await;
-                return Err(e);
-            }
-        };
+        let (proxy, metrics, metrics_url, endpoint) = proxy(&dir, settings.mtls).await?;
         let rollout = StartSettings {
             service: SERVICE.to_owned(),
             to: spec.canary().clone(),
@@ -389,7 +360,8 @@ impl Lab {
                 if ready {
                     rollout(&self).await
                 } else {
-                    Err(DemoError::NoTraffic { service: SERVICE, url: self.metrics_url.clone() }.into())
+                    let url = self.metrics_url.clone();
+                    Err(DemoError::NoTraffic { service: SERVICE, url }.into())
                 }
             }
             _ = interrupts.changed() => Ok(Outcome::Error),
@@ -415,6 +387,41 @@ impl Lab {
         drop(tasks);
         drop(temp);
         stats
+    }
+}
+
+/// meshproxy in-process on the files in `dir` (with `mtls`, reaching the
+/// upstreams with its workload certificate), and a client of its metrics:
+/// the proxy, the client, the metrics URL and the same as an [`Endpoint`].
+async fn proxy(
+    dir: &Path,
+    mtls: bool,
+) -> Result<(meshproxy::Handle, ProxyMetrics, String, Endpoint), DemoError> {
+    let mut settings = meshproxy::Settings::local(dir);
+    if mtls {
+        let pki = pki(dir);
+        settings.tls.mesh = Some(meshproxy::tls::MeshIdentityFiles {
+            cert: pki.join("meshproxy.crt"),
+            key: pki.join("meshproxy.key"),
+            ca: pki.join("ca.crt"),
+        });
+    }
+    let proxy = meshproxy::start(settings).await.map_err(DemoError::Proxy)?;
+    let url = format!("http://{}/metrics", proxy.admin_addr());
+    let client = ProxyMetrics::new(&url, Duration::from_secs(2))
+        .map_err(DemoError::from)
+        .and_then(|m| {
+            let endpoint = reqwest::Url::parse(&url)
+                .map(Endpoint::Proxy)
+                .map_err(|e| DemoError::MetricsUrl(e.to_string()))?;
+            Ok((m, endpoint))
+        });
+    match client {
+        Ok((metrics, endpoint)) => Ok((proxy, metrics, url, endpoint)),
+        Err(e) => {
+            proxy.shutdown().await;
+            Err(e)
+        }
     }
 }
 
@@ -548,5 +555,89 @@ fn strategy(kind: StrategyKind) -> Strategy {
             preview: Preview::Mirror { percent: 100 },
             iterations: ITERATIONS,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::metrics::MetricsSource;
+
+    fn settings(dir: Option<PathBuf>) -> Settings {
+        Settings {
+            bad_canary: false,
+            interval: Duration::from_millis(500),
+            mtls: false,
+            dir,
+            strategy: StrategyKind::Ab,
+            protocol: Protocol::Http,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_lab_serves_the_rollout_it_describes_then_stops_everything() {
+        let lab = match Lab::start(settings(None)).await {
+            Ok(lab) => lab,
+            Err(e) => panic!("the lab did not start: {e}"),
+        };
+        let (dir, proxy) = (lab.dir.clone(), lab.proxy.listen_addr());
+        let lines = lab.describe();
+        assert!(
+            lines[0].starts_with(&format!("demo: meshproxy on {proxy} (metrics http://")),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].ends_with(", every 4th with x-canary: true"),
+            "{lines:?}"
+        );
+        assert!(dir.join("endpoints.yaml").is_file());
+        let (_signal, interrupts) = watch::channel(0u32);
+        let (outcome, load) = lab
+            .run(interrupts, async |lab: &Lab| {
+                let req = lab.rollout();
+                assert_eq!(req.service, SERVICE);
+                assert_eq!(
+                    (req.from.as_ref().map(|v| v.as_str()), req.to.as_str()),
+                    (Some("v1"), "v2")
+                );
+                assert!(matches!(req.strategy, Strategy::Ab { .. }));
+                assert_eq!(req.metrics.url().as_str(), lab.metrics().describe());
+                // The resources are applied and the load reaches v1 (the
+                // rendered route sends everything there).
+                let vs = lab.target().virtual_service(SERVICE).await;
+                assert!(vs.is_ok(), "{vs:?}");
+                let seen = lab.metrics().scrape(SERVICE).await?;
+                assert!(seen.version("v1").requests > 0.0, "{seen:?}");
+                Ok::<_, DemoError>(Outcome::Success)
+            })
+            .await;
+        assert!(matches!(outcome, Ok(Outcome::Success)), "{outcome:?}");
+        assert!(load.ok.load(Ordering::Relaxed) > 0, "{}", load.summary());
+        assert_eq!(load.failed.load(Ordering::Relaxed), 0, "{}", load.summary());
+        assert!(!dir.exists(), "the temporary directory is removed");
+        assert!(
+            tokio::net::TcpStream::connect(proxy).await.is_err(),
+            "meshproxy still listens on {proxy}"
+        );
+    }
+
+    #[tokio::test]
+    async fn grpc_with_mtls_is_refused_before_anything_starts() {
+        let parent = tempfile::tempdir().expect("a temporary directory");
+        let dir = parent.path().join("demo");
+        let refused = Lab::start(Settings {
+            mtls: true,
+            protocol: Protocol::Grpc,
+            ..settings(Some(dir.clone()))
+        })
+        .await;
+        assert!(
+            matches!(refused, Err(DemoError::GrpcWithMtls)),
+            "{:?}",
+            refused.err()
+        );
+        assert!(!dir.exists(), "nothing was created");
     }
 }
