@@ -70,7 +70,7 @@ pub fn format(global: &GlobalArgs) -> Format {
     }
 }
 
-/// The format of a state report (`rollout status`): as [`format`], except
+/// The format of a state report (`rollout status`): as [`format()`], except
 /// that `-o json` prints the state even with `-q`, as it always has.
 pub fn state_format(global: &GlobalArgs) -> Format {
     match global.output {

@@ -15,8 +15,10 @@
 //!
 //! The parts: [`flags`] (the flags, declared for clap, and the value parsers
 //! of the typed ones), `values` (the self-validating leaf types), `file`
-//! (stage one), `build` (stage two and the flag overlays), and [`start`]
-//! (every `rollout start` input resolved once into [`start::StartSettings`]).
+//! (stage one), `build` (stage two and the flag overlays), [`start`]
+//! (every `rollout start` input resolved once into [`start::StartSettings`])
+//! and [`analyze`] (every `analyze` input, into
+//! [`analyze::AnalyzeSettings`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
