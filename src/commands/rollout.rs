@@ -1,5 +1,5 @@
 //! `meshctl rollout start` and `meshctl rollout status`: the inputs
-//! resolved once by [`spec::start`], the rollout run by [`drive`], the
+//! resolved once by [`crate::spec::start`], the rollout run by [`drive`], the
 //! result reported.
 
 use std::time::Duration;
