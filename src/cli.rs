@@ -58,10 +58,10 @@ pub struct GlobalArgs {
 }
 
 /// The message of a flag value meshctl's own value parsers rejected
-/// (`--target`, `--interval`, `--timeout`, `--max-p99`, `--for`), when `e`
-/// is one. Such a value is bad input like any other, so `main` prints it as
-/// `error: MESSAGE` and exits 1, as for a bad value in `meshctl.yaml`;
-/// clap's own usage errors keep clap's text and exit 2.
+/// (`--target`, `--interval`, `--timeout`, `--max-p99`, `--for`,
+/// `--compare`), when `e` is one. Such a value is bad input like any other,
+/// so `main` prints it as `error: MESSAGE` and exits 1, as for a bad value
+/// in `meshctl.yaml`; clap's own usage errors keep clap's text and exit 2.
 pub fn rejected_value(e: &clap::Error) -> Option<String> {
     if e.kind() != clap::error::ErrorKind::ValueValidation {
         return None;

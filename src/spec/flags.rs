@@ -1,8 +1,9 @@
 //! The flags that describe a service and a rollout, declared with clap
 //! derive for `crate::cli` (which re-exports them) beside the rules that
 //! check them: a typed flag (`--interval`, `--timeout`, `--max-p99`,
-//! `analyze --for` and `--compare`) is parsed by the value parsers below with the same rules and messages as the
-//! file's field, and stage two (`super::build`) lays the rest over the file.
+//! `analyze --for` and `--compare`) is parsed by the value parsers below
+//! with the same rules and messages as the file's field, and stage two
+//! (`super::build`) lays the rest over the file.
 //! A value a parser here rejects is an input error (exit 1, `error: ...`),
 //! not a usage error: see [`crate::cli::rejected_value`].
 
