@@ -8,11 +8,18 @@ use mesh_test_support::meshctl::words;
 use crate::rollout_harness::wait_exit;
 
 /// `meshctl demo ARGS` to completion; it must exit `code`. Stdout, stderr.
-fn demo(args: &str, code: i32) -> (String, String) {
+pub(crate) fn demo(args: &str, code: i32) -> (String, String) {
     crate::util::meshctl()
         .arg("demo")
         .args(words(args))
         .run_code(code)
+}
+
+/// The load generator's closing line in the demo's output.
+pub(crate) fn load_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("demo: load generator:"))
+        .unwrap_or_else(|| panic!("no load generator line in: {out}"))
 }
 
 #[test]
@@ -27,10 +34,7 @@ fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
     let (out, _) = demo("--strategy mirror --bad-canary --interval 500ms", 3);
     assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
     // v2 failed on mirrored copies only: no client was ever answered by it.
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("demo: load generator:"))
-        .unwrap_or_else(|| panic!("{out}"));
+    let line = load_line(&out);
     assert!(line.ends_with(", v2 0"), "{line}");
     assert!(line.contains(" 0 failed"), "{line}");
 }

@@ -14,23 +14,6 @@ use mesh_test_support::meshctl::words;
 
 use crate::rollout_harness::{Backend, Behaviour, Mesh, active, exit_code, wait_exit, weights};
 
-/// Runs each test body on both targets: `name::local` and `name::kube`.
-macro_rules! on_both_targets {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn local() {
-                super::$name(crate::rollout_harness::Backend::Local);
-            }
-
-            #[test]
-            fn kube() {
-                super::$name(crate::rollout_harness::Backend::Kube);
-            }
-        }
-    )*};
-}
-
 on_both_targets!(
     healthy_canary_promotes,
     ten_percent_failing_canary_rolls_back_within_threshold,
@@ -562,16 +545,8 @@ fn interval_auto_without_traffic_asks_for_an_interval() {
 /// The `meshctl-ab` route while an `ab` rollout runs: first, matching only
 /// the header, to v2.
 fn ab_route(mesh: &Mesh) -> Option<meshproxy::istio::HttpRoute> {
-    let vs: meshproxy::istio::VirtualService = meshproxy::istio::yaml::parse_resources(
-        &std::fs::read_to_string(mesh.path().join("discounts.yaml")).expect("discounts.yaml"),
-    )
-    .expect("resources")
-    .into_iter()
-    .find_map(|r| match r {
-        meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
-        _ => None,
-    })
-    .expect("VirtualService");
+    let vs = crate::rollout_harness::read_local(&mesh.path().join("discounts.yaml"))
+        .expect("VirtualService");
     let first = vs.spec.http.first().cloned()?;
     (first.name.as_deref() == Some("meshctl-ab")).then_some(first)
 }

@@ -232,27 +232,9 @@ fn mirror_rollout_through_prometheus_counts_like_a_direct_scrape() {
         .trim_end_matches("/metrics")
         .to_owned();
     let prom = start_prometheus(bin, &target);
-    let (code, out, err) = mesh
-        .meshctl(&[
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-            "--strategy",
-            "mirror",
-            "--iterations",
-            "2",
-            "--steps",
-            "50,100",
-            "--interval",
-            "1500ms",
-            "--min-requests",
-            "10",
-            "--prometheus",
-            &prom.url,
-        ])
-        .run();
+    let mut flags = words("--strategy mirror --iterations 2 --steps 50,100 --interval 1500ms");
+    flags.extend(["--prometheus", &prom.url]);
+    let (code, out, err) = mesh.rollout(&flags).run();
     load.stop();
     assert_eq!(code, 0, "{out}{err}");
     let s = mesh.state();

@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use meshctl::rollout::state::{Phase, RolloutState};
 use meshctl::rollout::strategy::{AB_ROUTE, Stage};
-use meshproxy::istio::VirtualService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use mesh_test_support::meshctl::words;
 
-use crate::rollout_harness::{RESOURCES, has_ab_route, wait_exit};
+use crate::rollout_harness::{
+    Backend, Protocol, Proxied, has_ab_route, read_local as read_vs, runtime, wait_exit,
+};
 
 /// How an upstream answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,25 +174,16 @@ impl Load {
     }
 }
 
-/// meshproxy, the upstreams and the local target directory.
+/// meshproxy and the logging upstreams on the local target directory.
 pub(crate) struct ProxyMesh {
-    dir: tempfile::TempDir,
-    pub(crate) proxy: SocketAddr,
-    pub(crate) metrics_url: String,
+    mesh: Proxied,
     v1: Log,
     v2: Log,
-    handle: Option<meshproxy::Handle>,
-    rt: tokio::runtime::Runtime,
 }
 
 impl ProxyMesh {
     pub(crate) fn start(v2: Answer) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
+        let rt = runtime();
         let (v1_log, v2_log): (Log, Log) = (Arc::default(), Arc::default());
         let (a1, a2) = rt.block_on(async {
             (
@@ -199,67 +191,16 @@ impl ProxyMesh {
                 upstream("v2", v2, v2_log.clone()).await,
             )
         });
-        std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("resources");
-        std::fs::write(
-            dir.path().join("endpoints.yaml"),
-            format!(
-                "services:\n  discounts:\n    endpoints:\n    - address: {a1}\n      labels: {{version: v1}}\n    - address: {a2}\n      labels: {{version: v2}}\n"
-            ),
-        )
-        .expect("endpoints");
-        let mut settings = meshproxy::Settings::local(dir.path());
-        settings.workers = Some(1);
-        let handle = rt
-            .block_on(meshproxy::start(settings))
-            .expect("meshproxy starts");
-        let proxy = handle.listen_addr();
-        let metrics_url = format!("http://{}/metrics", handle.admin_addr());
         Self {
-            dir,
-            proxy,
-            metrics_url,
+            mesh: Proxied::start(
+                rt,
+                Backend::Local,
+                Protocol::Http,
+                &[("v1", a1), ("v2", a2)],
+            ),
             v1: v1_log,
             v2: v2_log,
-            handle: Some(handle),
-            rt,
         }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub(crate) fn meshctl(&self, args: &[&str]) -> crate::util::Meshctl {
-        let mut cmd = crate::util::meshctl();
-        cmd.local(self.path()).args(args);
-        cmd
-    }
-
-    /// `meshctl rollout start discounts --to v2` on meshproxy's metrics, 1 s windows.
-    fn rollout(&self, extra: &[&str]) -> crate::util::Meshctl {
-        let mut cmd = self.meshctl(&[
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-            "--metrics",
-            &self.metrics_url,
-            "--interval",
-            "1s",
-            "--min-requests",
-            "10",
-        ]);
-        cmd.args(extra);
-        cmd
-    }
-
-    fn virtual_service(&self) -> VirtualService {
-        read_vs(&self.path().join("discounts.yaml")).expect("the VirtualService")
-    }
-
-    pub(crate) fn state(&self) -> RolloutState {
-        RolloutState::read(&self.virtual_service()).expect("rollout state")
     }
 
     fn seen(&self, log: &Log) -> Vec<Seen> {
@@ -267,25 +208,12 @@ impl ProxyMesh {
     }
 }
 
-impl Drop for ProxyMesh {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(20), h.shutdown()).await;
-            });
-        }
-    }
-}
+impl std::ops::Deref for ProxyMesh {
+    type Target = Proxied;
 
-fn read_vs(path: &Path) -> Option<VirtualService> {
-    let text = std::fs::read_to_string(path).ok()?;
-    meshproxy::istio::yaml::parse_resources(&text)
-        .ok()?
-        .into_iter()
-        .find_map(|r| match r {
-            meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
-            _ => None,
-        })
+    fn deref(&self) -> &Proxied {
+        &self.mesh
+    }
 }
 
 /// What the target file shows: weights, a mirror on any route, a match route.

@@ -46,7 +46,18 @@ pub fn discounts_at(v1: u8, v2: u8) -> String {
 /// with its version.
 #[must_use]
 pub fn discounts_endpoints(endpoints: &[(&str, SocketAddr)]) -> String {
-    let mut text = String::from("services:\n  discounts:\n    endpoints:\n");
+    discounts_endpoints_on(None, endpoints)
+}
+
+/// [`discounts_endpoints`] with the service's port declared as `port`
+/// (`port: {name: PORT}`, e.g. `grpc-api` for gRPC upstreams) when given.
+#[must_use]
+pub fn discounts_endpoints_on(port: Option<&str>, endpoints: &[(&str, SocketAddr)]) -> String {
+    let mut text = String::from("services:\n  discounts:\n");
+    if let Some(port) = port {
+        text.push_str(&format!("    port: {{name: {port}}}\n"));
+    }
+    text.push_str("    endpoints:\n");
     for (version, addr) in endpoints {
         text.push_str(&format!(
             "    - {{address: \"{addr}\", labels: {{version: {version}}}}}\n"
