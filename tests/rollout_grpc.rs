@@ -17,7 +17,7 @@ use meshctl::metrics::{GrpcCodes, MetricsSource};
 use mesh_test_support::fixture::discounts_at;
 use mesh_test_support::meshctl::words;
 
-use crate::demo::{demo, load_line};
+use crate::demo::{load_line, promoted, refused, rolled_back};
 use crate::rollout_harness::{Backend, Protocol, Proxied, runtime};
 use crate::rollout_prometheus::{prometheus_binary, start_prometheus};
 
@@ -308,14 +308,10 @@ fn grpc_error_codes_flag_decides_what_fails() {
 #[test]
 fn demo_protocol_grpc_promotes_and_rolls_back() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (out, _) = demo(
-        &format!(
-            "--protocol grpc --interval 500ms --dir {}",
-            dir.path().display()
-        ),
-        0,
-    );
-    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
+    let out = promoted(&format!(
+        "--protocol grpc --interval 500ms --dir {}",
+        dir.path().display()
+    ));
     assert!(
         out.contains("gRPC calls/s (/meshctl.demo.Greeter/SayHello)"),
         "{out}"
@@ -325,16 +321,14 @@ fn demo_protocol_grpc_promotes_and_rolls_back() {
     let endpoints = std::fs::read_to_string(dir.path().join("endpoints.yaml")).expect("endpoints");
     assert!(endpoints.contains("port: {name: grpc}"), "{endpoints}");
 
-    let (out, _) = demo("--protocol grpc --bad-canary --interval 500ms", 3);
-    assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
+    let out = rolled_back("--protocol grpc --bad-canary --interval 500ms");
     assert!(out.contains("failed: INTERNAL ×"), "{out}");
     let load = load_line(&out);
     assert!(load.contains("(INTERNAL ×"), "{load}");
 
-    let (_, err) = demo("--protocol grpc --mtls", 1);
-    assert!(
-        err.contains("--protocol grpc does not combine with --mtls"),
-        "{err}"
+    refused(
+        "--protocol grpc --mtls",
+        "--protocol grpc does not combine with --mtls",
     );
 }
 

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -294,15 +293,13 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     let md = std::fs::read_to_string(md).expect("summary");
     assert!(md.contains("| 1 | 0% mirror | 1 | Pass |"), "{md}");
     assert!(md.contains("| 3 | 50% | 1 | Pass |"), "{md}");
-    assert!(
-        out.contains("rolling out v1 -> v2 (mirror), steps [0, 0, 50, 100]"),
-        "{out}"
-    );
-    assert!(
-        out.contains("step 1/4: v1=100 v2=0, mirroring 100% to v2"),
-        "{out}"
-    );
-    assert!(out.contains("step 3/4: v1=50 v2=50"), "{out}");
+    for line in [
+        "rolling out v1 -> v2 (mirror), steps [0, 0, 50, 100]",
+        "step 1/4: v1=100 v2=0, mirroring 100% to v2",
+        "step 3/4: v1=50 v2=50",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
 
     let s = mesh.state();
     assert_eq!((s.phase, s.stage), (Phase::Promoted, Stage::Weighted));
@@ -603,10 +600,7 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         .rollout(&words(
             "--strategy mirror --iterations 50 --mirror-percent 50",
         ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
+        .spawn_quiet();
     for _ in 0..600 {
         if read_vs(&mesh.path().join("discounts.yaml"))
             .is_some_and(|vs| vs.spec.http.iter().any(|r| r.mirror.is_some()))

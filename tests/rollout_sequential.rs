@@ -44,17 +44,36 @@ fn start(backend: Backend, canary: Canary) -> Proxied {
     )
 }
 
-/// `rollout start` with the default analysis, 2 s steps of 20, 50, 100%,
-/// once meshproxy's metrics count requests (so the first window's scrape
-/// finds them).
-fn rollout(mesh: &Proxied, extra: &[&str]) -> (i32, String, String) {
+/// Starts the mesh and load, runs `rollout start` with the default
+/// analysis, 2 s steps of 20, 50, 100% (once meshproxy's metrics count
+/// requests, so the first window's scrape finds them) and `extra`; it must
+/// exit `code`. The mesh, stdout and the state.
+fn run(
+    backend: Backend,
+    canary: Canary,
+    extra: &[&str],
+    code: i32,
+) -> (Proxied, String, RolloutState) {
+    let mesh = start(backend, canary);
+    let load = Load::start(mesh.proxy, None);
     assert!(
         mesh.saw_requests("v1"),
         "no requests to discounts in meshproxy's metrics within 30 s"
     );
     let mut cmd = mesh.rollout(&["--steps", "20,50,100", "--interval", "2s"]);
-    cmd.args(extra);
-    cmd.run()
+    let (actual, out, err) = cmd.args(extra).run();
+    load.stop();
+    assert_eq!(actual, code, "stdout:\n{out}\nstderr:\n{err}");
+    let s = state(&mesh);
+    (mesh, out, s)
+}
+
+/// The reason of a rollout the sequential analysis rolled back.
+fn rejection(s: &RolloutState) -> String {
+    let reason = s.reason.clone().unwrap_or_default();
+    let rejected = reason.starts_with("the sequential analysis rejected v2: ");
+    assert!(rejected, "{reason}");
+    reason
 }
 
 /// The rollout state as `rollout status -o json` reports it.
@@ -68,12 +87,7 @@ fn state(mesh: &Proxied) -> RolloutState {
 }
 
 fn healthy_canary_promotes_with_its_bound(backend: Backend) {
-    let mesh = start(backend, Canary::Healthy);
-    let load = Load::start(mesh.proxy, None);
-    let (code, out, err) = rollout(&mesh, &[]);
-    load.stop();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    let s = state(&mesh);
+    let (_mesh, _, s) = run(backend, Canary::Healthy, &[], 0);
     assert_eq!(s.phase, Phase::Promoted);
     let reason = s.reason.clone().unwrap_or_default();
     assert!(
@@ -99,12 +113,7 @@ fn healthy_canary_promotes_with_its_bound(backend: Backend) {
 }
 
 fn five_percent_errors_roll_back_on_the_evidence(backend: Backend) {
-    let mesh = start(backend, Canary::FivePercentErrors);
-    let load = Load::start(mesh.proxy, None);
-    let (code, out, err) = rollout(&mesh, &["-o", "json"]);
-    load.stop();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    let s = state(&mesh);
+    let (mesh, out, s) = run(backend, Canary::FivePercentErrors, &["-o", "json"], 3);
     assert_eq!(s.phase, Phase::RolledBack);
     let reasons: Vec<&str> = s
         .history
@@ -115,11 +124,7 @@ fn five_percent_errors_roll_back_on_the_evidence(backend: Backend) {
         s.failed_checks, 1,
         "rolled back at the first rejection: {reasons:#?}"
     );
-    let reason = s.reason.clone().unwrap_or_default();
-    assert!(
-        reason.starts_with("the sequential analysis rejected v2: "),
-        "{reason}"
-    );
+    let reason = rejection(&s);
     assert!(reason.contains(" < 0.01"), "{reason}");
     // The JSON events carry the evidence: the rejecting test and its p.
     let rejected: Vec<serde_json::Value> = out
@@ -145,18 +150,9 @@ fn five_percent_errors_roll_back_on_the_evidence(backend: Backend) {
 }
 
 fn slow_canary_rolls_back_on_latency(backend: Backend) {
-    let mesh = start(backend, Canary::Slow);
-    let load = Load::start(mesh.proxy, None);
-    let (code, out, err) = rollout(&mesh, &["--max-p99", "100ms"]);
-    load.stop();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    let s = state(&mesh);
+    let (_mesh, _, s) = run(backend, Canary::Slow, &["--max-p99", "100ms"], 3);
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 1));
-    let reason = s.reason.clone().unwrap_or_default();
-    assert!(
-        reason.starts_with("the sequential analysis rejected v2: "),
-        "{reason}"
-    );
+    let reason = rejection(&s);
     // The p99 floor names the bucket boundary it judged; the comparison
     // with v1 names the boundaries it found v2 slower at.
     assert!(
