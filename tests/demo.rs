@@ -17,11 +17,19 @@ pub(crate) fn demo(args: &str, code: i32) -> (String, String) {
         .run_code(code)
 }
 
-/// `meshctl demo ARGS` promotes v2 (exit 0); its stdout.
-pub(crate) fn promoted(args: &str) -> String {
+/// `meshctl demo ARGS` promotes v2 (exit 0) and prints each of `shows`;
+/// its stdout.
+pub(crate) fn promoted(args: &str, shows: &[&str]) -> String {
     let (out, _) = demo(args, 0);
-    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
+    for text in std::iter::once(&"PROMOTED v1=0 v2=100").chain(shows) {
+        assert!(out.contains(text), "{out}");
+    }
     out
+}
+
+/// `ARGS --dir DIR`: the demo keeps its files in `dir`.
+pub(crate) fn in_dir(dir: &tempfile::TempDir, args: &str) -> String {
+    format!("{args} --dir {}", dir.path().display())
 }
 
 /// `meshctl demo ARGS` rolls back to v1 (exit 3); its stdout.
@@ -65,8 +73,7 @@ pub(crate) fn load_line(out: &str) -> &str {
 
 #[test]
 fn demo_promotes_a_healthy_canary() {
-    let out = promoted("--interval 500ms");
-    assert!(out.contains("demo: load generator:"), "{out}");
+    promoted("--interval 500ms", &["demo: load generator:"]);
 }
 
 #[test]
@@ -80,17 +87,16 @@ fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
 
 #[test]
 fn demo_ab_sends_only_marked_requests_to_v2_and_promotes() {
-    let out = promoted("--strategy ab --interval 500ms");
-    assert!(out.contains("every 4th with x-canary: true"), "{out}");
+    promoted(
+        "--strategy ab --interval 500ms",
+        &["every 4th with x-canary: true"],
+    );
 }
 
 #[test]
 fn demo_bad_canary_rolls_back_to_v1() {
     let dir = tempfile::tempdir().unwrap();
-    rolled_back(&format!(
-        "--bad-canary --interval 500ms --dir {}",
-        dir.path().display()
-    ));
+    rolled_back(&in_dir(&dir, "--bad-canary --interval 500ms"));
     // The directory keeps the final state: v1 at 100, readable by status.
     let mut status = crate::util::meshctl();
     status.local(dir.path());
@@ -142,15 +148,13 @@ fn demo_flag_errors_name_the_flag() {
 #[test]
 fn demo_mtls_promotes_over_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let out = promoted(&format!(
-        "--mtls --interval 500ms --dir {}",
-        dir.path().display()
-    ));
-    assert!(
-        out.contains("over mutual TLS (DestinationRule ISTIO_MUTUAL)"),
-        "{out}"
+    promoted(
+        &in_dir(&dir, "--mtls --interval 500ms"),
+        &[
+            "over mutual TLS (DestinationRule ISTIO_MUTUAL)",
+            ", 0 failed;",
+        ],
     );
-    assert!(out.contains(", 0 failed;"), "{out}");
     let pki = dir.path().join(".meshctl").join("pki");
     for file in ["ca.crt", "meshproxy.crt", "meshproxy.key", "discounts.crt"] {
         assert!(pki.join(file).exists(), "{file}");

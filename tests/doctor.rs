@@ -6,10 +6,11 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use mesh_test_support::fixture::discounts_rule;
 use meshctl::target::Target;
 use meshproxy::istio::yaml;
 use serde_json::json;
@@ -17,21 +18,12 @@ use serde_json::json;
 use crate::kube_support::{Cluster, ClusterTarget, NS};
 use crate::util::meshctl;
 
-const RESOURCES: &str = "\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: discounts
-spec:
-  host: discounts
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
----
+/// The fixture's DestinationRule (subsets v1, v2), then a VirtualService
+/// whose route `primary` names both subsets (v1 at 100, v2 at 0).
+static RESOURCES: LazyLock<String> =
+    LazyLock::new(|| format!("{}---\n{VIRTUAL_SERVICE}", discounts_rule()));
+
+const VIRTUAL_SERVICE: &str = "\
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -151,6 +143,13 @@ fn doctor(dir: &Path, metrics: &str, extra: &[&str]) -> (i32, serde_json::Value)
     (out.status.code().unwrap(), report)
 }
 
+/// The names of the checks in `report` that `keep` keeps, in order.
+fn check_names(report: &serde_json::Value, keep: fn(&serde_json::Value) -> bool) -> Vec<&str> {
+    let checks = report["checks"].as_array().expect("checks");
+    let kept = checks.iter().filter(|c| keep(c));
+    kept.map(|c| c["name"].as_str().expect("a name")).collect()
+}
+
 fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["checks"]
         .as_array()
@@ -164,13 +163,7 @@ fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 fn only_failure(code: i32, report: &serde_json::Value, name: &str, message: &str, fix: &str) {
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["passed"], false);
-    let failed: Vec<&str> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["passed"] == false)
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let failed = check_names(report, |c| c["passed"] == false);
     assert_eq!(failed, [name], "{report:#}");
     let c = check(report, name);
     let m = c["message"].as_str().unwrap();
@@ -181,7 +174,7 @@ fn only_failure(code: i32, report: &serde_json::Value, name: &str, message: &str
 
 #[test]
 fn a_healthy_setup_passes_every_check() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
     assert_eq!(code, 0, "{report:#}");
@@ -190,12 +183,7 @@ fn a_healthy_setup_passes_every_check() {
         (&report["from"], &report["to"]),
         (&json!("v1"), &json!("v2"))
     );
-    let names: Vec<&str> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = check_names(&report, |_| true);
     assert_eq!(
         names,
         [
@@ -214,13 +202,10 @@ fn a_healthy_setup_passes_every_check() {
     );
 
     // The text form: one line per check, a summary, exit 0.
-    let out = meshctl()
+    let (text, _) = meshctl()
         .args(["doctor", "discounts", "--metrics", &metrics.url])
         .local(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8(out.stdout).unwrap();
+        .run_code(0);
     assert!(
         text.starts_with("doctor discounts (v1 -> v2) on local:"),
         "{text}"
@@ -235,7 +220,7 @@ fn a_healthy_setup_passes_every_check() {
 
 #[test]
 fn a_missing_subset_fails_subsets() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2", "v3"]));
     let (code, report) = doctor(dir.path(), &metrics.url, &["--to", "v3"]);
     assert_eq!(code, 1);
@@ -257,7 +242,7 @@ fn a_missing_subset_fails_subsets() {
 #[test]
 fn a_subset_selecting_no_endpoints_fails_endpoints() {
     let only_v1 = ENDPOINTS.replace("      labels: {version: v2}", "      labels: {version: v1}");
-    let dir = mesh(RESOURCES, &only_v1);
+    let dir = mesh(&RESOURCES, &only_v1);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
     only_failure(
@@ -305,7 +290,7 @@ fn weights_not_summing_to_100_fail_routes() {
 #[test]
 fn duplicate_route_names_fail_route_names() {
     let extra = "  - name: primary\n    route:\n    - destination:\n        host: discounts\n        subset: v1\n";
-    let dir = mesh(&format!("{RESOURCES}{extra}"), ENDPOINTS);
+    let dir = mesh(&format!("{}{extra}", *RESOURCES), ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
     only_failure(
@@ -319,7 +304,7 @@ fn duplicate_route_names_fail_route_names() {
 
 #[test]
 fn metrics_without_series_for_the_new_version_fail_metrics() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1"]));
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
     only_failure(
@@ -333,7 +318,7 @@ fn metrics_without_series_for_the_new_version_fail_metrics() {
 
 #[test]
 fn an_unreachable_metrics_source_fails_metrics() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     // A port that was just free: nothing listens there.
     let url = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -352,8 +337,8 @@ fn an_unreachable_metrics_source_fails_metrics() {
 #[test]
 fn mixed_mtls_modes_fail_mtls() {
     let broken = RESOURCES.replace(
-        "      version: v2\n",
-        "      version: v2\n    trafficPolicy:\n      tls:\n        mode: ISTIO_MUTUAL\n",
+        "    labels: {version: v2}\n",
+        "    labels: {version: v2}\n    trafficPolicy:\n      tls:\n        mode: ISTIO_MUTUAL\n",
     );
     let dir = mesh(&broken, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
@@ -405,7 +390,7 @@ fn istio_mutual_rule_with_plain_text_series_fails_mtls() {
 async fn endpoints_are_pods_with_the_subset_labels_on_kubernetes() {
     let cluster = Cluster::start().await;
     let target = cluster.target().await;
-    let resources = yaml::parse_resources(RESOURCES).unwrap();
+    let resources = yaml::parse_resources(&RESOURCES).unwrap();
     target
         .apply(&resources, meshctl::target::ApplyOptions::default())
         .await
@@ -465,7 +450,7 @@ async fn endpoints_are_pods_with_the_subset_labels_on_kubernetes() {
 
 #[test]
 fn a_missing_or_broken_endpoints_file_fails_endpoints_naming_the_file() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     std::fs::remove_file(dir.path().join("endpoints.yaml")).unwrap();
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
@@ -529,7 +514,7 @@ fn doctor_without_a_service_says_how_to_name_one() {
 
 #[test]
 fn the_service_and_metrics_source_come_from_the_spec_file() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     let spec = dir.path().join("meshctl.yaml");
     std::fs::write(
@@ -555,7 +540,7 @@ fn the_service_and_metrics_source_come_from_the_spec_file() {
 
 #[test]
 fn a_prometheus_source_is_checked_for_both_versions() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     // One answer serves both of the source's queries (requests by code,
     // buckets by le): each series carries both labels.
     let vector = |versions: &[&str]| {

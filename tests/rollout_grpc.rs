@@ -17,7 +17,7 @@ use meshctl::metrics::{GrpcCodes, MetricsSource};
 use mesh_test_support::fixture::discounts_at;
 use mesh_test_support::meshctl::words;
 
-use crate::demo::{load_line, promoted, refused, rolled_back};
+use crate::demo::{in_dir, load_line, promoted, refused, rolled_back};
 use crate::rollout_harness::{Backend, Protocol, Proxied, runtime};
 use crate::rollout_prometheus::{prometheus_binary, start_prometheus};
 
@@ -308,13 +308,9 @@ fn grpc_error_codes_flag_decides_what_fails() {
 #[test]
 fn demo_protocol_grpc_promotes_and_rolls_back() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = promoted(&format!(
-        "--protocol grpc --interval 500ms --dir {}",
-        dir.path().display()
-    ));
-    assert!(
-        out.contains("gRPC calls/s (/meshctl.demo.Greeter/SayHello)"),
-        "{out}"
+    let out = promoted(
+        &in_dir(&dir, "--protocol grpc --interval 500ms"),
+        &["gRPC calls/s (/meshctl.demo.Greeter/SayHello)"],
     );
     let load = load_line(&out);
     assert!(load.contains(" 0 failed;"), "{load}");

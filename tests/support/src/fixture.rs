@@ -31,6 +31,14 @@ spec:
     labels: {version: v2}
 ";
 
+/// The DestinationRule of [`DISCOUNTS`] alone (subsets v1, v2).
+#[must_use]
+pub fn discounts_rule() -> &'static str {
+    DISCOUNTS
+        .split_once("---\n")
+        .map_or(DISCOUNTS, |(_, rule)| rule)
+}
+
 /// [`DISCOUNTS`] routed `v1` percent to v1 and `v2` percent to v2.
 #[must_use]
 pub fn discounts_at(v1: u8, v2: u8) -> String {
