@@ -163,7 +163,8 @@ impl UpstreamBuilder {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let failing = n < self.fail_first || self.fail_every.is_some_and(|k| (n + 1) % k == 0);
+        let failing =
+            n < self.fail_first || self.fail_every.is_some_and(|k| (n + 1).is_multiple_of(k));
         let (status, body) = if failing {
             (self.fail_status, "failing".to_owned())
         } else if self.echo {
