@@ -610,25 +610,22 @@ fn check(s: &Schema, v: &Value, path: &str, structural: bool, out: &mut Vec<Fiel
         Value::Array(items) => {
             let n = items.len() as u64;
             let p = display_path(path);
+            let count = |message: String| {
+                FieldError::new(path, FieldErrorKind::Items, message, Some(n.to_string()))
+            };
             if let Some(max) = s.max_items
                 && n > max
             {
-                out.push(FieldError::new(
-                    path,
-                    FieldErrorKind::Items,
-                    format!("{p} in body should have at most {max} items"),
-                    Some(n.to_string()),
-                ));
+                out.push(count(format!(
+                    "{p} in body should have at most {max} items"
+                )));
             }
             if let Some(min) = s.min_items
                 && n < min
             {
-                out.push(FieldError::new(
-                    path,
-                    FieldErrorKind::Items,
-                    format!("{p} in body should have at least {min} items"),
-                    Some(n.to_string()),
-                ));
+                out.push(count(format!(
+                    "{p} in body should have at least {min} items"
+                )));
             }
             if let Some(item) = &s.items {
                 for (i, x) in items.iter().enumerate() {
@@ -729,36 +726,31 @@ fn check_number(s: &Schema, n: &serde_json::Number, path: &str, out: &mut Vec<Fi
 fn check_string(s: &Schema, text: &str, path: &str, out: &mut Vec<FieldError>) {
     let p = display_path(path);
     let len = text.chars().count() as u64;
-    let value = Some(Value::from(text).to_string());
+    let invalid = |message: String| {
+        let value = Some(Value::from(text).to_string());
+        FieldError::new(path, FieldErrorKind::String, message, value)
+    };
     if let Some(max) = s.max_length
         && len > max
     {
-        out.push(FieldError::new(
-            path,
-            FieldErrorKind::String,
-            format!("{p} in body should be at most {max} chars long"),
-            value.clone(),
-        ));
+        out.push(invalid(format!(
+            "{p} in body should be at most {max} chars long"
+        )));
     }
     if let Some(min) = s.min_length
         && len < min
     {
-        out.push(FieldError::new(
-            path,
-            FieldErrorKind::String,
-            format!("{p} in body should be at least {min} chars long"),
-            value.clone(),
-        ));
+        out.push(invalid(format!(
+            "{p} in body should be at least {min} chars long"
+        )));
     }
     if let Some(re) = &s.compiled_pattern
         && !re.is_match(text)
     {
-        out.push(FieldError::new(
-            path,
-            FieldErrorKind::String,
-            format!("{p} in body should match '{}'", re.as_str()),
-            value,
-        ));
+        out.push(invalid(format!(
+            "{p} in body should match '{}'",
+            re.as_str()
+        )));
     }
 }
 
