@@ -613,19 +613,9 @@ fn check(s: &Schema, v: &Value, path: &str, structural: bool, out: &mut Vec<Fiel
             let count = |message: String| {
                 FieldError::new(path, FieldErrorKind::Items, message, Some(n.to_string()))
             };
-            if let Some(max) = s.max_items
-                && n > max
-            {
-                out.push(count(format!(
-                    "{p} in body should have at most {max} items"
-                )));
-            }
-            if let Some(min) = s.min_items
-                && n < min
-            {
-                out.push(count(format!(
-                    "{p} in body should have at least {min} items"
-                )));
+            let bounds = (s.min_items, s.max_items);
+            for message in out_of_bounds(&p, n, bounds, "have", "items") {
+                out.push(count(message));
             }
             if let Some(item) = &s.items {
                 for (i, x) in items.iter().enumerate() {
@@ -723,6 +713,22 @@ fn check_number(s: &Schema, n: &serde_json::Number, path: &str, out: &mut Vec<Fi
     }
 }
 
+/// The API server's messages for a count `n` outside `(min, max)`, the upper
+/// bound first: `{p} in body should {verb} at most {max} {unit}`.
+fn out_of_bounds(
+    p: &str,
+    n: u64,
+    (min, max): (Option<u64>, Option<u64>),
+    verb: &str,
+    unit: &str,
+) -> Vec<String> {
+    let over = max.filter(|&max| n > max);
+    let under = min.filter(|&min| n < min);
+    let over = over.map(|max| format!("{p} in body should {verb} at most {max} {unit}"));
+    let under = under.map(|min| format!("{p} in body should {verb} at least {min} {unit}"));
+    over.into_iter().chain(under).collect()
+}
+
 fn check_string(s: &Schema, text: &str, path: &str, out: &mut Vec<FieldError>) {
     let p = display_path(path);
     let len = text.chars().count() as u64;
@@ -730,19 +736,9 @@ fn check_string(s: &Schema, text: &str, path: &str, out: &mut Vec<FieldError>) {
         let value = Some(Value::from(text).to_string());
         FieldError::new(path, FieldErrorKind::String, message, value)
     };
-    if let Some(max) = s.max_length
-        && len > max
-    {
-        out.push(invalid(format!(
-            "{p} in body should be at most {max} chars long"
-        )));
-    }
-    if let Some(min) = s.min_length
-        && len < min
-    {
-        out.push(invalid(format!(
-            "{p} in body should be at least {min} chars long"
-        )));
+    let bounds = (s.min_length, s.max_length);
+    for message in out_of_bounds(&p, len, bounds, "be", "chars long") {
+        out.push(invalid(message));
     }
     if let Some(re) = &s.compiled_pattern
         && !re.is_match(text)
