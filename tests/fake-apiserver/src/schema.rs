@@ -902,10 +902,10 @@ spec:
             properties:
               size: {type: integer, format: int32, minimum: 0, maximum: 100}
               mode: {type: string, enum: [FAST, SLOW]}
-              code: {type: string, pattern: '^W[0-9]{2}$', maxLength: 3}
+              code: {type: string, pattern: '^W[0-9]{2}$', minLength: 2, maxLength: 3}
               port: {x-kubernetes-int-or-string: true}
               labels: {type: object, additionalProperties: {type: string}}
-              tags: {type: array, maxItems: 2, items: {type: string}}
+              tags: {type: array, minItems: 1, maxItems: 2, items: {type: string}}
               note: {type: string, nullable: true}
               extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
               body:
@@ -1063,6 +1063,26 @@ metadata: {name: ignored}
                 "spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer,string: \"boolean\""
             ]
         );
+    }
+
+    #[test]
+    fn lengths_and_item_counts_on_both_bounds() {
+        assert_eq!(
+            errors(json!({"size": 1, "code": "W1234", "tags": []})),
+            [
+                "spec.code: Invalid value: \"W1234\": spec.code in body should be at most 3 chars long",
+                "spec.code: Invalid value: \"W1234\": spec.code in body should match '^W[0-9]{2}$'",
+                "spec.tags: Invalid value: 0: spec.tags in body should have at least 1 items",
+            ]
+        );
+        assert_eq!(
+            errors(json!({"size": 1, "code": "W"})),
+            [
+                "spec.code: Invalid value: \"W\": spec.code in body should be at least 2 chars long",
+                "spec.code: Invalid value: \"W\": spec.code in body should match '^W[0-9]{2}$'",
+            ]
+        );
+        assert!(errors(json!({"size": 1, "code": "W12", "tags": ["a"]})).is_empty());
     }
 
     #[test]
