@@ -159,6 +159,29 @@ fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
         .unwrap_or_else(|| panic!("no check {name} in {report}"))
 }
 
+/// A local target directory and a metrics server for doctor.
+struct Setup {
+    dir: tempfile::TempDir,
+    metrics: MetricsServer,
+}
+
+impl Setup {
+    /// The target holding `resources` and `endpoints`; metrics with series
+    /// for `versions`.
+    fn new(resources: &str, endpoints: &str, versions: &[&str]) -> Self {
+        let dir = mesh(resources, endpoints);
+        let metrics = MetricsServer::start(exposition(versions));
+        Self { dir, metrics }
+    }
+
+    /// Doctor (`-o json`) fails exactly check `name`, with `message` and
+    /// `fix` fragments.
+    fn fails_only(&self, name: &str, message: &str, fix: &str) {
+        let (code, report) = doctor(self.dir.path(), &self.metrics.url, &[]);
+        only_failure(code, &report, name, message, fix);
+    }
+}
+
 /// Asserts that exactly `name` failed, with `message` and `fix` fragments.
 fn only_failure(code: i32, report: &serde_json::Value, name: &str, message: &str, fix: &str) {
     assert_eq!(code, 1, "{report:#}");
@@ -242,16 +265,8 @@ fn a_missing_subset_fails_subsets() {
 #[test]
 fn a_subset_selecting_no_endpoints_fails_endpoints() {
     let only_v1 = ENDPOINTS.replace("      labels: {version: v2}", "      labels: {version: v1}");
-    let dir = mesh(&RESOURCES, &only_v1);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
-        "endpoints",
-        "subset v2 (version=v2) selects no endpoints",
-        "local target: an endpoint under services.discounts in endpoints.yaml with `labels: {version: v2}`",
-    );
+    let setup = Setup::new(&RESOURCES, &only_v1, &["v1", "v2"]);
+    setup.fails_only("endpoints", "subset v2 (version=v2) selects no endpoints", "local target: an endpoint under services.discounts in endpoints.yaml with `labels: {version: v2}`");
 }
 
 #[test]
@@ -260,27 +275,15 @@ fn a_route_to_an_undefined_subset_fails_routes() {
         "        subset: v2\n      weight: 0",
         "        subset: v9\n      weight: 0",
     );
-    let dir = mesh(&broken, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
-        "routes",
-        "VirtualService/discounts spec.http[0].route[1].destination.subset: subset \"v9\" of host \"discounts\" is not defined in its DestinationRule (defined: v1, v2)",
-        "route only to subsets the DestinationRule defines",
-    );
+    let setup = Setup::new(&broken, ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only("routes", "VirtualService/discounts spec.http[0].route[1].destination.subset: subset \"v9\" of host \"discounts\" is not defined in its DestinationRule (defined: v1, v2)", "route only to subsets the DestinationRule defines");
 }
 
 #[test]
 fn weights_not_summing_to_100_fail_routes() {
     let broken = RESOURCES.replace("      weight: 100", "      weight: 90");
-    let dir = mesh(&broken, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
+    let setup = Setup::new(&broken, ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only(
         "routes",
         "spec.http[0].route: weights sum to 90: they must sum to 100",
         "make each route's weights sum to 100",
@@ -290,12 +293,8 @@ fn weights_not_summing_to_100_fail_routes() {
 #[test]
 fn duplicate_route_names_fail_route_names() {
     let extra = "  - name: primary\n    route:\n    - destination:\n        host: discounts\n        subset: v1\n";
-    let dir = mesh(&format!("{}{extra}", *RESOURCES), ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
+    let setup = Setup::new(&format!("{}{extra}", *RESOURCES), ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only(
         "route-names",
         "uses route name(s) primary more than once",
         "give every entry of spec.http a unique `name`",
@@ -304,16 +303,8 @@ fn duplicate_route_names_fail_route_names() {
 
 #[test]
 fn metrics_without_series_for_the_new_version_fail_metrics() {
-    let dir = mesh(&RESOURCES, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
-        "metrics",
-        "has no istio_requests_total series for destination_service_name=\"discounts\" destination_version=v2 (versions seen: v1)",
-        "send some traffic to v2 before the rollout",
-    );
+    let setup = Setup::new(&RESOURCES, ENDPOINTS, &["v1"]);
+    setup.fails_only("metrics", "has no istio_requests_total series for destination_service_name=\"discounts\" destination_version=v2 (versions seen: v1)", "send some traffic to v2 before the rollout");
 }
 
 #[test]
@@ -336,16 +327,12 @@ fn an_unreachable_metrics_source_fails_metrics() {
 
 #[test]
 fn mixed_mtls_modes_fail_mtls() {
-    let broken = RESOURCES.replace(
-        "    labels: {version: v2}\n",
-        "    labels: {version: v2}\n    trafficPolicy:\n      tls:\n        mode: ISTIO_MUTUAL\n",
-    );
-    let dir = mesh(&broken, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
+    // Subset v2 alone sends with ISTIO_MUTUAL.
+    let v2 = "    labels: {version: v2}\n";
+    let tls = "    trafficPolicy:\n      tls:\n        mode: ISTIO_MUTUAL\n";
+    let broken = RESOURCES.replace(v2, &format!("{v2}{tls}"));
+    let setup = Setup::new(&broken, ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only(
         "mtls",
         "disagree on mTLS (v1: unset (plain text), v2: ISTIO_MUTUAL)",
         "give both subsets the same trafficPolicy.tls.mode",
@@ -555,16 +542,21 @@ fn a_prometheus_source_is_checked_for_both_versions() {
             .collect();
         json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string()
     };
+    // Doctor with `--prometheus BASE`: the exit code and the report.
+    let on_prometheus = |base: &str| {
+        let out = meshctl()
+            .args(["doctor", "discounts", "-o", "json", "--prometheus", base])
+            .local(dir.path())
+            .output()
+            .expect("running meshctl");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a report");
+        (out.status.code().expect("an exit code"), report)
+    };
     let prometheus = MetricsServer::start(vector(&["v1"]));
     let base = prometheus.url.trim_end_matches("/metrics").to_owned();
-    let out = meshctl()
-        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
-        .local(dir.path())
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = on_prometheus(&base);
     only_failure(
-        out.status.code().unwrap(),
+        code,
         &report,
         "metrics",
         "destination_version=v2 (versions seen: v1)",
@@ -582,11 +574,6 @@ fn a_prometheus_source_is_checked_for_both_versions() {
         "returned malformed data",
         "point --metrics at a Prometheus text endpoint",
     );
-    let out = meshctl()
-        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
-        .local(dir.path())
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let (code, report) = on_prometheus(&base);
+    assert_eq!(code, 0, "{report:#}");
 }
