@@ -614,7 +614,7 @@ fn check(s: &Schema, v: &Value, path: &str, structural: bool, out: &mut Vec<Fiel
                 FieldError::new(path, FieldErrorKind::Items, message, Some(n.to_string()))
             };
             let bounds = (s.min_items, s.max_items);
-            for message in out_of_bounds(&p, n, bounds, "have", "items") {
+            for message in out_of_bounds(p, n, bounds, "have", "items") {
                 out.push(count(message));
             }
             if let Some(item) = &s.items {
@@ -737,7 +737,7 @@ fn check_string(s: &Schema, text: &str, path: &str, out: &mut Vec<FieldError>) {
         FieldError::new(path, FieldErrorKind::String, message, value)
     };
     let bounds = (s.min_length, s.max_length);
-    for message in out_of_bounds(&p, len, bounds, "be", "chars long") {
+    for message in out_of_bounds(p, len, bounds, "be", "chars long") {
         out.push(invalid(message));
     }
     if let Some(re) = &s.compiled_pattern
