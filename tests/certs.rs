@@ -35,6 +35,17 @@ fn openssl() -> Option<Command> {
     None
 }
 
+/// `openssl x509 -noout -text -in PATH`: the certificate as text.
+fn x509_text(path: &std::path::Path) -> String {
+    let out = openssl()
+        .expect("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(path)
+        .output()
+        .expect("running openssl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn issues_a_ca_and_workload_certificates() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,13 +112,7 @@ fn issues_a_ca_and_workload_certificates() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
-    let text = openssl()
-        .unwrap()
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(out.join("db.crt"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = x509_text(&out.join("db.crt"));
     assert!(
         text.contains("URI:spiffe://cluster.local/ns/shop/sa/db"),
         "{text}"
@@ -118,13 +123,7 @@ fn issues_a_ca_and_workload_certificates() {
         text.contains("TLS Web Server Authentication, TLS Web Client Authentication"),
         "{text}"
     );
-    let ca = openssl()
-        .unwrap()
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(out.join("ca.crt"))
-        .output()
-        .unwrap();
-    let ca = String::from_utf8_lossy(&ca.stdout);
+    let ca = x509_text(&out.join("ca.crt"));
     assert!(ca.contains("CA:TRUE, pathlen:0"), "{ca}");
 }
 

@@ -28,32 +28,21 @@ fn check(args: &[&str], file: &str) {
     );
 }
 
-#[test]
-fn bash() {
-    check(&["completions", "bash"], "meshctl.bash");
+/// One test per committed file: `name: [ARGS of meshctl] => FILE;`.
+macro_rules! committed {
+    ($($name:ident: [$($arg:literal),+] => $file:literal;)+) => {$(
+        #[test]
+        fn $name() {
+            check(&[$($arg),+], $file);
+        }
+    )+};
 }
 
-#[test]
-fn zsh() {
-    check(&["completions", "zsh"], "_meshctl");
-}
-
-#[test]
-fn fish() {
-    check(&["completions", "fish"], "meshctl.fish");
-}
-
-#[test]
-fn powershell() {
-    check(&["completions", "powershell"], "_meshctl.ps1");
-}
-
-#[test]
-fn elvish() {
-    check(&["completions", "elvish"], "meshctl.elv");
-}
-
-#[test]
-fn man_page() {
-    check(&["man"], "meshctl.1");
+committed! {
+    bash: ["completions", "bash"] => "meshctl.bash";
+    zsh: ["completions", "zsh"] => "_meshctl";
+    fish: ["completions", "fish"] => "meshctl.fish";
+    powershell: ["completions", "powershell"] => "_meshctl.ps1";
+    elvish: ["completions", "elvish"] => "meshctl.elv";
+    man_page: ["man"] => "meshctl.1";
 }

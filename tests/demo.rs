@@ -1,6 +1,8 @@
 //! `meshctl demo` end to end: the real binary starts meshproxy in-process,
 //! two upstreams and a bounded load generator, and runs a real rollout.
 
+use std::io::{BufReader, Lines};
+use std::process::{Child, ChildStdout};
 use std::time::Duration;
 
 use mesh_test_support::meshctl::words;
@@ -8,51 +10,93 @@ use mesh_test_support::meshctl::words;
 use crate::rollout_harness::wait_exit;
 
 /// `meshctl demo ARGS` to completion; it must exit `code`. Stdout, stderr.
-fn demo(args: &str, code: i32) -> (String, String) {
+pub(crate) fn demo(args: &str, code: i32) -> (String, String) {
     crate::util::meshctl()
         .arg("demo")
         .args(words(args))
         .run_code(code)
 }
 
+/// `meshctl demo ARGS` promotes v2 (exit 0) and prints each of `shows`;
+/// its stdout.
+pub(crate) fn promoted(args: &str, shows: &[&str]) -> String {
+    let (out, _) = demo(args, 0);
+    for text in std::iter::once(&"PROMOTED v1=0 v2=100").chain(shows) {
+        assert!(out.contains(text), "{out}");
+    }
+    out
+}
+
+/// `ARGS --dir DIR`: the demo keeps its files in `dir`.
+pub(crate) fn in_dir(dir: &tempfile::TempDir, args: &str) -> String {
+    format!("{args} --dir {}", dir.path().display())
+}
+
+/// `meshctl demo ARGS` rolls back to v1 (exit 3); its stdout.
+pub(crate) fn rolled_back(args: &str) -> String {
+    let (out, _) = demo(args, 3);
+    assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
+    out
+}
+
+/// `meshctl demo ARGS` refuses its flags (exit 1) with `message` on stderr.
+pub(crate) fn refused(args: &str, message: &str) {
+    let (_, err) = demo(args, 1);
+    assert!(err.contains(message), "{err}");
+}
+
+/// `meshctl demo ARGS` in the background, stderr discarded: the child, the
+/// lines it printed up to step 1 (bounded: 20 lines), and the rest to come.
+pub(crate) fn until_step_one(args: &str) -> (Child, Vec<String>, Lines<BufReader<ChildStdout>>) {
+    let (child, mut lines) = crate::util::meshctl()
+        .arg("demo")
+        .args(words(args))
+        .spawn_lines();
+    let mut head = Vec::new();
+    for _ in 0..20 {
+        let Some(Ok(line)) = lines.next() else { break };
+        let step_one = line.contains("step 1/4");
+        head.push(line);
+        if step_one {
+            break;
+        }
+    }
+    (child, head, lines)
+}
+
+/// The load generator's closing line in the demo's output.
+pub(crate) fn load_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("demo: load generator:"))
+        .unwrap_or_else(|| panic!("no load generator line in: {out}"))
+}
+
 #[test]
 fn demo_promotes_a_healthy_canary() {
-    let (out, _) = demo("--interval 500ms", 0);
-    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
-    assert!(out.contains("demo: load generator:"), "{out}");
+    promoted("--interval 500ms", &["demo: load generator:"]);
 }
 
 #[test]
 fn demo_mirror_bad_canary_rolls_back_while_clients_only_saw_v1() {
-    let (out, _) = demo("--strategy mirror --bad-canary --interval 500ms", 3);
-    assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
+    let out = rolled_back("--strategy mirror --bad-canary --interval 500ms");
     // v2 failed on mirrored copies only: no client was ever answered by it.
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("demo: load generator:"))
-        .unwrap_or_else(|| panic!("{out}"));
+    let line = load_line(&out);
     assert!(line.ends_with(", v2 0"), "{line}");
     assert!(line.contains(" 0 failed"), "{line}");
 }
 
 #[test]
 fn demo_ab_sends_only_marked_requests_to_v2_and_promotes() {
-    let (out, _) = demo("--strategy ab --interval 500ms", 0);
-    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
-    assert!(out.contains("every 4th with x-canary: true"), "{out}");
+    promoted(
+        "--strategy ab --interval 500ms",
+        &["every 4th with x-canary: true"],
+    );
 }
 
 #[test]
 fn demo_bad_canary_rolls_back_to_v1() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, _) = demo(
-        &format!(
-            "--bad-canary --interval 500ms --dir {}",
-            dir.path().display()
-        ),
-        3,
-    );
-    assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
+    rolled_back(&in_dir(&dir, "--bad-canary --interval 500ms"));
     // The directory keeps the final state: v1 at 100, readable by status.
     let mut status = crate::util::meshctl();
     status.local(dir.path());
@@ -68,21 +112,13 @@ fn demo_bad_canary_rolls_back_to_v1() {
 
 #[test]
 fn demo_ctrl_c_rolls_back_and_stops_everything() {
-    let (mut child, mut lines) = crate::util::meshctl()
-        .args(["demo", "--interval", "5s"])
-        .spawn_lines();
-    let mut proxy = None;
-    // Bounded: the demo prints a handful of lines before step 1.
-    for _ in 0..20 {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(rest) = line.strip_prefix("demo: meshproxy on ") {
-            proxy = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if line.contains("step 1/4") {
-            break;
-        }
-    }
-    let proxy = proxy.expect("the demo names its proxy address");
+    let (mut child, head, lines) = until_step_one("--interval 5s");
+    let proxy = head
+        .iter()
+        .find_map(|l| l.strip_prefix("demo: meshproxy on "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .expect("the demo names its proxy address");
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -103,26 +139,22 @@ fn demo_ctrl_c_rolls_back_and_stops_everything() {
 
 #[test]
 fn demo_flag_errors_name_the_flag() {
-    let (_, err) = demo("--interval soon", 1);
-    assert!(
-        err.contains("--interval \"soon\" is not a duration: use e.g. 2s or 500ms"),
-        "{err}"
+    refused(
+        "--interval soon",
+        "--interval \"soon\" is not a duration: use e.g. 2s or 500ms",
     );
 }
 
 #[test]
 fn demo_mtls_promotes_over_mutual_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, _) = demo(
-        &format!("--mtls --interval 500ms --dir {}", dir.path().display()),
-        0,
+    promoted(
+        &in_dir(&dir, "--mtls --interval 500ms"),
+        &[
+            "over mutual TLS (DestinationRule ISTIO_MUTUAL)",
+            ", 0 failed;",
+        ],
     );
-    assert!(
-        out.contains("over mutual TLS (DestinationRule ISTIO_MUTUAL)"),
-        "{out}"
-    );
-    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
-    assert!(out.contains(", 0 failed;"), "{out}");
     let pki = dir.path().join(".meshctl").join("pki");
     for file in ["ca.crt", "meshproxy.crt", "meshproxy.key", "discounts.crt"] {
         assert!(pki.join(file).exists(), "{file}");

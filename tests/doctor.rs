@@ -6,10 +6,11 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use mesh_test_support::fixture::discounts_rule;
 use meshctl::target::Target;
 use meshproxy::istio::yaml;
 use serde_json::json;
@@ -17,21 +18,12 @@ use serde_json::json;
 use crate::kube_support::{Cluster, ClusterTarget, NS};
 use crate::util::meshctl;
 
-const RESOURCES: &str = "\
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: discounts
-spec:
-  host: discounts
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
----
+/// The fixture's DestinationRule (subsets v1, v2), then a VirtualService
+/// whose route `primary` names both subsets (v1 at 100, v2 at 0).
+static RESOURCES: LazyLock<String> =
+    LazyLock::new(|| format!("{}---\n{VIRTUAL_SERVICE}", discounts_rule()));
+
+const VIRTUAL_SERVICE: &str = "\
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -151,6 +143,13 @@ fn doctor(dir: &Path, metrics: &str, extra: &[&str]) -> (i32, serde_json::Value)
     (out.status.code().unwrap(), report)
 }
 
+/// The names of the checks in `report` that `keep` keeps, in order.
+fn check_names(report: &serde_json::Value, keep: fn(&serde_json::Value) -> bool) -> Vec<&str> {
+    let checks = report["checks"].as_array().expect("checks");
+    let kept = checks.iter().filter(|c| keep(c));
+    kept.map(|c| c["name"].as_str().expect("a name")).collect()
+}
+
 fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["checks"]
         .as_array()
@@ -160,17 +159,34 @@ fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
         .unwrap_or_else(|| panic!("no check {name} in {report}"))
 }
 
+/// A local target directory and a metrics server for doctor.
+struct Setup {
+    dir: tempfile::TempDir,
+    metrics: MetricsServer,
+}
+
+impl Setup {
+    /// The target holding `resources` and `endpoints`; metrics with series
+    /// for `versions`.
+    fn new(resources: &str, endpoints: &str, versions: &[&str]) -> Self {
+        let dir = mesh(resources, endpoints);
+        let metrics = MetricsServer::start(exposition(versions));
+        Self { dir, metrics }
+    }
+
+    /// Doctor (`-o json`) fails exactly check `name`, with `message` and
+    /// `fix` fragments.
+    fn fails_only(&self, name: &str, message: &str, fix: &str) {
+        let (code, report) = doctor(self.dir.path(), &self.metrics.url, &[]);
+        only_failure(code, &report, name, message, fix);
+    }
+}
+
 /// Asserts that exactly `name` failed, with `message` and `fix` fragments.
 fn only_failure(code: i32, report: &serde_json::Value, name: &str, message: &str, fix: &str) {
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["passed"], false);
-    let failed: Vec<&str> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["passed"] == false)
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let failed = check_names(report, |c| c["passed"] == false);
     assert_eq!(failed, [name], "{report:#}");
     let c = check(report, name);
     let m = c["message"].as_str().unwrap();
@@ -181,7 +197,7 @@ fn only_failure(code: i32, report: &serde_json::Value, name: &str, message: &str
 
 #[test]
 fn a_healthy_setup_passes_every_check() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
     assert_eq!(code, 0, "{report:#}");
@@ -190,12 +206,7 @@ fn a_healthy_setup_passes_every_check() {
         (&report["from"], &report["to"]),
         (&json!("v1"), &json!("v2"))
     );
-    let names: Vec<&str> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = check_names(&report, |_| true);
     assert_eq!(
         names,
         [
@@ -214,13 +225,10 @@ fn a_healthy_setup_passes_every_check() {
     );
 
     // The text form: one line per check, a summary, exit 0.
-    let out = meshctl()
+    let (text, _) = meshctl()
         .args(["doctor", "discounts", "--metrics", &metrics.url])
         .local(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8(out.stdout).unwrap();
+        .run_code(0);
     assert!(
         text.starts_with("doctor discounts (v1 -> v2) on local:"),
         "{text}"
@@ -235,7 +243,7 @@ fn a_healthy_setup_passes_every_check() {
 
 #[test]
 fn a_missing_subset_fails_subsets() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2", "v3"]));
     let (code, report) = doctor(dir.path(), &metrics.url, &["--to", "v3"]);
     assert_eq!(code, 1);
@@ -257,16 +265,8 @@ fn a_missing_subset_fails_subsets() {
 #[test]
 fn a_subset_selecting_no_endpoints_fails_endpoints() {
     let only_v1 = ENDPOINTS.replace("      labels: {version: v2}", "      labels: {version: v1}");
-    let dir = mesh(RESOURCES, &only_v1);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
-        "endpoints",
-        "subset v2 (version=v2) selects no endpoints",
-        "local target: an endpoint under services.discounts in endpoints.yaml with `labels: {version: v2}`",
-    );
+    let setup = Setup::new(&RESOURCES, &only_v1, &["v1", "v2"]);
+    setup.fails_only("endpoints", "subset v2 (version=v2) selects no endpoints", "local target: an endpoint under services.discounts in endpoints.yaml with `labels: {version: v2}`");
 }
 
 #[test]
@@ -275,27 +275,15 @@ fn a_route_to_an_undefined_subset_fails_routes() {
         "        subset: v2\n      weight: 0",
         "        subset: v9\n      weight: 0",
     );
-    let dir = mesh(&broken, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
-        "routes",
-        "VirtualService/discounts spec.http[0].route[1].destination.subset: subset \"v9\" of host \"discounts\" is not defined in its DestinationRule (defined: v1, v2)",
-        "route only to subsets the DestinationRule defines",
-    );
+    let setup = Setup::new(&broken, ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only("routes", "VirtualService/discounts spec.http[0].route[1].destination.subset: subset \"v9\" of host \"discounts\" is not defined in its DestinationRule (defined: v1, v2)", "route only to subsets the DestinationRule defines");
 }
 
 #[test]
 fn weights_not_summing_to_100_fail_routes() {
     let broken = RESOURCES.replace("      weight: 100", "      weight: 90");
-    let dir = mesh(&broken, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
+    let setup = Setup::new(&broken, ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only(
         "routes",
         "spec.http[0].route: weights sum to 90: they must sum to 100",
         "make each route's weights sum to 100",
@@ -305,12 +293,8 @@ fn weights_not_summing_to_100_fail_routes() {
 #[test]
 fn duplicate_route_names_fail_route_names() {
     let extra = "  - name: primary\n    route:\n    - destination:\n        host: discounts\n        subset: v1\n";
-    let dir = mesh(&format!("{RESOURCES}{extra}"), ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
+    let setup = Setup::new(&format!("{}{extra}", *RESOURCES), ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only(
         "route-names",
         "uses route name(s) primary more than once",
         "give every entry of spec.http a unique `name`",
@@ -319,21 +303,13 @@ fn duplicate_route_names_fail_route_names() {
 
 #[test]
 fn metrics_without_series_for_the_new_version_fail_metrics() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
-        "metrics",
-        "has no istio_requests_total series for destination_service_name=\"discounts\" destination_version=v2 (versions seen: v1)",
-        "send some traffic to v2 before the rollout",
-    );
+    let setup = Setup::new(&RESOURCES, ENDPOINTS, &["v1"]);
+    setup.fails_only("metrics", "has no istio_requests_total series for destination_service_name=\"discounts\" destination_version=v2 (versions seen: v1)", "send some traffic to v2 before the rollout");
 }
 
 #[test]
 fn an_unreachable_metrics_source_fails_metrics() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     // A port that was just free: nothing listens there.
     let url = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -351,16 +327,12 @@ fn an_unreachable_metrics_source_fails_metrics() {
 
 #[test]
 fn mixed_mtls_modes_fail_mtls() {
-    let broken = RESOURCES.replace(
-        "      version: v2\n",
-        "      version: v2\n    trafficPolicy:\n      tls:\n        mode: ISTIO_MUTUAL\n",
-    );
-    let dir = mesh(&broken, ENDPOINTS);
-    let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
-    let (code, report) = doctor(dir.path(), &metrics.url, &[]);
-    only_failure(
-        code,
-        &report,
+    // Subset v2 alone sends with ISTIO_MUTUAL.
+    let v2 = "    labels: {version: v2}\n";
+    let tls = "    trafficPolicy:\n      tls:\n        mode: ISTIO_MUTUAL\n";
+    let broken = RESOURCES.replace(v2, &format!("{v2}{tls}"));
+    let setup = Setup::new(&broken, ENDPOINTS, &["v1", "v2"]);
+    setup.fails_only(
         "mtls",
         "disagree on mTLS (v1: unset (plain text), v2: ISTIO_MUTUAL)",
         "give both subsets the same trafficPolicy.tls.mode",
@@ -405,7 +377,7 @@ fn istio_mutual_rule_with_plain_text_series_fails_mtls() {
 async fn endpoints_are_pods_with_the_subset_labels_on_kubernetes() {
     let cluster = Cluster::start().await;
     let target = cluster.target().await;
-    let resources = yaml::parse_resources(RESOURCES).unwrap();
+    let resources = yaml::parse_resources(&RESOURCES).unwrap();
     target
         .apply(&resources, meshctl::target::ApplyOptions::default())
         .await
@@ -465,7 +437,7 @@ async fn endpoints_are_pods_with_the_subset_labels_on_kubernetes() {
 
 #[test]
 fn a_missing_or_broken_endpoints_file_fails_endpoints_naming_the_file() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     std::fs::remove_file(dir.path().join("endpoints.yaml")).unwrap();
     let (code, report) = doctor(dir.path(), &metrics.url, &[]);
@@ -529,7 +501,7 @@ fn doctor_without_a_service_says_how_to_name_one() {
 
 #[test]
 fn the_service_and_metrics_source_come_from_the_spec_file() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     let metrics = MetricsServer::start(exposition(&["v1", "v2"]));
     let spec = dir.path().join("meshctl.yaml");
     std::fs::write(
@@ -555,7 +527,7 @@ fn the_service_and_metrics_source_come_from_the_spec_file() {
 
 #[test]
 fn a_prometheus_source_is_checked_for_both_versions() {
-    let dir = mesh(RESOURCES, ENDPOINTS);
+    let dir = mesh(&RESOURCES, ENDPOINTS);
     // One answer serves both of the source's queries (requests by code,
     // buckets by le): each series carries both labels.
     let vector = |versions: &[&str]| {
@@ -570,16 +542,21 @@ fn a_prometheus_source_is_checked_for_both_versions() {
             .collect();
         json!({"status": "success", "data": {"resultType": "vector", "result": result}}).to_string()
     };
+    // Doctor with `--prometheus BASE`: the exit code and the report.
+    let on_prometheus = |base: &str| {
+        let out = meshctl()
+            .args(["doctor", "discounts", "-o", "json", "--prometheus", base])
+            .local(dir.path())
+            .output()
+            .expect("running meshctl");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a report");
+        (out.status.code().expect("an exit code"), report)
+    };
     let prometheus = MetricsServer::start(vector(&["v1"]));
     let base = prometheus.url.trim_end_matches("/metrics").to_owned();
-    let out = meshctl()
-        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
-        .local(dir.path())
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = on_prometheus(&base);
     only_failure(
-        out.status.code().unwrap(),
+        code,
         &report,
         "metrics",
         "destination_version=v2 (versions seen: v1)",
@@ -597,11 +574,6 @@ fn a_prometheus_source_is_checked_for_both_versions() {
         "returned malformed data",
         "point --metrics at a Prometheus text endpoint",
     );
-    let out = meshctl()
-        .args(["doctor", "discounts", "-o", "json", "--prometheus", &base])
-        .local(dir.path())
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let (code, report) = on_prometheus(&base);
+    assert_eq!(code, 0, "{report:#}");
 }

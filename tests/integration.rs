@@ -5,7 +5,9 @@
 mod util;
 // `meshctl completions` and the man page match the committed files.
 mod completions;
-// Harness for the rollout tests: local target, traffic simulator, metrics server.
+// Harness for the rollout tests: local target, traffic simulator, metrics server,
+// meshproxy in front of real upstreams, `on_both_targets!`.
+#[macro_use]
 mod rollout_harness;
 // `meshctl rollout start/status`, `promote`, `rollback` end to end (issue 5).
 mod rollout;

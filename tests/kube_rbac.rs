@@ -38,10 +38,8 @@ async fn the_ci_role_is_sufficient_and_minimal() {
         .insert(STATE_ANNOTATION.into(), "{}".into());
     target.replace_virtual_service(&vs).await.expect("replace");
     target.rollouts().await.expect("rollouts");
-    target
-        .record_event("discounts", EventType::Normal, "Started", "v2 at 10%")
-        .await
-        .expect("event");
+    let started = target.record_event("discounts", EventType::Normal, "Started", "v2 at 10%");
+    started.await.expect("event");
     target
         .endpoints(
             "discounts",

@@ -27,38 +27,24 @@ fn all(action: ApplyAction) -> Vec<(String, ApplyAction)> {
 
 #[tokio::test]
 async fn apply_reports_created_then_unchanged_then_configured() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
+    let (cluster, target) = connected().await;
 
-    let first = target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
+    let first = apply_ok(&target, &discounts()).await;
     assert_eq!(actions(&first), all(ApplyAction::Created));
-    let vs = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    let vs = stored_vs(&cluster);
     let rv = vs["metadata"]["resourceVersion"].clone();
     assert_eq!(vs["metadata"]["managedFields"][0]["manager"], "meshctl");
     assert_eq!(vs["metadata"]["managedFields"][0]["operation"], "Apply");
 
-    let again = target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("re-apply");
+    let again = apply_ok(&target, &discounts()).await;
     assert_eq!(actions(&again), all(ApplyAction::Unchanged));
-    let vs = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    let vs = stored_vs(&cluster);
     assert_eq!(
         vs["metadata"]["resourceVersion"], rv,
         "a no-op apply keeps the resourceVersion"
     );
 
-    let changed = target
-        .apply(&discounts_at(10), ApplyOptions::default())
-        .await
-        .expect("apply 10%");
+    let changed = apply_ok(&target, &discounts_at(10)).await;
     assert_eq!(
         actions(&changed),
         vec![
@@ -67,21 +53,14 @@ async fn apply_reports_created_then_unchanged_then_configured() {
             ("DestinationRule".to_owned(), ApplyAction::Unchanged),
         ]
     );
-    let vs = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    let vs = stored_vs(&cluster);
     assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 10);
     assert_eq!(vs["metadata"]["generation"], 2);
 }
 
 #[tokio::test]
 async fn apply_takes_at_most_four_round_trips_after_discovery_and_discovers_once() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
+    let (cluster, target) = applied().await;
     let requests = cluster.server.requests();
     let discovery: Vec<_> = requests.iter().filter(|r| r.resource.is_none()).collect();
     let resources: Vec<_> = requests.iter().filter(|r| r.resource.is_some()).collect();
@@ -109,10 +88,7 @@ async fn apply_takes_at_most_four_round_trips_after_discovery_and_discovers_once
 
     // Discovery is cached for the rest of the run.
     cluster.server.clear_requests();
-    target
-        .apply(&discounts_at(25), ApplyOptions::default())
-        .await
-        .expect("apply");
+    apply_ok(&target, &discounts_at(25)).await;
     target.virtual_service("discounts").await.expect("read");
     let requests = cluster.server.requests();
     assert!(
@@ -125,19 +101,9 @@ async fn apply_takes_at_most_four_round_trips_after_discovery_and_discovers_once
 #[tokio::test]
 async fn pinned_istio_api_version_is_used() {
     let cluster = Cluster::start().await;
-    let target = KubeTarget::connect(&cluster.args(), Some(meshproxy::istio::ApiVersion::V1beta1))
-        .await
-        .expect("connects");
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
-    let patches: Vec<_> = cluster
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.verb == "patch")
-        .collect();
+    let target = pinned_to(&cluster, meshproxy::istio::ApiVersion::V1beta1).await;
+    apply_ok(&target, &discounts()).await;
+    let patches = patches(&cluster);
     assert_eq!(patches.len(), 3);
     assert!(
         patches
@@ -149,8 +115,7 @@ async fn pinned_istio_api_version_is_used() {
 
 #[tokio::test]
 async fn dry_run_reports_but_changes_nothing() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
+    let (cluster, target) = connected().await;
     let applied = target.apply(&discounts(), DRY_RUN).await.expect("dry run");
     assert_eq!(actions(&applied), all(ApplyAction::Created));
     assert!(cluster.istio("virtualservices", "discounts").is_none());
@@ -163,31 +128,69 @@ async fn dry_run_reports_but_changes_nothing() {
             .all(|r| r.query.contains("dryRun=All"))
     );
 
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
-    let before = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    apply_ok(&target, &discounts()).await;
+    let before = stored_vs(&cluster);
     let applied = target
         .apply(&discounts_at(50), DRY_RUN)
         .await
         .expect("dry run");
     assert_eq!(applied[1].action, ApplyAction::Configured);
     assert_eq!(applied[0].action, ApplyAction::Unchanged);
-    assert_eq!(
-        cluster
-            .istio("virtualservices", "discounts")
-            .expect("stored"),
-        before
-    );
+    assert_eq!(stored_vs(&cluster), before);
 }
 
-async fn apply_err(target: &KubeTarget, resources: &[Resource], options: ApplyOptions) -> String {
-    match target.apply(resources, options).await {
+/// A fake cluster and meshctl's target connected to it.
+async fn connected() -> (Cluster, KubeTarget) {
+    let cluster = Cluster::start().await;
+    let target = cluster.target().await;
+    (cluster, target)
+}
+
+/// A fake cluster with the discounts fixture applied, and meshctl's target.
+async fn applied() -> (Cluster, KubeTarget) {
+    let (cluster, target) = connected().await;
+    apply_ok(&target, &discounts()).await;
+    (cluster, target)
+}
+
+/// meshctl's target on the cluster with the Istio API pinned to `version`
+/// (`--istio-api`).
+async fn pinned_to(cluster: &Cluster, version: meshproxy::istio::ApiVersion) -> KubeTarget {
+    let target = KubeTarget::connect(&cluster.args(), Some(version)).await;
+    target.expect("connects")
+}
+
+/// The rollout Lease of `discounts` as stored.
+fn stored_lease(cluster: &Cluster) -> Option<serde_json::Value> {
+    let server = &cluster.server;
+    server.object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
+}
+
+/// The patch requests the cluster has seen, in order.
+fn patches(cluster: &Cluster) -> Vec<fake_apiserver::RecordedRequest> {
+    let requests = cluster.server.requests().into_iter();
+    requests.filter(|r| r.verb == "patch").collect()
+}
+
+/// Applies `resources` (no dry run, no forcing); fails the test otherwise.
+async fn apply_ok(target: &KubeTarget, resources: &[Resource]) -> Vec<meshctl::target::Applied> {
+    let applied = target.apply(resources, ApplyOptions::default()).await;
+    applied.expect("apply")
+}
+
+/// The `discounts` VirtualService as the fake cluster stores it.
+fn stored_vs(cluster: &Cluster) -> serde_json::Value {
+    cluster.istio_object("virtualservices", "discounts")
+}
+
+/// Applying `resources` fails with a message that mentions each of `needles`.
+async fn apply_fails_with(target: &KubeTarget, resources: &[Resource], needles: &[&str]) {
+    let msg = match target.apply(resources, ApplyOptions::default()).await {
         Ok(a) => panic!("apply should fail, got {a:?}"),
         Err(e) => e.to_string(),
+    };
+    for needle in needles {
+        assert!(msg.contains(needle), "{msg}");
     }
 }
 
@@ -196,14 +199,8 @@ async fn unreachable_cluster_names_server_and_context() {
     let cluster = Cluster::start().await;
     let port = cluster.unreachable().port();
     let target = cluster.target().await;
-    let msg = apply_err(&target, &discounts(), ApplyOptions::default()).await;
-    assert!(
-        msg.contains(&format!(
-            "cannot reach the Kubernetes API server at http://127.0.0.1:{port}"
-        )),
-        "{msg}"
-    );
-    assert!(msg.contains("(context \"fake\")"), "{msg}");
+    let server = format!("cannot reach the Kubernetes API server at http://127.0.0.1:{port}");
+    apply_fails_with(&target, &discounts(), &[&server, "(context \"fake\")"]).await;
 }
 
 #[tokio::test]
@@ -211,10 +208,16 @@ async fn missing_istio_crds_name_the_group_and_what_to_install() {
     let cluster = Cluster::start().await;
     cluster.server.set_istio_installed(false);
     let target = cluster.target().await;
-    let msg = apply_err(&target, &discounts(), ApplyOptions::default()).await;
-    assert!(msg.contains("the Istio CRDs are not installed"), "{msg}");
-    assert!(msg.contains("networking.istio.io/v1 or v1beta1"), "{msg}");
-    assert!(msg.contains("istioctl install"), "{msg}");
+    apply_fails_with(
+        &target,
+        &discounts(),
+        &[
+            "the Istio CRDs are not installed",
+            "networking.istio.io/v1 or v1beta1",
+            "istioctl install",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -222,46 +225,37 @@ async fn forbidden_names_verb_and_resource() {
     let cluster = Cluster::start().await;
     cluster.server.deny("patch", "virtualservices");
     let target = cluster.target().await;
-    let msg = apply_err(&target, &discounts(), ApplyOptions::default()).await;
-    assert!(
-        msg.contains("may not patch virtualservices.networking.istio.io in namespace \"shop\""),
-        "{msg}"
-    );
-    assert!(msg.contains("deploy/rbac.yaml"), "{msg}");
-    assert!(
-        msg.contains(
-            "User \"system:serviceaccount:ci:meshctl\" cannot patch resource \"virtualservices\""
-        ),
-        "{msg}"
-    );
+    apply_fails_with(
+        &target,
+        &discounts(),
+        &[
+            "may not patch virtualservices.networking.istio.io in namespace \"shop\"",
+            "deploy/rbac.yaml",
+            "User \"system:serviceaccount:ci:meshctl\" cannot patch resource \"virtualservices\"",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn apply_conflict_names_the_other_manager_and_force_takes_over() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
+    let (cluster, target) = applied().await;
     // Someone edits the weights by hand.
     cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
         vs["spec"]["http"][0]["route"][0]["weight"] = json!(70);
         vs["spec"]["http"][0]["route"][1]["weight"] = json!(30);
     });
-    let msg = apply_err(&target, &discounts_at(10), ApplyOptions::default()).await;
-    assert!(
-        msg.contains("apply conflict on VirtualService \"discounts\""),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(".spec.http: conflict with \"kubectl-edit\" using networking.istio.io/v1"),
-        "{msg}"
-    );
-    assert!(msg.contains("--force-conflicts"), "{msg}");
-    let vs = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    apply_fails_with(
+        &target,
+        &discounts_at(10),
+        &[
+            "apply conflict on VirtualService \"discounts\"",
+            ".spec.http: conflict with \"kubectl-edit\" using networking.istio.io/v1",
+            "--force-conflicts",
+        ],
+    )
+    .await;
+    let vs = stored_vs(&cluster);
     assert_eq!(
         vs["spec"]["http"][0]["route"][1]["weight"], 30,
         "nothing changed"
@@ -276,9 +270,7 @@ async fn apply_conflict_names_the_other_manager_and_force_takes_over() {
         .await
         .expect("forced apply");
     assert_eq!(applied[1].action, ApplyAction::Configured);
-    let vs = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    let vs = stored_vs(&cluster);
     assert_eq!(vs["spec"]["http"][0]["route"][1]["weight"], 10);
     let managers: Vec<&str> = vs["metadata"]["managedFields"]
         .as_array()
@@ -295,34 +287,8 @@ async fn apply_conflict_names_the_other_manager_and_force_takes_over() {
 }
 
 #[tokio::test]
-async fn invalid_object_shows_the_servers_field_errors() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
-    let mut resources = discounts();
-    if let Resource::DestinationRule(dr) = &mut resources[2] {
-        dr.metadata.name = "Discounts_DR".into();
-    }
-    let msg = apply_err(&target, &resources, ApplyOptions::default()).await;
-    assert!(
-        msg.contains("the API server rejected DestinationRule \"Discounts_DR\" as invalid"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(
-            "metadata.name: Invalid value: \"Discounts_DR\": a lowercase RFC 1123 subdomain"
-        ),
-        "{msg}"
-    );
-}
-
-#[tokio::test]
 async fn state_annotation_round_trips_with_optimistic_concurrency() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
+    let (cluster, target) = applied().await;
     let mut vs = target.virtual_service("discounts").await.expect("read");
     let stale = vs.clone();
     let state = r#"{"phase":"Progressing","step":1,"weights":{"v1":90,"v2":10}}"#;
@@ -372,9 +338,7 @@ async fn state_annotation_round_trips_with_optimistic_concurrency() {
         .await
         .expect("retry after a fresh read");
 
-    let raw = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    let raw = stored_vs(&cluster);
     let rollout_manager = raw["metadata"]["managedFields"]
         .as_array()
         .expect("managedFields")
@@ -391,12 +355,7 @@ async fn state_annotation_round_trips_with_optimistic_concurrency() {
 
 #[tokio::test]
 async fn replace_keeps_fields_outside_the_model() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
+    let (cluster, target) = applied().await;
     cluster.edit_virtual_service("discounts", "kubectl-edit", |vs| {
         vs["spec"]["exportTo"] = json!(["."]);
     });
@@ -405,16 +364,13 @@ async fn replace_keeps_fields_outside_the_model() {
         .annotations
         .insert(STATE_ANNOTATION.into(), "{}".into());
     target.replace_virtual_service(&vs).await.expect("replace");
-    let raw = cluster
-        .istio("virtualservices", "discounts")
-        .expect("stored");
+    let raw = stored_vs(&cluster);
     assert_eq!(raw["spec"]["exportTo"], json!(["."]));
 }
 
 #[tokio::test]
 async fn missing_virtual_service_says_to_apply_first() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
+    let (_cluster, target) = connected().await;
     let e = target
         .virtual_service("discounts")
         .await
@@ -476,10 +432,7 @@ async fn lease_refuses_a_second_driver_until_it_expires() {
     b.acquire_lease("discounts", "ci-job-2", ttl)
         .await
         .expect("takeover after expiry");
-    let lease = cluster
-        .server
-        .object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
-        .expect("lease");
+    let lease = stored_lease(&cluster).expect("lease");
     assert_eq!(lease["spec"]["holderIdentity"], "ci-job-2");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     assert_eq!(lease["spec"]["leaseDurationSeconds"], 30);
@@ -488,21 +441,11 @@ async fn lease_refuses_a_second_driver_until_it_expires() {
     a.release_lease("discounts", "ci-job-1")
         .await
         .expect("no-op release");
-    assert!(
-        cluster
-            .server
-            .object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
-            .is_some()
-    );
+    assert!(stored_lease(&cluster).is_some());
     b.release_lease("discounts", "ci-job-2")
         .await
         .expect("release");
-    assert!(
-        cluster
-            .server
-            .object("coordination.k8s.io", "leases", NS, "meshctl-discounts")
-            .is_none()
-    );
+    assert!(stored_lease(&cluster).is_none());
     a.acquire_lease("discounts", "ci-job-1", ttl)
         .await
         .expect("free again");
@@ -510,12 +453,7 @@ async fn lease_refuses_a_second_driver_until_it_expires() {
 
 #[tokio::test]
 async fn events_regard_the_virtual_service() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
+    let (cluster, target) = applied().await;
     target
         .record_event("discounts", EventType::Normal, "StepAdvanced", "v2 at 25%")
         .await
@@ -616,12 +554,7 @@ async fn kube_runtime_watcher_sees_weight_changes() {
     use futures_util::StreamExt;
     use kube::runtime::watcher;
 
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
+    let (cluster, target) = applied().await;
     let client = kube::Client::try_from(
         kube::Config::from_custom_kubeconfig(
             kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig"),
@@ -655,10 +588,7 @@ async fn kube_runtime_watcher_sees_weight_changes() {
             watcher::Event::InitApply(obj) => assert_eq!(weight_of(&obj), Some(0)),
             watcher::Event::InitDone => {
                 seen_initial = true;
-                target
-                    .apply(&discounts_at(40), ApplyOptions::default())
-                    .await
-                    .expect("apply 40");
+                apply_ok(&target, &discounts_at(40)).await;
             }
             watcher::Event::Apply(obj) if seen_initial => {
                 assert_eq!(weight_of(&obj), Some(40));
@@ -671,15 +601,20 @@ async fn kube_runtime_watcher_sees_weight_changes() {
 
 #[tokio::test]
 async fn a_resource_in_another_namespace_is_refused() {
-    let cluster = Cluster::start().await;
-    let target = cluster.target().await;
+    let (cluster, target) = connected().await;
     let mut resources = discounts();
     if let Resource::VirtualService(vs) = &mut resources[1] {
         vs.metadata.namespace = Some("elsewhere".into());
     }
-    let msg = apply_err(&target, &resources, ApplyOptions::default()).await;
-    assert!(msg.contains("VirtualService \"discounts\" says namespace \"elsewhere\" but the target namespace is \"shop\""), "{msg}");
-    assert!(msg.contains("pass -n elsewhere"), "{msg}");
+    apply_fails_with(
+        &target,
+        &resources,
+        &[
+            "VirtualService \"discounts\" says namespace \"elsewhere\" but the target namespace is \"shop\"",
+            "pass -n elsewhere",
+        ],
+    )
+    .await;
     assert!(cluster.server.requests().is_empty(), "nothing was sent");
 }
 
@@ -692,16 +627,8 @@ async fn discovery_falls_back_to_v1beta1_on_an_older_istio() {
         target.istio_version().await.expect("discovery"),
         meshproxy::istio::ApiVersion::V1beta1
     );
-    target
-        .apply(&discounts(), ApplyOptions::default())
-        .await
-        .expect("apply");
-    let patches: Vec<_> = cluster
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.verb == "patch")
-        .collect();
+    apply_ok(&target, &discounts()).await;
+    let patches = patches(&cluster);
     assert!(
         patches
             .iter()
@@ -709,9 +636,7 @@ async fn discovery_falls_back_to_v1beta1_on_an_older_istio() {
         "{patches:#?}"
     );
 
-    let pinned = KubeTarget::connect(&cluster.args(), Some(meshproxy::istio::ApiVersion::V1))
-        .await
-        .expect("connects");
+    let pinned = pinned_to(&cluster, meshproxy::istio::ApiVersion::V1).await;
     let e = pinned.istio_version().await.expect_err("v1 is not served");
     assert!(e.to_string().contains("--istio-api v1"), "{e}");
     assert!(
@@ -724,4 +649,22 @@ async fn discovery_falls_back_to_v1beta1_on_an_older_istio() {
     let ancient = cluster.target().await;
     let e = ancient.istio_version().await.expect_err("too old");
     assert!(e.to_string().contains("upgrade Istio"), "{e}");
+}
+
+#[tokio::test]
+async fn invalid_object_shows_the_servers_field_errors() {
+    let (_cluster, target) = connected().await;
+    let mut resources = discounts();
+    if let Resource::DestinationRule(dr) = &mut resources[2] {
+        dr.metadata.name = "Discounts_DR".into();
+    }
+    apply_fails_with(
+        &target,
+        &resources,
+        &[
+            "the API server rejected DestinationRule \"Discounts_DR\" as invalid",
+            "metadata.name: Invalid value: \"Discounts_DR\": a lowercase RFC 1123 subdomain",
+        ],
+    )
+    .await;
 }

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use mesh_test_support::meshctl::words;
+
 use crate::util::meshctl;
 
 /// Runs `meshctl render ARGS` in a temp dir holding `files`; asserts exit 1
@@ -25,6 +27,11 @@ fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty(), "nothing printed on failure");
     stderr
+}
+
+/// `meshctl render` with the flags in `line` (split on whitespace) and no files.
+fn flags_fail(line: &str) -> String {
+    fails(&[], &words(line))
 }
 
 /// A spec file `meshctl.yaml` with `text`, rendered with `-f`.
@@ -90,7 +97,7 @@ fn missing_service_in_file() {
 #[test]
 fn missing_service_without_file() {
     assert_msg(
-        fails(&[], &["--versions", "v1"]),
+        flags_fail("--versions v1"),
         "SERVICE: no service name: pass SERVICE (e.g. `meshctl render discounts --versions v1,v2`) or write it in meshctl.yaml (`-f FILE`)",
     );
 }
@@ -98,7 +105,7 @@ fn missing_service_without_file() {
 #[test]
 fn bad_service_name() {
     assert_msg(
-        fails(&[], &["Discounts", "--versions", "v1"]),
+        flags_fail("Discounts --versions v1"),
         "SERVICE \"Discounts\": \"Discounts\" is not a valid name: use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (e.g. discounts)",
     );
 }
@@ -106,7 +113,7 @@ fn bad_service_name() {
 #[test]
 fn missing_versions() {
     assert_msg(
-        fails(&[], &["discounts"]),
+        flags_fail("discounts"),
         "--versions: no versions: list them, stable first, with `versions: [v1, v2]` in meshctl.yaml or `--versions v1,v2`",
     );
 }
@@ -118,7 +125,7 @@ fn bad_version_name() {
         "meshctl.yaml: line 2 column 16 at field `versions[1]`: \"V2\" is not a valid version name: use lowercase letters, digits and '-' (e.g. v2)",
     );
     assert_msg(
-        fails(&[], &["discounts", "--versions", "v1,v_2"]),
+        flags_fail("discounts --versions v1,v_2"),
         "--versions \"v_2\": \"v_2\" is not a valid version name: use lowercase letters, digits and '-' (e.g. v2)",
     );
 }
@@ -130,7 +137,7 @@ fn duplicate_version() {
         "meshctl.yaml: line 2 column 11 at field `versions`: version \"v1\" is given twice: each version needs its own name",
     );
     assert_msg(
-        fails(&[], &["discounts", "--versions", "v1,v1"]),
+        flags_fail("discounts --versions v1,v1"),
         "--versions \"v1\": version \"v1\" is given twice: each version needs its own name",
     );
 }
@@ -142,18 +149,7 @@ fn weights_not_summing_to_100() {
         "meshctl.yaml: line 4 column 3 at field `weights`: weights sum to 110, not 100 (v1=90, v2=20): make the weights add up to 100",
     );
     assert_msg(
-        fails(
-            &[],
-            &[
-                "discounts",
-                "--versions",
-                "v1,v2",
-                "--weight",
-                "v1=90",
-                "--weight",
-                "v2=5",
-            ],
-        ),
+        flags_fail("discounts --versions v1,v2 --weight v1=90 --weight v2=5"),
         "--weight \"v1=90 v2=5\": weights sum to 95, not 100 (v1=90, v2=5): make the weights add up to 100",
     );
 }
@@ -173,18 +169,7 @@ fn weight_for_unknown_version() {
         "meshctl.yaml: line 5 column 3 at field `weights.v3`: version \"v3\" is not one of the versions (v1, v2): add it to `versions` or remove its weight",
     );
     assert_msg(
-        fails(
-            &[],
-            &[
-                "discounts",
-                "--versions",
-                "v1",
-                "--weight",
-                "v1=50",
-                "--weight",
-                "v2=50",
-            ],
-        ),
+        flags_fail("discounts --versions v1 --weight v1=50 --weight v2=50"),
         "--weight \"v1=50 v2=50\": version \"v2\" is not one of the versions (v1): add it to the versions or remove its weight",
     );
 }
@@ -198,16 +183,7 @@ fn bad_host() {
         "meshctl.yaml: line 5 column 5 at field `hosts[1]`: \"bad host\" is not a valid host name: use a DNS name such as discounts.example.com or *.example.com",
     );
     assert_msg(
-        fails(
-            &[],
-            &[
-                "discounts",
-                "--versions",
-                "v1",
-                "--host",
-                "shop_example.com",
-            ],
-        ),
+        flags_fail("discounts --versions v1 --host shop_example.com"),
         "--host \"shop_example.com\": \"shop_example.com\" is not a valid host name: use a DNS name such as discounts.example.com or *.example.com",
     );
 }
@@ -225,7 +201,7 @@ fn port_out_of_range() {
         "meshctl.yaml: line 4 column 17 at field `gateway.port`: port 0 is out of range: use 1 to 65535",
     );
     assert_msg(
-        fails(&[], &["discounts", "--versions", "v1", "--port", "0"]),
+        flags_fail("discounts --versions v1 --port 0"),
         "--port \"0\": port 0 is out of range: use 1 to 65535",
     );
 }
@@ -237,7 +213,7 @@ fn gateway_without_hosts() {
         "meshctl.yaml: line 3 column 1 at field `gateway`: a gateway needs external hosts: add `hosts: [discounts.example.com]` or remove `gateway`",
     );
     assert_msg(
-        fails(&[], &["discounts", "--versions", "v1", "--gateway", "edge"]),
+        flags_fail("discounts --versions v1 --gateway edge"),
         "--gateway \"edge\": a gateway needs external hosts: add --host (e.g. --host discounts.example.com)",
     );
 }
@@ -267,16 +243,7 @@ fn bad_sticky_cookie() {
         "meshctl.yaml: line 3 column 15 at field `stickyCookie`: \"my cookie\" is not a valid cookie name: it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character); use letters, digits and !#$%&'*+-.^_`|~ (e.g. meshctl-version)",
     );
     assert_msg(
-        fails(
-            &[],
-            &[
-                "discounts",
-                "--versions",
-                "v1,v2",
-                "--sticky-cookie",
-                "ver=1",
-            ],
-        ),
+        flags_fail("discounts --versions v1,v2 --sticky-cookie ver=1"),
         "--sticky-cookie \"ver=1\": \"ver=1\" is not a valid cookie name: it holds a character not allowed in a cookie name (space, quote, `=`, `;`, `,`, `/`, brackets or a control character); use letters, digits and !#$%&'*+-.^_`|~ (e.g. meshctl-version)",
     );
 }
@@ -284,7 +251,7 @@ fn bad_sticky_cookie() {
 #[test]
 fn bad_istio_api() {
     assert_msg(
-        fails(&[], &["discounts", "--versions", "v1", "--istio-api", "v2"]),
+        flags_fail("discounts --versions v1 --istio-api v2"),
         "--istio-api \"v2\": unsupported Istio API version: use v1 (Istio 1.22 and later) or v1beta1",
     );
 }
@@ -292,7 +259,7 @@ fn bad_istio_api() {
 #[test]
 fn missing_spec_file() {
     assert_msg(
-        fails(&[], &["-f", "nope.yaml"]),
+        flags_fail("-f nope.yaml"),
         "reading nope.yaml: No such file or directory (os error 2)",
     );
 }
@@ -306,6 +273,16 @@ fn template_fails(name: &str, text: &str) -> String {
         &[(path.as_str(), text)],
         &["discounts", "--versions", "v1,v2", "--templates", "tpl"],
     )
+}
+
+/// The repository's template `name` with `from` replaced by `to`, in
+/// `--templates tpl` alone.
+fn edited_template_fails(name: &str, from: &str, to: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("templates")
+        .join(name);
+    let text = std::fs::read_to_string(path).expect("the repository's template");
+    template_fails(name, &text.replace(from, to))
 }
 
 #[test]
@@ -354,45 +331,29 @@ fn template_output_wrong_type() {
 
 #[test]
 fn template_output_fails_validation() {
-    let vs = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/virtualservice.yaml.j2"),
-    )
-    .unwrap()
-    .replace(
-        "subset: {{ r.version }}",
-        "subset: {{ r.version ~ \"-x\" }}",
-    );
+    let subset = "subset: {{ r.version }}";
+    let suffixed = "subset: {{ r.version ~ \"-x\" }}";
     assert_msg(
-        template_fails("virtualservice.yaml.j2", &vs),
+        edited_template_fails("virtualservice.yaml.j2", subset, suffixed),
         "tpl/virtualservice.yaml.j2: rendered resources are invalid: 1 invalid field\n  - VirtualService/discounts spec.http[0].route[0].destination.subset: subset \"v1-x\" of host \"discounts\" is not defined in its DestinationRule (defined: v1, v2)",
     );
 }
 
 #[test]
 fn template_output_with_unsupported_field() {
-    let dr = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/destinationrule.yaml.j2"),
-    )
-    .unwrap()
-    .replace(
-        "  host: {{ service }}\n",
-        "  host: {{ service }}\n  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 5}\n",
-    );
+    let host = "  host: {{ service }}\n";
+    let outlier =
+        format!("{host}  trafficPolicy:\n    outlierDetection: {{consecutive5xxErrors: 5}}\n");
     assert_msg(
-        template_fails("destinationrule.yaml.j2", &dr),
+        edited_template_fails("destinationrule.yaml.j2", host, &outlier),
         "tpl/destinationrule.yaml.j2: the output has a field meshctl does not support: DestinationRule/discounts spec.trafficPolicy.outlierDetection: remove it from the template",
     );
 }
 
 #[test]
 fn template_output_not_matching_the_spec() {
-    let vs = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/virtualservice.yaml.j2"),
-    )
-    .unwrap()
-    .replace("name: primary", "name: main");
     assert_msg(
-        template_fails("virtualservice.yaml.j2", &vs),
+        edited_template_fails("virtualservice.yaml.j2", "name: primary", "name: main"),
         "tpl/virtualservice.yaml.j2: VirtualService/discounts has no http route named \"primary\": a rollout shifts the weights of that route",
     );
 }
@@ -408,10 +369,7 @@ fn unknown_template_file() {
 #[test]
 fn missing_templates_dir() {
     assert_msg(
-        fails(
-            &[],
-            &["discounts", "--versions", "v1", "--templates", "nowhere"],
-        ),
+        flags_fail("discounts --versions v1 --templates nowhere"),
         "reading templates: nowhere: No such file or directory (os error 2)",
     );
 }

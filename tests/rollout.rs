@@ -8,28 +8,11 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use meshctl::rollout::state::{Ending, Phase};
+use meshctl::rollout::state::{Ending, Phase, RolloutState};
 
 use mesh_test_support::meshctl::words;
 
 use crate::rollout_harness::{Backend, Behaviour, Mesh, active, exit_code, wait_exit, weights};
-
-/// Runs each test body on both targets: `name::local` and `name::kube`.
-macro_rules! on_both_targets {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn local() {
-                super::$name(crate::rollout_harness::Backend::Local);
-            }
-
-            #[test]
-            fn kube() {
-                super::$name(crate::rollout_harness::Backend::Kube);
-            }
-        }
-    )*};
-}
 
 on_both_targets!(
     healthy_canary_promotes,
@@ -45,6 +28,21 @@ on_both_targets!(
     kill_9_then_rollback_restores_v1,
     json_events_are_one_valid_object_per_line
 );
+
+/// The reason of a rollout that ended with v1 back at 100%.
+fn rolled_back_reason(mesh: &Mesh) -> String {
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
+    let state = mesh.state().expect("a rollout state");
+    state.reason.expect("a reason")
+}
+
+/// `kill -TERM` to a driver.
+fn sigterm(driver: &std::process::Child) -> std::process::ExitStatus {
+    std::process::Command::new("kill")
+        .args(["-TERM", &driver.id().to_string()])
+        .status()
+        .expect("running kill")
+}
 
 fn healthy_canary_promotes(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
@@ -98,8 +96,7 @@ fn p99_regression_rolls_back(b: Backend) {
         "--steps 50,100 --max-p99 100ms --threshold 1 --analysis window",
     ))
     .run_code(3);
-    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
-    let reason = mesh.state().unwrap().reason.unwrap();
+    let reason = rolled_back_reason(&mesh);
     assert!(
         reason.contains("v2: p99 497.5ms, threshold <= 100ms"),
         "{reason}"
@@ -118,8 +115,7 @@ fn metrics_source_down_rolls_back(b: Backend) {
     let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --interval 200ms"));
     cmd.args(["--metrics", &url, "--threshold", "2"]);
     cmd.run_code(3);
-    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
-    let reason = mesh.state().unwrap().reason.unwrap();
+    let reason = rolled_back_reason(&mesh);
     assert!(
         reason.contains(&format!("metrics source {url} is unreachable")),
         "{reason}"
@@ -191,27 +187,17 @@ fn rollback_from_another_process_stops_the_driver(b: Backend) {
 fn sigterm_mid_rollout_rolls_back(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh.drive_slowly(&[]);
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &driver.id().to_string()])
-        .status()
-        .expect("running kill");
-    assert!(killed.success());
+    assert!(sigterm(&driver).success());
     assert_eq!(exit_code(&mut driver), Some(3));
-    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
-    let reason = mesh.state().unwrap().reason.unwrap();
-    assert!(
-        reason.starts_with("interrupted (SIGINT/SIGTERM); rolled back"),
-        "{reason}"
-    );
+    let reason = rolled_back_reason(&mesh);
+    let interrupted = "interrupted (SIGINT/SIGTERM); rolled back";
+    assert!(reason.starts_with(interrupted), "{reason}");
 }
 
 fn sigterm_with_on_interrupt_pause_leaves_paused(b: Backend) {
     let mesh = Mesh::start_on(b, Behaviour::healthy());
     let mut driver = mesh.drive_slowly(&["--on-interrupt", "pause"]);
-    std::process::Command::new("kill")
-        .args(["-TERM", &driver.id().to_string()])
-        .status()
-        .expect("running kill");
+    sigterm(&driver);
     assert_eq!(exit_code(&mut driver), Some(5));
     let s = mesh.state().unwrap();
     assert_eq!(s.phase, Phase::Paused);
@@ -562,34 +548,35 @@ fn interval_auto_without_traffic_asks_for_an_interval() {
 /// The `meshctl-ab` route while an `ab` rollout runs: first, matching only
 /// the header, to v2.
 fn ab_route(mesh: &Mesh) -> Option<meshproxy::istio::HttpRoute> {
-    let vs: meshproxy::istio::VirtualService = meshproxy::istio::yaml::parse_resources(
-        &std::fs::read_to_string(mesh.path().join("discounts.yaml")).expect("discounts.yaml"),
-    )
-    .expect("resources")
-    .into_iter()
-    .find_map(|r| match r {
-        meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
-        _ => None,
-    })
-    .expect("VirtualService");
+    let vs = crate::rollout_harness::read_local(&mesh.path().join("discounts.yaml"))
+        .expect("VirtualService");
     let first = vs.spec.http.first().cloned()?;
     (first.name.as_deref() == Some("meshctl-ab")).then_some(first)
+}
+
+/// An `ab` rollout driven in the background (`--match` and the flags in
+/// `rest`), returned once it progresses; the driver and the state then.
+fn drive_ab(mesh: &Mesh, rest: &str) -> (std::process::Child, RolloutState) {
+    let mut flags = words("--strategy ab --match");
+    flags.extend(words(rest));
+    let driver = mesh.drive(&flags);
+    let s = mesh.wait_for("the ab rollout to progress", |s| {
+        s.phase == Phase::Progressing
+    });
+    (driver, s)
+}
+
+/// v1 is back at 100% and the rollback removed the match route.
+fn rolled_back_without_match_route(mesh: &Mesh) {
+    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
+    let removed = ab_route(mesh).is_none();
+    assert!(removed, "rollback removes the match route");
 }
 
 #[test]
 fn ab_healthy_promotes_and_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy());
-    let mut child = mesh
-        .rollout(&words(
-            "--strategy ab --match header:X-Canary=true --iterations 3",
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("meshctl");
-    let s = mesh.wait_for("the ab rollout to progress", |s| {
-        s.phase == Phase::Progressing
-    });
+    let (mut child, s) = drive_ab(&mesh, "header:X-Canary=true --iterations 3");
     assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
     let route = ab_route(&mesh).expect("the match route comes first while progressing");
     let m = &route.matches[0].headers["x-canary"];
@@ -626,49 +613,32 @@ fn ab_failing_v2_rolls_back_and_removes_the_match_route() {
         "{:?}",
         s.strategy
     );
-    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
-    assert!(
-        ab_route(&mesh).is_none(),
-        "rollback removes the match route"
-    );
+    rolled_back_without_match_route(&mesh);
 }
 
 #[test]
 fn ab_rollback_from_another_process_removes_the_match_route() {
     let mesh = Mesh::start(Behaviour::healthy());
-    let mut child = mesh
-        .rollout(&words(
-            "--strategy ab --match header:x-canary=true --iterations 50",
-        ))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("meshctl");
-    mesh.wait_for("the ab rollout to progress", |s| {
-        s.phase == Phase::Progressing
-    });
+    let (mut child, _) = drive_ab(&mesh, "header:x-canary=true --iterations 50");
     assert!(ab_route(&mesh).is_some());
     mesh.meshctl(&["rollback", "discounts"]).run_code(0);
     assert_eq!(exit_code(&mut child), Some(3));
-    assert_eq!(mesh.weights(), weights(&[("v1", 100), ("v2", 0)]));
-    assert!(
-        ab_route(&mesh).is_none(),
-        "rollback removes the match route"
-    );
+    rolled_back_without_match_route(&mesh);
 }
 
 #[test]
 fn ab_bad_match_names_the_flag_and_the_fix() {
     let mesh = Mesh::start(Behaviour::healthy());
-    let (_, err) = mesh
-        .rollout(&["--strategy", "ab", "--match", "x-canary=true"])
-        .run_code(1);
-    assert!(
-        err.contains("--match \"x-canary=true\": missing the `header:` or `cookie:` prefix; use `header:NAME=VALUE`"),
-        "{err}"
-    );
-    let (_, err) = mesh.rollout(&["--strategy", "ab"]).run_code(1);
-    assert!(err.contains("--strategy ab needs --match"), "{err}");
+    for (flags, message) in [
+        (
+            "--strategy ab --match x-canary=true",
+            "--match \"x-canary=true\": missing the `header:` or `cookie:` prefix; use `header:NAME=VALUE`",
+        ),
+        ("--strategy ab", "--strategy ab needs --match"),
+    ] {
+        let (_, err) = mesh.rollout(&words(flags)).run_code(1);
+        assert!(err.contains(message), "{flags}: {err}");
+    }
     assert!(ab_route(&mesh).is_none());
 }
 
@@ -676,12 +646,7 @@ fn ab_bad_match_names_the_flag_and_the_fix() {
 fn mirror_rollback_from_another_process_removes_the_mirror() {
     use meshctl::rollout::strategy::Stage;
     let mesh = Mesh::start(Behaviour::healthy());
-    let mut child = mesh
-        .rollout(&["--strategy", "mirror", "--iterations", "50"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("meshctl");
+    let mut child = mesh.drive(&["--strategy", "mirror", "--iterations", "50"]);
     let s = mesh.wait_for("the mirror stage", |s| s.stage == Stage::Mirror);
     assert_eq!(s.weights, weights(&[("v1", 100), ("v2", 0)]));
     let (out, _) = mesh

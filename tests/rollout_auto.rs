@@ -228,29 +228,9 @@ fn bluegreen_through_meshproxy(percent: &str, to_the_end: bool) -> (Value, Vec<V
     use crate::rollout_proxy::{Answer, Load, ProxyMesh};
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
-    let cmd = mesh.meshctl(&[
-        "rollout",
-        "start",
-        "discounts",
-        "--to",
-        "v2",
-        "--metrics",
-        &mesh.metrics_url,
-        "--strategy",
-        "bluegreen",
-        "--mirror-percent",
-        percent,
-        "--iterations",
-        "1",
-        "--interval",
-        "auto",
-        "--success-rate",
-        "90",
-        "--min-requests",
-        "10",
-        "-o",
-        "json",
-    ]);
+    let mut flags = words("--strategy bluegreen --iterations 1 --interval auto -o json");
+    flags.extend(["--mirror-percent", percent, "--success-rate", "90"]);
+    let cmd = mesh.rollout(&flags);
     let run = Events::command(cmd);
     let (bake, events, code) = if to_the_end {
         let (code, events, err) = run.finish();

@@ -120,14 +120,47 @@ fn synthetic(target: &LocalTarget, canary_errors: f64, per_scrape: f64) -> Synth
     }
 }
 
+/// The outcome of one driver run and the events it reported.
+type Outcome = (
+    Result<(Finish, RolloutState), EngineError>,
+    Vec<RolloutEvent>,
+);
+
+/// Runs the driver over `target` and `metrics` with `o` and `p`, never
+/// interrupted; its outcome and the events it reported.
+async fn drive<T: Target, M: MetricsSource>(
+    target: &T,
+    metrics: &M,
+    o: DriverOptions,
+    p: Plan,
+) -> Outcome {
+    let rec = Recorder::default();
+    let (_tx, rx) = watch::channel(0);
+    let result = Driver::new(target, metrics, &rec, o, rx).run(p).await;
+    (result, rec.0.into_inner().expect("events"))
+}
+
+/// A healthy fast rollout over 50, 100% with the webhook receiver answering
+/// `status` per hook (200 otherwise); the target directory, the receiver and
+/// the outcome.
+async fn drive_with_hooks(
+    status: BTreeMap<&'static str, u16>,
+) -> (tempfile::TempDir, Hooks, Outcome) {
+    let (dir, target) = fixture();
+    let metrics = synthetic(&target, 0.0, 1000.0);
+    let hooks = hook_server(status).await;
+    let o = options(webhooks(&hooks));
+    let outcome = drive(&target, &metrics, o, fast(plan(&[50, 100]))).await;
+    (dir, hooks, outcome)
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn paused_clock_healthy_rollout_promotes() {
     let (_dir, target) = fixture();
     let metrics = synthetic(&target, 0.0, 1000.0);
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
-    let driver = Driver::new(&target, &metrics, &rec, options(Webhooks::default()), rx);
-    let (finish, state) = driver.run(plan(&[10, 50, 100])).await.expect("driver");
+    let o = options(Webhooks::default());
+    let (result, events) = drive(&target, &metrics, o, plan(&[10, 50, 100])).await;
+    let (finish, state) = result.expect("driver");
     assert_eq!(finish, Finish::Ended(Ending::Promoted));
     assert_eq!(state.weights_text(), "v1=0 v2=100");
     let vs = target.virtual_service("discounts").await.unwrap();
@@ -136,10 +169,7 @@ async fn paused_clock_healthy_rollout_promotes() {
         state,
         "the recorded state is the final one"
     );
-    let analyses = rec
-        .0
-        .lock()
-        .unwrap()
+    let analyses = events
         .iter()
         .filter(|e| matches!(e, RolloutEvent::Analysis { .. }))
         .count();
@@ -151,12 +181,10 @@ async fn paused_clock_hold_then_progress_deadline_times_out() {
     let (_dir, target) = fixture();
     // 10 requests per scrape at 10%: 1 canary request per window, never 20.
     let metrics = synthetic(&target, 0.0, 10.0);
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
     let mut p = plan(&[10, 100]);
     p.step_timeout = Duration::from_secs(120);
-    let driver = Driver::new(&target, &metrics, &rec, options(Webhooks::default()), rx);
-    let (finish, state) = driver.run(p).await.expect("driver");
+    let (result, _) = drive(&target, &metrics, options(Webhooks::default()), p).await;
+    let (finish, state) = result.expect("driver");
     assert_eq!(finish, Finish::Ended(Ending::TimedOut));
     assert_eq!(state.failed_checks, 0);
     // The window was extended: the last record spans all held intervals.
@@ -281,13 +309,8 @@ fn fast(mut p: Plan) -> Plan {
 
 #[tokio::test]
 async fn webhooks_are_called_around_a_promotion() {
-    let (_dir, target) = fixture();
-    let metrics = synthetic(&target, 0.0, 1000.0);
-    let hooks = hook_server(BTreeMap::new()).await;
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
-    let driver = Driver::new(&target, &metrics, &rec, options(webhooks(&hooks)), rx);
-    let (finish, _) = driver.run(fast(plan(&[50, 100]))).await.expect("driver");
+    let (_dir, hooks, (result, _)) = drive_with_hooks(BTreeMap::new()).await;
+    let (finish, _) = result.expect("driver");
     assert_eq!(finish, Finish::Ended(Ending::Promoted));
     let calls = hooks.calls.lock().unwrap().clone();
     let kinds: Vec<&str> = calls
@@ -302,13 +325,8 @@ async fn webhooks_are_called_around_a_promotion() {
 
 #[tokio::test]
 async fn a_closed_rollout_gate_fails_checks_and_rolls_back() {
-    let (_dir, target) = fixture();
-    let metrics = synthetic(&target, 0.0, 1000.0);
-    let hooks = hook_server([("rollout", 503)].into()).await;
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
-    let driver = Driver::new(&target, &metrics, &rec, options(webhooks(&hooks)), rx);
-    let (finish, state) = driver.run(fast(plan(&[50, 100]))).await.expect("driver");
+    let (_dir, hooks, (result, _)) = drive_with_hooks([("rollout", 503)].into()).await;
+    let (finish, state) = result.expect("driver");
     assert_eq!(finish, Finish::Ended(Ending::RolledBack));
     let reason = state.reason.unwrap();
     assert!(
@@ -327,13 +345,8 @@ async fn a_closed_rollout_gate_fails_checks_and_rolls_back() {
 
 #[tokio::test]
 async fn a_rejected_pre_rollout_hook_changes_nothing() {
-    let (dir, target) = fixture();
-    let metrics = synthetic(&target, 0.0, 1000.0);
-    let hooks = hook_server([("pre-rollout", 500)].into()).await;
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
-    let driver = Driver::new(&target, &metrics, &rec, options(webhooks(&hooks)), rx);
-    let e = driver.run(fast(plan(&[50, 100]))).await.unwrap_err();
+    let (dir, _hooks, (result, _)) = drive_with_hooks([("pre-rollout", 500)].into()).await;
+    let e = result.unwrap_err();
     assert!(matches!(e, EngineError::PreRollout(_)), "{e}");
     assert!(
         e.to_string()
@@ -435,12 +448,10 @@ async fn a_rollback_overwritten_by_another_writer_is_reported_not_trusted() {
     let (_dir, inner) = fixture();
     let metrics = synthetic(&inner, 0.5, 1000.0);
     let target = RacingWriter { inner };
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
-    let driver = Driver::new(&target, &metrics, &rec, options(Webhooks::default()), rx);
     let mut p = plan(&[50, 100]);
     p.threshold = 1;
-    let err = driver.run(p).await.expect_err("the read-back finds 50/50");
+    let (result, _) = drive(&target, &metrics, options(Webhooks::default()), p).await;
+    let err = result.expect_err("the read-back finds 50/50");
     assert!(
         matches!(err, EngineError::RollbackNotApplied { .. }),
         "{err:?}"
@@ -474,15 +485,13 @@ async fn paused_clock_interval_auto_bakes_each_step_from_its_weight() {
     use meshctl::rollout::pace::{Demand, Pace};
     let (_dir, target) = fixture();
     let metrics = synthetic(&target, 0.0, 1000.0);
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
     let mut o = options(Webhooks::default());
     // 10 requests/s, --success-rate 90.
     o.pace = Some(Pace::new(10.0, Demand::new(90.0, (1000.0, 0.0), 0.95, 20)));
-    let driver = Driver::new(&target, &metrics, &rec, o, rx);
-    let (finish, _) = driver.run(plan(&[10, 50, 100])).await.expect("driver");
+    let (result, events) = drive(&target, &metrics, o, plan(&[10, 50, 100])).await;
+    let (finish, _) = result.expect("driver");
     assert_eq!(finish, Finish::Ended(Ending::Promoted));
-    let pairs = bakes_and_windows(&rec.0.lock().unwrap());
+    let pairs = bakes_and_windows(&events);
     assert_eq!(pairs.len(), 3, "{pairs:?}");
     // Each window lasted its step's bake, and smaller steps baked longer.
     for (bake, window) in &pairs {
@@ -525,8 +534,6 @@ async fn paused_clock_interval_auto_holds_an_unmatched_ab_step_until_the_deadlin
     use meshctl::rollout::strategy::{Stage, Strategy};
     let (_dir, target) = fixture();
     let metrics = Unmatched::default();
-    let rec = Recorder::default();
-    let (_tx, rx) = watch::channel(0);
     let mut o = options(Webhooks::default());
     o.pace = Some(Pace::new(10.0, Demand::new(90.0, (1000.0, 0.0), 0.95, 20)));
     let mut p = plan(&[100]);
@@ -535,10 +542,9 @@ async fn paused_clock_interval_auto_holds_an_unmatched_ab_step_until_the_deadlin
         iterations: 1,
     };
     p.step_timeout = Duration::from_secs(10);
-    let driver = Driver::new(&target, &metrics, &rec, o, rx);
-    let (finish, state) = driver.run(p).await.expect("driver");
+    let (result, events) = drive(&target, &metrics, o, p).await;
+    let (finish, state) = result.expect("driver");
     assert_eq!(finish, Finish::Ended(Ending::TimedOut));
-    let events = rec.0.lock().unwrap();
     let bakes: Vec<(Option<f64>, u64, bool, String)> = events
         .iter()
         .filter_map(|e| match e {

@@ -6,7 +6,6 @@
 //! `--grpc-error-codes`; `demo --protocol grpc` as the real binary; and
 //! doctor's `grpc-port` warning.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,6 +14,11 @@ use meshctl::metrics::prometheus::Prometheus;
 use meshctl::metrics::proxy::ProxyMetrics;
 use meshctl::metrics::{GrpcCodes, MetricsSource};
 
+use mesh_test_support::fixture::discounts_at;
+use mesh_test_support::meshctl::words;
+
+use crate::demo::{in_dir, load_line, promoted, refused, rolled_back};
+use crate::rollout_harness::{Backend, Protocol, Proxied, runtime};
 use crate::rollout_prometheus::{prometheus_binary, start_prometheus};
 
 /// gRPC and HTTP series of `discounts` as meshproxy exposes them (with
@@ -96,84 +100,33 @@ fn exposition_and_prometheus_count_grpc_failures_alike() {
     drop(prom);
 }
 
-/// Where the rollout state lives and where meshproxy reads its config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
-    /// A local directory target; meshproxy watches the directory.
-    Local,
-    /// The fake Kubernetes API server; meshproxy runs with `--kube`.
-    Kube,
-}
-
 /// gRPC v1/v2 upstreams (the demo's `Greeter`), meshproxy in front of them
 /// with the port declared `grpc`, and the demo's gRPC load generator.
 struct GrpcMesh {
-    place: Place,
-    dir: tempfile::TempDir,
-    cluster: Option<crate::kube_support::Cluster>,
-    metrics_url: String,
-    proxy: Option<meshproxy::Handle>,
+    mesh: Proxied,
     upstreams: Vec<tokio::task::JoinHandle<()>>,
     load: Option<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     stats: Arc<meshctl::demo::LoadStats>,
-    // Dropped last: everything above runs on it.
-    rt: tokio::runtime::Runtime,
 }
 
 impl GrpcMesh {
     /// v2 answers every `v2_fail_every`-th call with `INTERNAL`.
-    fn start(place: Place, v2_fail_every: Option<u64>) -> Self {
+    fn start(backend: Backend, v2_fail_every: Option<u64>) -> Self {
         use meshctl::demo::grpc;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
+        let rt = runtime();
         let (v1, t1) = rt.block_on(grpc::upstream("v1", None)).expect("v1");
         let (v2, t2) = rt
             .block_on(grpc::upstream("v2", v2_fail_every))
             .expect("v2");
-        let mut settings = meshproxy::Settings::local(dir.path());
-        settings.workers = Some(1);
-        let cluster = match place {
-            Place::Local => {
-                std::fs::write(
-                    dir.path().join("discounts.yaml"),
-                    crate::rollout_harness::RESOURCES,
-                )
-                .expect("resources");
-                std::fs::write(
-                    dir.path().join("endpoints.yaml"),
-                    format!(
-                        "services:\n  discounts:\n    port: {{name: grpc-api}}\n    endpoints:\n    - address: {v1}\n      labels: {{version: v1}}\n    - address: {v2}\n      labels: {{version: v2}}\n"
-                    ),
-                )
-                .expect("endpoints");
-                None
-            }
-            Place::Kube => {
-                let cluster = rt.block_on(crate::kube_support::Cluster::start());
-                seed_cluster(&rt, &cluster, &[("v1", v1), ("v2", v2)]);
-                settings.kube = Some(meshproxy::KubeSource {
-                    namespace: Some(crate::kube_support::NS.to_owned()),
-                    kubeconfig: Some(cluster.kubeconfig.clone()),
-                });
-                Some(cluster)
-            }
-        };
-        let proxy = rt
-            .block_on(meshproxy::start(settings))
-            .expect("meshproxy starts");
-        let metrics_url = format!("http://{}/metrics", proxy.admin_addr());
+        let mesh = Proxied::start(rt, backend, Protocol::Grpc, &[("v1", v1), ("v2", v2)]);
         let stats = Arc::new(meshctl::demo::LoadStats::default());
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let load = {
-            let _guard = rt.enter();
+            let _guard = mesh.rt.enter();
             grpc::load(
                 grpc::Load {
-                    proxy: proxy.listen_addr(),
+                    proxy: mesh.proxy,
                     authority: "discounts".to_owned(),
                     rate: 200,
                     max_run: Duration::from_secs(180),
@@ -184,92 +137,36 @@ impl GrpcMesh {
             )
         };
         let mesh = Self {
-            place,
-            dir,
-            cluster,
-            metrics_url,
-            proxy: Some(proxy),
+            mesh,
             upstreams: vec![t1, t2],
             load: Some(load),
             stop,
             stats,
-            rt,
         };
-        mesh.wait_for_grpc_traffic();
+        assert!(
+            mesh.saw_requests("v1"),
+            "meshproxy reported no calls to discounts within 30s (load: {} ok, {} failed: {})",
+            mesh.stats.ok.load(Ordering::Relaxed),
+            mesh.stats.failed.load(Ordering::Relaxed),
+            mesh.stats.failures()
+        );
         mesh
     }
 
-    /// Waits (bounded: 30 s) until meshproxy reports gRPC calls to v1.
-    fn wait_for_grpc_traffic(&self) {
-        let source = ProxyMetrics::new(&self.metrics_url, Duration::from_secs(2)).expect("source");
-        for _ in 0..300 {
-            if let Ok(s) = self.rt.block_on(source.scrape("discounts"))
-                && s.version("v1").requests > 0.0
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "meshproxy reported no calls to discounts within 30s (load: {} ok, {} failed: {})",
-            self.stats.ok.load(Ordering::Relaxed),
-            self.stats.failed.load(Ordering::Relaxed),
-            self.stats.failures()
-        );
-    }
-
-    /// `meshctl rollout start discounts --to v2` on meshproxy's metrics, 1 s windows.
+    /// `meshctl rollout start discounts --to v2` on meshproxy's metrics,
+    /// 1 s windows, steps 20, 50, 100%.
     fn rollout(&self, extra: &[&str]) -> crate::util::Meshctl {
-        let mut cmd = crate::util::meshctl();
-        match (&self.place, &self.cluster) {
-            (Place::Kube, Some(c)) => {
-                cmd.arg("--kubeconfig").arg(&c.kubeconfig);
-            }
-            _ => {
-                cmd.arg("--target")
-                    .arg(format!("local:{}", self.dir.path().display()));
-            }
-        }
-        cmd.args([
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-            "--metrics",
-            &self.metrics_url,
-            "--interval",
-            "1s",
-            "--min-requests",
-            "10",
-            "--steps",
-            "20,50,100",
-        ]);
+        let mut cmd = self.mesh.rollout(&["--steps", "20,50,100"]);
         cmd.args(extra);
         cmd
     }
+}
 
-    fn state(&self) -> meshctl::rollout::state::RolloutState {
-        let vs: meshproxy::istio::VirtualService = match &self.cluster {
-            Some(c) => serde_json::from_value(
-                c.istio("virtualservices", "discounts")
-                    .expect("the VirtualService"),
-            )
-            .expect("a VirtualService"),
-            None => {
-                let text = std::fs::read_to_string(self.dir.path().join("discounts.yaml"))
-                    .expect("discounts.yaml");
-                meshproxy::istio::yaml::parse_resources(&text)
-                    .expect("resources")
-                    .into_iter()
-                    .find_map(|r| match r {
-                        meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
-                        _ => None,
-                    })
-                    .expect("the VirtualService")
-            }
-        };
-        meshctl::rollout::state::RolloutState::read(&vs).expect("rollout state")
+impl std::ops::Deref for GrpcMesh {
+    type Target = Proxied;
+
+    fn deref(&self) -> &Proxied {
+        &self.mesh
     }
 }
 
@@ -278,73 +175,20 @@ impl Drop for GrpcMesh {
         let _ = self.stop.send(true);
         if let Some(load) = self.load.take() {
             let _ = self
+                .mesh
                 .rt
                 .block_on(async { tokio::time::timeout(Duration::from_secs(5), load).await });
         }
-        if let Some(h) = self.proxy.take() {
-            self.rt.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(20), h.shutdown()).await;
-            });
-        }
+        self.mesh.shutdown();
         for t in &self.upstreams {
             t.abort();
         }
     }
 }
 
-/// The Istio resources, and per version a Pod and an EndpointSlice whose
-/// port is named `grpc` with `appProtocol: grpc` (what meshproxy `--kube`
-/// reads the upstream protocol from).
-fn seed_cluster(
-    rt: &tokio::runtime::Runtime,
-    cluster: &crate::kube_support::Cluster,
-    versions: &[(&str, SocketAddr)],
-) {
-    use crate::kube_support::{ClusterTarget, NS};
-    use meshctl::target::Target;
-    let resources = meshproxy::istio::yaml::parse_resources(crate::rollout_harness::RESOURCES)
-        .expect("resources");
-    rt.block_on(async {
-        cluster
-            .target()
-            .await
-            .apply(&resources, meshctl::target::ApplyOptions::default())
-            .await
-            .expect("seeding the cluster")
-    });
-    for (version, addr) in versions {
-        let pod = format!("discounts-{version}");
-        cluster
-            .server
-            .insert(
-                "",
-                "pods",
-                NS,
-                serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": pod, "labels": {"app": "discounts", "version": version}}}),
-            )
-            .expect("pod");
-        cluster
-            .server
-            .insert(
-                "discovery.k8s.io",
-                "endpointslices",
-                NS,
-                serde_json::json!({
-                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                    "metadata": {"name": pod, "labels": {"kubernetes.io/service-name": "discounts"}},
-                    "addressType": "IPv4",
-                    "ports": [{"name": "grpc", "port": addr.port(), "appProtocol": "grpc"}],
-                    "endpoints": [{"addresses": ["127.0.0.1"], "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}}]
-                }),
-            )
-            .expect("slice");
-    }
-}
-
 /// A healthy gRPC v2 is promoted, and one answering `INTERNAL` on 10% of
 /// calls (HTTP 200, `grpc-status: 13`) is rolled back with the code named.
-fn promotes_healthy_and_rolls_back_internal(place: Place) {
+fn promotes_healthy_and_rolls_back_internal(place: Backend) {
     use meshctl::rollout::state::Phase;
 
     let mesh = GrpcMesh::start(place, None);
@@ -401,14 +245,10 @@ fn promotes_healthy_and_rolls_back_internal(place: Place) {
     );
 }
 
-#[test]
-fn grpc_canary_on_the_local_target() {
-    promotes_healthy_and_rolls_back_internal(Place::Local);
-}
-
-#[test]
-fn grpc_canary_on_the_fake_api_server() {
-    promotes_healthy_and_rolls_back_internal(Place::Kube);
+on_both_targets! {
+    promotes_healthy_and_rolls_back_internal =>
+        grpc_canary_on_the_local_target,
+        grpc_canary_on_the_fake_api_server;
 }
 
 /// `--grpc-error-codes` changes what fails: without INTERNAL in the set the
@@ -418,7 +258,7 @@ fn grpc_canary_on_the_fake_api_server() {
 fn grpc_error_codes_flag_decides_what_fails() {
     use meshctl::rollout::state::Phase;
 
-    let mesh = GrpcMesh::start(Place::Local, Some(10));
+    let mesh = GrpcMesh::start(Backend::Local, Some(10));
     let (code, out, err) = mesh.rollout(&["--grpc-error-codes", "unavailable,4"]).run();
     assert_eq!(code, 0, "{out}{err}");
     let state = mesh.state();
@@ -431,19 +271,10 @@ fn grpc_error_codes_flag_decides_what_fails() {
     // failed with the default codes, naming them; passed without INTERNAL.
     let analyze = |codes: Option<&str>| {
         let mut cmd = crate::util::meshctl();
-        cmd.args([
-            "analyze",
-            "discounts",
-            "--compare",
-            "v1",
-            "v2",
-            "--for",
-            "1s",
-            "--min-requests",
-            "10",
-            "--metrics",
-            &mesh.metrics_url,
-        ]);
+        cmd.args(words(
+            "analyze discounts --compare v1 v2 --for 1s --min-requests 10",
+        ))
+        .args(["--metrics", &mesh.metrics_url]);
         if let Some(c) = codes {
             cmd.args(["--grpc-error-codes", c]);
         }
@@ -456,22 +287,12 @@ fn grpc_error_codes_flag_decides_what_fails() {
     assert_eq!(code, 0, "{out}{err}");
     drop(mesh);
 
-    let (code, _, err) = {
-        let mut cmd = crate::util::meshctl();
-        cmd.args([
-            "--target",
-            "local:/nonexistent",
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-            "--grpc-error-codes",
-            "INTERNAL,teapot",
-        ]);
-        cmd.run()
-    };
-    assert_eq!(code, 1, "{err}");
+    let (_, err) = crate::util::meshctl()
+        .args(words(
+            "--target local:/nonexistent rollout start discounts --to v2",
+        ))
+        .args(["--grpc-error-codes", "INTERNAL,teapot"])
+        .run_code(1);
     assert!(
         err.contains("--grpc-error-codes")
             && err.contains("\"teapot\" is not a gRPC status code")
@@ -487,50 +308,23 @@ fn grpc_error_codes_flag_decides_what_fails() {
 #[test]
 fn demo_protocol_grpc_promotes_and_rolls_back() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--protocol", "grpc", "--interval", "500ms", "--dir"])
-        .arg(dir.path());
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("PROMOTED v1=0 v2=100"), "{out}");
-    assert!(
-        out.contains("gRPC calls/s (/meshctl.demo.Greeter/SayHello)"),
-        "{out}"
+    let out = promoted(
+        &in_dir(&dir, "--protocol grpc --interval 500ms"),
+        &["gRPC calls/s (/meshctl.demo.Greeter/SayHello)"],
     );
-    let load = out
-        .lines()
-        .find(|l| l.starts_with("demo: load generator:"))
-        .unwrap_or_else(|| panic!("{out}"));
+    let load = load_line(&out);
     assert!(load.contains(" 0 failed;"), "{load}");
     let endpoints = std::fs::read_to_string(dir.path().join("endpoints.yaml")).expect("endpoints");
     assert!(endpoints.contains("port: {name: grpc}"), "{endpoints}");
 
-    let mut cmd = crate::util::meshctl();
-    cmd.args([
-        "demo",
-        "--protocol",
-        "grpc",
-        "--bad-canary",
-        "--interval",
-        "500ms",
-    ]);
-    let (code, out, err) = cmd.run();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("ROLLED BACK v1=100 v2=0"), "{out}");
+    let out = rolled_back("--protocol grpc --bad-canary --interval 500ms");
     assert!(out.contains("failed: INTERNAL ×"), "{out}");
-    let load = out
-        .lines()
-        .find(|l| l.starts_with("demo: load generator:"))
-        .unwrap_or_else(|| panic!("{out}"));
+    let load = load_line(&out);
     assert!(load.contains("(INTERNAL ×"), "{load}");
 
-    let mut cmd = crate::util::meshctl();
-    cmd.args(["demo", "--protocol", "grpc", "--mtls"]);
-    let (code, _, err) = cmd.run();
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("--protocol grpc does not combine with --mtls"),
-        "{err}"
+    refused(
+        "--protocol grpc --mtls",
+        "--protocol grpc does not combine with --mtls",
     );
 }
 
@@ -539,29 +333,13 @@ fn demo_protocol_grpc_promotes_and_rolls_back() {
 /// (exit 0, `WARN`) once endpoints.yaml no longer declares the port.
 #[test]
 fn doctor_warns_about_grpc_on_an_undeclared_port() {
-    let mesh = GrpcMesh::start(Place::Local, None);
+    let mesh = GrpcMesh::start(Backend::Local, None);
     // Both versions serve, so every other check passes.
-    let split = crate::rollout_harness::RESOURCES.replace(
-        "      weight: 100\n",
-        "      weight: 50\n    - destination: {host: discounts, subset: v2}\n      weight: 50\n",
-    );
-    std::fs::write(mesh.dir.path().join("discounts.yaml"), split).expect("resources");
-    let source = ProxyMetrics::new(&mesh.metrics_url, Duration::from_secs(2)).expect("source");
-    for _ in 0..300 {
-        if mesh
-            .rt
-            .block_on(source.scrape("discounts"))
-            .is_ok_and(|s| s.version("v2").requests > 0.0)
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    std::fs::write(mesh.path().join("discounts.yaml"), discounts_at(50, 50)).expect("resources");
+    // Bounded (30 s); the checks below say what is missing if v2 never served.
+    let _ = mesh.saw_requests("v2");
     let doctor = |json: bool| {
-        let mut cmd = crate::util::meshctl();
-        cmd.arg("--target")
-            .arg(format!("local:{}", mesh.dir.path().display()))
-            .args(["doctor", "discounts", "--metrics", &mesh.metrics_url]);
+        let mut cmd = mesh.meshctl(&["doctor", "discounts", "--metrics", &mesh.metrics_url]);
         if json {
             cmd.args(["-o", "json"]);
         }
@@ -586,7 +364,7 @@ fn doctor_warns_about_grpc_on_an_undeclared_port() {
         "{check}"
     );
 
-    let path = mesh.dir.path().join("endpoints.yaml");
+    let path = mesh.path().join("endpoints.yaml");
     let undeclared = std::fs::read_to_string(&path)
         .expect("endpoints.yaml")
         .replace("    port: {name: grpc-api}\n", "");

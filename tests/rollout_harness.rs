@@ -7,7 +7,38 @@
 //! 127.0.0.1:0 serving the simulated Istio counters as Prometheus text.
 //!
 //! The simulator stands in for meshproxy so these tests exercise meshctl's
-//! driver alone; `demo.rs` runs the real proxy. Every loop is bounded in time.
+//! driver alone; [`Proxied`] runs the real meshproxy (in process) in front
+//! of real upstreams instead, on either target. [`on_both_targets!`] runs a
+//! test body on both. Every loop is bounded in time.
+
+/// Runs each test body (a `fn(Backend)`) on both targets: `name::local` and
+/// `name::kube`, or with `body => local_name, kube_name;` under those names.
+macro_rules! on_both_targets {
+    ($($body:ident => $local:ident, $kube:ident);+ $(;)?) => {$(
+        #[test]
+        fn $local() {
+            $body(crate::rollout_harness::Backend::Local);
+        }
+
+        #[test]
+        fn $kube() {
+            $body(crate::rollout_harness::Backend::Kube);
+        }
+    )+};
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn local() {
+                super::$name(crate::rollout_harness::Backend::Local);
+            }
+
+            #[test]
+            fn kube() {
+                super::$name(crate::rollout_harness::Backend::Kube);
+            }
+        }
+    )*};
+}
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -20,6 +51,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mesh_test_support::cluster::{Cluster, NS, blocking_cluster};
+use mesh_test_support::fixture::discounts_endpoints_on;
+use meshctl::metrics::MetricsSource;
+use meshctl::metrics::proxy::ProxyMetrics;
 use meshctl::rollout::state::{Phase, RolloutState};
 use meshctl::target::{ApplyOptions, Target};
 use meshproxy::istio::VirtualService;
@@ -136,7 +170,8 @@ pub struct Mesh {
     threads: Vec<JoinHandle<()>>,
 }
 
-fn read_local(path: &Path) -> Option<VirtualService> {
+/// The VirtualService in a local target's file.
+pub fn read_local(path: &Path) -> Option<VirtualService> {
     let text = std::fs::read_to_string(path).ok()?;
     let res = meshproxy::istio::yaml::parse_resources(&text).ok()?;
     res.into_iter().find_map(|r| match r {
@@ -163,15 +198,7 @@ impl Mesh {
             }
             Backend::Kube => {
                 let (runtime, cluster) = blocking_cluster();
-                runtime.block_on(async {
-                    let target = cluster.target().await;
-                    let resources =
-                        meshproxy::istio::yaml::parse_resources(RESOURCES).expect("resources");
-                    target
-                        .apply(&resources, ApplyOptions::default())
-                        .await
-                        .expect("applying");
-                });
+                runtime.block_on(seed(&cluster));
                 let reader = cluster.server.clone();
                 let read: ReadVs = Arc::new(move || {
                     let v =
@@ -274,16 +301,9 @@ impl Mesh {
         );
     }
 
-    /// The `meshctl rollout start` command with fast settings.
+    /// The `meshctl rollout start` command with fast settings (300 ms windows).
     pub fn rollout(&self, extra: &[&str]) -> Meshctl {
-        let mut cmd = self.meshctl(&["rollout", "start", "discounts", "--to", "v2"]);
-        cmd.args(["--metrics", &self.metrics_url]).args(extra);
-        for (flag, default) in [("--interval", "300ms"), ("--min-requests", "10")] {
-            if !extra.contains(&flag) {
-                cmd.args([flag, default]);
-            }
-        }
-        cmd
+        rollout_start(self.meshctl(&[]), &self.metrics_url, "300ms", extra)
     }
 
     /// `rollout start` in the background with its output discarded: a driver
@@ -330,6 +350,196 @@ impl Drop for Mesh {
             drop(k.cluster);
             k.runtime.shutdown_timeout(Duration::from_secs(5));
         }
+    }
+}
+
+/// The `RESOURCES` applied to the fake cluster through meshctl's target.
+async fn seed(cluster: &Cluster) {
+    let resources = meshproxy::istio::yaml::parse_resources(RESOURCES).expect("resources");
+    cluster
+        .target()
+        .await
+        .apply(&resources, ApplyOptions::default())
+        .await
+        .expect("seeding the cluster");
+}
+
+/// `cmd rollout start discounts --to v2` judged on `metrics_url`, then
+/// `extra`; `--interval interval` and `--min-requests 10` unless `extra`
+/// sets them, and `--metrics` unless `extra` names `--prometheus`.
+pub fn rollout_start(
+    mut cmd: Meshctl,
+    metrics_url: &str,
+    interval: &str,
+    extra: &[&str],
+) -> Meshctl {
+    cmd.args(["rollout", "start", "discounts", "--to", "v2"]);
+    if !extra.contains(&"--prometheus") {
+        cmd.args(["--metrics", metrics_url]);
+    }
+    cmd.args(extra);
+    for (flag, default) in [("--interval", interval), ("--min-requests", "10")] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, default]);
+        }
+    }
+    cmd
+}
+
+/// How meshproxy talks to the upstreams of [`Proxied`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1: the port undeclared (local) or named `http` (cluster).
+    Http,
+    /// gRPC: the port declared `grpc-api` in endpoints.yaml (local), or
+    /// named `grpc` with `appProtocol: grpc` in the EndpointSlice (cluster).
+    Grpc,
+}
+
+/// A multi-threaded runtime (two workers) for meshproxy and the upstreams.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// meshproxy (in process, one worker) in front of the `discounts` upstreams,
+/// on either target: on [`Backend::Local`] it watches the directory that is
+/// the target, on [`Backend::Kube`] it follows the fake cluster (`--kube`).
+pub struct Proxied {
+    /// The scratch directory (the target and meshproxy's config on Local).
+    pub dir: tempfile::TempDir,
+    /// meshproxy's listener.
+    pub proxy: SocketAddr,
+    /// meshproxy's `/metrics`.
+    pub metrics_url: String,
+    cluster: Option<Cluster>,
+    handle: Option<meshproxy::Handle>,
+    /// The runtime everything runs on; dropped last.
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Proxied {
+    /// Starts meshproxy on `rt` in front of `upstreams` (version, address),
+    /// with the `discounts` resources on `backend`.
+    pub fn start(
+        rt: tokio::runtime::Runtime,
+        backend: Backend,
+        protocol: Protocol,
+        upstreams: &[(&str, SocketAddr)],
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = meshproxy::Settings::local(dir.path());
+        settings.workers = Some(1);
+        let cluster = match backend {
+            Backend::Local => {
+                std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("resources");
+                let port = (protocol == Protocol::Grpc).then_some("grpc-api");
+                std::fs::write(
+                    dir.path().join("endpoints.yaml"),
+                    discounts_endpoints_on(port, upstreams),
+                )
+                .expect("endpoints");
+                None
+            }
+            Backend::Kube => {
+                let cluster = rt.block_on(Cluster::start());
+                rt.block_on(seed(&cluster));
+                for (version, addr) in upstreams {
+                    match protocol {
+                        Protocol::Http => cluster.add_workload("discounts", version, *addr),
+                        Protocol::Grpc => cluster.add_grpc_workload("discounts", version, *addr),
+                    }
+                }
+                settings.kube = Some(meshproxy::KubeSource {
+                    namespace: Some(NS.to_owned()),
+                    kubeconfig: Some(cluster.kubeconfig.clone()),
+                });
+                Some(cluster)
+            }
+        };
+        let handle = rt
+            .block_on(meshproxy::start(settings))
+            .expect("meshproxy starts");
+        Self {
+            proxy: handle.listen_addr(),
+            metrics_url: format!("http://{}/metrics", handle.admin_addr()),
+            dir,
+            cluster,
+            handle: Some(handle),
+            rt,
+        }
+    }
+
+    /// The scratch directory (the target directory on the local backend).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A meshctl command against the target.
+    pub fn meshctl(&self, args: &[&str]) -> Meshctl {
+        let mut cmd = crate::util::meshctl();
+        match &self.cluster {
+            Some(c) => cmd.kubeconfig(&c.kubeconfig),
+            None => cmd.local(self.path()),
+        };
+        cmd.args(args);
+        cmd
+    }
+
+    /// `meshctl rollout start discounts --to v2` on meshproxy's metrics,
+    /// 1 s windows unless `extra` says otherwise (see [`rollout_start`]).
+    pub fn rollout(&self, extra: &[&str]) -> Meshctl {
+        rollout_start(self.meshctl(&[]), &self.metrics_url, "1s", extra)
+    }
+
+    /// The VirtualService as the target stores it.
+    pub fn virtual_service(&self) -> VirtualService {
+        match &self.cluster {
+            Some(c) => serde_json::from_value(c.istio_object("virtualservices", "discounts"))
+                .expect("a VirtualService"),
+            None => read_local(&self.path().join("discounts.yaml")).expect("the VirtualService"),
+        }
+    }
+
+    /// The recorded rollout state.
+    pub fn state(&self) -> RolloutState {
+        RolloutState::read(&self.virtual_service()).expect("rollout state")
+    }
+
+    /// Waits (bounded: 30 s) until meshproxy's metrics count requests to
+    /// `version` of `discounts` (in cluster mode meshproxy first syncs from
+    /// the API server); whether it did.
+    pub fn saw_requests(&self, version: &str) -> bool {
+        let source = ProxyMetrics::new(&self.metrics_url, Duration::from_secs(2)).expect("source");
+        for _ in 0..300 {
+            if self
+                .rt
+                .block_on(source.scrape("discounts"))
+                .is_ok_and(|s| s.version(version).requests > 0.0)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Stops meshproxy (bounded: 20 s); [`Drop`] does it too.
+    pub fn shutdown(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(20), h.shutdown()).await;
+            });
+        }
+    }
+}
+
+impl Drop for Proxied {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 

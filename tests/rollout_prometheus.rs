@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use meshctl::rollout::state::Phase;
+use meshctl::rollout::state::{Phase, RolloutState};
 
 use mesh_test_support::meshctl::words;
 
@@ -44,8 +44,12 @@ pub(crate) fn prometheus_binary() -> Option<&'static str> {
     None
 }
 
-/// Starts Prometheus scraping `target` (host:port, path /metrics) every 500ms.
+/// Starts Prometheus scraping `target` (host:port, or a `http://HOST:PORT/metrics`
+/// URL; path /metrics) every 500ms.
 pub(crate) fn start_prometheus(bin: &str, target: &str) -> PromServer {
+    let target = target
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -118,55 +122,34 @@ mod http {
     }
 }
 
+/// `rollout start` (steps 50, 100; 1.5 s windows; `extra`) on the simulator
+/// behaving as `behaviour`, judged through a real Prometheus scraping it; it
+/// must exit `code`. The final state.
+fn through_prometheus(bin: &str, behaviour: Behaviour, extra: &str, code: i32) -> RolloutState {
+    let mesh = Mesh::start(behaviour);
+    let prom = start_prometheus(bin, &mesh.metrics_url);
+    let mut flags = words("--steps 50,100 --interval 1500ms --min-requests 5");
+    flags.extend(words(extra));
+    flags.extend(["--prometheus", &prom.url]);
+    mesh.rollout(&flags).run_code(code);
+    mesh.state().expect("a rollout state")
+}
+
 #[test]
 fn rollout_with_prometheus_source_promotes_and_rolls_back() {
     let Some(bin) = prometheus_binary() else {
         return;
     };
     // Healthy canary: promoted through PromQL over istio_requests_total.
-    let mesh = Mesh::start(Behaviour::healthy());
-    let target = mesh
-        .metrics_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/metrics")
-        .to_owned();
-    let prom = start_prometheus(bin, &target);
-    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --steps 50,100"));
-    cmd.args([
-        "--interval",
-        "1500ms",
-        "--min-requests",
-        "5",
-        "--prometheus",
-        &prom.url,
-    ]);
-    cmd.run_code(0);
-    assert_eq!(mesh.state().unwrap().phase, Phase::Promoted);
-    drop(prom);
+    let s = through_prometheus(bin, Behaviour::healthy(), "", 0);
+    assert_eq!(s.phase, Phase::Promoted);
 
     // Failing canary: the same source sees the 5xx and rolls back.
-    let mesh = Mesh::start(Behaviour::healthy().failing("v2", 0.3));
-    let target = mesh
-        .metrics_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/metrics")
-        .to_owned();
-    let prom = start_prometheus(bin, &target);
-    let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2 --steps 50,100"));
-    cmd.args([
-        "--interval",
-        "1500ms",
-        "--min-requests",
-        "5",
-        "--threshold",
-        "1",
-        "--prometheus",
-        &prom.url,
-    ]);
-    cmd.run_code(3);
-    let reason = mesh.state().unwrap().reason.unwrap();
+    let failing = Behaviour::healthy().failing("v2", 0.3);
+    let reason = through_prometheus(bin, failing, "--threshold 1", 3)
+        .reason
+        .unwrap();
     assert!(reason.contains("v2 error rate ≥ "), "{reason}");
-    drop(prom);
 }
 
 #[test]
@@ -175,33 +158,18 @@ fn prometheus_source_reads_a_real_meshproxy() {
         return;
     };
     // The demo runs meshproxy with real traffic; its first step (v2 at 10%) lasts 20 s.
-    let (mut demo, mut lines) = crate::util::meshctl()
-        .args(["demo", "--interval", "20s"])
-        .spawn_lines();
-    let mut admin = None;
-    for _ in 0..20 {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(rest) = line.split("(metrics http://").nth(1) {
-            admin = rest.split("/metrics").next().map(str::to_owned);
-        }
-        if line.contains("step 1/4") {
-            break;
-        }
-    }
+    let (mut demo, head, _lines) = crate::demo::until_step_one("--interval 20s");
+    let admin = head
+        .iter()
+        .find_map(|l| l.split("(metrics http://").nth(1))
+        .and_then(|rest| rest.split("/metrics").next())
+        .map(str::to_owned);
     let admin = admin.expect("the demo prints its metrics address");
     let prom = start_prometheus(bin, &admin);
     let mut cmd = crate::util::meshctl();
-    cmd.args([
-        "analyze",
-        "discounts",
-        "--compare",
-        "v1",
-        "v2",
-        "--for",
-        "3s",
-        "--min-requests",
-        "5",
-    ]);
+    cmd.args(words(
+        "analyze discounts --compare v1 v2 --for 3s --min-requests 5",
+    ));
     cmd.args(["--prometheus", &prom.url, "-o", "json"]);
     let (code, out, err) = cmd.run();
     let _ = demo.kill();
@@ -226,33 +194,10 @@ fn mirror_rollout_through_prometheus_counts_like_a_direct_scrape() {
     // reporter="source" requests although v2's mirrored series remain.
     let mesh = ProxyMesh::start(Answer::Ok);
     let load = Load::start(mesh.proxy, None);
-    let target = mesh
-        .metrics_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/metrics")
-        .to_owned();
-    let prom = start_prometheus(bin, &target);
-    let (code, out, err) = mesh
-        .meshctl(&[
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-            "--strategy",
-            "mirror",
-            "--iterations",
-            "2",
-            "--steps",
-            "50,100",
-            "--interval",
-            "1500ms",
-            "--min-requests",
-            "10",
-            "--prometheus",
-            &prom.url,
-        ])
-        .run();
+    let prom = start_prometheus(bin, &mesh.metrics_url);
+    let mut flags = words("--strategy mirror --iterations 2 --steps 50,100 --interval 1500ms");
+    flags.extend(["--prometheus", &prom.url]);
+    let (code, out, err) = mesh.rollout(&flags).run();
     load.stop();
     assert_eq!(code, 0, "{out}{err}");
     let s = mesh.state();

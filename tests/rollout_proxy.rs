@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,12 +20,13 @@ use std::time::Duration;
 
 use meshctl::rollout::state::{Phase, RolloutState};
 use meshctl::rollout::strategy::{AB_ROUTE, Stage};
-use meshproxy::istio::VirtualService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use mesh_test_support::meshctl::words;
 
-use crate::rollout_harness::{RESOURCES, has_ab_route, wait_exit};
+use crate::rollout_harness::{
+    Backend, Protocol, Proxied, has_ab_route, read_local as read_vs, runtime, wait_exit,
+};
 
 /// How an upstream answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,25 +173,16 @@ impl Load {
     }
 }
 
-/// meshproxy, the upstreams and the local target directory.
+/// meshproxy and the logging upstreams on the local target directory.
 pub(crate) struct ProxyMesh {
-    dir: tempfile::TempDir,
-    pub(crate) proxy: SocketAddr,
-    pub(crate) metrics_url: String,
+    mesh: Proxied,
     v1: Log,
     v2: Log,
-    handle: Option<meshproxy::Handle>,
-    rt: tokio::runtime::Runtime,
 }
 
 impl ProxyMesh {
     pub(crate) fn start(v2: Answer) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("temp dir");
+        let rt = runtime();
         let (v1_log, v2_log): (Log, Log) = (Arc::default(), Arc::default());
         let (a1, a2) = rt.block_on(async {
             (
@@ -199,67 +190,16 @@ impl ProxyMesh {
                 upstream("v2", v2, v2_log.clone()).await,
             )
         });
-        std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("resources");
-        std::fs::write(
-            dir.path().join("endpoints.yaml"),
-            format!(
-                "services:\n  discounts:\n    endpoints:\n    - address: {a1}\n      labels: {{version: v1}}\n    - address: {a2}\n      labels: {{version: v2}}\n"
-            ),
-        )
-        .expect("endpoints");
-        let mut settings = meshproxy::Settings::local(dir.path());
-        settings.workers = Some(1);
-        let handle = rt
-            .block_on(meshproxy::start(settings))
-            .expect("meshproxy starts");
-        let proxy = handle.listen_addr();
-        let metrics_url = format!("http://{}/metrics", handle.admin_addr());
         Self {
-            dir,
-            proxy,
-            metrics_url,
+            mesh: Proxied::start(
+                rt,
+                Backend::Local,
+                Protocol::Http,
+                &[("v1", a1), ("v2", a2)],
+            ),
             v1: v1_log,
             v2: v2_log,
-            handle: Some(handle),
-            rt,
         }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub(crate) fn meshctl(&self, args: &[&str]) -> crate::util::Meshctl {
-        let mut cmd = crate::util::meshctl();
-        cmd.local(self.path()).args(args);
-        cmd
-    }
-
-    /// `meshctl rollout start discounts --to v2` on meshproxy's metrics, 1 s windows.
-    fn rollout(&self, extra: &[&str]) -> crate::util::Meshctl {
-        let mut cmd = self.meshctl(&[
-            "rollout",
-            "start",
-            "discounts",
-            "--to",
-            "v2",
-            "--metrics",
-            &self.metrics_url,
-            "--interval",
-            "1s",
-            "--min-requests",
-            "10",
-        ]);
-        cmd.args(extra);
-        cmd
-    }
-
-    fn virtual_service(&self) -> VirtualService {
-        read_vs(&self.path().join("discounts.yaml")).expect("the VirtualService")
-    }
-
-    pub(crate) fn state(&self) -> RolloutState {
-        RolloutState::read(&self.virtual_service()).expect("rollout state")
     }
 
     fn seen(&self, log: &Log) -> Vec<Seen> {
@@ -267,25 +207,12 @@ impl ProxyMesh {
     }
 }
 
-impl Drop for ProxyMesh {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(20), h.shutdown()).await;
-            });
-        }
-    }
-}
+impl std::ops::Deref for ProxyMesh {
+    type Target = Proxied;
 
-fn read_vs(path: &Path) -> Option<VirtualService> {
-    let text = std::fs::read_to_string(path).ok()?;
-    meshproxy::istio::yaml::parse_resources(&text)
-        .ok()?
-        .into_iter()
-        .find_map(|r| match r {
-            meshproxy::istio::Resource::VirtualService(vs) => Some(vs),
-            _ => None,
-        })
+    fn deref(&self) -> &Proxied {
+        &self.mesh
+    }
 }
 
 /// What the target file shows: weights, a mirror on any route, a match route.
@@ -345,6 +272,42 @@ fn w(pairs: &[(&str, u8)]) -> BTreeMap<String, u8> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
+/// What one rollout through the mesh showed.
+struct Run {
+    /// What the target file showed after the initial route.
+    seen: Vec<Shown>,
+    /// What the clients got.
+    got: Vec<Got>,
+    /// The final rollout state.
+    state: RolloutState,
+}
+
+/// Starts the mesh with v2 answering as `v2`, the load (every
+/// `canary_every`-th request with `x-canary: true`) and a watch on the
+/// target; runs `rollout start` with `flags`, which must exit `code`.
+fn run(v2: Answer, canary_every: Option<u64>, flags: &str, code: i32) -> (ProxyMesh, Run) {
+    let mesh = ProxyMesh::start(v2);
+    let load = Load::start(mesh.proxy, canary_every);
+    let watch = Watch::start(mesh.path());
+    let (actual, out, err) = mesh.rollout(&words(flags)).run();
+    let seen = watch.stop();
+    let got = load.stop();
+    assert_eq!(actual, code, "stdout:\n{out}\nstderr:\n{err}");
+    let state = mesh.state();
+    let run = Run { seen, got, state };
+    (mesh, run)
+}
+
+/// Asserts the VirtualService routes `weights` with no mirror (nor mirror
+/// percentage) left on any route.
+fn unmirrored_at(mesh: &ProxyMesh, weights: &[(&str, u8)]) {
+    let vs = mesh.virtual_service();
+    let no_mirror =
+        |r: &meshproxy::istio::HttpRoute| r.mirror.is_none() && r.mirror_percentage.is_none();
+    assert!(vs.spec.http.iter().all(no_mirror), "{vs:?}");
+    assert_eq!(meshctl::rollout::routes::current_weights(&vs), w(weights));
+}
+
 /// The sequence numbers of requests v2 received as mirrored copies.
 fn shadowed(seen: &[Seen]) -> BTreeSet<u64> {
     seen.iter()
@@ -366,15 +329,13 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
     let md = std::fs::read_to_string(md).expect("summary");
     assert!(md.contains("| 1 | 0% mirror | 1 | Pass |"), "{md}");
     assert!(md.contains("| 3 | 50% | 1 | Pass |"), "{md}");
-    assert!(
-        out.contains("rolling out v1 -> v2 (mirror), steps [0, 0, 50, 100]"),
-        "{out}"
-    );
-    assert!(
-        out.contains("step 1/4: v1=100 v2=0, mirroring 100% to v2"),
-        "{out}"
-    );
-    assert!(out.contains("step 3/4: v1=50 v2=50"), "{out}");
+    for line in [
+        "rolling out v1 -> v2 (mirror), steps [0, 0, 50, 100]",
+        "step 1/4: v1=100 v2=0, mirroring 100% to v2",
+        "step 3/4: v1=50 v2=50",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
 
     let s = mesh.state();
     assert_eq!((s.phase, s.stage), (Phase::Promoted, Stage::Weighted));
@@ -387,17 +348,7 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
         assert!(r.baseline.requests > 0 || h.weight == 100, "{h:?}");
         assert!(r.canary.requests >= 10, "{h:?}");
     }
-    let vs = mesh.virtual_service();
-    assert!(
-        vs.spec
-            .http
-            .iter()
-            .all(|r| r.mirror.is_none() && r.mirror_percentage.is_none())
-    );
-    assert_eq!(
-        meshctl::rollout::routes::current_weights(&vs),
-        w(&[("v1", 0), ("v2", 100)])
-    );
+    unmirrored_at(&mesh, &[("v1", 0), ("v2", 100)]);
 
     // Every request mirrored to v2 was answered to its client by v1.
     let v2 = mesh.seen(&mesh.v2);
@@ -431,18 +382,16 @@ fn mirror_healthy_v2_analyses_copies_then_steps_and_promotes() {
 
 #[test]
 fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
-    let mesh = ProxyMesh::start(Answer::Fail);
-    let load = Load::start(mesh.proxy, None);
-    let watch = Watch::start(mesh.path());
-    let (code, out, err) = mesh
-        .rollout(&words(
-            "--strategy mirror --mirror-percent 100 --iterations 3 --threshold 2",
-        ))
-        .run();
-    let seen = watch.stop();
-    let got = load.stop();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    let s = mesh.state();
+    let flags = "--strategy mirror --mirror-percent 100 --iterations 3 --threshold 2";
+    let (
+        mesh,
+        Run {
+            seen,
+            got,
+            state: s,
+            ..
+        },
+    ) = run(Answer::Fail, None, flags, 3);
     // The sequential rule rolls back at its first rejection.
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 1));
     assert!(
@@ -465,12 +414,7 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
             (w(&[("v1", 100), ("v2", 0)]), false, false),
         ]
     );
-    let vs = mesh.virtual_service();
-    assert!(vs.spec.http.iter().all(|r| r.mirror.is_none()), "{vs:?}");
-    assert_eq!(
-        meshctl::rollout::routes::current_weights(&vs),
-        w(&[("v1", 100), ("v2", 0)])
-    );
+    unmirrored_at(&mesh, &[("v1", 100), ("v2", 0)]);
     assert!(
         s.verification
             .as_deref()
@@ -498,17 +442,9 @@ fn mirror_failing_v2_rolls_back_while_clients_only_see_v1() {
 
 #[test]
 fn slow_mirror_fails_the_p99_check_without_slowing_clients() {
-    let mesh = ProxyMesh::start(Answer::SlowShadow);
-    let load = Load::start(mesh.proxy, None);
-    let (code, out, err) = mesh
-        .rollout(&words(
-            "--strategy mirror --iterations 5 --threshold 1 --max-p99 500ms",
-        ))
-        .run();
-    let got = load.stop();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    let s = mesh.state();
-    let record = s.last_record().expect("a record");
+    let flags = "--strategy mirror --iterations 5 --threshold 1 --max-p99 500ms";
+    let (_mesh, Run { got, state, .. }) = run(Answer::SlowShadow, None, flags, 3);
+    let record = state.last_record().expect("a record");
     assert!(
         record.reason.contains("p99") && record.canary.p99_ms.is_some_and(|p| p >= 1000.0),
         "{record:?}"
@@ -526,16 +462,16 @@ fn slow_mirror_fails_the_p99_check_without_slowing_clients() {
 
 #[test]
 fn bluegreen_healthy_switches_in_one_write() {
-    let mesh = ProxyMesh::start(Answer::Ok);
-    let load = Load::start(mesh.proxy, None);
-    let watch = Watch::start(mesh.path());
-    let (code, out, err) = mesh
-        .rollout(&["--strategy", "bluegreen", "--iterations", "2"])
-        .run();
-    let seen = watch.stop();
-    let got = load.stop();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    let s = mesh.state();
+    let flags = "--strategy bluegreen --iterations 2";
+    let (
+        _mesh,
+        Run {
+            seen,
+            got,
+            state: s,
+            ..
+        },
+    ) = run(Answer::Ok, None, flags, 0);
     assert_eq!(s.phase, Phase::Promoted);
     assert_eq!(s.steps, vec![0, 0, 100]);
     assert!(
@@ -556,18 +492,8 @@ fn bluegreen_healthy_switches_in_one_write() {
 
 #[test]
 fn bluegreen_with_match_previews_on_matched_requests_then_switches() {
-    let mesh = ProxyMesh::start(Answer::Ok);
-    let load = Load::start(mesh.proxy, Some(3));
-    let watch = Watch::start(mesh.path());
-    let (code, out, err) = mesh
-        .rollout(&words(
-            "--strategy bluegreen --match header:x-canary=true --iterations 2",
-        ))
-        .run();
-    let seen = watch.stop();
-    load.stop();
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    let s = mesh.state();
+    let flags = "--strategy bluegreen --match header:x-canary=true --iterations 2";
+    let (mesh, Run { seen, state: s, .. }) = run(Answer::Ok, Some(3), flags, 0);
     assert_eq!(
         (s.phase, s.steps.clone()),
         (Phase::Promoted, vec![0, 0, 100])
@@ -592,16 +518,8 @@ fn bluegreen_with_match_previews_on_matched_requests_then_switches() {
 
 #[test]
 fn bluegreen_failure_after_the_switch_rolls_back_in_one_verified_write() {
-    let mesh = ProxyMesh::start(Answer::FailReal);
-    let load = Load::start(mesh.proxy, None);
-    let watch = Watch::start(mesh.path());
-    let (code, out, err) = mesh
-        .rollout(&words("--strategy bluegreen --iterations 1 --threshold 3"))
-        .run();
-    let seen = watch.stop();
-    load.stop();
-    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
-    let s = mesh.state();
+    let flags = "--strategy bluegreen --iterations 1 --threshold 3";
+    let (_mesh, Run { seen, state: s, .. }) = run(Answer::FailReal, None, flags, 3);
     assert_eq!((s.phase, s.failed_checks), (Phase::RolledBack, 1));
     let reason = s.reason.clone().unwrap_or_default();
     assert!(
@@ -629,17 +547,9 @@ fn bluegreen_failure_after_the_switch_rolls_back_in_one_verified_write() {
 
 #[test]
 fn ab_only_matching_requests_reach_v2() {
-    let mesh = ProxyMesh::start(Answer::Ok);
-    let load = Load::start(mesh.proxy, Some(4));
-    let (code, out, err) = mesh
-        .rollout(&words("--strategy ab --match header:x-canary=true --iterations 2 --manual-promotion --no-wait-on-pause"))
-        .run();
-    let got = load.stop();
-    assert_eq!(
-        code, 5,
-        "paused for promotion\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    let s = mesh.state();
+    // Paused for promotion: exit 5.
+    let flags = "--strategy ab --match header:x-canary=true --iterations 2 --manual-promotion --no-wait-on-pause";
+    let (mesh, Run { got, state: s, .. }) = run(Answer::Ok, Some(4), flags, 5);
     assert_eq!((s.phase, s.stage), (Phase::Paused, Stage::Match));
     // Counted at the upstreams: v2 got only requests with the header.
     let v2 = mesh.seen(&mesh.v2);
@@ -675,10 +585,7 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
         .rollout(&words(
             "--strategy mirror --iterations 50 --mirror-percent 50",
         ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the driver");
+        .spawn_quiet();
     for _ in 0..600 {
         if read_vs(&mesh.path().join("discounts.yaml"))
             .is_some_and(|vs| vs.spec.http.iter().any(|r| r.mirror.is_some()))
@@ -706,17 +613,7 @@ fn mirror_promote_from_another_process_removes_the_mirror() {
     let status = wait_exit(&mut driver, Duration::from_secs(60));
     load.stop();
     assert_eq!(status.code(), Some(0));
-    let vs = mesh.virtual_service();
-    assert!(
-        vs.spec
-            .http
-            .iter()
-            .all(|r| r.mirror.is_none() && r.mirror_percentage.is_none())
-    );
-    assert_eq!(
-        meshctl::rollout::routes::current_weights(&vs),
-        w(&[("v1", 0), ("v2", 100)])
-    );
+    unmirrored_at(&mesh, &[("v1", 0), ("v2", 100)]);
 }
 
 #[test]

@@ -314,9 +314,11 @@ impl FakeApiServer {
                     name,
                 },
                 obj,
-                "kubectl-create",
-                &api_version,
-                false,
+                store::Writer {
+                    manager: "kubectl-create",
+                    api_version: &api_version,
+                    dry_run: false,
+                },
             )
             .map_err(|e| e.body.to_string())?;
         let rv = state.store.revision();

@@ -610,25 +610,12 @@ fn check(s: &Schema, v: &Value, path: &str, structural: bool, out: &mut Vec<Fiel
         Value::Array(items) => {
             let n = items.len() as u64;
             let p = display_path(path);
-            if let Some(max) = s.max_items
-                && n > max
-            {
-                out.push(FieldError::new(
-                    path,
-                    FieldErrorKind::Items,
-                    format!("{p} in body should have at most {max} items"),
-                    Some(n.to_string()),
-                ));
-            }
-            if let Some(min) = s.min_items
-                && n < min
-            {
-                out.push(FieldError::new(
-                    path,
-                    FieldErrorKind::Items,
-                    format!("{p} in body should have at least {min} items"),
-                    Some(n.to_string()),
-                ));
+            let count = |message: String| {
+                FieldError::new(path, FieldErrorKind::Items, message, Some(n.to_string()))
+            };
+            let bounds = (s.min_items, s.max_items);
+            for message in out_of_bounds(p, n, bounds, "have", "items") {
+                out.push(count(message));
             }
             if let Some(item) = &s.items {
                 for (i, x) in items.iter().enumerate() {
@@ -726,39 +713,40 @@ fn check_number(s: &Schema, n: &serde_json::Number, path: &str, out: &mut Vec<Fi
     }
 }
 
+/// The API server's messages for a count `n` outside `(min, max)`, the upper
+/// bound first: `{p} in body should {verb} at most {max} {unit}`.
+fn out_of_bounds(
+    p: &str,
+    n: u64,
+    (min, max): (Option<u64>, Option<u64>),
+    verb: &str,
+    unit: &str,
+) -> Vec<String> {
+    let over = max.filter(|&max| n > max);
+    let under = min.filter(|&min| n < min);
+    let over = over.map(|max| format!("{p} in body should {verb} at most {max} {unit}"));
+    let under = under.map(|min| format!("{p} in body should {verb} at least {min} {unit}"));
+    over.into_iter().chain(under).collect()
+}
+
 fn check_string(s: &Schema, text: &str, path: &str, out: &mut Vec<FieldError>) {
     let p = display_path(path);
     let len = text.chars().count() as u64;
-    let value = Some(Value::from(text).to_string());
-    if let Some(max) = s.max_length
-        && len > max
-    {
-        out.push(FieldError::new(
-            path,
-            FieldErrorKind::String,
-            format!("{p} in body should be at most {max} chars long"),
-            value.clone(),
-        ));
-    }
-    if let Some(min) = s.min_length
-        && len < min
-    {
-        out.push(FieldError::new(
-            path,
-            FieldErrorKind::String,
-            format!("{p} in body should be at least {min} chars long"),
-            value.clone(),
-        ));
+    let invalid = |message: String| {
+        let value = Some(Value::from(text).to_string());
+        FieldError::new(path, FieldErrorKind::String, message, value)
+    };
+    let bounds = (s.min_length, s.max_length);
+    for message in out_of_bounds(p, len, bounds, "be", "chars long") {
+        out.push(invalid(message));
     }
     if let Some(re) = &s.compiled_pattern
         && !re.is_match(text)
     {
-        out.push(FieldError::new(
-            path,
-            FieldErrorKind::String,
-            format!("{p} in body should match '{}'", re.as_str()),
-            value,
-        ));
+        out.push(invalid(format!(
+            "{p} in body should match '{}'",
+            re.as_str()
+        )));
     }
 }
 
@@ -914,10 +902,10 @@ spec:
             properties:
               size: {type: integer, format: int32, minimum: 0, maximum: 100}
               mode: {type: string, enum: [FAST, SLOW]}
-              code: {type: string, pattern: '^W[0-9]{2}$', maxLength: 3}
+              code: {type: string, pattern: '^W[0-9]{2}$', minLength: 2, maxLength: 3}
               port: {x-kubernetes-int-or-string: true}
               labels: {type: object, additionalProperties: {type: string}}
-              tags: {type: array, maxItems: 2, items: {type: string}}
+              tags: {type: array, minItems: 1, maxItems: 2, items: {type: string}}
               note: {type: string, nullable: true}
               extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
               body:
@@ -1075,6 +1063,26 @@ metadata: {name: ignored}
                 "spec.port: Invalid value: \"boolean\": spec.port in body must be of type integer,string: \"boolean\""
             ]
         );
+    }
+
+    #[test]
+    fn lengths_and_item_counts_on_both_bounds() {
+        assert_eq!(
+            errors(json!({"size": 1, "code": "W1234", "tags": []})),
+            [
+                "spec.code: Invalid value: \"W1234\": spec.code in body should be at most 3 chars long",
+                "spec.code: Invalid value: \"W1234\": spec.code in body should match '^W[0-9]{2}$'",
+                "spec.tags: Invalid value: 0: spec.tags in body should have at least 1 items",
+            ]
+        );
+        assert_eq!(
+            errors(json!({"size": 1, "code": "W"})),
+            [
+                "spec.code: Invalid value: \"W\": spec.code in body should be at least 2 chars long",
+                "spec.code: Invalid value: \"W\": spec.code in body should match '^W[0-9]{2}$'",
+            ]
+        );
+        assert!(errors(json!({"size": 1, "code": "W12", "tags": ["a"]})).is_empty());
     }
 
     #[test]

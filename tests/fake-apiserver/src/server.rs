@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::registry::{self, ResourceType};
 use crate::status::ApiError;
-use crate::store::{Key, Store, Stored};
+use crate::store::{Key, Store, Stored, Writer};
 use crate::{FieldValidation, RecordedRequest};
 
 /// The response body type.
@@ -766,39 +766,16 @@ fn write(shared: &Shared, t: &Target, op: Write, body: &[u8], ctx: &WriteCtx) ->
             return error_response(e);
         }
     }
+    let by = Writer {
+        manager: &ctx.manager,
+        api_version: &api_version,
+        dry_run: ctx.dry_run,
+    };
     let result = match op {
-        Write::Create => {
-            state
-                .store
-                .create(t.rt, key, obj, &ctx.manager, &api_version, ctx.dry_run)
-        }
-        Write::Update => state.store.update(
-            t.rt,
-            key,
-            obj,
-            &ctx.manager,
-            &api_version,
-            true,
-            ctx.dry_run,
-        ),
-        Write::Merge => state.store.update(
-            t.rt,
-            key,
-            obj,
-            &ctx.manager,
-            &api_version,
-            false,
-            ctx.dry_run,
-        ),
-        Write::Apply { force } => state.store.apply(
-            t.rt,
-            key,
-            obj,
-            &ctx.manager,
-            &api_version,
-            force,
-            ctx.dry_run,
-        ),
+        Write::Create => state.store.create(t.rt, key, obj, by),
+        Write::Update => state.store.update(t.rt, key, obj, by, true),
+        Write::Merge => state.store.update(t.rt, key, obj, by, false),
+        Write::Apply { force } => state.store.apply(t.rt, key, obj, by, force),
     };
     let rv = state.store.revision();
     drop(state);

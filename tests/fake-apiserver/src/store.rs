@@ -47,6 +47,34 @@ pub struct ManagedEntry {
     pub fields: FieldSet,
 }
 
+/// Who writes and how: the field manager, the apiVersion of its request,
+/// and whether the write is a dry run (`dryRun=All`: validated and
+/// reported, nothing stored).
+#[derive(Clone, Copy, Debug)]
+pub struct Writer<'a> {
+    /// Field manager.
+    pub manager: &'a str,
+    /// The apiVersion the manager used.
+    pub api_version: &'a str,
+    /// Report the result without storing it.
+    pub dry_run: bool,
+}
+
+// === impl Writer ===
+
+impl Writer<'_> {
+    /// A fresh `managedFields` entry of this manager owning `fields`.
+    fn entry(&self, operation: Operation, fields: FieldSet) -> ManagedEntry {
+        ManagedEntry {
+            manager: self.manager.to_owned(),
+            operation,
+            api_version: self.api_version.to_owned(),
+            time: now(),
+            fields,
+        }
+    }
+}
+
 // === impl ManagedEntry ===
 
 impl ManagedEntry {
@@ -123,6 +151,16 @@ pub struct Written {
     pub object: Stored,
     /// Whether it was created (HTTP 201).
     pub created: bool,
+}
+
+impl Written {
+    /// A write that changed nothing: `object` as it was stored.
+    fn unchanged(object: Stored) -> Self {
+        Self {
+            object,
+            created: false,
+        }
+    }
 }
 
 /// The whole store.
@@ -205,6 +243,17 @@ impl Store {
             .collect()
     }
 
+    /// Commits `stored` as a creation (`ADDED`) or an update (`MODIFIED`),
+    /// or only reports it under `dry_run`.
+    fn write(&mut self, key: Key, stored: Stored, created: bool, dry_run: bool) -> Written {
+        let object = if dry_run {
+            stored
+        } else {
+            self.commit(key, stored, if created { "ADDED" } else { "MODIFIED" })
+        };
+        Written { object, created }
+    }
+
     fn commit(&mut self, key: Key, mut stored: Stored, kind: &'static str) -> Stored {
         self.rv += 1;
         meta_mut(&mut stored.obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
@@ -261,9 +310,7 @@ impl Store {
         rt: &ResourceType,
         key: Key,
         mut obj: Value,
-        manager: &str,
-        api_version: &str,
-        dry_run: bool,
+        by: Writer<'_>,
     ) -> Result<Written, ApiError> {
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(rt, &key.name));
@@ -273,39 +320,21 @@ impl Store {
             o.remove("status");
         }
         let stored = Stored {
-            managed: vec![ManagedEntry {
-                manager: manager.to_owned(),
-                operation: Operation::Update,
-                api_version: api_version.to_owned(),
-                time: now(),
-                fields: fields::field_set(&obj),
-            }],
+            managed: vec![by.entry(Operation::Update, fields::field_set(&obj))],
             obj,
         };
-        if dry_run {
-            return Ok(Written {
-                object: stored,
-                created: true,
-            });
-        }
-        Ok(Written {
-            object: self.commit(key, stored, "ADDED"),
-            created: true,
-        })
+        Ok(self.write(key, stored, true, by.dry_run))
     }
 
     /// Replaces an object (`PUT`, and the result of a merge patch): the
     /// fields that changed move to `manager`'s `Update` entry.
-    #[allow(clippy::too_many_arguments, reason = "one request's parameters")]
     pub fn update(
         &mut self,
         rt: &ResourceType,
         key: Key,
         mut obj: Value,
-        manager: &str,
-        api_version: &str,
+        by: Writer<'_>,
         require_rv: bool,
-        dry_run: bool,
     ) -> Result<Written, ApiError> {
         let Some(old) = self.objects.get(&key).cloned() else {
             return Err(ApiError::not_found(rt, &key.name));
@@ -347,56 +376,35 @@ impl Store {
         let mine: FieldSet = changed.intersection(&now_set).cloned().collect();
         match managed
             .iter_mut()
-            .find(|e| e.manager == manager && e.operation == Operation::Update)
+            .find(|e| e.manager == by.manager && e.operation == Operation::Update)
         {
             Some(e) if !mine.is_empty() => {
                 e.fields.extend(mine);
                 e.time = now();
-                e.api_version = api_version.to_owned();
+                e.api_version = by.api_version.to_owned();
             }
             Some(_) => {}
-            None if !mine.is_empty() => managed.push(ManagedEntry {
-                manager: manager.to_owned(),
-                operation: Operation::Update,
-                api_version: api_version.to_owned(),
-                time: now(),
-                fields: mine,
-            }),
+            None if !mine.is_empty() => managed.push(by.entry(Operation::Update, mine)),
             None => {}
         }
         managed.retain(|e| !e.fields.is_empty());
         if content(&obj) == content(&old.obj) && managed == old.managed {
             // A no-op update does not bump the resourceVersion.
-            return Ok(Written {
-                object: old,
-                created: false,
-            });
+            return Ok(Written::unchanged(old));
         }
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(old.resource_version()));
         let stored = Stored { obj, managed };
-        if dry_run {
-            return Ok(Written {
-                object: stored,
-                created: false,
-            });
-        }
-        Ok(Written {
-            object: self.commit(key, stored, "MODIFIED"),
-            created: false,
-        })
+        Ok(self.write(key, stored, false, by.dry_run))
     }
 
     /// Server-side apply of `config` by `manager`.
-    #[allow(clippy::too_many_arguments, reason = "one request's parameters")]
     pub fn apply(
         &mut self,
         rt: &ResourceType,
         key: Key,
         config: Value,
-        manager: &str,
-        api_version: &str,
+        by: Writer<'_>,
         force: bool,
-        dry_run: bool,
     ) -> Result<Written, ApiError> {
         let applied = fields::field_set(&config);
         let Some(old) = self.objects.get(&key).cloned() else {
@@ -407,26 +415,11 @@ impl Store {
             }
             let stored = Stored {
                 obj,
-                managed: vec![ManagedEntry {
-                    manager: manager.to_owned(),
-                    operation: Operation::Apply,
-                    api_version: api_version.to_owned(),
-                    time: now(),
-                    fields: applied,
-                }],
+                managed: vec![by.entry(Operation::Apply, applied)],
             };
-            if dry_run {
-                return Ok(Written {
-                    object: stored,
-                    created: true,
-                });
-            }
-            return Ok(Written {
-                object: self.commit(key, stored, "ADDED"),
-                created: true,
-            });
+            return Ok(self.write(key, stored, true, by.dry_run));
         };
-        let is_mine = |e: &ManagedEntry| e.manager == manager && e.operation == Operation::Apply;
+        let is_mine = |e: &ManagedEntry| e.manager == by.manager && e.operation == Operation::Apply;
         // Conflicts: a field another manager owns, set to a different value.
         let mut conflicts: Vec<(usize, FieldPath)> = Vec::new();
         for (i, e) in old.managed.iter().enumerate() {
@@ -478,15 +471,9 @@ impl Store {
         match managed.iter_mut().find(|e| is_mine(e)) {
             Some(e) => {
                 e.fields = applied.clone();
-                e.api_version = api_version.to_owned();
+                e.api_version = by.api_version.to_owned();
             }
-            None => managed.push(ManagedEntry {
-                manager: manager.to_owned(),
-                operation: Operation::Apply,
-                api_version: api_version.to_owned(),
-                time: now(),
-                fields: applied.clone(),
-            }),
+            None => managed.push(by.entry(Operation::Apply, applied.clone())),
         }
         managed.retain(|e| !e.fields.is_empty());
         let unchanged_sets = managed.len() == old.managed.len()
@@ -495,26 +482,14 @@ impl Store {
             });
         if content(&obj) == content(&old.obj) && unchanged_sets {
             // Re-applying an identical configuration is a no-op: same resourceVersion.
-            return Ok(Written {
-                object: old,
-                created: false,
-            });
+            return Ok(Written::unchanged(old));
         }
         if let Some(e) = managed.iter_mut().find(|e| is_mine(e)) {
             e.time = now();
         }
         Self::finish_update(&old, &mut obj);
         let stored = Stored { obj, managed };
-        if dry_run {
-            return Ok(Written {
-                object: stored,
-                created: false,
-            });
-        }
-        Ok(Written {
-            object: self.commit(key, stored, "MODIFIED"),
-            created: false,
-        })
+        Ok(self.write(key, stored, false, by.dry_run))
     }
 
     /// Deletes an object, honouring a resourceVersion precondition.
@@ -568,6 +543,11 @@ impl Store {
         let mut obj = old.obj.clone();
         f(&mut obj);
         let api_version = rt.api_version(rt.versions[0]);
-        self.update(rt, key, obj, manager, &api_version, false, false)
+        let by = Writer {
+            manager,
+            api_version: &api_version,
+            dry_run: false,
+        };
+        self.update(rt, key, obj, by, false)
     }
 }

@@ -12,6 +12,9 @@ use crate::FakeApiServer;
 const VS_PATH: &str = "/apis/networking.istio.io/v1/namespaces/shop/virtualservices";
 const APPLY: &str = "application/apply-patch+yaml";
 const MERGE: &str = "application/merge-patch+json";
+const JSON: &str = "application/json";
+/// No content type (a request without a body).
+const NONE: &str = "";
 
 struct Reply {
     code: StatusCode,
@@ -49,6 +52,17 @@ async fn call(
         headers,
         body,
     }
+}
+
+/// `METHOD` on the `discounts` VirtualService with `body` as `content_type`.
+async fn discounts(
+    server: &FakeApiServer,
+    method: Method,
+    content_type: &str,
+    body: &Value,
+) -> Reply {
+    let path = format!("{VS_PATH}/discounts");
+    call(server, method, &path, content_type, body).await
 }
 
 fn vs(weight_v2: u32) -> Value {
@@ -154,14 +168,7 @@ async fn dry_run_does_not_persist() {
     let server = FakeApiServer::start().await.expect("start");
     let r = apply(&server, "meshctl", &vs(0), "&dryRun=All").await;
     assert_eq!(r.code, StatusCode::CREATED);
-    let get = call(
-        &server,
-        Method::GET,
-        &format!("{VS_PATH}/discounts"),
-        "",
-        &Value::Null,
-    )
-    .await;
+    let get = discounts(&server, Method::GET, NONE, &Value::Null).await;
     assert_eq!(get.code, StatusCode::NOT_FOUND);
     assert_eq!(
         get.body["message"],
@@ -180,23 +187,9 @@ async fn put_with_a_stale_resource_version_is_409() {
     let mut obj = created.body.clone();
     obj["spec"]["http"][0]["route"][0]["weight"] = json!(90);
     obj["spec"]["http"][0]["route"][1]["weight"] = json!(10);
-    let ok = call(
-        &server,
-        Method::PUT,
-        &format!("{VS_PATH}/discounts"),
-        "application/json",
-        &obj,
-    )
-    .await;
+    let ok = discounts(&server, Method::PUT, JSON, &obj).await;
     assert_eq!(ok.code, StatusCode::OK);
-    let stale = call(
-        &server,
-        Method::PUT,
-        &format!("{VS_PATH}/discounts"),
-        "application/json",
-        &obj,
-    )
-    .await;
+    let stale = discounts(&server, Method::PUT, JSON, &obj).await;
     assert_eq!(stale.code, StatusCode::CONFLICT);
     assert_eq!(
         stale.body["message"],
@@ -206,25 +199,11 @@ async fn put_with_a_stale_resource_version_is_409() {
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }
-    let missing = call(
-        &server,
-        Method::PUT,
-        &format!("{VS_PATH}/discounts"),
-        "application/json",
-        &obj,
-    )
-    .await;
+    let missing = discounts(&server, Method::PUT, JSON, &obj).await;
     assert_eq!(missing.code, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(missing.body["reason"], "Invalid");
     // The updater (named from the User-Agent) now owns .spec.http.
-    let get = call(
-        &server,
-        Method::GET,
-        &format!("{VS_PATH}/discounts"),
-        "",
-        &Value::Null,
-    )
-    .await;
+    let get = discounts(&server, Method::GET, NONE, &Value::Null).await;
     let kubectl = get.body["metadata"]["managedFields"]
         .as_array()
         .expect("managedFields")
@@ -241,23 +220,15 @@ async fn merge_patch_merges_maps_and_replaces_lists() {
     let server = FakeApiServer::start().await.expect("start");
     apply(&server, "meshctl", &vs(0), "").await;
     let patch = json!({"metadata": {"annotations": {"a": "1"}}, "spec": {"hosts": ["x", "y"]}});
-    let r = call(
-        &server,
-        Method::PATCH,
-        &format!("{VS_PATH}/discounts"),
-        MERGE,
-        &patch,
-    )
-    .await;
+    let r = discounts(&server, Method::PATCH, MERGE, &patch).await;
     assert_eq!(r.code, StatusCode::OK);
     assert_eq!(r.body["spec"]["hosts"], json!(["x", "y"]));
     assert_eq!(r.body["metadata"]["labels"]["app"], "discounts");
     assert_eq!(r.body["metadata"]["annotations"]["a"], "1");
     // Custom resources do not support strategic merge patch.
-    let smp = call(
+    let smp = discounts(
         &server,
         Method::PATCH,
-        &format!("{VS_PATH}/discounts"),
         "application/strategic-merge-patch+json",
         &patch,
     )
@@ -270,33 +241,12 @@ async fn delete_honours_preconditions() {
     let server = FakeApiServer::start().await.expect("start");
     apply(&server, "meshctl", &vs(0), "").await;
     let wrong = json!({"preconditions": {"resourceVersion": "999"}});
-    let r = call(
-        &server,
-        Method::DELETE,
-        &format!("{VS_PATH}/discounts"),
-        "application/json",
-        &wrong,
-    )
-    .await;
+    let r = discounts(&server, Method::DELETE, JSON, &wrong).await;
     assert_eq!(r.code, StatusCode::CONFLICT);
-    let r = call(
-        &server,
-        Method::DELETE,
-        &format!("{VS_PATH}/discounts"),
-        "application/json",
-        &Value::Null,
-    )
-    .await;
+    let r = discounts(&server, Method::DELETE, JSON, &Value::Null).await;
     assert_eq!(r.code, StatusCode::OK);
     assert_eq!(r.body["kind"], "VirtualService");
-    let r = call(
-        &server,
-        Method::DELETE,
-        &format!("{VS_PATH}/discounts"),
-        "application/json",
-        &Value::Null,
-    )
-    .await;
+    let r = discounts(&server, Method::DELETE, JSON, &Value::Null).await;
     assert_eq!(r.code, StatusCode::NOT_FOUND);
 }
 
@@ -438,14 +388,7 @@ async fn watch_replays_from_a_resource_version_then_streams() {
         lines[1]["object"]["spec"]["http"][0]["route"][1]["weight"],
         50
     );
-    call(
-        &server,
-        Method::DELETE,
-        &format!("{VS_PATH}/discounts"),
-        "application/json",
-        &Value::Null,
-    )
-    .await;
+    discounts(&server, Method::DELETE, JSON, &Value::Null).await;
     lines.push(next_line().await);
     assert_eq!(lines[2]["type"], "DELETED");
 }
@@ -482,14 +425,7 @@ async fn identity_mismatches_are_400() {
         r.body["message"],
         "the name of the object (other) does not match the name on the URL (discounts)"
     );
-    let r = call(
-        &server,
-        Method::PATCH,
-        &format!("{VS_PATH}/discounts"),
-        APPLY,
-        &vs(0),
-    )
-    .await;
+    let r = discounts(&server, Method::PATCH, APPLY, &vs(0)).await;
     assert_eq!(
         r.code,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -147,11 +147,34 @@ impl Cluster {
 
     /// A workload of `service` at `version` listening on `addr`: a Pod
     /// `SERVICE-VERSION` (labels `app`, `version`, its IP) and an
-    /// EndpointSlice of the same name pointing at it.
+    /// EndpointSlice of the same name pointing at it, port `http`.
     ///
     /// # Panics
     /// When the server refuses either object.
     pub fn add_workload(&self, service: &str, version: &str, addr: SocketAddr) {
+        let port = json!({"name": "http", "port": addr.port(), "protocol": "TCP"});
+        self.add_workload_on(service, version, addr, port);
+    }
+
+    /// A gRPC workload: as [`Cluster::add_workload`], with the slice's port
+    /// named `grpc` and `appProtocol: grpc` (what meshproxy `--kube` reads
+    /// the upstream protocol from).
+    ///
+    /// # Panics
+    /// When the server refuses either object.
+    pub fn add_grpc_workload(&self, service: &str, version: &str, addr: SocketAddr) {
+        let port = json!({"name": "grpc", "port": addr.port(), "appProtocol": "grpc"});
+        self.add_workload_on(service, version, addr, port);
+    }
+
+    /// A workload whose EndpointSlice declares `port` (a slice port object).
+    fn add_workload_on(
+        &self,
+        service: &str,
+        version: &str,
+        addr: SocketAddr,
+        port: serde_json::Value,
+    ) {
         let pod = format!("{service}-{version}");
         self.server
             .insert(
@@ -172,7 +195,7 @@ impl Cluster {
                     "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                     "metadata": {"name": pod, "labels": {"kubernetes.io/service-name": service}},
                     "addressType": "IPv4",
-                    "ports": [{"name": "http", "port": addr.port(), "protocol": "TCP"}],
+                    "ports": [port],
                     "endpoints": [{"addresses": [addr.ip().to_string()], "conditions": {"ready": true},
                                    "targetRef": {"kind": "Pod", "name": pod, "namespace": NS}}]
                 }),

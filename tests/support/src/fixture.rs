@@ -31,6 +31,14 @@ spec:
     labels: {version: v2}
 ";
 
+/// The DestinationRule of [`DISCOUNTS`] alone (subsets v1, v2).
+#[must_use]
+pub fn discounts_rule() -> &'static str {
+    DISCOUNTS
+        .split_once("---\n")
+        .map_or(DISCOUNTS, |(_, rule)| rule)
+}
+
 /// [`DISCOUNTS`] routed `v1` percent to v1 and `v2` percent to v2.
 #[must_use]
 pub fn discounts_at(v1: u8, v2: u8) -> String {
@@ -46,7 +54,18 @@ pub fn discounts_at(v1: u8, v2: u8) -> String {
 /// with its version.
 #[must_use]
 pub fn discounts_endpoints(endpoints: &[(&str, SocketAddr)]) -> String {
-    let mut text = String::from("services:\n  discounts:\n    endpoints:\n");
+    discounts_endpoints_on(None, endpoints)
+}
+
+/// [`discounts_endpoints`] with the service's port declared as `port`
+/// (`port: {name: PORT}`, e.g. `grpc-api` for gRPC upstreams) when given.
+#[must_use]
+pub fn discounts_endpoints_on(port: Option<&str>, endpoints: &[(&str, SocketAddr)]) -> String {
+    let mut text = String::from("services:\n  discounts:\n");
+    if let Some(port) = port {
+        text.push_str(&format!("    port: {{name: {port}}}\n"));
+    }
+    text.push_str("    endpoints:\n");
     for (version, addr) in endpoints {
         text.push_str(&format!(
             "    - {{address: \"{addr}\", labels: {{version: {version}}}}}\n"

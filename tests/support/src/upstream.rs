@@ -38,6 +38,7 @@ pub struct UpstreamBuilder {
     delay: Duration,
     fail_first: usize,
     fail_status: StatusCode,
+    fail_every: Option<usize>,
     hang_first: usize,
     echo: bool,
     behaviour: Behaviour,
@@ -51,6 +52,7 @@ pub fn upstream() -> UpstreamBuilder {
         delay: Duration::ZERO,
         fail_first: 0,
         fail_status: StatusCode::SERVICE_UNAVAILABLE,
+        fail_every: None,
         hang_first: 0,
         echo: false,
         behaviour: Behaviour::Respond,
@@ -87,6 +89,17 @@ impl UpstreamBuilder {
     /// The first `n` requests get `status`.
     pub fn fail_first(mut self, n: usize, status: u16) -> Self {
         self.fail_first = n;
+        self.fail_status = StatusCode::from_u16(status).unwrap();
+        self
+    }
+    /// Every `n`-th request (the `n`-th, `2n`-th, ...) gets `status`: a
+    /// canary failing `100 / n` percent of its requests.
+    ///
+    /// # Panics
+    /// When `n` is 0 or `status` is not a status code.
+    pub fn fail_every(mut self, n: usize, status: u16) -> Self {
+        assert!(n > 0, "fail_every(0, ..) fails nothing: use n >= 1");
+        self.fail_every = Some(n);
         self.fail_status = StatusCode::from_u16(status).unwrap();
         self
     }
@@ -150,7 +163,9 @@ impl UpstreamBuilder {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let (status, body) = if n < self.fail_first {
+        let failing =
+            n < self.fail_first || self.fail_every.is_some_and(|k| (n + 1).is_multiple_of(k));
+        let (status, body) = if failing {
             (self.fail_status, "failing".to_owned())
         } else if self.echo {
             let (parts, body) = req.into_parts();
