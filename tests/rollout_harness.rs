@@ -210,12 +210,13 @@ impl Mesh {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let counters: Counters = Arc::default();
+        let has_traffic = behaviour.per_tick > 0.0;
         let sim = {
             let (stop, counters, read) = (stop.clone(), counters.clone(), read_vs.clone());
             std::thread::spawn(move || simulate(&read, &behaviour, &counters, &stop))
         };
         let (addr, server) = serve_metrics(counters.clone(), stop.clone());
-        Self {
+        let mesh = Self {
             dir,
             metrics_url: format!("http://{addr}/metrics"),
             read_vs,
@@ -223,7 +224,13 @@ impl Mesh {
             kube,
             stop,
             threads: vec![sim, server],
+        };
+        // A rollout's first scrape must find the service's series even on a
+        // loaded machine where the simulator thread starts late.
+        if has_traffic {
+            mesh.wait_for_requests("v1");
         }
+        mesh
     }
 
     /// Waits (bounded) until the simulator has served real requests of
