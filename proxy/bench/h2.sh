@@ -9,6 +9,16 @@
 #   proxy/bench/h2.sh     # DURATION=10 ROUNDS=3 WORKERS=2 CONNS=16 STREAMS=32
 #                         # PACED_CONNS=8 PACED_RPS=250 PEERS="direct nginx haproxy envoy meshproxy"
 #                         # SKIP_BUILD=0 MESH_PORT="{name: grpc}" MESHPROXY_ALT=
+#   PIN=1 proxy/bench/h2.sh   # pinned mode (see below)
+#
+# Pinned mode (PIN=1): on a 2-CPU machine the shared mode measures the
+# load generator and the upstream as much as the proxy, since all three
+# compete for the same two CPUs. PIN=1 runs every proxy with one worker
+# (nginx worker_processes 1, haproxy nbthread 1, Envoy --concurrency 1,
+# meshproxy --workers 1) pinned to CPU $PROXY_CPU (1), and h2load (-t1),
+# the upstream (1 thread) and the tonic check on CPU $LOAD_CPU (0), the
+# same for every peer. Its numbers answer "how many calls/s does one core
+# of this proxy carry"; they do not replace the shared mode's.
 #
 # h2load drives every peer the same way (-t$THREADS), with h2c prior knowledge:
 #   h2      GET /, CONNS connections x STREAMS concurrent streams each;
@@ -41,8 +51,20 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 ROUNDS=${ROUNDS:-3}
-WORKERS=${WORKERS:-2}
-THREADS=${THREADS:-2}
+PIN=${PIN:-0}
+PROXY_CPU=${PROXY_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+if [[ $PIN == 1 ]]; then
+  WORKERS=${WORKERS:-1}
+  THREADS=${THREADS:-1}
+  on_proxy_cpu=(taskset -c "$PROXY_CPU")
+  on_load_cpu=(taskset -c "$LOAD_CPU")
+else
+  WORKERS=${WORKERS:-2}
+  THREADS=${THREADS:-2}
+  on_proxy_cpu=()
+  on_load_cpu=()
+fi
 CONNS=${CONNS:-16}
 STREAMS=${STREAMS:-32}
 PACED_CONNS=${PACED_CONNS:-8}
@@ -77,6 +99,7 @@ ulimit -n 8192
 
 tmp=$(mktemp -d)
 out=bench-results/h2
+[[ $PIN == 1 ]] && out=bench-results/h2-pinned
 mkdir -p "$out"
 pids=()
 cleanup() {
@@ -99,7 +122,7 @@ wait_h2() { # addr
 "$BIN/examples/grpc-client" frame "$tmp/quote.bin"
 
 # --- the upstream: one process, two ports (v1, v2), h2c + HTTP/1.1 ---
-"$BIN/examples/grpc-upstream" "$WORKERS" "$UP1" "$UP2" &
+"${on_load_cpu[@]}" "$BIN/examples/grpc-upstream" "$WORKERS" "$UP1" "$UP2" &
 up_pid=$!
 pids+=($up_pid)
 wait_h2 "$UP1"
@@ -130,7 +153,7 @@ http {
   }
 }
 CONF
-nginx -c "$tmp/nginx.conf" -p "$tmp" &
+"${on_proxy_cpu[@]}" nginx -c "$tmp/nginx.conf" -p "$tmp" &
 nginx_pid=$!
 pids+=($nginx_pid)
 
@@ -153,7 +176,7 @@ backend discounts
   server v1 $UP1 weight 90 proto h2
   server v2 $UP2 weight 10 proto h2
 CONF
-haproxy -f "$tmp/haproxy.cfg" -db &
+"${on_proxy_cpu[@]}" haproxy -f "$tmp/haproxy.cfg" -db &
 haproxy_pid=$!
 pids+=($haproxy_pid)
 
@@ -207,7 +230,7 @@ static_resources:
 $(envoy_cluster v1 "$UP1")
 $(envoy_cluster v2 "$UP2")
 CONF
-envoy -c "$tmp/envoy.yaml" --concurrency "$WORKERS" -l error --base-id 43 >"$tmp/envoy.log" 2>&1 &
+"${on_proxy_cpu[@]}" envoy -c "$tmp/envoy.yaml" --concurrency "$WORKERS" -l error --base-id 43 >"$tmp/envoy.log" 2>&1 &
 envoy_pid=$!
 pids+=($envoy_pid)
 
@@ -227,7 +250,7 @@ ${MESH_PORT:+    port: $MESH_PORT}
     - {address: "$UP1", labels: {version: v1}}
     - {address: "$UP2", labels: {version: v2}}
 CONF
-RUST_LOG=error "$BIN/meshproxy" --config "$tmp/mesh" --listen "$MESH" --admin "$MESH_ADMIN" --workers "$WORKERS" 2>"$tmp/mesh.log" &
+RUST_LOG=error "${on_proxy_cpu[@]}" "$BIN/meshproxy" --config "$tmp/mesh" --listen "$MESH" --admin "$MESH_ADMIN" --workers "$WORKERS" 2>"$tmp/mesh.log" &
 mesh_pid=$!
 pids+=($mesh_pid)
 sleep 0.5
@@ -241,7 +264,7 @@ fi
 MESH_ALT=127.0.0.1:18196 MESH_ALT_ADMIN=127.0.0.1:18197
 alt_pid=
 if [[ -n ${MESHPROXY_ALT:-} ]]; then
-  RUST_LOG=error "$MESHPROXY_ALT" --config "$tmp/mesh" --listen "$MESH_ALT" --admin "$MESH_ALT_ADMIN" --workers "$WORKERS" 2>"$tmp/mesh-alt.log" &
+  RUST_LOG=error "${on_proxy_cpu[@]}" "$MESHPROXY_ALT" --config "$tmp/mesh" --listen "$MESH_ALT" --admin "$MESH_ALT_ADMIN" --workers "$WORKERS" 2>"$tmp/mesh-alt.log" &
   alt_pid=$!
   pids+=($alt_pid)
   PEERS="$PEERS meshproxy-alt"
@@ -283,7 +306,7 @@ for name in $PEERS; do
     H2_OK[$name]=0
     echo "bench: $name does not answer GET / over HTTP/2" >&2
   fi
-  res=$("$BIN/examples/grpc-client" check --addr "$addr" --authority discounts --calls 200 2>"$tmp/check-$name.err") || true
+  res=$("${on_load_cpu[@]}" "$BIN/examples/grpc-client" check --addr "$addr" --authority discounts --calls 200 2>"$tmp/check-$name.err") || true
   res="$res $(head -c 300 "$tmp/check-$name.err" | tr '\n' ' ')"
   # Measured when calls succeed at all; any failed call is reported with the
   # table (h2load's own replies are checked during the runs).
@@ -332,7 +355,7 @@ run() { # name kind round
   t0=0 t1=0
   [[ -n $pid ]] && t0=$(cpu_ticks "$pid")
   u0=$(cpu_ticks "$up_pid")
-  h2load "${args[@]}" >"$file.txt" 2>&1 || true
+  "${on_load_cpu[@]}" h2load "${args[@]}" >"$file.txt" 2>&1 || true
   u1=$(cpu_ticks "$up_pid")
   [[ -n $pid ]] && t1=$(cpu_ticks "$pid")
   read -r rps ok data bad <<<"$(h2_parse <"$file.txt")"
@@ -425,6 +448,9 @@ codes=$(curl -s "http://$MESH_ADMIN/metrics" | grep '^istio_requests_total{' | a
   echo
   echo "meshproxy split seen in istio_requests_total: $split"
   echo "meshproxy istio_requests_total by label: $codes"
+  if [[ $PIN == 1 ]]; then
+    echo "PINNED mode: every proxy 1 worker on CPU $PROXY_CPU; h2load -t$THREADS, the upstream and the check on CPU $LOAD_CPU"
+  fi
   echo "(workers: $WORKERS each; h2load $(h2load --version | awk '{print $2}'), nginx $(nginx -v 2>&1 | sed 's/.*\///'),"
   echo " haproxy $(haproxy -v | awk 'NR==1 {print $3}'), Envoy $(envoy --version | grep -oE 'version: [0-9a-f]+/[0-9.]+' | cut -d/ -f2);"
   echo " $(nproc) CPUs shared by h2load, the proxies and the upstream; load average at start $load_start, at end $load_end)"

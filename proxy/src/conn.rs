@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 
+use crate::exec::Exec;
 use crate::forward::Forwarder;
 use crate::metrics::ProxyMetrics;
 use crate::tls::ServerTls;
@@ -47,7 +48,7 @@ pub struct Shared {
     pub limits: Limits,
     /// Inbound TLS; `None` serves plain text.
     pub tls: Option<Arc<ServerTls>>,
-    pub(crate) builder: auto::Builder<TokioExecutor>,
+    pub(crate) builder: auto::Builder<Exec>,
 }
 
 // === impl Shared ===
@@ -55,7 +56,7 @@ pub struct Shared {
 impl Shared {
     /// Builds the HTTP/1.1 + HTTP/2 connection builder for `limits`.
     pub fn new(forwarder: Arc<Forwarder>, metrics: ProxyMetrics, limits: Limits) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(Exec);
         builder
             .http1()
             .timer(TokioTimer::new())

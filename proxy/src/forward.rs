@@ -744,6 +744,10 @@ pub(crate) fn grpc_reply(code: u8, message: &'static str) -> Response<ResponseBo
 /// `x-forwarded-for` appended, `x-forwarded-proto` and `x-request-id` set.
 fn prepare_upstream_headers(parts: &mut http::request::Parts, conn: &ConnInfo) {
     strip_hop_by_hop(&mut parts.headers);
+    // Room for what is added below (and `te` for gRPC), so the map grows
+    // at most once: growing it one insert at a time was 1.4% of a worker's
+    // CPU on gRPC calls (HPACK decoding sizes it for the client's fields).
+    parts.headers.reserve(5);
     if !parts.headers.contains_key(header::HOST)
         && let Some(a) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())
@@ -791,7 +795,20 @@ fn request_id() -> HeaderValue {
 /// it names, and the well-known ones (`Keep-Alive`, `Proxy-Connection`,
 /// `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.remove(header::CONNECTION) {
+    // One pass over the names, no hashing, then lookups only for what is
+    // there: most heads carry none of these (HTTP/2 forbids all but `te`,
+    // which every gRPC request has), and a lookup for each was 1–2% of a
+    // gRPC call's instructions.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut connection = false;
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| name == *h) {
+            present[i] = true;
+        }
+    }
+    if connection && let Some(conn) = headers.remove(header::CONNECTION) {
         let mut named: Vec<HeaderName> = Vec::new();
         if let Ok(s) = conn.to_str() {
             named.extend(
@@ -812,19 +829,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(n);
         }
     }
-    for h in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-    ] {
-        if headers.contains_key(h) {
-            headers.remove(h);
+    for (h, there) in HOP_BY_HOP.iter().zip(present) {
+        if there {
+            headers.remove(*h);
         }
     }
 }
+
+/// The hop-by-hop headers other than `Connection` (and those it names).
+static HOP_BY_HOP: [&HeaderName; 6] = [
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::TE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+];
 
 #[cfg(test)]
 mod tests {

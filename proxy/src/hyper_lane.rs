@@ -40,10 +40,13 @@ where
         let guard = svc_state.enter();
         let forwarder = forwarder.clone();
         let info = svc_info.clone();
-        async move {
+        // Boxed: hyper spawns a task per HTTP/2 stream holding this future
+        // and moves it into the task and over again when storing the
+        // output; a pointer moves instead of the whole request path's state.
+        Box::pin(async move {
             let resp = forwarder.handle(req, &info).await;
             Ok::<_, Infallible>(resp.map(|b| b.with_guard(guard)))
-        }
+        })
     });
     let conn = shared.builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);

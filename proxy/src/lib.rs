@@ -18,6 +18,7 @@ pub mod cluster;
 pub(crate) mod codec;
 pub mod conn;
 pub mod endpoints;
+pub(crate) mod exec;
 pub mod forward;
 pub mod grpc;
 pub mod h1;

@@ -9,7 +9,11 @@
 //! hyper's h2 client queues streams beyond the server's
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` until one finishes. A connection that
 //! got `GOAWAY` or closed is replaced on the next request; a request that
-//! such a connection never sent is sent on a new one.
+//! such a connection never sent is sent on a new one. A connection that has
+//! taken no new request for [`IDLE_TIMEOUT`] leaves the pool (checked every
+//! third of it, as requests come): hyper then closes it once its last
+//! stream ends, so endpoints that left the configuration or get no more
+//! traffic do not keep connections open.
 //!
 //! An upstream that does not speak HTTP/2 (an HTTP/1.1 server behind a port
 //! marked `grpc`) fails the first request of a new connection with a
@@ -24,16 +28,21 @@ use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
 
 use crate::body::UpstreamBody;
+use crate::exec::Exec;
 use crate::tls::UpstreamTls;
 
 /// How often a protocol failure of one endpoint is logged, at most.
 pub const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// How long a pooled connection may go without a new request before the
+/// pool lets it go (as the HTTP/1.1 pool's idle connections).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Why an HTTP/2 exchange produced no response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +62,9 @@ pub enum Http2Error {
 #[derive(Debug)]
 pub struct Pool {
     connect_timeout: Duration,
-    /// Per endpoint, the connection in use; its lock is held while a
-    /// connection is being opened, so concurrent first requests share one.
-    conns: Mutex<HashMap<Key, Slot, foldhash::fast::RandomState>>,
+    idle_timeout: Duration,
+    /// Per endpoint, the connection in use.
+    conns: Mutex<Conns>,
     /// TLS configurations offering ALPN `h2`, made from (and keeping alive)
     /// the destination's, keyed by its config id.
     h2_tls: Mutex<HashMap<usize, (UpstreamTls, UpstreamTls), foldhash::fast::RandomState>>,
@@ -68,8 +77,73 @@ type Key = (Authority, usize);
 
 type Sender = SendRequest<UpstreamBody>;
 
-/// An endpoint's connection, `None` before the first or after a failed connect.
-type Slot = Arc<AsyncMutex<Option<Sender>>>;
+/// The slots by endpoint, and when they are next swept.
+#[derive(Debug)]
+struct Conns {
+    by_key: HashMap<Key, Slot, foldhash::fast::RandomState>,
+    next_sweep: Instant,
+}
+
+/// An endpoint's connection; `opening` is held while a connection is
+/// being opened, so concurrent first requests share one.
+#[derive(Debug)]
+struct SlotState {
+    current: Mutex<Current>,
+    opening: AsyncMutex<()>,
+}
+
+/// `None` before the first connection or after a failed connect, and when
+/// a request last took the connection.
+#[derive(Debug)]
+struct Current {
+    sender: Option<Sender>,
+    used: Instant,
+}
+
+type Slot = Arc<SlotState>;
+
+// === impl Conns ===
+
+impl Conns {
+    /// Forgets the connections that are closed or took no request for
+    /// `idle`, and endpoints without one, unless one is being opened.
+    fn sweep(&mut self, now: Instant, idle: Duration) {
+        self.by_key.retain(|_, slot| {
+            let opening = slot.opening.try_lock().is_err();
+            let current = slot.lock();
+            opening
+                || (current.sender.as_ref().is_some_and(|s| !s.is_closed())
+                    && now.duration_since(current.used) < idle)
+        });
+        self.next_sweep = now + idle / 3;
+    }
+}
+
+// === impl SlotState ===
+
+impl SlotState {
+    fn new(now: Instant) -> Self {
+        Self {
+            current: Mutex::new(Current {
+                sender: None,
+                used: now,
+            }),
+            opening: AsyncMutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The endpoint's connection, if open and not closing, marked used at `now`.
+    fn live(&self, now: Instant) -> Option<Sender> {
+        let mut current = self.lock();
+        let sender = current.sender.as_ref().filter(|s| !s.is_closed())?.clone();
+        current.used = now;
+        Some(sender)
+    }
+}
 
 // === impl Pool ===
 
@@ -77,9 +151,17 @@ impl Pool {
     /// An empty pool; connecting takes at most `connect_timeout` (TCP and
     /// TLS each).
     pub fn new(connect_timeout: Duration) -> Arc<Self> {
+        Self::with_idle_timeout(connect_timeout, IDLE_TIMEOUT)
+    }
+
+    fn with_idle_timeout(connect_timeout: Duration, idle_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             connect_timeout,
-            conns: Mutex::default(),
+            idle_timeout,
+            conns: Mutex::new(Conns {
+                by_key: HashMap::default(),
+                next_sweep: Instant::now() + idle_timeout / 3,
+            }),
             h2_tls: Mutex::default(),
             warned: Mutex::default(),
         })
@@ -100,46 +182,40 @@ impl Pool {
             endpoint.clone(),
             tls.as_ref().map_or(0, UpstreamTls::config_id),
         );
-        let slot = self
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        let (mut sender, mut fresh) = {
-            let mut current = slot.lock().await;
-            match current.as_ref().filter(|s| !s.is_closed()) {
-                Some(s) => (s.clone(), false),
-                None => {
-                    // Boxed: the connect future (TCP + TLS handshake, ~6.6 KB)
-                    // runs once per connection; held inline it made every
-                    // HTTP/2 stream's task ~11 KB, copied on spawn and on
-                    // completion (20% of a worker's CPU was memmove).
-                    let s = Box::pin(self.connect(&key, tls.as_ref(), service)).await?;
-                    *current = Some(s.clone());
-                    (s, true)
-                }
+        let now = Instant::now();
+        let slot = {
+            let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+            if now >= conns.next_sweep {
+                conns.sweep(now, self.idle_timeout);
             }
+            conns
+                .by_key
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(SlotState::new(now)))
+                .clone()
+        };
+        // The common case takes no async lock: a live connection is cloned
+        // out of a plain mutex. Opening one (rare) is boxed, so its future
+        // (TCP + TLS handshake, several KB) is not carried inline by every
+        // stream's task: held inline it was copied on each spawn and
+        // completion (20% of a worker's CPU was memmove).
+        let (mut sender, mut fresh) = match slot.live(now) {
+            Some(s) => (s, false),
+            None => (
+                Box::pin(self.open(&slot, &key, tls.as_ref(), service)).await?,
+                true,
+            ),
         };
         loop {
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(resp),
                 Err(mut e) => match e.take_message() {
                     // Never sent: the connection went away (GOAWAY, closed)
-                    // before it took the request. A new one gets it.
+                    // before it took the request. A new one gets it (unless
+                    // another request replaced it meanwhile).
                     Some(back) if !fresh => {
                         req = back;
-                        let mut current = slot.lock().await;
-                        sender = match current.as_ref().filter(|s| !s.is_closed()) {
-                            // Another request replaced it meanwhile.
-                            Some(s) => s.clone(),
-                            None => {
-                                let s = Box::pin(self.connect(&key, tls.as_ref(), service)).await?;
-                                *current = Some(s.clone());
-                                s
-                            }
-                        };
+                        sender = Box::pin(self.open(&slot, &key, tls.as_ref(), service)).await?;
                         fresh = true;
                     }
                     _ => {
@@ -156,6 +232,28 @@ impl Pool {
                 },
             }
         }
+    }
+
+    /// The connection of `slot`, opened now unless another request opened
+    /// one meanwhile. Concurrent callers wait for one connection to open.
+    async fn open(
+        &self,
+        slot: &Slot,
+        key: &Key,
+        tls: Option<&UpstreamTls>,
+        service: &str,
+    ) -> Result<Sender, Http2Error> {
+        let _opening = slot.opening.lock().await;
+        let now = Instant::now();
+        if let Some(s) = slot.live(now) {
+            return Ok(s);
+        }
+        let s = self.connect(key, tls, service).await?;
+        *slot.lock() = Current {
+            sender: Some(s.clone()),
+            used: now,
+        };
+        Ok(s)
     }
 
     /// The TLS configuration of `tls` offering only ALPN `h2`, made once
@@ -257,7 +355,7 @@ async fn handshake<I>(io: I) -> Result<Sender, Http2Error>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    let mut builder = hyper::client::conn::http2::Builder::new(Exec);
     builder.timer(TokioTimer::new());
     let (sender, conn) = builder
         .handshake(TokioIo::new(io))
@@ -265,4 +363,83 @@ where
         .map_err(|_| Http2Error::Protocol)?;
     tokio::spawn(conn);
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioExecutor;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An h2c upstream on loopback answering 200 to everything, and how
+    /// many connections it has open.
+    async fn upstream() -> (Authority, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counted = open.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(|_req| async {
+                        Ok::<_, Infallible>(Response::new(
+                            http_body_util::Empty::<bytes::Bytes>::new(),
+                        ))
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                    counted.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (addr.to_string().parse().unwrap(), open)
+    }
+
+    fn get(to: &Authority) -> Request<UpstreamBody> {
+        Request::builder()
+            .uri(format!("http://{to}/"))
+            .body(UpstreamBody::Empty)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_unused_for_the_idle_timeout_are_closed() {
+        let (a, open_a) = upstream().await;
+        let (b, open_b) = upstream().await;
+        let pool = Pool::with_idle_timeout(Duration::from_secs(1), Duration::from_millis(300));
+        for _ in 0..3 {
+            let resp = pool.send(&a, None, "a", get(&a)).await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+        assert_eq!(open_a.load(Ordering::SeqCst), 1, "one connection, reused");
+
+        // Past the idle timeout, the next request (to another endpoint)
+        // sweeps a's connection out of the pool, and it closes.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let resp = pool.send(&b, None, "b", get(&b)).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        for _ in 0..200 {
+            if open_a.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            open_a.load(Ordering::SeqCst),
+            0,
+            "a's idle connection closed"
+        );
+        assert_eq!(open_b.load(Ordering::SeqCst), 1);
+        let conns = pool.conns.lock().unwrap();
+        assert_eq!(conns.by_key.len(), 1, "only b's connection is pooled");
+        assert!(conns.by_key.keys().all(|(ep, _)| *ep == b));
+    }
 }
