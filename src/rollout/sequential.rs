@@ -127,14 +127,17 @@ fn log_mean_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
     max + (sum / n).ln()
 }
 
-/// `ln(Σ w_k exp(v_k))`, without overflow (`weights` sum to 1).
+/// `ln(Σ w_k exp(v_k) / Σ w_k)`, without overflow (exactly `v` when all
+/// `v_k` are equal, whatever the rounding of the weights).
 fn log_weighted_exp(v: impl Iterator<Item = f64> + Clone, weights: &[f64]) -> f64 {
     let max = v.clone().fold(f64::NEG_INFINITY, f64::max);
     if max == f64::NEG_INFINITY {
         return max;
     }
-    let sum: f64 = v.zip(weights).map(|(x, w)| w * (x - max).exp()).sum();
-    max + sum.ln()
+    let (sum, total) = v
+        .zip(weights)
+        .fold((0.0, 0.0), |(s, t), (x, w)| (s + w * (x - max).exp(), t + w));
+    max + (sum / total).ln()
 }
 
 /// The log likelihood ratio of `x` events in `n` Bernoulli trials of
@@ -1572,7 +1575,8 @@ mod tests {
         assert_eq!(caught.len(), d.len(), "every run rejected");
         let m = median(caught);
         println!("5% vs 0.1%: median {m} canary requests to rejection");
-        assert!(m <= 70, "median {m}");
+        // 62 with this seed (the decision benchmark, through the engine: 60).
+        assert!(m <= 65, "median {m}");
     }
 
     #[test]
