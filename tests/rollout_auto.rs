@@ -25,11 +25,7 @@ struct Events {
 }
 
 impl Events {
-    /// `--interval auto` probes the request rate with its first scrape:
-    /// the simulator must have served v1 by then, or the probe finds no
-    /// series (see `interval_auto_from_the_spec_file_and_a_flag_overrides_it`).
     fn spawn(mesh: &Mesh, extra: &[&str]) -> Self {
-        mesh.wait_for_requests("v1");
         let mut cmd = mesh.rollout(&words("--interval auto --success-rate 90 -o json"));
         cmd.args(extra);
         Self::command(cmd)
@@ -322,12 +318,6 @@ fn interval_auto_from_the_spec_file_and_a_flag_overrides_it() {
     )
     .unwrap();
     let start = |mesh: &Mesh, extra: &[&str]| {
-        // Under load the simulator's first tick can come after meshctl's
-        // first scrape: `--interval auto` then fails its rate probe on a
-        // source with no series yet ("no istio_requests_total series"), and
-        // a fixed interval counts an unreadable window. Wait (bounded) for
-        // v1's first requests, as a real service has them.
-        mesh.wait_for_requests("v1");
         let mut cmd = mesh.meshctl(&words("rollout start discounts --to v2"));
         cmd.arg("-f").arg(spec.path());
         cmd.args(["--metrics", &mesh.metrics_url, "--min-requests", "10"]);
