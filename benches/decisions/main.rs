@@ -484,7 +484,9 @@ async fn one(rule: Rule, scenario: &Scenario, args: &Args, seed: u64) -> Outcome
                 .await
                 .expect("probing the simulated traffic");
             let mut p = plan(rule, scenario, defaults.interval, defaults.timeout);
-            p.interval = pace.next(&p, 0, pace::Window::Fresh, Duration::ZERO).interval;
+            p.interval = pace
+                .next(&p, 0, pace::Window::Fresh, Duration::ZERO)
+                .interval;
             (p, Some(pace))
         }
     };
@@ -594,7 +596,11 @@ fn main() {
         args.rate, args.runs
     );
     for (i, s) in scenarios().iter().enumerate() {
-        if args.only.as_ref().is_some_and(|o| !s.name.contains(o.as_str())) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !s.name.contains(o.as_str()))
+        {
             continue;
         }
         let mut w = run(Rule::Window, s, i as u64, &args);

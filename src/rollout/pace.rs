@@ -49,8 +49,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::analysis::{self, Analysis, DecisionRecord, Thresholds};
-use super::sequential;
 use super::machine::Plan;
+use super::sequential;
 use super::strategy::Stage;
 
 /// How long the request rate is measured before the rollout starts, and
@@ -586,7 +586,10 @@ mod tests {
         // The defaults: --analysis sequential at 99%, a clean baseline.
         let d = Demand::for_thresholds(&Thresholds::default(), (1000.0, 0.0));
         assert_eq!(d.analysis, Analysis::Sequential);
-        assert_eq!((d.base_err, d.target_err, d.confidence), (0.001, 0.01, 0.99));
+        assert_eq!(
+            (d.base_err, d.target_err, d.confidence),
+            (0.001, 0.01, 0.99)
+        );
         let p = plan(Strategy::Canary, &[10, 25, 50, 100]);
         let pace = Pace::new(200.0, d.clone());
         let s = pace.schedule(&p);

@@ -134,9 +134,9 @@ fn log_weighted_exp(v: impl Iterator<Item = f64> + Clone, weights: &[f64]) -> f6
     if max == f64::NEG_INFINITY {
         return max;
     }
-    let (sum, total) = v
-        .zip(weights)
-        .fold((0.0, 0.0), |(s, t), (x, w)| (s + w * (x - max).exp(), t + w));
+    let (sum, total) = v.zip(weights).fold((0.0, 0.0), |(s, t), (x, w)| {
+        (s + w * (x - max).exp(), t + w)
+    });
     max + (sum / total).ln()
 }
 
@@ -1614,8 +1614,14 @@ mod tests {
         println!("1% vs 0.1% at 10%: {n} canary requests planned");
         assert!((600..1400).contains(&n), "{n}");
         let plan = |target, rho| requests_to_reject(0.001, target, rho, ALPHA, 0.8);
-        assert!(plan(0.05, 0.1) < plan(0.02, 0.1), "a worse canary needs fewer");
-        assert!(plan(0.02, 0.5) > plan(0.02, 0.1), "a higher share gives less per error");
+        assert!(
+            plan(0.05, 0.1) < plan(0.02, 0.1),
+            "a worse canary needs fewer"
+        );
+        assert!(
+            plan(0.02, 0.5) > plan(0.02, 0.1),
+            "a higher share gives less per error"
+        );
         assert_eq!(
             requests_to_reject(0.01, 0.005, 0.1, ALPHA, 0.8),
             MAX_PLANNED_REQUESTS
@@ -1631,7 +1637,10 @@ mod tests {
             &Scenario::at_default_levels(&[(10, looks)], 100.0, &c, &b),
         );
         let caught = d.iter().flatten().count();
-        println!("1% vs 0.1%: {caught} of {} rejected within the plan", d.len());
+        println!(
+            "1% vs 0.1%: {caught} of {} rejected within the plan",
+            d.len()
+        );
         assert!(caught * 100 >= d.len() * 72, "{caught} of {}", d.len());
         // And a 2% canary at the same plan: caught (nearly) always.
         let c = Version::steady(0.02, 0.0);
@@ -1641,7 +1650,10 @@ mod tests {
             &Scenario::at_default_levels(&[(10, looks)], 100.0, &c, &b),
         );
         let caught = d.iter().flatten().count();
-        println!("2% vs 0.1%: {caught} of {} rejected within the plan", d.len());
+        println!(
+            "2% vs 0.1%: {caught} of {} rejected within the plan",
+            d.len()
+        );
         assert!(caught * 100 >= d.len() * 99, "{caught} of {}", d.len());
     }
 
