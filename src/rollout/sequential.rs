@@ -102,7 +102,7 @@ static GRID: LazyLock<[f64; RATIOS]> = LazyLock::new(|| {
 /// matter; the bump pays `ln 9.1` at its centre, so four canary errors
 /// against two baseline errors at a 10% share reject (e ≈ 168) where equal
 /// weights (e ≈ 87) do not. The price is at the ends: a ratio of 2 weighs
-/// 0.85% instead of 4.2% (1.6 more nats to reject), 1000 weighs 0.42%.
+/// 0.85% instead of 4.2% (1.6 more nats to reject), 1000 weighs 0.43%.
 pub static COMPARISON_WEIGHTS: LazyLock<[f64; RATIOS]> = LazyLock::new(|| {
     let bump: [f64; RATIOS] = std::array::from_fn(|k| {
         let z = (ratio(k).ln() - PRIOR_CENTRE.ln()) / PRIOR_WIDTH;
