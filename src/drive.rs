@@ -16,7 +16,6 @@ use crate::Outcome;
 use crate::context;
 use crate::metrics::MetricsSource;
 use crate::output::Reporter;
-use crate::rollout::analysis::Thresholds;
 use crate::rollout::engine::{Driver, DriverOptions, Finish};
 use crate::rollout::machine::Plan;
 use crate::rollout::pace::{self, Pace};
@@ -145,14 +144,8 @@ pub async fn auto_pace<M: MetricsSource>(
             .map(|(v, _)| v.clone())
     });
     let base = stable.map(|v| delta.version(&v)).unwrap_or_default();
-    let demand = pace::Demand::new(
-        d.success_rate,
-        (base.requests, base.errors),
-        // Bakes are sized for the window rule's z-test at its 95%, as
-        // before; the sequential rule needs no more per window.
-        Thresholds::window().confidence,
-        d.min_requests,
-    );
+    // Bakes are sized for the rule's own test at its confidence.
+    let demand = pace::Demand::for_thresholds(&d.thresholds(), (base.requests, base.errors));
     Ok(Pace::new(rate, demand))
 }
 

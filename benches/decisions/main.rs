@@ -17,13 +17,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use meshctl::drive::auto_pace;
 use meshctl::metrics::{MetricsError, MetricsSource, Snapshot, VersionCounters};
 use meshctl::rollout::analysis::{Analysis, Thresholds};
 use meshctl::rollout::engine::{Driver, DriverOptions, Observer, RolloutEvent};
 use meshctl::rollout::machine::OnInterrupt;
 use meshctl::rollout::machine::Plan;
+use meshctl::rollout::pace;
 use meshctl::rollout::routes;
 use meshctl::rollout::webhook::Webhooks;
+use meshctl::spec::RolloutDefaults;
 use meshctl::target::Target;
 use meshctl::target::local::LocalTarget;
 use meshctl::traffic::Weight;
@@ -192,6 +195,8 @@ struct Traffic {
 struct Simulated {
     target: LocalTarget,
     rate: f64,
+    /// How often the sequential analysis looks (`--look`).
+    look: Duration,
     behaviour: BTreeMap<String, Behaviour>,
     traffic: Mutex<Traffic>,
 }
@@ -204,11 +209,12 @@ fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
 }
 
 impl Simulated {
-    fn new(target: LocalTarget, rate: f64, scenario: &Scenario, seed: u64) -> Self {
+    fn new(target: LocalTarget, args: &Args, scenario: &Scenario, seed: u64) -> Self {
         let now = Instant::now();
         Self {
             target,
-            rate,
+            rate: args.rate,
+            look: args.look,
             behaviour: [
                 ("v1".to_owned(), scenario.baseline),
                 ("v2".to_owned(), scenario.canary),
@@ -312,6 +318,10 @@ impl MetricsSource for Simulated {
             destination: BTreeMap::new(),
         })
     }
+
+    fn look_every(&self) -> Duration {
+        self.look
+    }
 }
 
 /// How one rollout ended.
@@ -347,11 +357,18 @@ impl Observer for Watch {
     }
 }
 
-/// The command line: `--runs N --rate R --interval 10s --readme PATH`.
+/// The command line: `--runs N --rate R --interval 10s|auto --readme
+/// PATH`, and for quick looks `--only TEXT` (scenarios whose name contains
+/// it, no README) and `--look 500ms` (how often the sequential analysis
+/// looks at the metrics; meshproxy's cadence, [`meshctl::metrics::LOOK`],
+/// by default).
 struct Args {
     runs: u32,
     rate: f64,
-    interval: Duration,
+    /// `None`: `--interval auto`, each rule sizing its bakes for its test.
+    interval: Option<Duration>,
+    only: Option<String>,
+    look: Duration,
     /// Write the table into this README, between
     /// `<!-- decisions INTERVAL:begin -->` and `<!-- decisions INTERVAL:end -->`.
     readme: Option<std::path::PathBuf>,
@@ -361,7 +378,9 @@ fn args() -> Args {
     let mut a = Args {
         runs: 500,
         rate: 200.0,
-        interval: Duration::from_secs(10),
+        interval: Some(Duration::from_secs(10)),
+        only: None,
+        look: meshctl::metrics::LOOK,
         readme: None,
     };
     let mut it = std::env::args().skip(1);
@@ -371,10 +390,16 @@ fn args() -> Args {
             "--runs" => a.runs = value().parse().expect("--runs takes a number"),
             "--rate" => a.rate = value().parse().expect("--rate takes requests/s"),
             "--interval" => {
-                a.interval =
-                    humantime::parse_duration(&value()).expect("--interval takes e.g. 10s");
+                let v = value();
+                a.interval = (v != "auto").then(|| {
+                    humantime::parse_duration(&v).expect("--interval takes e.g. 10s, or auto")
+                });
             }
             "--readme" => a.readme = Some(value().into()),
+            "--only" => a.only = Some(value()),
+            "--look" => {
+                a.look = humantime::parse_duration(&value()).expect("--look takes e.g. 250ms");
+            }
             // `cargo bench` passes `--bench`.
             _ => {}
         }
@@ -389,7 +414,7 @@ enum Rule {
     Sequential,
 }
 
-fn plan(rule: Rule, scenario: &Scenario, interval: Duration) -> Plan {
+fn thresholds(rule: Rule, scenario: &Scenario) -> Thresholds {
     let mut thresholds = match rule {
         Rule::Window => Thresholds::window(),
         Rule::Sequential => Thresholds::default(),
@@ -397,6 +422,12 @@ fn plan(rule: Rule, scenario: &Scenario, interval: Duration) -> Plan {
     if let Some(sr) = scenario.success_rate {
         thresholds.success_rate = sr;
     }
+    thresholds
+}
+
+/// The plan; `step_timeout` is the progress deadline per step.
+fn plan(rule: Rule, scenario: &Scenario, interval: Duration, step_timeout: Duration) -> Plan {
+    let thresholds = thresholds(rule, scenario);
     debug_assert!(matches!(
         (rule, thresholds.analysis),
         (Rule::Window, Analysis::Window) | (Rule::Sequential, Analysis::Sequential)
@@ -410,7 +441,7 @@ fn plan(rule: Rule, scenario: &Scenario, interval: Duration) -> Plan {
             .collect(),
         interval,
         threshold: 2,
-        step_timeout: interval * 20,
+        step_timeout,
         manual_promotion: false,
         thresholds,
         metrics: "simulated".to_owned(),
@@ -434,10 +465,34 @@ async fn one(rule: Rule, scenario: &Scenario, args: &Args, seed: u64) -> Outcome
     let dir = scratch();
     std::fs::write(dir.path().join("discounts.yaml"), RESOURCES).expect("writing resources");
     let target = LocalTarget::new(dir.path());
-    let source = Arc::new(Simulated::new(target.clone(), args.rate, scenario, seed));
+    let source = Arc::new(Simulated::new(target.clone(), args, scenario, seed));
+    let started = Instant::now();
+    let (plan, pace) = match args.interval {
+        Some(interval) => (plan(rule, scenario, interval, interval * 20), None),
+        None => {
+            // As `rollout start --interval auto`: probe the traffic (its
+            // 3 s count toward the time to promote), then size each bake.
+            let t = thresholds(rule, scenario);
+            let defaults = RolloutDefaults {
+                success_rate: t.success_rate,
+                analysis: t.analysis,
+                confidence: Some(t.confidence),
+                ..RolloutDefaults::default()
+            };
+            let from = "v1".parse().expect("version");
+            let pace = auto_pace(source.as_ref(), "discounts", Some(&from), &defaults)
+                .await
+                .expect("probing the simulated traffic");
+            let mut p = plan(rule, scenario, defaults.interval, defaults.timeout);
+            p.interval = pace
+                .next(&p, 0, pace::Window::Fresh, Duration::ZERO)
+                .interval;
+            (p, Some(pace))
+        }
+    };
     let watch = Watch {
         source: source.clone(),
-        started: Instant::now(),
+        started,
         outcome: Mutex::default(),
     };
     let (_tx, rx) = watch::channel(0);
@@ -447,11 +502,11 @@ async fn one(rule: Rule, scenario: &Scenario, args: &Args, seed: u64) -> Outcome
         on_interrupt: OnInterrupt::Rollback,
         no_wait_on_pause: true,
         webhooks: Webhooks::default(),
-        poll: args.interval.min(Duration::from_millis(500)),
-        pace: None,
+        poll: plan.interval.min(Duration::from_millis(500)),
+        pace,
     };
     let driver = Driver::new(&target, source.as_ref(), &watch, options, rx);
-    if let Err(e) = driver.run(plan(rule, scenario, args.interval)).await {
+    if let Err(e) = driver.run(plan).await {
         panic!("the engine failed: {e}");
     }
     *watch.outcome.lock().expect("outcome")
@@ -532,13 +587,22 @@ fn cell(scenario: &Scenario, t: &mut Tally) -> String {
 
 fn main() {
     let args = args();
+    let interval = args.interval.map_or_else(
+        || "auto".to_owned(),
+        |d| humantime::format_duration(d).to_string(),
+    );
     let mut table = format!(
-        "| scenario ({} req/s, steps 10,25,50,100, `--interval {}`, {} rollouts each) | goal | `--analysis window` | `--analysis sequential` |\n|---|---|---|---|\n",
-        args.rate,
-        humantime::format_duration(args.interval),
-        args.runs
+        "| scenario ({} req/s, steps 10,25,50,100, `--interval {interval}`, {} rollouts each) | goal | `--analysis window` | `--analysis sequential` |\n|---|---|---|---|\n",
+        args.rate, args.runs
     );
     for (i, s) in scenarios().iter().enumerate() {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !s.name.contains(o.as_str()))
+        {
+            continue;
+        }
         let mut w = run(Rule::Window, s, i as u64, &args);
         let mut q = run(Rule::Sequential, s, i as u64, &args);
         let row = format!(
@@ -553,9 +617,8 @@ fn main() {
         table.push_str(&row);
     }
     println!("{table}");
-    if let Some(path) = &args.readme {
+    if let Some(path) = args.readme.as_ref().filter(|_| args.only.is_none()) {
         let text = std::fs::read_to_string(path).expect("reading the README");
-        let interval = humantime::format_duration(args.interval).to_string();
         let begin = format!("<!-- decisions {interval}:begin -->\n");
         let end = format!("<!-- decisions {interval}:end -->");
         let (Some(a), Some(b)) = (text.find(&begin), text.find(&end)) else {

@@ -6,9 +6,12 @@
 # numbers are reproducible.
 #
 #   RUNS=500 benches/decisions/run.sh      # rollouts per scenario and rule
+#
+# Three tables: fixed 10 s and 1 s intervals, and --interval auto (each
+# rule sizing its bakes for its own test after a 3 s rate probe).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${RUNS:-500}"
-for interval in 10s 1s; do
+for interval in 10s 1s auto; do
     cargo bench --bench decisions -- --runs "$runs" --interval "$interval" --readme README.md
 done

@@ -90,4 +90,11 @@ impl MetricsSource for AnySource {
             Self::Prometheus(p) => p.scrape(service).await,
         }
     }
+
+    fn look_every(&self) -> std::time::Duration {
+        match self {
+            Self::Proxy(p) => p.look_every(),
+            Self::Prometheus(p) => p.look_every(),
+        }
+    }
 }

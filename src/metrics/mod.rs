@@ -169,7 +169,21 @@ pub trait MetricsSource: Send + Sync {
 
     /// Reads the cumulative counters of `service`, per version.
     fn scrape(&self, service: &str) -> impl Future<Output = Result<Snapshot, MetricsError>> + Send;
+
+    /// How often `--analysis sequential` looks at this source during a
+    /// bake ([`LOOK`]; a source whose numbers only change at its own scrape
+    /// interval says less often).
+    fn look_every(&self) -> std::time::Duration {
+        LOOK
+    }
 }
+
+/// How often `--analysis sequential` looks at a source that answers from
+/// live counters (meshproxy's `/metrics`): every 250 ms. A 5% canary at a
+/// 10% step of 200 requests/s is caught a median ~6 canary requests sooner
+/// than at 500 ms (the decision benchmark), for 4 scrapes a second of one
+/// small exposition.
+pub const LOOK: std::time::Duration = std::time::Duration::from_millis(250);
 
 // === impl VersionCounters ===
 

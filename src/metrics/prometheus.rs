@@ -168,6 +168,12 @@ impl MetricsSource for Prometheus {
         self.base.clone()
     }
 
+    /// Every 500 ms, two queries each: Prometheus only has new numbers
+    /// after its own scrape, so looking more often only adds load.
+    fn look_every(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+
     async fn scrape(&self, service: &str) -> Result<Snapshot, MetricsError> {
         let [requests, buckets] = Self::queries(service);
         let mut samples = self.query(REQUESTS_TOTAL, &requests, service).await?;

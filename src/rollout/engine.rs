@@ -665,11 +665,12 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
         )
     }
 
-    /// `--analysis sequential`: waits `bake`, looking at the metrics at
-    /// every poll and feeding what happened since the last look to the
-    /// evidence; ends early when a test rejects. A look whose scrape fails
-    /// is skipped (the next one covers its requests); the last one is the
-    /// window's end.
+    /// `--analysis sequential`: waits `bake`, looking at the metrics as
+    /// often as the source allows ([`MetricsSource::look_every`]) and
+    /// feeding what happened since the last look to the evidence; ends
+    /// early when a test rejects. Other processes are watched for at every
+    /// poll, as while waiting. A look whose scrape fails is skipped (the
+    /// next one covers its requests); the last one is the window's end.
     async fn look_until(
         &mut self,
         bake: Duration,
@@ -677,13 +678,17 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
         looked: &mut Option<Snapshot>,
     ) -> Result<Waited, EngineError> {
         let deadline = Instant::now() + bake;
+        let look = self.metrics.look_every().max(Duration::from_millis(10));
+        let mut watched = Instant::now();
         loop {
-            let nap = deadline
-                .saturating_duration_since(Instant::now())
-                .min(self.options.poll);
-            match self.wait(nap, machine).await? {
-                Waited::Elapsed => {}
-                other => return Ok(other),
+            let nap = deadline.saturating_duration_since(Instant::now()).min(look);
+            if Instant::now() + nap >= watched + self.options.poll {
+                match self.wait(nap, machine).await? {
+                    Waited::Elapsed => watched = Instant::now(),
+                    other => return Ok(other),
+                }
+            } else if self.interrupted_within(nap).await {
+                return Ok(Waited::Interrupted);
             }
             let end = self.scrape().await;
             if let Ok(now) = &end.1 {
@@ -768,6 +773,27 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 return Ok(Waited::External(ext));
             }
         }
+    }
+
+    /// Sleeps `d`, watching for interrupts only: `true` when one arrived.
+    async fn interrupted_within(&mut self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        while Instant::now() < deadline {
+            tokio::select! {
+                biased;
+                changed = self.interrupts.changed() => {
+                    if changed.is_ok() && *self.interrupts.borrow() > 0 {
+                        return true;
+                    }
+                    if changed.is_err() {
+                        // No sender left: nothing can interrupt any more.
+                        tokio::time::sleep_until(deadline).await;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        false
     }
 
     /// Waits while paused until another process promotes or rolls back

@@ -3,10 +3,23 @@
 //! driver passes in what it observed.
 //!
 //! A window must last until the new version has served the requests the
-//! z-test needs to tell a version failing at the success-rate threshold from
-//! the baseline ([`analysis::required_canary_requests`], 95% confidence, 80%
-//! power), at least `--min-requests`. How fast those requests come depends
-//! on the stage ([`share_at`]):
+//! analysis needs to tell a version failing at the success-rate threshold
+//! (or at twice the baseline's error rate, when higher) from the baseline
+//! with 80% power, at least `--min-requests` ([`Demand::requests`]):
+//!
+//! - `--analysis sequential` (the default): the requests the sequential
+//!   comparison with the baseline needs to reject that canary at the step's
+//!   share, at `--confidence` ([`sequential::requests_to_reject`], computed
+//!   exactly for a step at a constant share). Each step is sized on its own,
+//!   although the evidence of the earlier steps carries over, so a step is
+//!   never shorter than the test needs by itself;
+//! - `--analysis window`: the requests the z-test of one window needs
+//!   ([`analysis::required_canary_requests`]).
+//!
+//! With no baseline traffic (a 100% step, after a `bluegreen` switch) both
+//! use the one-sample planning number against the baseline's error rate
+//! measured before the rollout ([`one_sample`]). How fast those requests
+//! come depends on the stage ([`share_at`]):
 //!
 //! - a weighted step at `w`%: `w`% of the live requests (the baseline keeps
 //!   the rest);
@@ -35,8 +48,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::analysis::{self, DecisionRecord};
+use super::analysis::{self, Analysis, DecisionRecord, Thresholds};
 use super::machine::Plan;
+use super::sequential;
 use super::strategy::Stage;
 
 /// How long the request rate is measured before the rollout starts, and
@@ -70,12 +84,15 @@ pub struct Demand {
     /// The error share the new version must be caught at: the success-rate
     /// threshold, or twice the baseline's when that is higher.
     pub target_err: f64,
-    /// Confidence of the comparison (0.95).
+    /// Confidence of the comparison (`--confidence`: 0.99 sequential, 0.95
+    /// window).
     pub confidence: f64,
     /// Power (0.8).
     pub power: f64,
     /// `--min-requests`.
     pub min_requests: u64,
+    /// The rule whose test the bakes are sized for.
+    pub analysis: Analysis,
 }
 
 /// How the next window is sized.
@@ -154,8 +171,24 @@ pub fn share_at(plan: &Plan, i: usize) -> Option<Share> {
 // === impl Demand ===
 
 impl Demand {
-    /// From the success-rate threshold (percent) and the stable version's
-    /// `(requests, errors)` over the rate probe.
+    /// What the rollout's `thresholds` (rule, success rate, confidence,
+    /// `--min-requests`) need, given the stable version's `(requests,
+    /// errors)` over the rate probe.
+    pub fn for_thresholds(thresholds: &Thresholds, baseline: (f64, f64)) -> Self {
+        Self {
+            analysis: thresholds.analysis,
+            ..Self::new(
+                thresholds.success_rate,
+                baseline,
+                thresholds.confidence,
+                thresholds.min_requests,
+            )
+        }
+    }
+
+    /// For the window rule's z-test, from the success-rate threshold
+    /// (percent) and the stable version's `(requests, errors)` over the
+    /// rate probe.
     pub fn new(
         success_rate: f64,
         baseline: (f64, f64),
@@ -177,16 +210,26 @@ impl Demand {
             confidence,
             power: POWER,
             min_requests,
+            analysis: Analysis::Window,
         }
     }
 
     /// Requests the new version must serve in one window at `share` (at
-    /// least `--min-requests`). With no baseline traffic (after a
-    /// `bluegreen` switch, a 100% step), a one-sample test against the
-    /// baseline's error rate.
+    /// least `--min-requests`): what the sequential comparison needs to
+    /// reject the target over the step, or the window rule's z-test over one
+    /// window. With no baseline traffic (after a `bluegreen` switch, a 100%
+    /// step), a one-sample test against the baseline's error rate.
     pub fn requests(&self, share: Share) -> u64 {
         let n = if share.baseline <= 0.0 || share.canary <= 0.0 {
             one_sample(self.base_err, self.target_err, self.confidence, self.power)
+        } else if self.analysis == Analysis::Sequential {
+            sequential::requests_to_reject(
+                self.base_err,
+                self.target_err,
+                share.canary / (share.canary + share.baseline),
+                1.0 - self.confidence,
+                self.power,
+            )
         } else {
             analysis::required_canary_requests(
                 self.base_err,
@@ -536,6 +579,43 @@ mod tests {
             reason: String::new(),
             evidence: None,
         }
+    }
+
+    #[test]
+    fn sequential_bakes_each_step_from_the_sequential_test() {
+        // The defaults: --analysis sequential at 99%, a clean baseline.
+        let d = Demand::for_thresholds(&Thresholds::default(), (1000.0, 0.0));
+        assert_eq!(d.analysis, Analysis::Sequential);
+        assert_eq!(
+            (d.base_err, d.target_err, d.confidence),
+            (0.001, 0.01, 0.99)
+        );
+        let p = plan(Strategy::Canary, &[10, 25, 50, 100]);
+        let pace = Pace::new(200.0, d.clone());
+        let s = pace.schedule(&p);
+        for (b, share) in s.iter().zip([0.1, 0.25, 0.5]) {
+            let n = sequential::requests_to_reject(0.001, 0.01, share, 0.01, POWER);
+            assert_eq!(b.requests, n.max(20), "{b:?}");
+            assert_eq!(b.interval, seconds_for(n, 200.0 * share), "{b:?}");
+        }
+        // It needs more than one window of the window rule's z-test at 95%.
+        let w = Demand::for_thresholds(&Thresholds::window(), (1000.0, 0.0));
+        assert_eq!(w.analysis, Analysis::Window);
+        assert!(s[0].requests > w.requests(Share::split(0.1)), "{s:?}");
+        // The 100% step has no baseline: the one-sample planning number.
+        assert_eq!(
+            s[3].requests,
+            one_sample(0.001, 0.01, 0.99, POWER).max(20),
+            "{s:?}"
+        );
+        let text = pace.describe(&p, &s[0]);
+        assert!(
+            text.contains(&format!(
+                "{} requests to detect 1% errors against 0.1% at 99% confidence",
+                s[0].requests
+            )),
+            "{text}"
+        );
     }
 
     #[test]

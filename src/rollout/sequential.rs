@@ -26,8 +26,10 @@
 //!    that is better only shifts the canary's share down. So for every rate
 //!    ratio `r ≥ 1` the product over windows of `r^x / (1 + ρ (r − 1))^e`
 //!    (canary errors `x` of `e`) is a supermartingale, the worst case being
-//!    equality. The e-value is a uniform mixture over a grid of `r` from
-//!    1.1 to 1000 ([`RATIOS`]): exact, one-sided (fewer canary errors only
+//!    equality. The e-value is a mixture over a grid of `r` from 1.1 to
+//!    1000 ([`RATIOS`]) with prior weights fixed in advance and most of
+//!    their mass around `r = 25`, where the regressions that matter live
+//!    ([`COMPARISON_WEIGHTS`]): exact, one-sided (fewer canary errors only
 //!    lower it), and a baseline at 0 errors is fine.
 //! 2. **Latency vs baseline** ([`LatencyVersusBaseline`]): "canary not
 //!    slower by more than a bucket" as stochastic order: for consecutive
@@ -59,11 +61,23 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::VersionCounters;
 
 /// Alternatives mixed over: rate (odds) ratios from 1.1 to 1000, evenly
-/// spaced in log, equal weights.
+/// spaced in log.
 pub const RATIOS: usize = 24;
 
 /// The smallest and largest ratio of the mixture.
 const RATIO_RANGE: (f64, f64) = (1.1, 1000.0);
+
+/// Where the comparisons with the baseline put most of their prior mass: a
+/// log-normal bump around odds ratio 25 (a 2% or 5% canary against a 0.1%
+/// baseline has odds ratio 20 or 52), see [`COMPARISON_WEIGHTS`].
+const PRIOR_CENTRE: f64 = 25.0;
+
+/// The bump's width, in `ln r`.
+const PRIOR_WIDTH: f64 = 1.0;
+
+/// The share of the prior on the bump; the rest is spread evenly over the
+/// grid, so that no ratio weighs less than `(1 − PRIOR_BUMP) / RATIOS`.
+const PRIOR_BUMP: f64 = 0.9;
 
 /// The share of canary requests `--max-p99` allows to be slower than it.
 pub const P99_SLOW_SHARE: f64 = 0.01;
@@ -72,6 +86,30 @@ pub const P99_SLOW_SHARE: f64 = 0.01;
 static GRID: LazyLock<[f64; RATIOS]> = LazyLock::new(|| {
     let (lo, hi) = (RATIO_RANGE.0.ln(), RATIO_RANGE.1.ln());
     std::array::from_fn(|k| (lo + (hi - lo) * k as f64 / (RATIOS - 1) as f64).exp())
+});
+
+/// The prior weight of each alternative of the comparisons with the
+/// baseline ([`VersusBaseline`], and so the latency comparison): fixed in
+/// advance and summing to 1, so the mixture is an e-value whatever the
+/// data. The floors ([`Floor`]) mix the same ratios with equal weights.
+///
+/// 90% of the mass is a bump `∝ exp(−(ln r − ln 25)² / 2)`, 10% is spread
+/// evenly. Why not equal weights: at a 10% step a likelihood ratio gains at
+/// most `ln 10` per canary error, so three canary errors are the least
+/// evidence that can reach `ln(1/α) = ln 100`, and each baseline error on
+/// the way costs `ln(1 + 0.1 (r − 1))`. Equal weights pay `ln 24` of the
+/// needed `ln 100` at every ratio, also far from the regressions that
+/// matter; the bump pays `ln 9.1` at its centre, so four canary errors
+/// against two baseline errors at a 10% share reject (e ≈ 168) where equal
+/// weights (e ≈ 87) do not. The price is at the ends: a ratio of 2 weighs
+/// 0.85% instead of 4.2% (1.6 more nats to reject), 1000 weighs 0.43%.
+pub static COMPARISON_WEIGHTS: LazyLock<[f64; RATIOS]> = LazyLock::new(|| {
+    let bump: [f64; RATIOS] = std::array::from_fn(|k| {
+        let z = (ratio(k).ln() - PRIOR_CENTRE.ln()) / PRIOR_WIDTH;
+        (-0.5 * z * z).exp()
+    });
+    let total: f64 = bump.iter().sum();
+    bump.map(|w| PRIOR_BUMP * w / total + (1.0 - PRIOR_BUMP) / RATIOS as f64)
 });
 
 /// The `k`-th alternative ratio.
@@ -87,6 +125,19 @@ fn log_mean_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
     }
     let (sum, n) = v.fold((0.0, 0.0), |(s, n), x| (s + (x - max).exp(), n + 1.0));
     max + (sum / n).ln()
+}
+
+/// `ln(Σ w_k exp(v_k) / Σ w_k)`, without overflow (exactly `v` when all
+/// `v_k` are equal, whatever the rounding of the weights).
+fn log_weighted_exp(v: impl Iterator<Item = f64> + Clone, weights: &[f64]) -> f64 {
+    let max = v.clone().fold(f64::NEG_INFINITY, f64::max);
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    let (sum, total) = v.zip(weights).fold((0.0, 0.0), |(s, t), (x, w)| {
+        (s + w * (x - max).exp(), t + w)
+    });
+    max + (sum / total).ln()
 }
 
 /// The log likelihood ratio of `x` events in `n` Bernoulli trials of
@@ -224,8 +275,106 @@ impl VersusBaseline {
 
     /// `ln` of the current e-value (the mixture).
     pub fn log_e(&self) -> f64 {
-        log_mean_exp((0..RATIOS).map(|k| self.log_lr.get(k).copied().unwrap_or(0.0)))
+        log_weighted_exp(
+            (0..RATIOS).map(|k| self.log_lr.get(k).copied().unwrap_or(0.0)),
+            &COMPARISON_WEIGHTS[..],
+        )
     }
+}
+
+/// The most canary requests [`requests_to_reject`] plans for.
+pub const MAX_PLANNED_REQUESTS: u64 = 10_000_000;
+
+/// Canary requests the comparison with the baseline ([`VersusBaseline`])
+/// needs, at a share `rho` of the requests (0 < ρ < 1), to reject a canary
+/// failing at `target` against a baseline at `base` with probability
+/// `power` at level `alpha`: the planning number `--interval auto` sizes a
+/// step's bake from under `--analysis sequential`.
+///
+/// Computed, not simulated: within one step at a constant share the
+/// canary's errors are `X ~ Poisson(n · target)` and the baseline's `Y ~
+/// Poisson(n (1 − ρ)/ρ · base)`, and the plan asks for the smallest `n`
+/// with `P(e(X, Y) ≥ 1/α) ≥ power`, `e` the mixture over the totals. The
+/// test itself looks more often (its running maximum only rejects sooner)
+/// and conditions on each look's own share (which costs a little), so this
+/// is a planning number, checked against simulated rollouts in the tests.
+/// [`MAX_PLANNED_REQUESTS`] when the target is not worse than the baseline.
+pub fn requests_to_reject(base: f64, target: f64, rho: f64, alpha: f64, power: f64) -> u64 {
+    let valid = |v: f64| v > 0.0 && v < 1.0;
+    if !(valid(base) && valid(target) && valid(rho) && valid(alpha)) || target <= base {
+        return MAX_PLANNED_REQUESTS;
+    }
+    let power_at = |n: u64| rejection_probability(n as f64, base, target, rho, alpha);
+    // Doubling, then bisection (the probability grows with n, up to the
+    // counts' discreteness, which a planning number can ignore).
+    let mut hi = 8;
+    while power_at(hi) < power {
+        if hi >= MAX_PLANNED_REQUESTS {
+            return MAX_PLANNED_REQUESTS;
+        }
+        hi = (hi * 2).min(MAX_PLANNED_REQUESTS);
+    }
+    let mut lo = hi / 2;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if power_at(mid) >= power {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// `P(e(X, Y) ≥ 1/α)` for `n` canary requests, see [`requests_to_reject`].
+fn rejection_probability(n: f64, base: f64, target: f64, rho: f64, alpha: f64) -> f64 {
+    let level = (1.0 / alpha).ln();
+    let log_e = |x: f64, y: f64| {
+        log_weighted_exp(
+            (0..RATIOS).map(|k| log_lr(x, x + y, rho, ratio(k))),
+            &COMPARISON_WEIGHTS[..],
+        )
+    };
+    let (lc, lb) = (n * target, n * (1.0 - rho) / rho * base);
+    let span = |l: f64| l + 10.0 * l.sqrt() + 10.0;
+    let ymax = span(lb) as usize;
+    // P(Y ≤ y) for y = 0..=ymax.
+    let cdf: Vec<f64> = poisson_pmf(lb, ymax)
+        .scan(0.0, |acc, p| {
+            *acc += p;
+            Some(*acc)
+        })
+        .collect();
+    let mut total = 0.0;
+    for (x, px) in poisson_pmf(lc, span(lc) as usize).enumerate() {
+        let x = x as f64;
+        if px < 1e-15 || log_e(x, 0.0) < level {
+            continue;
+        }
+        // e falls with every baseline error: the largest y still rejecting.
+        let (mut lo, mut hi) = (0, ymax + 1);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if log_e(x, mid as f64) >= level {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        total += px * cdf[lo];
+    }
+    total.min(1.0)
+}
+
+/// `P(N = k)` for `N ~ Poisson(mean)`, `k = 0..=max`, in log space.
+fn poisson_pmf(mean: f64, max: usize) -> impl Iterator<Item = f64> {
+    let ln_mean = mean.ln();
+    (0..=max).scan(-mean, move |lp, k| {
+        if k > 0 {
+            *lp += ln_mean - (k as f64).ln();
+        }
+        Some(lp.exp())
+    })
 }
 
 /// A confidence sequence for one rate of the canary (its error rate, its
@@ -991,6 +1140,27 @@ mod tests {
     }
 
     #[test]
+    fn the_comparison_prior_is_a_fixed_distribution_over_the_grid() {
+        let w = &*COMPARISON_WEIGHTS;
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let floor = (1.0 - PRIOR_BUMP) / RATIOS as f64;
+        assert!(w.iter().all(|&x| x >= floor), "{w:?}");
+        // The heaviest alternative is the grid point nearest 25.
+        let top = (0..RATIOS).max_by(|&a, &b| w[a].total_cmp(&w[b])).unwrap();
+        assert!((20.0..32.0).contains(&ratio(top)), "{}", ratio(top));
+        // At a 10% share: four canary errors against two baseline errors
+        // reject (equal weights do not: e ≈ 87); three against one do not.
+        let mut t = VersusBaseline::new();
+        t.observe(100, 4, 900, 2);
+        assert!(t.log_e() > 100f64.ln(), "e = {}", t.log_e().exp());
+        let equal = log_mean_exp((0..RATIOS).map(|k| t.log_lr[k]));
+        assert!(equal < 100f64.ln(), "equal weights: e = {}", equal.exp());
+        let mut t = VersusBaseline::new();
+        t.observe(100, 3, 900, 1);
+        assert!(t.p_value > ALPHA, "p = {}", t.p_value);
+    }
+
+    #[test]
     fn three_canary_errors_against_none_reject_at_a_10_percent_step() {
         // 60 canary requests with 3 errors, 540 baseline requests with none.
         let mut t = VersusBaseline::new();
@@ -1388,23 +1558,25 @@ mod tests {
 
     #[test]
     fn power_5_percent_vs_0_1_percent_in_about_60_canary_requests() {
-        // 200 requests/s looked at every 0.5 s, a 10% first step: 10 canary
-        // requests per look. Three canary errors without a baseline error
-        // are the least evidence that can reach 1/α = 100 at a 10% share,
-        // and the third error of a 5% canary comes after 53 requests (the
-        // median), so ~60 is near what any anytime-valid test at 1% can do.
+        // 200 requests/s looked at every 250 ms (meshproxy's cadence), a 10%
+        // first step: 5 canary requests per look. Three canary errors
+        // without a baseline error are the least evidence that can reach
+        // 1/α = 100 at a 10% share, and the third error of a 5% canary
+        // comes after 53 requests (the median), so ~60 is near what any
+        // anytime-valid test at 1% can do.
         let c = Version::steady(0.05, 0.0);
         let b = Version::steady(0.001, 0.0);
         let d = detections(
             8,
             500,
-            &Scenario::at_default_levels(&[(10, 60), (25, 60)], 100.0, &c, &b),
+            &Scenario::at_default_levels(&[(10, 120), (25, 120)], 50.0, &c, &b),
         );
         let caught: Vec<u64> = d.iter().flatten().copied().collect();
         assert_eq!(caught.len(), d.len(), "every run rejected");
         let m = median(caught);
         println!("5% vs 0.1%: median {m} canary requests to rejection");
-        assert!(m <= 70, "median {m}");
+        // 62 with this seed (the decision benchmark, through the engine: 60).
+        assert!(m <= 65, "median {m}");
     }
 
     #[test]
@@ -1432,6 +1604,49 @@ mod tests {
             median(caught.clone())
         );
         assert!(caught.len() * 100 >= d.len() * 99);
+    }
+
+    #[test]
+    fn planned_requests_give_the_stated_power_in_simulated_steps() {
+        // 1% vs 0.1% at a 10% step (the default floor against a clean
+        // baseline), 80% power.
+        let n = requests_to_reject(0.001, 0.01, 0.1, ALPHA, 0.8);
+        println!("1% vs 0.1% at 10%: {n} canary requests planned");
+        assert!((600..1400).contains(&n), "{n}");
+        let plan = |target, rho| requests_to_reject(0.001, target, rho, ALPHA, 0.8);
+        assert!(
+            plan(0.05, 0.1) < plan(0.02, 0.1),
+            "a worse canary needs fewer"
+        );
+        assert!(
+            plan(0.02, 0.5) > plan(0.02, 0.1),
+            "a higher share gives less per error"
+        );
+        assert_eq!(
+            requests_to_reject(0.01, 0.005, 0.1, ALPHA, 0.8),
+            MAX_PLANNED_REQUESTS
+        );
+        // Simulated steps of that many canary requests, looked at every 10
+        // canary requests: the plan holds within the simulation's noise.
+        let b = Version::steady(0.001, 0.0);
+        let looks = usize::try_from(n.div_ceil(10)).unwrap();
+        let caught_percent = |seed, canary_rate| {
+            let c = Version::steady(canary_rate, 0.0);
+            let steps = [(10, looks)];
+            let d = detections(
+                seed,
+                300,
+                &Scenario::at_default_levels(&steps, 100.0, &c, &b),
+            );
+            let caught = d.iter().flatten().count();
+            println!("{canary_rate} vs 0.001: {caught} of 300 rejected within the plan");
+            caught * 100 / d.len()
+        };
+        let at_floor = caught_percent(12, 0.01);
+        assert!(at_floor >= 72, "{at_floor}%");
+        // And a 2% canary at the same plan: caught (nearly) always.
+        let twice = caught_percent(13, 0.02);
+        assert!(twice >= 99, "{twice}%");
     }
 
     /// Requests in arrival order: (canary?, failed?).
