@@ -760,14 +760,8 @@ impl<'a, T: Target, M: MetricsSource> Driver<'a, T, M> {
                 return Ok(Waited::Elapsed);
             }
             let nap = (deadline - now).min(self.options.poll);
-            tokio::select! {
-                biased;
-                changed = self.interrupts.changed() => {
-                    if changed.is_ok() && *self.interrupts.borrow() > 0 {
-                        return Ok(Waited::Interrupted);
-                    }
-                }
-                () = tokio::time::sleep(nap) => {}
+            if self.interrupted_within(nap).await {
+                return Ok(Waited::Interrupted);
             }
             if let Some(ext) = self.check_external(machine).await? {
                 return Ok(Waited::External(ext));
