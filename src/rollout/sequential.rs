@@ -119,17 +119,15 @@ fn ratio(k: usize) -> f64 {
 
 /// `ln(mean(exp(v)))`, without overflow.
 fn log_mean_exp(v: impl Iterator<Item = f64> + Clone) -> f64 {
-    let max = v.clone().fold(f64::NEG_INFINITY, f64::max);
-    if max == f64::NEG_INFINITY {
-        return max;
-    }
-    let (sum, n) = v.fold((0.0, 0.0), |(s, n), x| (s + (x - max).exp(), n + 1.0));
-    max + (sum / n).ln()
+    log_weighted_exp(v, std::iter::repeat(1.0))
 }
 
 /// `ln(Σ w_k exp(v_k) / Σ w_k)`, without overflow (exactly `v` when all
 /// `v_k` are equal, whatever the rounding of the weights).
-fn log_weighted_exp(v: impl Iterator<Item = f64> + Clone, weights: &[f64]) -> f64 {
+fn log_weighted_exp(
+    v: impl Iterator<Item = f64> + Clone,
+    weights: impl IntoIterator<Item = f64>,
+) -> f64 {
     let max = v.clone().fold(f64::NEG_INFINITY, f64::max);
     if max == f64::NEG_INFINITY {
         return max;
@@ -277,7 +275,7 @@ impl VersusBaseline {
     pub fn log_e(&self) -> f64 {
         log_weighted_exp(
             (0..RATIOS).map(|k| self.log_lr.get(k).copied().unwrap_or(0.0)),
-            &COMPARISON_WEIGHTS[..],
+            COMPARISON_WEIGHTS.iter().copied(),
         )
     }
 }
@@ -332,7 +330,7 @@ fn rejection_probability(n: f64, base: f64, target: f64, rho: f64, alpha: f64) -
     let log_e = |x: f64, y: f64| {
         log_weighted_exp(
             (0..RATIOS).map(|k| log_lr(x, x + y, rho, ratio(k))),
-            &COMPARISON_WEIGHTS[..],
+            COMPARISON_WEIGHTS.iter().copied(),
         )
     };
     let (lc, lb) = (n * target, n * (1.0 - rho) / rho * base);
